@@ -1,0 +1,1 @@
+"""The database: SQLModel tables, repositories, the unit of work, migrations."""

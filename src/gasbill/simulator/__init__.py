@@ -1,0 +1,1 @@
+"""A stand-in for the iotmeterv1 platform and a fleet of meters."""
