@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gasbill.domain.accounts import BillingMode
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.money import Money, Price, Volume
 
@@ -31,13 +32,6 @@ ZERO = Money.zero()
 
 class DecisionError(GasbillError, ValueError):
     """A decision policy or input breaks a rule (a naive time, a positive cut-off, …)."""
-
-
-class BillingMode(enum.StrEnum):
-    """Who keeps the balance: the meter (表端计费) or we (平台计费)."""
-
-    METER = "meter"
-    SYSTEM = "system"
 
 
 def as_zone(zone: str | ZoneInfo) -> ZoneInfo:

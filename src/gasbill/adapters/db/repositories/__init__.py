@@ -1,0 +1,1 @@
+"""Repositories: load and save aggregates; they never commit."""

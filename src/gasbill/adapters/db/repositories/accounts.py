@@ -1,0 +1,121 @@
+"""Customers, accounts, meters and bindings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
+
+
+class AccountRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # customers
+    def add_customer(self, customer: Customer) -> Customer:
+        self.session.add(customer)
+        self.session.flush()
+        return customer
+
+    def customer(self, customer_id: int) -> Customer | None:
+        return self.session.get(Customer, customer_id)
+
+    def customers(
+        self, *, search: str = "", offset: int = 0, limit: int = 100
+    ) -> Sequence[Customer]:
+        query = select(Customer).order_by(col(Customer.id)).offset(offset).limit(limit)
+        if search:
+            like = f"%{search}%"
+            query = query.where(
+                sa.or_(col(Customer.name).ilike(like), col(Customer.phone).ilike(like))
+            )
+        return self.session.exec(query).all()
+
+    # accounts
+    def add(self, account: Account) -> Account:
+        self.session.add(account)
+        self.session.flush()
+        return account
+
+    def get(self, account_id: int, *, lock: bool = False) -> Account | None:
+        if lock:
+            return self.session.exec(
+                select(Account).where(Account.id == account_id).with_for_update()
+            ).first()
+        return self.session.get(Account, account_id)
+
+    def by_number(self, number: str) -> Account | None:
+        return self.session.exec(select(Account).where(Account.number == number)).first()
+
+    def find(
+        self, *, customer_id: int | None = None, offset: int = 0, limit: int = 100
+    ) -> Sequence[Account]:
+        query = select(Account).order_by(col(Account.id)).offset(offset).limit(limit)
+        if customer_id is not None:
+            query = query.where(Account.customer_id == customer_id)
+        return self.session.exec(query).all()
+
+    def active_ids(self) -> list[int]:
+        query = select(Account.id).where(Account.status == "active").order_by(col(Account.id))
+        return [i for i in self.session.exec(query).all() if i is not None]
+
+    # meters
+    def meter(self, company_no: str, comm_no: str) -> Meter | None:
+        return self.session.exec(
+            select(Meter).where(Meter.company_no == company_no, Meter.comm_no == comm_no)
+        ).first()
+
+    def meter_by_id(self, meter_id: int) -> Meter | None:
+        return self.session.get(Meter, meter_id)
+
+    def add_meter(self, meter: Meter) -> Meter:
+        self.session.add(meter)
+        self.session.flush()
+        return meter
+
+    # bindings
+    def active_binding(self, account_id: int) -> MeterBinding | None:
+        return self.session.exec(
+            select(MeterBinding).where(
+                MeterBinding.account_id == account_id, col(MeterBinding.unbound_at).is_(None)
+            )
+        ).first()
+
+    def binding_of_meter(self, meter_id: int) -> MeterBinding | None:
+        return self.session.exec(
+            select(MeterBinding).where(
+                MeterBinding.meter_id == meter_id, col(MeterBinding.unbound_at).is_(None)
+            )
+        ).first()
+
+    def bindings(self, account_id: int) -> Sequence[MeterBinding]:
+        return self.session.exec(
+            select(MeterBinding)
+            .where(MeterBinding.account_id == account_id)
+            .order_by(col(MeterBinding.bound_at))
+        ).all()
+
+    def bindings_between(
+        self, account_id: int, start: datetime, end: datetime
+    ) -> Sequence[MeterBinding]:
+        """Bindings that overlap [start, end]."""
+        return self.session.exec(
+            select(MeterBinding)
+            .where(
+                MeterBinding.account_id == account_id,
+                col(MeterBinding.bound_at) <= end,
+                sa.or_(
+                    col(MeterBinding.unbound_at).is_(None), col(MeterBinding.unbound_at) >= start
+                ),
+            )
+            .order_by(col(MeterBinding.bound_at))
+        ).all()
+
+    def add_binding(self, binding: MeterBinding) -> MeterBinding:
+        self.session.add(binding)
+        self.session.flush()
+        return binding

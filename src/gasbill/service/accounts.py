@@ -1,0 +1,251 @@
+"""Customers, accounts and meters: open, change, bind, replace, close."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.domain.accounts import (
+    AccountError,
+    BillingMode,
+    check_comm_no,
+    check_company_no,
+    check_replacement,
+)
+from gasbill.domain.ledger import AccountCode
+from gasbill.domain.money import Volume
+
+
+class NotFound(AccountError):
+    """The customer, account or meter does not exist."""
+
+
+class Conflict(AccountError):
+    """The request clashes with what is recorded (a number in use, a meter bound elsewhere)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    customer_id: int
+    number: str
+    company_no: str
+    billing_mode: BillingMode
+    tariff_id: str
+    opened_on: date
+    meter_comm_no: str
+    opening_register: Volume
+    bound_at: datetime
+    persons: int = 1
+    warning_fen: int = 2000
+    cutoff_fen: int = 0
+    reopen_fen: int = 0
+
+
+def snapshot(row: Any) -> dict[str, Any]:
+    """A row as plain JSON-able values, for the audit log."""
+    return dict(row.model_dump(mode="json"))
+
+
+def create_customer(
+    uow: UnitOfWork, *, name: str, phone: str = "", address: str = "", actor: str
+) -> Customer:
+    with uow:
+        customer = uow.accounts.add_customer(Customer(name=name, phone=phone, address=address))
+        uow.audit.record(
+            actor=actor,
+            action="customer.create",
+            entity="customer",
+            entity_id=customer.id,
+            after=snapshot(customer),
+        )
+        uow.commit()
+        return customer
+
+
+def open_account(
+    uow: UnitOfWork, new: NewAccount, *, catalog: TariffCatalog, actor: str
+) -> Account:
+    """An account with its ledger accounts and its first meter."""
+    check_company_no(new.company_no)
+    check_comm_no(new.meter_comm_no)
+    tariff = catalog.get(new.tariff_id)
+    if new.billing_mode is BillingMode.METER:
+        tariff.check_meter_encodable(new.persons)
+    if new.cutoff_fen > 0 or new.reopen_fen < new.cutoff_fen:
+        raise AccountError("the cut-off must be ≤ 0 and the reopen threshold ≥ the cut-off")
+    with uow:
+        if uow.accounts.customer(new.customer_id) is None:
+            raise NotFound(f"no customer {new.customer_id}")
+        if uow.accounts.by_number(new.number) is not None:
+            raise Conflict(f"account number {new.number!r} is already in use")
+        account = uow.accounts.add(
+            Account(
+                number=new.number,
+                customer_id=new.customer_id,
+                company_no=new.company_no,
+                billing_mode=str(new.billing_mode),
+                tariff_id=tariff.id,
+                persons=new.persons,
+                opened_on=new.opened_on,
+                warning_fen=new.warning_fen,
+                cutoff_fen=new.cutoff_fen,
+                reopen_fen=new.reopen_fen,
+            )
+        )
+        assert account.id is not None
+        key = str(account.id)
+        uow.ledger.ensure_account(AccountCode.prepaid(key), account_id=account.id, allowance=0)
+        uow.ledger.ensure_account(AccountCode.meter_credit(key), account_id=account.id)
+        binding = _bind(
+            uow,
+            account,
+            new.company_no,
+            new.meter_comm_no,
+            new.bound_at,
+            new.opening_register.litres,
+            reason="account opened",
+        )
+        uow.audit.record(
+            actor=actor,
+            action="account.open",
+            entity="account",
+            entity_id=account.id,
+            after={
+                **snapshot(account),
+                "meter": new.meter_comm_no,
+                "opening_litres": binding.opening_litres,
+            },
+        )
+        uow.commit()
+        return account
+
+
+def _bind(
+    uow: UnitOfWork,
+    account: Account,
+    company_no: str,
+    comm_no: str,
+    at: datetime,
+    opening_litres: int,
+    *,
+    reason: str,
+) -> MeterBinding:
+    meter = uow.accounts.meter(company_no, comm_no)
+    if meter is None:
+        meter = uow.accounts.add_meter(Meter(company_no=company_no, comm_no=comm_no))
+    assert meter.id is not None
+    assert account.id is not None
+    elsewhere = uow.accounts.binding_of_meter(meter.id)
+    if elsewhere is not None:
+        raise Conflict(f"meter {comm_no} is bound to account {elsewhere.account_id}")
+    return uow.accounts.add_binding(
+        MeterBinding(
+            account_id=account.id,
+            meter_id=meter.id,
+            bound_at=at,
+            opening_litres=opening_litres,
+            reason=reason,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    account_id: int
+    at: datetime
+    old_final_register: Volume
+    new_comm_no: str
+    new_opening_register: Volume
+    reason: str = "meter replaced"
+
+
+def replace_meter(
+    uow: UnitOfWork, replacement: Replacement, *, actor: str, last_billed_litres: int | None = None
+) -> MeterBinding:
+    """Close the old meter at its final reading and bind the new one at its opening reading."""
+    check_comm_no(replacement.new_comm_no)
+    with uow:
+        account = uow.accounts.get(replacement.account_id, lock=True)
+        if account is None:
+            raise NotFound(f"no account {replacement.account_id}")
+        old = uow.accounts.active_binding(replacement.account_id)
+        if old is None:
+            raise Conflict(f"account {account.number} has no meter to replace")
+        if replacement.at <= old.bound_at:
+            raise AccountError("the replacement must come after the old meter was bound")
+        check_replacement(
+            old_final_litres=replacement.old_final_register.litres,
+            last_billed_litres=last_billed_litres,
+            new_opening_litres=replacement.new_opening_register.litres,
+        )
+        before = snapshot(old)
+        old.unbound_at = replacement.at
+        old.final_litres = replacement.old_final_register.litres
+        uow.session.add(old)
+        uow.flush()
+        new = _bind(
+            uow,
+            account,
+            account.company_no,
+            replacement.new_comm_no,
+            replacement.at,
+            replacement.new_opening_register.litres,
+            reason=replacement.reason,
+        )
+        uow.audit.record(
+            actor=actor,
+            action="meter.replace",
+            entity="account",
+            entity_id=account.id,
+            before=before,
+            after={"closed": snapshot(old), "opened": snapshot(new)},
+        )
+        uow.commit()
+        return new
+
+
+ADJUSTABLE = ("persons", "warning_fen", "cutoff_fen", "reopen_fen", "tariff_id", "status")
+
+
+def update_account(
+    uow: UnitOfWork,
+    account_id: int,
+    changes: dict[str, Any],
+    *,
+    catalog: TariffCatalog,
+    actor: str,
+) -> Account:
+    unknown = set(changes) - set(ADJUSTABLE)
+    if unknown:
+        raise AccountError(f"cannot change {', '.join(sorted(unknown))}")
+    with uow:
+        account = uow.accounts.get(account_id, lock=True)
+        if account is None:
+            raise NotFound(f"no account {account_id}")
+        before = snapshot(account)
+        if "tariff_id" in changes:
+            tariff = catalog.get(changes["tariff_id"])
+            if account.billing_mode == BillingMode.METER:
+                tariff.check_meter_encodable(changes.get("persons", account.persons))
+        for field, value in changes.items():
+            setattr(account, field, value)
+        if account.cutoff_fen > 0 or account.reopen_fen < account.cutoff_fen:
+            raise AccountError("the cut-off must be ≤ 0 and the reopen threshold ≥ the cut-off")
+        if account.status not in ("active", "closed"):
+            raise AccountError("status must be active or closed")
+        uow.session.add(account)
+        uow.flush()
+        uow.audit.record(
+            actor=actor,
+            action="account.update",
+            entity="account",
+            entity_id=account.id,
+            before=before,
+            after=snapshot(account),
+        )
+        uow.commit()
+        return account
