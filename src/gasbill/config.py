@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gasbill.adapters.platform.push_settings import PushSettings
+from gasbill.adapters.platform.settings import PlatformSettings
 
 CONFIG_ENV = "GASBILL_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
+# The placeholder secret: accepted only in the demo environment.
+DEMO_SECRET = "change-me-demo-only"
+MIN_SECRET_LENGTH = 32
 
 
 class ConfigError(Exception):
@@ -41,8 +47,26 @@ class AppSettings(_Section):
     environment: Literal["demo", "development", "production"] = "demo"
     timezone: str = "Asia/Shanghai"
     platform_timezone: str = "Asia/Shanghai"
+    secret_key: SecretStr = SecretStr(DEMO_SECRET)
 
     _check_zones = field_validator("timezone", "platform_timezone")(_zone)
+
+    def insecure_secret(self) -> str | None:
+        """Why the secret cannot be used in this environment, or None if it can."""
+        if self.environment == "demo":
+            return None
+        secret = self.secret_key.get_secret_value()
+        if secret == DEMO_SECRET:
+            return (
+                f"[app] secret_key is the demo placeholder, refused in environment "
+                f"{self.environment!r}: set GASBILL_APP__SECRET_KEY to a long random value"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            return (
+                f"[app] secret_key must be at least {MIN_SECRET_LENGTH} characters "
+                f"in environment {self.environment!r}"
+            )
+        return None
 
 
 class DatabaseSettings(_Section):
@@ -58,7 +82,15 @@ class RatingSettings(_Section):
     max_flow_m3_per_hour: Decimal = Field(default=Decimal("10"), gt=0)
 
 
+class StaffSettings(_Section):
+    token_ttl_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+
+
 class Settings(BaseSettings):
+    """Every section of config.toml; each documented there, in place."""
+
     model_config = SettingsConfigDict(
         env_prefix="GASBILL_",
         env_nested_delimiter="__",
@@ -70,6 +102,9 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     tariffs: TariffSettings = TariffSettings()
     rating: RatingSettings = RatingSettings()
+    staff: StaffSettings = StaffSettings()
+    push: PushSettings = PushSettings()
+    platform: PlatformSettings = PlatformSettings()
 
     @classmethod
     def settings_customise_sources(

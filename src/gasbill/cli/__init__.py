@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gasbill.cli import demo, quote, tariffs
+from gasbill.cli import accounts, audit, db, demo, imports, quote, serve, tariffs, users
 
 app = typer.Typer(
     name="gasbill",
@@ -16,6 +16,12 @@ app = typer.Typer(
 app.command("quote")(quote.quote_command)
 app.command("demo")(demo.demo_command)
 app.add_typer(tariffs.app, name="tariff")
+app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="user")
+app.add_typer(audit.app, name="audit")
+app.add_typer(accounts.app, name="account")
+app.command("serve")(serve.serve_command)
+app.add_typer(imports.app, name="import")
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def demo_command(
             writer.writerow(
                 [
                     reading.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                    reading.std_sum.fixed(),
+                    reading.std_sum.fixed() if reading.std_sum is not None else "",
                     reading.work_sum.fixed() if reading.work_sum is not None else "",
                 ]
             )

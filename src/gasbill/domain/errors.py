@@ -75,3 +75,7 @@ class OverdraftRefused(LedgerError):
 
 class LedgerInvariantBroken(LedgerError):
     """`verify()` found balances that do not add up: a bug, never a user error."""
+
+
+class UnknownLedgerAccount(LedgerError, LookupError):
+    """A transfer names a customer's ledger account that was never opened."""

@@ -36,7 +36,7 @@ class FrozenReading(NamedTuple):
     """A frozen (data_type 1) reading: the registers' totals at the freeze instant."""
 
     at: datetime  # aware
-    std_litres: int
+    std_litres: int | None
     work_litres: int | None = None
 
     @classmethod
@@ -46,8 +46,8 @@ class FrozenReading(NamedTuple):
         return cls(at, std_sum.litres, None if work_sum is None else work_sum.litres)
 
     @property
-    def std_sum(self) -> Volume:
-        return Volume.of_litres(self.std_litres)
+    def std_sum(self) -> Volume | None:
+        return None if self.std_litres is None else Volume.of_litres(self.std_litres)
 
     @property
     def work_sum(self) -> Volume | None:
@@ -370,7 +370,7 @@ def _check(
         if delta == 0:
             return None, ""  # the same reading again
         return AnomalyKind.CONFLICTING_DUPLICATE, (
-            f"same time as a reading of {Volume.of_litres(last.std_litres).fixed()} m³"
+            f"same time as another reading, {Volume.of_litres(abs(delta)).fixed()} m³ apart"
         )
     if delta < 0:
         return AnomalyKind.BACKWARDS, f"register went back by {Volume.of_litres(-delta).fixed()} m³"

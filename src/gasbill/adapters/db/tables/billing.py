@@ -14,12 +14,15 @@ class ChargeDay(SQLModel, table=True):
     """What one account's local day in one cycle has been charged, and rating's state after it.
 
     Posting is keyed by (account, cycle, day): billing posts only
-    `target − posted_fen`, so a day is never charged twice. The state columns
-    are the rating state after the last reading that closed this day (null on
-    a day inside a longer gap): re-rating after a late reading starts there.
+    `target − posted_fen`, so a day is never charged twice. The `state_*`
+    columns are a checkpoint: rating's state after a reading that fell exactly
+    at the end of this day (null otherwise). Billing always re-rates from the
+    latest checkpoint before what changed, so every amount it computes is a
+    whole day's target, never an increment.
     """
 
     __tablename__ = "charge_day"
+    __table_args__ = (sa.Index("ix_charge_day_account_state_at", "account_id", "state_at"),)
 
     account_id: int = Field(primary_key=True, foreign_key="account.id")
     cycle_key: str = Field(primary_key=True, max_length=40)
@@ -37,23 +40,6 @@ class ChargeDay(SQLModel, table=True):
     state_version: int | None = None
     state_used: int | None = big(default=None)
     state_cost: int | None = big(default=None)
-    updated_at: datetime = now_column()
-
-
-class BillingState(SQLModel, table=True):
-    """Where billing of an account has got to: its rating state after the last reading."""
-
-    __tablename__ = "billing_state"
-
-    account_id: int = Field(primary_key=True, foreign_key="account.id")
-    tariff_id: str = Field(max_length=64)
-    last_at: datetime | None = instant(default=None)
-    last_register: int | None = big(default=None)
-    cycle_start: datetime | None = instant(default=None)
-    cycle_end: datetime | None = instant(default=None)
-    version_index: int = -1
-    used_litres: int = big(default=0)
-    cost_micro: int = big(default=0)
     updated_at: datetime = now_column()
 
 

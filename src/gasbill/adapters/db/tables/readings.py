@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from gasbill.adapters.db.tables.base import big, instant, now_column
+from gasbill.adapters.db.tables.base import BIG_ID, big, instant, now_column
 
 
 class MeterReading(SQLModel, table=True):
@@ -64,3 +64,100 @@ class MeterReading(SQLModel, table=True):
     battery_level: int | None = None
     ext_data: str | None = Field(default=None, sa_type=sa.Text)  # JSON text, as received
     stored_at: datetime = now_column()
+
+
+class MeterLatest(SQLModel, table=True):
+    """Which stored reading is a meter's latest (any data type), for the real-time queries."""
+
+    __tablename__ = "meter_latest"
+
+    company_no: str = Field(primary_key=True, max_length=10)
+    meter_comm_no: str = Field(primary_key=True, max_length=50)
+    data_type: int
+    acquisition_time: datetime = instant()
+    receive_time: datetime | None = instant(default=None, index=True)
+
+
+class DeviceAlarm(SQLModel, table=True):
+    __tablename__ = "device_alarm"
+    __table_args__ = (
+        sa.UniqueConstraint("company_no", "device_comm_no", "alarm_time", "alarm_code"),
+        sa.Index("ix_device_alarm_company_time", "company_no", "alarm_time"),
+    )
+
+    alarm_id: int | None = Field(default=None, primary_key=True)
+    company_no: str = Field(max_length=10)
+    device_comm_no: str = Field(max_length=50)
+    device_type: str | None = Field(default=None, max_length=50)
+    alarm_time: datetime = instant()
+    receive_time: datetime | None = instant(default=None)
+    alarm_code: int
+    alarm_content: str | None = Field(default=None, max_length=500)
+    alarm_data: str | None = Field(default=None, sa_type=sa.Text)
+    stored_at: datetime = now_column()
+
+
+class DeviceEvent(SQLModel, table=True):
+    __tablename__ = "device_event"
+    __table_args__ = (
+        sa.UniqueConstraint("company_no", "device_comm_no", "event_time", "event_code"),
+        sa.Index("ix_device_event_company_time", "company_no", "event_time"),
+    )
+
+    event_id: int | None = Field(default=None, primary_key=True)
+    company_no: str = Field(max_length=10)
+    device_comm_no: str = Field(max_length=50)
+    device_type: str | None = Field(default=None, max_length=50)
+    event_time: datetime = instant()
+    receive_time: datetime | None = instant(default=None)
+    event_code: int
+    event_content: str | None = Field(default=None, max_length=500)
+    event_data: str | None = Field(default=None, sa_type=sa.Text)
+    stored_at: datetime = now_column()
+
+
+class PushConflict(SQLModel, table=True):
+    """A re-push that differed from what was stored: the first stays, this one is kept."""
+
+    __tablename__ = "push_conflict"
+    __table_args__ = (sa.Index("ix_push_conflict_reviewed_received", "reviewed", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=10)  # reading | alarm | event
+    company_no: str = Field(max_length=10)
+    natural_key: str = Field(max_length=300)
+    first: str = Field(sa_type=sa.Text)  # JSON of the stored values that differ
+    second: str = Field(sa_type=sa.Text)  # JSON of the re-pushed values
+    received_at: datetime = now_column()
+    reviewed: bool = False
+
+
+class BillingInbox(SQLModel, table=True):
+    """A stored frozen reading waiting to be billed; written in the same transaction as it.
+
+    Worked off by the inbox worker, which bills and stamps `handled_at` in one
+    transaction, so each reading is billed exactly once even if the process
+    dies between storing and billing.
+    """
+
+    __tablename__ = "billing_inbox"
+    __table_args__ = (sa.Index("ix_billing_inbox_pending", "handled_at", "id"),)
+
+    id: int | None = Field(default=None, sa_type=BIG_ID, primary_key=True)
+    company_no: str = Field(max_length=10)
+    meter_comm_no: str = Field(max_length=50)
+    acquisition_time: datetime = instant()
+    stored_at: datetime = now_column()
+    handled_at: datetime | None = instant(default=None)
+    outcome: str = Field(default="", max_length=200)
+
+
+class PollMark(SQLModel, table=True):
+    """Query mode: how far polling a platform has got, per company and kind of data."""
+
+    __tablename__ = "poll_mark"
+
+    company_no: str = Field(primary_key=True, max_length=10)
+    kind: str = Field(primary_key=True, max_length=10)  # reading | alarm | event
+    mark_at: datetime = instant()
+    updated_at: datetime = now_column()

@@ -2,7 +2,7 @@
 
 Revision ID: b7c5b2fa7a23
 Revises:
-Create Date: 2026-11-25 14:05:19.142009+00:00
+Create Date: 2026-11-25 14:23:30.048212+00:00
 """
 
 from collections.abc import Sequence
@@ -38,6 +38,47 @@ def upgrade() -> None:
         sa.UniqueConstraint("prev_hash", name=op.f("uq_audit_log_prev_hash")),
     )
     op.create_table(
+        "billing_inbox",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("meter_comm_no", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column(
+            "acquisition_time", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "stored_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "handled_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_billing_inbox")),
+    )
+    with op.batch_alter_table("billing_inbox", schema=None) as batch_op:
+        batch_op.create_index("ix_billing_inbox_pending", ["handled_at", "id"], unique=False)
+
+    op.create_table(
+        "command_report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("ctrl_id", sa.BigInteger(), nullable=False),
+        sa.Column("meter_comm_no", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("ctrl_state", sa.Integer(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column(
+            "received_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "matched_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_command_report")),
+    )
+    with op.batch_alter_table("command_report", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_command_report_unmatched", ["company_no", "ctrl_id", "matched_at"], unique=False
+        )
+
+    op.create_table(
         "customer",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -48,6 +89,70 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer")),
     )
+    op.create_table(
+        "device_alarm",
+        sa.Column("alarm_id", sa.Integer(), nullable=False),
+        sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("device_comm_no", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("device_type", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column(
+            "alarm_time", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "receive_time", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("alarm_code", sa.Integer(), nullable=False),
+        sa.Column("alarm_content", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("alarm_data", sa.Text(), nullable=True),
+        sa.Column(
+            "stored_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("alarm_id", name=op.f("pk_device_alarm")),
+        sa.UniqueConstraint(
+            "company_no",
+            "device_comm_no",
+            "alarm_time",
+            "alarm_code",
+            name=op.f("uq_device_alarm_company_no_device_comm_no_alarm_time_alarm_code"),
+        ),
+    )
+    with op.batch_alter_table("device_alarm", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_device_alarm_company_time", ["company_no", "alarm_time"], unique=False
+        )
+
+    op.create_table(
+        "device_event",
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("device_comm_no", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("device_type", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column(
+            "event_time", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "receive_time", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("event_code", sa.Integer(), nullable=False),
+        sa.Column("event_content", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("event_data", sa.Text(), nullable=True),
+        sa.Column(
+            "stored_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_device_event")),
+        sa.UniqueConstraint(
+            "company_no",
+            "device_comm_no",
+            "event_time",
+            "event_code",
+            name=op.f("uq_device_event_company_no_device_comm_no_event_time_event_code"),
+        ),
+    )
+    with op.batch_alter_table("device_event", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_device_event_company_time", ["company_no", "event_time"], unique=False
+        )
+
     op.create_table(
         "idempotency_record",
         sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -83,6 +188,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_meter")),
         sa.UniqueConstraint("company_no", "comm_no", name=op.f("uq_meter_company_no_comm_no")),
     )
+    op.create_table(
+        "meter_latest",
+        sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("meter_comm_no", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("data_type", sa.Integer(), nullable=False),
+        sa.Column(
+            "acquisition_time", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "receive_time", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.PrimaryKeyConstraint("company_no", "meter_comm_no", name=op.f("pk_meter_latest")),
+    )
+    with op.batch_alter_table("meter_latest", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_meter_latest_receive_time"), ["receive_time"], unique=False
+        )
+
     op.create_table(
         "meter_reading",
         sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
@@ -143,6 +266,35 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index("ix_meter_reading_receive_time", ["receive_time"], unique=False)
+
+    op.create_table(
+        "poll_mark",
+        sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("mark_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "updated_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("company_no", "kind", name=op.f("pk_poll_mark")),
+    )
+    op.create_table(
+        "push_conflict",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("natural_key", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("first", sa.Text(), nullable=False),
+        sa.Column("second", sa.Text(), nullable=False),
+        sa.Column(
+            "received_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("reviewed", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_push_conflict")),
+    )
+    with op.batch_alter_table("push_conflict", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_push_conflict_reviewed_received", ["reviewed", "received_at"], unique=False
+        )
 
     op.create_table(
         "staff_user",
@@ -261,27 +413,6 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "billing_state",
-        sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("tariff_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("last_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_register", sa.BigInteger(), nullable=True),
-        sa.Column(
-            "cycle_start", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("cycle_end", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("version_index", sa.Integer(), nullable=False),
-        sa.Column("used_litres", sa.BigInteger(), nullable=False),
-        sa.Column("cost_micro", sa.BigInteger(), nullable=False),
-        sa.Column(
-            "updated_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["account.id"], name=op.f("fk_billing_state_account_id_account")
-        ),
-        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_billing_state")),
-    )
-    op.create_table(
         "charge_day",
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("cycle_key", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -309,6 +440,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("account_id", "cycle_key", "day", name=op.f("pk_charge_day")),
     )
+    with op.batch_alter_table("charge_day", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_charge_day_account_state_at", ["account_id", "state_at"], unique=False
+        )
+
     op.create_table(
         "ledger_account",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -435,11 +571,114 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_transfer_group_id"), ["group_id"], unique=False)
 
+    op.create_table(
+        "command",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("define_no", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("company_no", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("meter_id", sa.Integer(), nullable=False),
+        sa.Column("meter_comm_no", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("ctrl_type", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("ctrl_data", sa.Text(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("platform_state", sa.Integer(), nullable=True),
+        sa.Column("ctrl_id", sa.BigInteger(), nullable=True),
+        sa.Column("hold_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=True),
+        sa.Column("charge_times", sa.Integer(), nullable=True),
+        sa.Column("total_fen", sa.BigInteger(), nullable=True),
+        sa.Column("settles_id", sa.Integer(), nullable=True),
+        sa.Column("campaign_id", sa.Integer(), nullable=True),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("return_data", sa.Text(), nullable=True),
+        sa.Column("feedback", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column(
+            "next_attempt_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "timeout_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "claimed_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("sent_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "finished_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "created_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.CheckConstraint(
+            "amount_fen IS NULL OR amount_fen > 0", name=op.f("ck_command_amount_positive")
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_command_account_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["hold_id"], ["transfer.id"], name=op.f("fk_command_hold_id_transfer")
+        ),
+        sa.ForeignKeyConstraint(["meter_id"], ["meter.id"], name=op.f("fk_command_meter_id_meter")),
+        sa.ForeignKeyConstraint(
+            ["settles_id"], ["command.id"], name=op.f("fk_command_settles_id_command")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_command")),
+        sa.UniqueConstraint("company_no", "ctrl_id", name=op.f("uq_command_company_no_ctrl_id")),
+        sa.UniqueConstraint("define_no", name=op.f("uq_command_define_no")),
+    )
+    with op.batch_alter_table("command", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_command_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_command_campaign_id"), ["campaign_id"], unique=False)
+        batch_op.create_index("ix_command_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_command_meter_status", ["meter_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_command_settles_id"), ["settles_id"], unique=False)
+
+    op.create_table(
+        "meter_prepay_state",
+        sa.Column("meter_id", sa.Integer(), nullable=False),
+        sa.Column("confirmed_times", sa.Integer(), nullable=False),
+        sa.Column("confirmed_total_fen", sa.BigInteger(), nullable=False),
+        sa.Column("card_times", sa.Integer(), nullable=True),
+        sa.Column("card_total_fen", sa.BigInteger(), nullable=True),
+        sa.Column(
+            "baseline_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("blocked_by", sa.Integer(), nullable=True),
+        sa.Column("ladder", sa.Text(), nullable=True),
+        sa.Column(
+            "ladder_confirmed_at",
+            gasbill.adapters.db.types.UTCDateTime(timezone=True),
+            nullable=True,
+        ),
+        sa.Column(
+            "updated_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["blocked_by"], ["command.id"], name=op.f("fk_meter_prepay_state_blocked_by_command")
+        ),
+        sa.ForeignKeyConstraint(
+            ["meter_id"], ["meter.id"], name=op.f("fk_meter_prepay_state_meter_id_meter")
+        ),
+        sa.PrimaryKeyConstraint("meter_id", name=op.f("pk_meter_prepay_state")),
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("meter_prepay_state")
+    with op.batch_alter_table("command", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_command_settles_id"))
+        batch_op.drop_index("ix_command_meter_status")
+        batch_op.drop_index("ix_command_due")
+        batch_op.drop_index(batch_op.f("ix_command_campaign_id"))
+        batch_op.drop_index(batch_op.f("ix_command_account_id"))
+
+    op.drop_table("command")
     with op.batch_alter_table("transfer", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_transfer_group_id"))
         batch_op.drop_index("ix_transfer_debit_effective")
@@ -465,8 +704,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ledger_account_account_id"))
 
     op.drop_table("ledger_account")
+    with op.batch_alter_table("charge_day", schema=None) as batch_op:
+        batch_op.drop_index("ix_charge_day_account_state_at")
+
     op.drop_table("charge_day")
-    op.drop_table("billing_state")
     with op.batch_alter_table("billing_exception", schema=None) as batch_op:
         batch_op.drop_index("ix_billing_exception_status_created")
         batch_op.drop_index(batch_op.f("ix_billing_exception_account_id"))
@@ -482,17 +723,42 @@ def downgrade() -> None:
 
     op.drop_table("account")
     op.drop_table("staff_user")
+    with op.batch_alter_table("push_conflict", schema=None) as batch_op:
+        batch_op.drop_index("ix_push_conflict_reviewed_received")
+
+    op.drop_table("push_conflict")
+    op.drop_table("poll_mark")
     with op.batch_alter_table("meter_reading", schema=None) as batch_op:
         batch_op.drop_index("ix_meter_reading_receive_time")
         batch_op.drop_index("ix_meter_reading_meter_type_time")
 
     op.drop_table("meter_reading")
+    with op.batch_alter_table("meter_latest", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_meter_latest_receive_time"))
+
+    op.drop_table("meter_latest")
     op.drop_table("meter")
     with op.batch_alter_table("login_attempt", schema=None) as batch_op:
         batch_op.drop_index("ix_login_attempt_username_at")
 
     op.drop_table("login_attempt")
     op.drop_table("idempotency_record")
+    with op.batch_alter_table("device_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_device_event_company_time")
+
+    op.drop_table("device_event")
+    with op.batch_alter_table("device_alarm", schema=None) as batch_op:
+        batch_op.drop_index("ix_device_alarm_company_time")
+
+    op.drop_table("device_alarm")
     op.drop_table("customer")
+    with op.batch_alter_table("command_report", schema=None) as batch_op:
+        batch_op.drop_index("ix_command_report_unmatched")
+
+    op.drop_table("command_report")
+    with op.batch_alter_table("billing_inbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_billing_inbox_pending")
+
+    op.drop_table("billing_inbox")
     op.drop_table("audit_log")
     # ### end Alembic commands ###

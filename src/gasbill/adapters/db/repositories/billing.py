@@ -1,0 +1,175 @@
+"""Billing's reads and writes, in batches: one query per kind of row, not per account."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
+from gasbill.adapters.db.tables.billing import BillingException, ChargeDay
+from gasbill.adapters.db.tables.readings import MeterReading
+
+FROZEN = 1
+
+
+class BillingStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def accounts(self, account_ids: Sequence[int], *, lock: bool = False) -> list[Account]:
+        query = select(Account).where(col(Account.id).in_(account_ids)).order_by(col(Account.id))
+        if lock:
+            query = query.with_for_update()
+        return list(self.session.exec(query).all())
+
+    def bindings(self, account_ids: Sequence[int]) -> dict[int, list[tuple[MeterBinding, Meter]]]:
+        rows = self.session.exec(
+            select(MeterBinding, Meter)
+            .join(Meter, col(Meter.id) == col(MeterBinding.meter_id))
+            .where(col(MeterBinding.account_id).in_(account_ids))
+            .order_by(col(MeterBinding.account_id), col(MeterBinding.bound_at))
+        ).all()
+        result: dict[int, list[tuple[MeterBinding, Meter]]] = defaultdict(list)
+        for binding, meter in rows:
+            result[binding.account_id].append((binding, meter))
+        return result
+
+    def checkpoints(self, since: dict[int, datetime | None]) -> dict[int, ChargeDay]:
+        """Per account, the latest checkpoint strictly before its `since` (any, if None)."""
+        found: dict[int, ChargeDay] = {}
+        unbounded = [a for a, s in since.items() if s is None]
+        if unbounded:
+            latest = (
+                select(ChargeDay.account_id, sa.func.max(ChargeDay.state_at).label("at"))
+                .where(
+                    col(ChargeDay.account_id).in_(unbounded), col(ChargeDay.state_at).isnot(None)
+                )
+                .group_by(col(ChargeDay.account_id))
+                .subquery()
+            )
+            for row in self.session.exec(
+                select(ChargeDay).join(
+                    latest,
+                    sa.and_(
+                        col(ChargeDay.account_id) == latest.c.account_id,
+                        col(ChargeDay.state_at) == latest.c.at,
+                    ),
+                )
+            ).all():
+                found[row.account_id] = row
+        for account_id, before in since.items():
+            if before is None:
+                continue
+            checkpoint = self.session.exec(
+                select(ChargeDay)
+                .where(
+                    ChargeDay.account_id == account_id,
+                    col(ChargeDay.state_at).isnot(None),
+                    col(ChargeDay.state_at) < before,
+                )
+                .order_by(col(ChargeDay.state_at).desc())
+                .limit(1)
+            ).first()
+            if checkpoint is not None:
+                found[account_id] = checkpoint
+        return found
+
+    def posted_days(self, after: dict[int, date | None]) -> dict[int, dict[tuple[str, date], int]]:
+        """Per account, what each (cycle, day) after the given day has been charged."""
+        result: dict[int, dict[tuple[str, date], int]] = defaultdict(dict)
+        if not after:
+            return result
+        floor = min((d for d in after.values() if d is not None), default=None)
+        query = sa.select(
+            col(ChargeDay.account_id),
+            col(ChargeDay.cycle_key),
+            col(ChargeDay.day),
+            col(ChargeDay.posted_fen),
+        ).where(col(ChargeDay.account_id).in_(list(after)))
+        if floor is not None and all(d is not None for d in after.values()):
+            query = query.where(col(ChargeDay.day) > floor)
+        for account_id, cycle_key, day, posted in self.session.execute(query).all():
+            limit = after[account_id]
+            if limit is None or day > limit:
+                result[account_id][(cycle_key, day)] = int(posted)
+        return result
+
+    def frozen_readings(
+        self, meters: Iterable[tuple[str, str]], after: datetime
+    ) -> dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]]:
+        """Frozen readings of the meters after `after`: (time, std_sum, work_sum) in litres."""
+        keys = sorted(set(meters))
+        result: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]] = defaultdict(
+            list
+        )
+        if not keys:
+            return result
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = (
+                sa.select(
+                    col(MeterReading.company_no),
+                    col(MeterReading.meter_comm_no),
+                    col(MeterReading.acquisition_time),
+                    col(MeterReading.std_sum),
+                    col(MeterReading.work_sum),
+                )
+                .where(
+                    sa.tuple_(col(MeterReading.company_no), col(MeterReading.meter_comm_no)).in_(
+                        chunk
+                    ),
+                    col(MeterReading.data_type) == FROZEN,
+                    col(MeterReading.acquisition_time) > after,
+                )
+                .order_by(col(MeterReading.acquisition_time))
+            )
+            for company_no, comm_no, at, std, work in self.session.execute(query).all():
+                result[(company_no, comm_no)].append((at, std, work))
+        return result
+
+    def save_days(self, rows: list[dict[str, Any]]) -> None:
+        """Insert or replace charge days, in one statement."""
+        if not rows:
+            return
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        statement = insert(ChargeDay)
+        updated = {
+            name: statement.excluded[name]
+            for name in rows[0]
+            if name not in ("account_id", "cycle_key", "day")
+        }
+        self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["account_id", "cycle_key", "day"], set_=updated
+            ),
+            rows,
+        )
+
+    def add_exceptions(self, rows: list[dict[str, Any]]) -> None:
+        """Record exceptions once: the same anomaly found again is not repeated."""
+        if not rows:
+            return
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        self.session.execute(
+            insert(BillingException).on_conflict_do_nothing(
+                index_elements=["kind", "company_no", "meter_comm_no", "reading_at"]
+            ),
+            rows,
+        )
+
+    def charge_days(self, account_id: int) -> Sequence[ChargeDay]:
+        return self.session.exec(
+            select(ChargeDay)
+            .where(ChargeDay.account_id == account_id)
+            .order_by(col(ChargeDay.day), col(ChargeDay.cycle_key))
+        ).all()

@@ -1,0 +1,112 @@
+"""The outbox's rows: commands, each meter's confirmed prepay state, unmatched reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from gasbill.adapters.db.tables.commands import Command, CommandReport, MeterPrepayState
+from gasbill.domain.outbox import OPEN, CommandStatus
+
+
+class CommandStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, command: Command) -> Command:
+        self.session.add(command)
+        self.session.flush()
+        return command
+
+    def get(self, command_id: int, *, lock: bool = False) -> Command | None:
+        query = select(Command).where(Command.id == command_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.exec(query).first()
+
+    def by_ctrl_id(self, company_no: str, ctrl_id: int, *, lock: bool = True) -> Command | None:
+        query = select(Command).where(Command.company_no == company_no, Command.ctrl_id == ctrl_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.exec(query).first()
+
+    def save(self, command: Command) -> None:
+        self.session.add(command)
+        self.session.flush()
+
+    def due_meters(self, now: datetime, limit: int) -> list[int]:
+        """Meters with a queued command whose time has come, oldest first."""
+        query = (
+            sa.select(col(Command.meter_id), sa.func.min(col(Command.next_attempt_at)))
+            .where(col(Command.status) == CommandStatus.QUEUED, col(Command.next_attempt_at) <= now)
+            .group_by(col(Command.meter_id))
+            .order_by(sa.func.min(col(Command.next_attempt_at)))
+            .limit(limit)
+        )
+        return [int(meter_id) for meter_id, _ in self.session.execute(query).all()]
+
+    def open_of_meter(self, meter_id: int) -> Sequence[Command]:
+        """A meter's queued and in-flight commands, locked (one dispatcher at a time per meter)."""
+        return self.session.exec(
+            select(Command)
+            .where(Command.meter_id == meter_id, col(Command.status).in_(list(OPEN)))
+            .order_by(col(Command.id))
+            .with_for_update()
+        ).all()
+
+    def stale(self, status: CommandStatus, before: datetime, limit: int) -> Sequence[Command]:
+        """Commands in `status` not heard of since `before` (claimed or sent then)."""
+        stamp = col(Command.claimed_at) if status is CommandStatus.SENDING else col(Command.sent_at)
+        return self.session.exec(
+            select(Command)
+            .where(col(Command.status) == status, stamp < before)
+            .order_by(stamp)
+            .limit(limit)
+        ).all()
+
+    def of_account(self, account_id: int, limit: int = 50) -> Sequence[Command]:
+        return self.session.exec(
+            select(Command)
+            .where(Command.account_id == account_id)
+            .order_by(col(Command.id).desc())
+            .limit(limit)
+        ).all()
+
+    def needing_attention(self, limit: int = 100) -> Sequence[Command]:
+        return self.session.exec(
+            select(Command)
+            .where(col(Command.status) == CommandStatus.ATTENTION)
+            .order_by(col(Command.id))
+            .limit(limit)
+        ).all()
+
+    # -- prepay state ---------------------------------------------------------------
+    def prepay_state(self, meter_id: int) -> MeterPrepayState:
+        """The meter's confirmed prepay state, locked; created at zero on first use."""
+        found = self.session.exec(
+            select(MeterPrepayState).where(MeterPrepayState.meter_id == meter_id).with_for_update()
+        ).first()
+        if found is None:
+            found = MeterPrepayState(meter_id=meter_id)
+            self.session.add(found)
+            self.session.flush()
+        return found
+
+    # -- reports ------------------------------------------------------------------------
+    def add_report(self, report: CommandReport) -> None:
+        self.session.add(report)
+        self.session.flush()
+
+    def unmatched_reports(self, company_no: str, ctrl_id: int) -> Sequence[CommandReport]:
+        return self.session.exec(
+            select(CommandReport)
+            .where(
+                CommandReport.company_no == company_no,
+                CommandReport.ctrl_id == ctrl_id,
+                col(CommandReport.matched_at).is_(None),
+            )
+            .order_by(col(CommandReport.id))
+        ).all()

@@ -1,0 +1,130 @@
+"""Balances derived from transfers, and the links a whole-ledger check looks at.
+
+A global account (cash, revenue, refunds, adjustments) keeps no balance
+row: its balance is summed from its transfers here, so no posting ever
+waits on one hot row. PostgreSQL's SUM(bigint) is numeric: every sum goes
+through int().
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from gasbill.adapters.db.repositories.ledger.rows import TRANSFER
+from gasbill.domain.ledger import Balance, TransferKind, TransferStatus
+
+MOVES_MONEY = (str(TransferStatus.POSTED), str(TransferStatus.POST_PENDING))
+RESOLVES = (str(TransferStatus.POST_PENDING), str(TransferStatus.VOID_PENDING))
+
+_t = TRANSFER.alias("t")
+_r = TRANSFER.alias("r")  # a resolution, or a reversal
+_moved = _t.c.status.in_(MOVES_MONEY)
+_open_hold = sa.and_(
+    _t.c.status == str(TransferStatus.PENDING),
+    ~sa.exists().where(_r.c.pending_id == _t.c.id),
+)
+
+
+def _sum_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, _t.c.amount_fen), else_=0)), 0)
+
+
+def derived_balance(session: Session, account_id: int) -> Balance:
+    """One ledger account's balance, summed from its transfers."""
+    debit = _t.c.debit_account_id == account_id
+    credit = _t.c.credit_account_id == account_id
+    row = session.execute(
+        sa.select(
+            _sum_if(sa.and_(debit, _moved)),
+            _sum_if(sa.and_(credit, _moved)),
+            _sum_if(sa.and_(debit, _open_hold)),
+            _sum_if(sa.and_(credit, _open_hold)),
+        ).where(sa.or_(debit, credit))
+    ).one()
+    return Balance(*(int(v) for v in row))
+
+
+def derived_balances(session: Session) -> dict[int, Balance]:
+    """Every ledger account's balance by id, summed from all transfers."""
+    sums: dict[int, list[int]] = {}
+    for side, offset in ((_t.c.debit_account_id, 0), (_t.c.credit_account_id, 1)):
+        query = sa.select(side, _sum_if(_moved), _sum_if(_open_hold)).group_by(side)
+        for account_id, posted, pending in session.execute(query):
+            totals = sums.setdefault(int(account_id), [0, 0, 0, 0])
+            totals[offset] = int(posted)
+            totals[2 + offset] = int(pending)
+    return {account_id: Balance(*totals) for account_id, totals in sums.items()}
+
+
+def transfer_count(session: Session) -> int:
+    return int(session.execute(sa.select(sa.func.count()).select_from(TRANSFER)).scalar_one())
+
+
+def link_problems(session: Session) -> list[str]:
+    """Posts, voids and reversals that do not fit what they name, or come twice."""
+    problems: list[str] = []
+    hold, res = _t, _r
+    misfits = (
+        sa.select(res.c.id, hold.c.id)
+        .join(hold, hold.c.id == res.c.pending_id)
+        .where(
+            sa.or_(
+                hold.c.status != str(TransferStatus.PENDING),
+                res.c.debit_account_id != hold.c.debit_account_id,
+                res.c.credit_account_id != hold.c.credit_account_id,
+                res.c.kind != hold.c.kind,
+                sa.and_(
+                    res.c.status == str(TransferStatus.POST_PENDING),
+                    res.c.amount_fen > hold.c.amount_fen,
+                ),
+                sa.and_(
+                    res.c.status == str(TransferStatus.VOID_PENDING),
+                    res.c.amount_fen != hold.c.amount_fen,
+                ),
+            )
+        )
+    )
+    problems += [f"{r} does not fit the hold {h} it resolves" for r, h in session.execute(misfits)]
+    unlinked = sa.select(TRANSFER.c.id).where(
+        sa.or_(
+            sa.and_(TRANSFER.c.status.in_(RESOLVES), TRANSFER.c.pending_id.is_(None)),
+            sa.and_(~TRANSFER.c.status.in_(RESOLVES), TRANSFER.c.pending_id.is_not(None)),
+            sa.and_(TRANSFER.c.kind == str(TransferKind.REVERSAL), TRANSFER.c.reverses.is_(None)),
+            sa.and_(
+                TRANSFER.c.kind != str(TransferKind.REVERSAL), TRANSFER.c.reverses.is_not(None)
+            ),
+        )
+    )
+    problems += [
+        f"{i}: its status or kind does not match its links" for (i,) in session.execute(unlinked)
+    ]
+    original, rev = _t, _r
+    mirrors = (
+        sa.select(rev.c.id, original.c.id)
+        .join(original, original.c.id == rev.c.reverses)
+        .where(
+            sa.or_(
+                ~original.c.status.in_(MOVES_MONEY),
+                original.c.kind == str(TransferKind.REVERSAL),
+                rev.c.status != str(TransferStatus.POSTED),
+                rev.c.debit_account_id != original.c.credit_account_id,
+                rev.c.credit_account_id != original.c.debit_account_id,
+                rev.c.amount_fen != original.c.amount_fen,
+            )
+        )
+    )
+    problems += [
+        f"{r} does not mirror {o}, or {o} cannot be reversed" for r, o in session.execute(mirrors)
+    ]
+    for column, what in ((TRANSFER.c.pending_id, "resolved"), (TRANSFER.c.reverses, "reversed")):
+        twice = (
+            sa.select(column, sa.func.count())
+            .where(column.is_not(None))
+            .group_by(column)
+            .having(sa.func.count() > 1)
+        )
+        problems += [f"{i} {what} {n} times" for i, n in session.execute(twice)]
+    return problems

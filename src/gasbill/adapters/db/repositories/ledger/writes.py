@@ -1,0 +1,80 @@
+"""The two bulk writes of the ledger: transfer rows in, balance columns moved.
+
+PostgreSQL gets each as ONE statement over arrays (`unnest`), whatever the
+batch size; SQLite, in process, as an executemany. Either way the balance
+rows were locked beforehand in ascending id order, so the UPDATE takes no
+new lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session
+
+from gasbill.adapters.db.repositories.ledger.rows import (
+    ACCOUNT,
+    BALANCE_COLUMNS,
+    TRANSFER,
+    is_postgres,
+)
+from gasbill.domain.ledger import Balance
+
+
+def _array(name: str, values: list[Any], item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
+    if isinstance(item, sa.TypeDecorator):
+        item = item.impl_instance
+    return sa.bindparam(name, values, type_=postgresql.ARRAY(item))
+
+
+def insert_transfers(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    if not is_postgres(session) or len(rows) == 1:
+        session.execute(sa.insert(TRANSFER), list(rows))
+        return
+    names = list(rows[0])
+    arrays = [_array(f"a_{n}", [r[n] for r in rows], TRANSFER.c[n].type) for n in names]
+    source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
+    session.execute(
+        sa.insert(TRANSFER).from_select(names, sa.select(*(source.c[n] for n in names)))
+    )
+
+
+def add_to_balances(session: Session, changes: Mapping[int, Balance]) -> None:
+    """`column = column + change` for each ledger account id and its change."""
+    if not changes:
+        return
+    ids = sorted(changes)
+    deltas = {
+        name: [getattr(changes[i], field) for i in ids]
+        for name, field in zip(
+            BALANCE_COLUMNS,
+            ("debits_posted", "credits_posted", "debits_pending", "credits_pending"),
+            strict=True,
+        )
+    }
+    if is_postgres(session) and len(ids) > 1:
+        arrays = [_array("a_id", ids, sa.BigInteger())]
+        arrays += [_array(f"a_{n}", deltas[n], sa.BigInteger()) for n in BALANCE_COLUMNS]
+        change = sa.func.unnest(*arrays).table_valued("ledger_id", *BALANCE_COLUMNS)
+        change = change.render_derived()
+        session.execute(
+            sa.update(ACCOUNT)
+            .where(ACCOUNT.c.id == change.c.ledger_id)
+            .values({n: ACCOUNT.c[n] + change.c[n] for n in BALANCE_COLUMNS})
+        )
+        return
+    statement = (
+        sa.update(ACCOUNT)
+        .where(ACCOUNT.c.id == sa.bindparam("ledger_id"))
+        .values({n: ACCOUNT.c[n] + sa.bindparam(f"d_{n}") for n in BALANCE_COLUMNS})
+    )
+    params = [
+        {"ledger_id": i, **{f"d_{n}": deltas[n][k] for n in BALANCE_COLUMNS}}
+        for k, i in enumerate(ids)
+    ]
+    session.execute(statement, params)

@@ -1,0 +1,93 @@
+"""Records of a readings file for bulk import: CSV with a header, or JSON lines.
+
+CSV columns are the platform's field names (spec §4.1); numbers are read
+through their text (never float) and typed by field, empty cells are
+absent. JSON lines are platform reading objects as pushed. Each record comes
+with its line number, or with the reason it cannot be read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from gasbill.service.ingest import DECIMAL_FIELDS
+
+INT_FIELDS = ("data_type", "device_type", "magatt_times", "meter_state", "rssi", "battery_level")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    line: int
+    fields: dict[str, Any] | None
+    problem: str = ""
+
+
+def records(path: Path) -> Iterator[Record]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        first = handle.read(1)
+        while first.isspace():
+            first = handle.read(1)
+        handle.seek(0)
+        if first == "{":
+            yield from _json_lines(handle)
+        else:
+            yield from _csv(handle)
+
+
+def _json_lines(handle: Any) -> Iterator[Record]:
+    for line, raw in enumerate(handle, start=1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw, parse_float=Decimal, parse_constant=_refuse)
+        except ValueError as exc:
+            yield Record(line, None, f"not a JSON object: {exc}")
+            continue
+        if isinstance(item, dict):
+            yield Record(line, item)
+        else:
+            yield Record(line, None, "not a JSON object")
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def _csv(handle: Any) -> Iterator[Record]:
+    reader = csv.DictReader(handle)
+    for row in reader:
+        line = reader.line_num
+        fields: dict[str, Any] = {}
+        problem = ""
+        for name, value in row.items():
+            if name is None or value is None or value.strip() == "":
+                continue
+            name, value = name.strip(), value.strip()
+            try:
+                fields[name] = _typed(name, value)
+            except ValueError as exc:
+                problem = f"{name}: {exc}"
+                break
+        yield Record(line, None if problem else fields, problem)
+
+
+def _typed(name: str, value: str) -> Any:
+    if name in INT_FIELDS:
+        if not value.lstrip("-").isdigit():
+            raise ValueError(f"{value!r} is not a whole number")
+        return int(value)
+    if name in DECIMAL_FIELDS:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return number
+    return value

@@ -1,0 +1,396 @@
+"""iotmeterv1 codec: command intents <-> `ctrl_type`/`ctrl_data`, results <-> `return_data`.
+
+Both ways for every command of spec §5.4, so that the dispatcher and the
+simulator speak the same structures. Numbers never pass through float:
+`ctrl_data` is written with each Decimal's own digits, and replies are read
+with `parse_float=Decimal`. A returned double is read through its text and
+quantized to 0.001. A reply that is missing or not the expected structure
+decodes to `Unreadable`, never to a guessed success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gasbill.adapters.platform.jsontext import decimal_text, dumps_exact, loads_exact
+from gasbill.adapters.platform.times import format_platform_time, parse_platform_time
+from gasbill.adapters.platform.wire import (
+    CtrlDataRecord,
+    NewCtrlData,
+)
+from gasbill.domain.commands import (
+    LADDERS,
+    UINT32_MAX,
+    Command,
+    CommandResult,
+    CtrlType,
+    EmptyReturn,
+    GetChargeState,
+    GetPrice,
+    LadderPrice,
+    OpenAccount,
+    OpenAccountReturn,
+    ReleaseForce,
+    RemainParam,
+    RemoteCharge,
+    RemoteChargeReturn,
+    RemoteChargeState,
+    SetCumulant,
+    SetPrice,
+    SetRemain,
+    SetValveOff,
+    SetValveOn,
+    Unreadable,
+    wire_decimal,
+)
+from gasbill.domain.errors import GasbillError, TariffNotEncodable
+from gasbill.domain.money import MILLI, Money, Price, Volume
+
+RAW_LIMIT = 2000  # characters of an unreadable reply kept for a person
+
+
+class CodecError(ValueError):
+    """`ctrl_data` that does not hold the command its `ctrl_type` names."""
+
+
+class _Bad(ValueError):
+    pass
+
+
+_EMPTY_COMMANDS: dict[
+    CtrlType, type[GetPrice | GetChargeState | SetValveOn | SetValveOff | ReleaseForce]
+] = {
+    CtrlType.GET_PRICE: GetPrice,
+    CtrlType.GET_CHARGE_STATE: GetChargeState,
+    CtrlType.SET_VALVE_ON: SetValveOn,
+    CtrlType.SET_VALVE_OFF: SetValveOff,
+    CtrlType.RELEASE_FORCE: ReleaseForce,
+}
+_EMPTY_RETURNS = frozenset(
+    {
+        CtrlType.SET_PRICE,
+        CtrlType.SET_VALVE_ON,
+        CtrlType.SET_VALVE_OFF,
+        CtrlType.SET_CUMULANT,
+        CtrlType.RELEASE_FORCE,
+    }
+)
+
+
+def _ctrl_type(text: str | None) -> CtrlType | None:
+    try:
+        return CtrlType((text or "").strip())
+    except ValueError:
+        return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object, given as one or as a string holding one."""
+    if value is None:
+        raise _Bad("missing")
+    if isinstance(value, (str, bytes)):
+        if not value.strip():
+            raise _Bad("empty")
+        try:
+            value = loads_exact(value)
+        except ValueError as exc:
+            raise _Bad(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise _Bad(f"not a JSON object but {type(value).__name__}")
+    return value
+
+
+def _number_text(obj: Mapping[str, Any], key: str) -> Decimal:
+    if key not in obj or obj[key] is None:
+        raise _Bad(f"{key} is missing")
+    value = obj[key]
+    if isinstance(value, bool):
+        raise _Bad(f"{key} is a boolean, not a number")
+    try:
+        if isinstance(value, float):  # parsed by someone else: its shortest text
+            number = Decimal(repr(value))
+        elif isinstance(value, (int, Decimal)):
+            number = Decimal(value)
+        elif isinstance(value, str):
+            number = Decimal(value.strip())
+        else:
+            raise _Bad(f"{key} is not a number: {value!r}")
+    except InvalidOperation:
+        raise _Bad(f"{key} is not a number: {value!r}") from None
+    if not number.is_finite():
+        raise _Bad(f"{key} is not finite")
+    return number
+
+
+def _returned(obj: Mapping[str, Any], key: str) -> Decimal:
+    """A returned double: through its text, quantized to 0.001, within decimal(18,3)."""
+    number = _number_text(obj, key)
+    try:
+        quantized = number.quantize(MILLI, rounding=ROUND_HALF_UP)
+        return wire_decimal(quantized, key)
+    except (InvalidOperation, GasbillError) as exc:
+        raise _Bad(f"{key} {number} is out of range ({exc})") from None
+
+
+def _exact(obj: Mapping[str, Any], key: str) -> Decimal:
+    """A decimal we sent: must fit decimal(18,3) exactly, nothing rounded."""
+    try:
+        return wire_decimal(_number_text(obj, key), key)
+    except GasbillError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _integer(obj: Mapping[str, Any], key: str) -> int:
+    number = _number_text(obj, key)
+    if number != number.to_integral_value():
+        raise _Bad(f"{key} is not a whole number: {number}")
+    return int(number)
+
+
+def _optional(
+    read: Callable[[Mapping[str, Any], str], Any], obj: Mapping[str, Any], key: str
+) -> Any:
+    return None if obj.get(key) is None else read(obj, key)
+
+
+def _ladder_text(volume: Volume) -> str:
+    if not volume.is_whole() or not 0 <= volume.value <= UINT32_MAX:
+        raise TariffNotEncodable(
+            f"openaccount ladder {volume.value} m³ is not a whole UInt32 (whole m³ only)"
+        )
+    return str(int(volume.value))
+
+
+def _ladder_fields(ladder: LadderPrice, ladder_text: Callable[[Volume], str]) -> list[str]:
+    fields: list[str] = []
+    for k, price in enumerate(ladder.prices, start=1):
+        fields.append(f'"price{k}":{decimal_text(price.value)}')
+        if k <= LADDERS:
+            fields.append(f'"ladder{k}":{ladder_text(ladder.ladders[k - 1])}')
+    return fields
+
+
+def _money(value: Money) -> str:
+    return decimal_text(value.value)
+
+
+def _obj(*fields: str) -> str:
+    return "{" + ",".join(fields) + "}"
+
+
+def _raw(value: Any) -> str:
+    if isinstance(value, str):
+        return value[:RAW_LIMIT]
+    try:
+        return dumps_exact(value)[:RAW_LIMIT]
+    except (TypeError, ValueError):
+        return repr(value)[:RAW_LIMIT]
+
+
+class Codec:
+    """The iotmeterv1 codec; `zone` is the platform's zone for its DateTime fields."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+
+    # -- DateTime ------------------------------------------------------------------
+    def _datetime_text(self, day: date) -> str:
+        return f"{day.isoformat()}T00:00:00"
+
+    def _date(self, obj: Mapping[str, Any], key: str) -> date:
+        value = obj.get(key)
+        if not isinstance(value, str):
+            raise _Bad(f"{key} is missing or not a date-time text")
+        try:
+            return parse_platform_time(value, self.zone).astimezone(self.zone).date()
+        except ValueError as exc:
+            raise _Bad(str(exc)) from None
+
+    # -- commands: intent -> wire ----------------------------------------------------
+    def encode(self, command: Command) -> tuple[str, str]:
+        """`(ctrl_type, ctrl_data)`; `ctrl_data` is a string holding JSON."""
+        return command.ctrl_type.value, self._ctrl_data(command)
+
+    def _ctrl_data(self, command: Command) -> str:
+        if isinstance(command, SetPrice):
+            return self._ladder_price(command.ladder)
+        if isinstance(command, SetRemain):
+            return _obj(f'"remain_value":{_money(command.value)}')
+        if isinstance(command, RemoteCharge):
+            return _obj(
+                f'"charge_value":{_money(command.charge)}',
+                f'"total_value":{_money(command.total)}',
+                f'"charge_times":{command.times}',
+            )
+        if isinstance(command, OpenAccount):
+            return _obj(
+                f'"charge_value":{_money(command.charge)}',
+                f'"total_value":{_money(command.total)}',
+                *_ladder_fields(command.ladder, _ladder_text),
+                f'"cycle_start_time":"{self._datetime_text(command.cycle_start)}"',
+                f'"cycle_month":{command.cycle_months}',
+            )
+        if isinstance(command, SetCumulant):
+            return _obj(
+                f'"std_sum":{decimal_text(command.std_sum.value)}',
+                f'"work_sum":{decimal_text(command.work_sum.value)}',
+            )
+        return "{}"
+
+    def _ladder_price(self, ladder: LadderPrice) -> str:
+        return _obj(
+            *_ladder_fields(ladder, lambda v: decimal_text(v.value)),
+            f'"cycle_start":"{self._datetime_text(ladder.cycle_start)}"',
+            f'"cycle_month":{ladder.cycle_months}',
+        )
+
+    def new_ctrl_data(
+        self,
+        command: Command,
+        *,
+        ctrl_define_no: str,
+        target_comm_no: str,
+        ctrl_time: datetime,
+        ctrl_timeout: datetime,
+        upper_ctrl_id: int | None = None,
+    ) -> NewCtrlData:
+        """The `Add`/`AddMulti` body of a command, times in the platform's zone."""
+        ctrl_type, ctrl_data = self.encode(command)
+        return NewCtrlData(
+            ctrl_define_no=ctrl_define_no,
+            target_comm_no=target_comm_no,
+            ctrl_time=format_platform_time(ctrl_time, self.zone),
+            ctrl_timeout=format_platform_time(ctrl_timeout, self.zone),
+            ctrl_type=ctrl_type,
+            ctrl_data=ctrl_data,
+            upper_ctrl_id=upper_ctrl_id,
+        )
+
+    # -- commands: wire -> intent (the simulator's side) -------------------------------
+    def decode_command(self, ctrl_type: str | None, ctrl_data: Any) -> Command:
+        kind = _ctrl_type(ctrl_type)
+        if kind is None:
+            raise CodecError(f"unknown ctrl_type {ctrl_type!r}")
+        try:
+            obj = _object(ctrl_data)
+            if kind in _EMPTY_COMMANDS:
+                return _EMPTY_COMMANDS[kind]()
+            if kind is CtrlType.SET_PRICE:
+                return SetPrice(self._read_ladder(obj, _exact, "cycle_start"))
+            if kind is CtrlType.SET_REMAIN:
+                return SetRemain(Money(_exact(obj, "remain_value")))
+            if kind is CtrlType.REMOTE_CHARGE:
+                return RemoteCharge(
+                    Money(_exact(obj, "charge_value")),
+                    Money(_exact(obj, "total_value")),
+                    _integer(obj, "charge_times"),
+                )
+            if kind is CtrlType.OPEN_ACCOUNT:
+                return OpenAccount.of(
+                    Money(_exact(obj, "charge_value")),
+                    Money(_exact(obj, "total_value")),
+                    self._read_ladder(obj, _exact, "cycle_start_time"),
+                )
+            return SetCumulant(Volume(_exact(obj, "std_sum")), Volume(_exact(obj, "work_sum")))
+        except (_Bad, GasbillError) as exc:
+            raise CodecError(f"{kind.value}: ctrl_data {_raw(ctrl_data)!r}: {exc}") from None
+
+    def command_of(self, record: CtrlDataRecord) -> Command:
+        return self.decode_command(record.ctrl_type, record.ctrl_data)
+
+    # -- results: wire -> result ----------------------------------------------------------
+    def decode_result(self, ctrl_type: str | None, return_data: Any) -> CommandResult:
+        """The device's reply, or `Unreadable` with the reason: never a guessed success."""
+        kind = _ctrl_type(ctrl_type)
+        if kind is None:
+            return Unreadable(f"unknown ctrl_type {ctrl_type!r}", _raw(return_data))
+        try:
+            obj = _object(return_data)
+            return self._result(kind, obj)
+        except (_Bad, GasbillError) as exc:
+            return Unreadable(f"{kind.value} return_data: {exc}", _raw(return_data))
+
+    def result_of(self, record: CtrlDataRecord) -> CommandResult:
+        return self.decode_result(record.ctrl_type, record.return_data)
+
+    def _result(self, kind: CtrlType, obj: dict[str, Any]) -> CommandResult:
+        if kind in _EMPTY_RETURNS:
+            return EmptyReturn()
+        if kind is CtrlType.GET_PRICE:
+            return self._read_ladder(obj, _returned, "cycle_start")
+        if kind is CtrlType.SET_REMAIN:
+            return RemainParam(Money(_returned(obj, "remain_value")))
+        if kind is CtrlType.REMOTE_CHARGE:
+            remain = _optional(_returned, obj, "remain")
+            return RemoteChargeReturn(
+                success=_integer(obj, "success"),
+                reason=_optional(_integer, obj, "reason"),
+                calc_type=_optional(_integer, obj, "calc_type"),
+                remain=None if remain is None else Money(remain),
+            )
+        if kind is CtrlType.GET_CHARGE_STATE:
+            return RemoteChargeState(
+                card_charge_times=_integer(obj, "card_charge_times"),
+                card_charge_value=Money(_returned(obj, "card_charge_value")),
+                card_total_value=Money(_returned(obj, "card_total_value")),
+                remote_charge_times=_integer(obj, "remote_charge_times"),
+                remote_charge_value=Money(_returned(obj, "remote_charge_value")),
+                remote_total_value=Money(_returned(obj, "remote_total_value")),
+            )
+        # CtrlType.OPEN_ACCOUNT: every other type is handled above
+        remain = _optional(_returned, obj, "remain")
+        reason_msg = obj.get("reason_msg")
+        return OpenAccountReturn(
+            success=_integer(obj, "success"),
+            reason=_optional(_integer, obj, "reason"),
+            reason_msg=reason_msg if isinstance(reason_msg, str) else "",
+            remain=None if remain is None else Money(remain),
+        )
+
+    def _read_ladder(
+        self,
+        obj: Mapping[str, Any],
+        read: Callable[[Mapping[str, Any], str], Decimal],
+        start_key: str,
+    ) -> LadderPrice:
+        prices = tuple(Price(read(obj, f"price{k}")) for k in range(1, LADDERS + 2))
+        ladders = tuple(Volume(read(obj, f"ladder{k}")) for k in range(1, LADDERS + 1))
+        return LadderPrice(
+            prices, ladders, self._date(obj, start_key), _integer(obj, "cycle_month")
+        )
+
+    # -- results: result -> wire (the simulator's side) -----------------------------------
+    def encode_result(self, result: CommandResult) -> str:
+        """`return_data` as a string holding JSON."""
+        if isinstance(result, Unreadable):
+            raise CodecError("an Unreadable result has no wire form")
+        if isinstance(result, EmptyReturn):
+            return "{}"
+        if isinstance(result, LadderPrice):
+            return self._ladder_price(result)
+        if isinstance(result, RemainParam):
+            return _obj(f'"remain_value":{_money(result.remain_value)}')
+        if isinstance(result, RemoteChargeState):
+            return _obj(
+                f'"card_charge_times":{result.card_charge_times}',
+                f'"card_charge_value":{_money(result.card_charge_value)}',
+                f'"card_total_value":{_money(result.card_total_value)}',
+                f'"remote_charge_times":{result.remote_charge_times}',
+                f'"remote_charge_value":{_money(result.remote_charge_value)}',
+                f'"remote_total_value":{_money(result.remote_total_value)}',
+            )
+        fields = [f'"success":{result.success}']
+        if result.reason is not None:
+            fields.append(f'"reason":{result.reason}')
+        if isinstance(result, RemoteChargeReturn):
+            if result.calc_type is not None:
+                fields.append(f'"calc_type":{result.calc_type}')
+        else:
+            fields.append(f'"reason_msg":{dumps_exact(result.reason_msg)}')
+        if result.remain is not None:
+            fields.append(f'"remain":{_money(result.remain)}')
+        return _obj(*fields)

@@ -1,0 +1,280 @@
+"""What the platform pushes (spec §4.1, §4.5, §4.7) and how it queries, validated at the edge.
+
+Bodies are parsed from bytes by `parse_json` (decimals exact, NaN and
+Infinity refused), then validated here. Types are strict: a number where a
+string belongs, or a string where a number belongs, is refused rather than
+coerced, and every field is held to its column: nvarchar(N) lengths, no NUL
+characters, decimal(18,3) (at most 15 integer digits and 3 decimals), 32-bit
+ints.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+
+from gasbill.adapters.platform.jsontext import loads_exact
+
+DECIMAL_LIMIT = Decimal(10) ** 15  # decimal(18,3): 15 digits before the point
+INT32 = 2**31 - 1
+
+
+class BadBody(ValueError):
+    """A body that cannot be taken; the message names the field and the problem."""
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON with exact decimals; NaN, Infinity and invalid UTF-8 refused."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadBody(f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise BadBody("the body is empty; expected JSON")
+    try:
+        return loads_exact(text)
+    except json.JSONDecodeError as exc:
+        raise BadBody(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except ValueError as exc:
+        raise BadBody(str(exc)) from None
+
+
+def describe(error: ValidationError) -> str:
+    """The first problem, as `field: what is wrong`."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "is required"
+    elif first["type"] == "extra_forbidden":
+        message = "is not a field of this message"
+    return f"{where}: {message}"
+
+
+# -- field types ----------------------------------------------------------------
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+Text50 = Annotated[str, Field(strict=True, max_length=50), AfterValidator(_no_nul)]
+Text500 = Annotated[str, Field(strict=True, max_length=500), AfterValidator(_no_nul)]
+LongText = Annotated[str, Field(strict=True, max_length=1_000_000), AfterValidator(_no_nul)]
+Sequence4 = Annotated[str, Field(strict=True, max_length=4), AfterValidator(_no_nul)]
+
+
+def _decimal_18_3(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise ValueError(f"must be a JSON number, not {type(value).__name__}")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    if abs(number) >= DECIMAL_LIMIT:
+        raise ValueError("is beyond decimal(18,3) (at most 15 digits before the point)")
+    if number != number.quantize(Decimal("0.001")):
+        raise ValueError("has more than 3 decimals (decimal(18,3))")
+    return number
+
+
+Decimal18_3 = Annotated[Decimal, BeforeValidator(_decimal_18_3)]
+Int32 = Annotated[StrictInt, Field(ge=-INT32 - 1, le=INT32)]
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """`ext_data`, `alarm_data`, `event_data`: an object, or a string holding one."""
+    if isinstance(value, str):
+        _no_nul(value)
+        if not value.strip():
+            return {}
+        try:
+            value = loads_exact(value)
+        except ValueError as exc:
+            raise ValueError(f"is a string that does not hold JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object or a string holding one")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
+
+
+def _time_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a date-time string, not {type(value).__name__}")
+    return _no_nul(value)
+
+
+PlatformTime = Annotated[str, BeforeValidator(_time_text)]  # parsed with the zone by the service
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# -- pushes -------------------------------------------------------------------------
+
+
+class MeterDataIn(_Strict):
+    """A reading (spec §4.1). Unknown extra fields are ignored, as the platform may add some."""
+
+    meter_comm_no: Text50
+    data_type: Int32
+    acquisition_time: PlatformTime
+    receive_time: PlatformTime | None = None
+    device_type: Int32 | None = None
+    device_type_name: Text50 | None = None
+    factory_code: Text50 | None = None
+    meter_area_no: Text50 | None = None
+    meter_define_no1: Text50 | None = None
+    meter_define_no2: Text50 | None = None
+    meter_define_no3: Text50 | None = None
+    meter_define_no4: Text50 | None = None
+    data_type_name: Text50 | None = None
+    std_sum: Decimal18_3 | None = None
+    work_sum: Decimal18_3 | None = None
+    std_flow: Decimal18_3 | None = None
+    work_flow: Decimal18_3 | None = None
+    temperature: Decimal18_3 | None = None
+    pressure: Decimal18_3 | None = None
+    magatt_times: Int32 | None = None
+    this_month_sum: Decimal18_3 | None = None
+    last_month_sum: Decimal18_3 | None = None
+    this_cycle_sum: Decimal18_3 | None = None
+    last_cycle_sum: Decimal18_3 | None = None
+    remain_money: Decimal18_3 | None = None
+    remain_volume: Decimal18_3 | None = None
+    curr_price: Decimal18_3 | None = None
+    meter_state: Int32 | None = None
+    meter_stat_emsg: LongText | None = None
+    rssi: Int32 | None = None
+    battery_voltage: Decimal18_3 | None = None
+    battery_level: Int32 | None = None
+    ext_data: JsonObject | None = None
+
+    @field_validator("meter_comm_no")
+    @classmethod
+    def _comm_no(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("data_type")
+    @classmethod
+    def _data_type(cls, value: int) -> int:
+        if value not in (0, 1):
+            raise ValueError(f"unknown data_type {value}: 0 is real-time data, 1 frozen data")
+        return value
+
+
+def _device_type(value: Any) -> str:
+    """A string in pushes, an int in queries (spec §5.4): accept either, keep the text."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("must be a string or an integer")
+    return _no_nul(str(value))
+
+
+DeviceType = Annotated[str, BeforeValidator(_device_type), Field(max_length=50)]
+
+
+class AlarmIn(_Strict):
+    device_comm_no: Text50
+    device_type: DeviceType | None = None
+    alarm_time: PlatformTime
+    receive_time: PlatformTime | None = None
+    alarm_code: Int32
+    alarm_content: Text500 | None = None
+    alarm_data: JsonObject | None = None
+
+
+class EventIn(_Strict):
+    device_comm_no: Text50
+    device_type: DeviceType | None = None
+    event_time: PlatformTime
+    receive_time: PlatformTime | None = None
+    event_code: Int32
+    event_content: Text500 | None = None
+    event_data: JsonObject | None = None
+
+
+# -- queries ------------------------------------------------------------------------
+
+REAL_ORDER = (
+    "meter_comm_no",
+    "acquisition_time",
+    "receive_time",
+    "meter_define_no1",
+    "meter_define_no3",
+)
+
+
+class RealListQuery(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    meter_comm_nos: list[Text50] | None = Field(default=None, max_length=1000)
+    acq_start_time: PlatformTime | None = None
+    acq_end_time: PlatformTime | None = None
+    rec_start_time: PlatformTime | None = None
+    rec_end_time: PlatformTime | None = None
+    orderby: Text50 | None = None
+    sequence: Sequence4 | None = None
+
+    @field_validator("orderby")
+    @classmethod
+    def _orderby(cls, value: str | None) -> str | None:
+        if value is not None and value not in REAL_ORDER:
+            raise ValueError(f"must be one of {', '.join(REAL_ORDER)}")
+        return value
+
+    @field_validator("sequence")
+    @classmethod
+    def _sequence(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("asc", "desc"):
+            raise ValueError("must be asc or desc")
+        return value
+
+
+Day = Annotated[StrictInt, Field(ge=1, le=31)]
+Hour = Annotated[StrictInt, Field(ge=0, le=23)]
+Minute = Annotated[StrictInt, Field(ge=0, le=59)]
+
+
+class MonthWindow(_Strict):
+    """year/month/start_*/end_* on the acquisition (alarm, event) time, inside one month."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    year: Annotated[StrictInt, Field(ge=2000, le=2100)] | None = None
+    month: Annotated[StrictInt, Field(ge=1, le=12)] | None = None
+    start_day: Day | None = None
+    start_hour: Hour | None = None
+    start_minute: Minute | None = None
+    end_day: Day | None = None
+    end_hour: Hour | None = None
+    end_minute: Minute | None = None
+
+
+class HistoryQuery(MonthWindow):
+    meter_comm_no: Text50 | None = None
+    data_type: Int32 | None = None
+
+
+class DeviceListQuery(MonthWindow):
+    device_comm_no: Text50 | None = None
+    device_type: Int32 | None = None

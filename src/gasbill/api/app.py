@@ -1,0 +1,98 @@
+"""The composition root: `create_app(settings)` builds the whole app; nothing at import time.
+
+The staff API under /api/v1 and the platform-facing API (spec §4, §5.3) under /api/Data
+and /api/Conf, each with its own error shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from gasbill.adapters.db.engine import make_engine
+from gasbill.adapters.db.migrations import ensure_current
+from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.api import errors
+from gasbill.api.deps import AppContext, Clock
+from gasbill.api.platform import PlatformContext, install_platform_api
+from gasbill.api.policy import check_covers
+from gasbill.api.security import Argon2Passwords, HmacTokens
+from gasbill.api.staff import install_staff_api
+from gasbill.config import ConfigError, Settings
+from gasbill.service.staff import LoginLimits, Passwords
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    catalog: TariffCatalog | None = None,
+    clock: Clock | None = None,
+    passwords: Passwords | None = None,
+    on_frozen_stored: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The app for these settings; an engine it makes itself it also disposes of.
+
+    Refuses (ConfigError) a placeholder secret outside the demo, and at
+    startup a database whose schema is not current (DatabaseBehind).
+    """
+    problem = settings.app.insecure_secret()
+    if problem:
+        raise ConfigError(problem)
+    owns_engine = engine is None
+    db = engine or make_engine(settings.database.url, echo=settings.database.echo)
+    ctx = AppContext(
+        settings=settings,
+        engine=db,
+        catalog=catalog or TariffCatalog(settings.tariffs.dir, settings.app.timezone),
+        clock=clock or utc_now,
+        passwords=passwords or Argon2Passwords(),
+        tokens=HmacTokens(settings.app.secret_key.get_secret_value()),
+        limits=LoginLimits(
+            settings.staff.login_max_failures,
+            timedelta(minutes=settings.staff.login_window_minutes),
+        ),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ensure_current(db)
+        try:
+            yield
+        finally:
+            if owns_engine:
+                db.dispose()
+
+    app = FastAPI(
+        title="gasbill",
+        summary="Prepaid gas billing: the staff API",
+        description="Log in at POST /api/v1/auth/login and send the token as "
+        "`Authorization: Bearer <token>`. Errors answer "
+        '`{"error": {"code", "message", "details"}}`.',
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.gasbill = ctx
+    errors.install(app)
+    install_staff_api(app)
+    install_platform_api(
+        app,
+        PlatformContext(
+            engine=db,
+            push=settings.push,
+            platform_zone=ZoneInfo(settings.app.platform_timezone),
+            clock=ctx.clock,
+            on_frozen_stored=on_frozen_stored,
+        ),
+    )
+    check_covers(app.routes)
+    return app

@@ -1,0 +1,113 @@
+"""Typed dependencies of the staff routes: the app's context, a unit of work, who calls.
+
+Authorization is one router-level dependency, `authorize`, that looks the
+matched route up in the policy table; routes never name roles themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.api.errors import forbidden, unauthorized
+from gasbill.api.policy import access_for
+from gasbill.config import Settings
+from gasbill.service.staff import Identity, LoginLimits, Passwords, Tokens, authenticate
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What the composition root built, shared by every request."""
+
+    settings: Settings
+    engine: Engine
+    catalog: TariffCatalog
+    clock: Clock
+    passwords: Passwords
+    tokens: Tokens
+    limits: LoginLimits
+
+
+def context(request: Request) -> AppContext:
+    ctx = request.app.state.gasbill
+    assert isinstance(ctx, AppContext)
+    return ctx
+
+
+ContextDep = Annotated[AppContext, Depends(context)]
+
+
+def unit_of_work(ctx: ContextDep) -> UnitOfWork:
+    return UnitOfWork(ctx.engine)
+
+
+UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+
+def now(ctx: ContextDep) -> datetime:
+    return ctx.clock()
+
+
+NowDep = Annotated[datetime, Depends(now)]
+
+
+def catalog(ctx: ContextDep) -> TariffCatalog:
+    return ctx.catalog
+
+
+CatalogDep = Annotated[TariffCatalog, Depends(catalog)]
+
+bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login.")
+
+
+def optional_identity(
+    ctx: ContextDep,
+    uow: UowDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Identity | None:
+    if credentials is None:
+        return None
+    return authenticate(uow, credentials.credentials, tokens=ctx.tokens, now=ctx.clock())
+
+
+def authorize(
+    request: Request, identity: Annotated[Identity | None, Depends(optional_identity)]
+) -> None:
+    """Let the request through only if the policy table allows the caller's role."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    access = access_for(request.method, path) if isinstance(path, str) else None
+    if access is not None and access.public:
+        return
+    if identity is None:
+        raise unauthorized()
+    if access is None or not access.allows(identity.role):
+        raise forbidden(f"the {identity.role} role may not {request.method} {path}")
+
+
+def current_identity(
+    identity: Annotated[Identity | None, Depends(optional_identity)],
+) -> Identity:
+    if identity is None:
+        raise unauthorized()
+    return identity
+
+
+CurrentUser = Annotated[Identity, Depends(current_identity)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientDep = Annotated[str, Depends(client_address)]

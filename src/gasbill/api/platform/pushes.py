@@ -1,0 +1,59 @@
+"""Pushes: MeterData/Add, DeviceAlarm/Add, DeviceEvent/Add (spec §4.1, §4.5, §4.7)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
+from gasbill.api.platform.envelope import envelope
+from gasbill.api.platform.routes import Call, PlatformContext, guarded, openapi, validated
+from gasbill.service.ingest import store_device_record, store_readings
+
+
+def push_router(router: APIRouter, context: PlatformContext) -> None:
+    @router.post(
+        "/api/Data/MeterData/Add",
+        openapi_extra=openapi(MeterDataIn),
+        summary="Push one reading (spec §4.1)",
+    )
+    async def meter_data_add(request: Request) -> Response:
+        def work(call: Call) -> Response:
+            reading = validated(MeterDataIn, call.body)
+            (stored,) = store_readings(
+                context.uow(), call.company_no, [reading], context.policy, now=context.clock()
+            )
+            if stored.new and reading.data_type == 1 and context.on_frozen_stored is not None:
+                context.on_frozen_stored()
+            return envelope(stored.id)
+
+        return await guarded(request, context, needs_body=True, work=work)
+
+    @router.post(
+        "/api/Data/DeviceAlarm/Add",
+        openapi_extra=openapi(AlarmIn),
+        summary="Push one alarm (spec §4.5)",
+    )
+    async def alarm_add(request: Request) -> Response:
+        def work(call: Call) -> Response:
+            alarm = validated(AlarmIn, call.body)
+            stored = store_device_record(
+                context.uow(), call.company_no, alarm, context.policy, now=context.clock()
+            )
+            return envelope(stored.id)
+
+        return await guarded(request, context, needs_body=True, work=work)
+
+    @router.post(
+        "/api/Data/DeviceEvent/Add",
+        openapi_extra=openapi(EventIn),
+        summary="Push one event (spec §4.7)",
+    )
+    async def event_add(request: Request) -> Response:
+        def work(call: Call) -> Response:
+            event = validated(EventIn, call.body)
+            stored = store_device_record(
+                context.uow(), call.company_no, event, context.policy, now=context.clock()
+            )
+            return envelope(stored.id)
+
+        return await guarded(request, context, needs_body=True, work=work)

@@ -1,0 +1,172 @@
+"""The platform-facing endpoints (spec §4): pushes in, queries out, in the vendor's envelope.
+
+Bodies are read as bytes and validated here rather than by FastAPI, so that
+decimals stay exact, NaN is refused, and every failure — a bad key, bad
+JSON, a wrong type, a missing field — gets the platform's `failed` envelope
+with a Message naming the field and the problem, and stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from fastapi import Request, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.push_models import BadBody, describe, parse_json
+from gasbill.adapters.platform.push_settings import PushSettings
+from gasbill.api.platform.auth import company_of
+from gasbill.api.platform.envelope import PlatformFailure, failed
+from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.ingest import IngestPolicy, RejectedPush
+
+log = logging.getLogger("gasbill.platform")
+Model = TypeVar("Model", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformContext:
+    engine: Engine
+    push: PushSettings
+    platform_zone: ZoneInfo
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    on_frozen_stored: Callable[[], None] | None = None  # wakes the inbox worker
+    commands: CommandPolicy = field(default_factory=CommandPolicy)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine)
+
+    @property
+    def policy(self) -> IngestPolicy:
+        return IngestPolicy(self.platform_zone, timedelta(minutes=self.push.max_future_minutes))
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An authenticated, size-checked request: who sent it and its parsed body."""
+
+    company_no: str
+    body: Any
+    query: dict[str, str]
+
+
+async def accept(request: Request, context: PlatformContext, *, needs_body: bool) -> Call:
+    company_no = company_of(request, context.push)
+    declared = request.headers.get("content-length")
+    limit = context.push.max_body_bytes
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PlatformFailure(413, f"the body is larger than {limit} bytes")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PlatformFailure(413, f"the body is larger than {limit} bytes")
+    body: Any = None
+    if needs_body or raw.strip():
+        try:
+            body = parse_json(raw)
+        except BadBody as exc:
+            raise PlatformFailure(400, str(exc)) from None
+    return Call(company_no, body, dict(request.query_params))
+
+
+def validated(model: type[Model], body: Any) -> Model:
+    if not isinstance(body, dict):
+        raise PlatformFailure(400, f"the body must be a JSON object, not {_json_kind(body)}")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise PlatformFailure(422, describe(exc)) from None
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__}"
+
+
+async def answer(work: Callable[[], Response]) -> Response:
+    """Run the sync work in the thread pool; map every failure to the envelope."""
+    try:
+        return await run_in_threadpool(work)
+    except PlatformFailure as failure:
+        return failed(failure)
+    except RejectedPush as exc:
+        return failed(PlatformFailure(422, str(exc)))
+    except Exception:
+        log.exception("platform endpoint failed")
+        return failed(PlatformFailure(500, "the server failed to handle this request; retry later"))
+
+
+async def guarded(
+    request: Request,
+    context: PlatformContext,
+    *,
+    needs_body: bool,
+    work: Callable[[Call], Response],
+) -> Response:
+    try:
+        call = await accept(request, context, needs_body=needs_body)
+    except PlatformFailure as failure:
+        return failed(failure)
+    return await answer(lambda: work(call))
+
+
+def key_headers() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "company_no",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]{4}$"},
+        },
+        {"name": "data_api_key", "in": "header", "required": True, "schema": {"type": "string"}},
+    ]
+
+
+def paging_parameters() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "startrow",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        {
+            "name": "rowcount",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1},
+        },
+    ]
+
+
+def openapi(model: type[BaseModel] | None, *, paged: bool = False) -> dict[str, Any]:
+    extra: dict[str, Any] = {"parameters": key_headers() + (paging_parameters() if paged else [])}
+    if model is not None:
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    return extra
+
+
+ENVELOPE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": description}
+    for code, description in {
+        200: "success envelope",
+        400: "failed envelope: malformed body",
+        401: "failed envelope: bad key",
+        404: "failed envelope: not found",
+        413: "failed envelope: body too large",
+        422: "failed envelope: invalid field",
+    }.items()
+}

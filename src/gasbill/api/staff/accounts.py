@@ -1,0 +1,184 @@
+"""Accounts and their meters: open, find, change thresholds, replace a meter; balance, ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query
+
+from gasbill.adapters.db.tables.accounts import Account, MeterBinding
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.api.deps import CatalogDep, ContextDep, CurrentUser, UowDep
+from gasbill.api.errors import not_found
+from gasbill.api.policy import API
+from gasbill.api.staff.schemas import (
+    AccountIn,
+    AccountOut,
+    AccountUpdate,
+    BalanceOut,
+    BalancesOut,
+    Id,
+    MeterOut,
+    PathId,
+    ReplacementIn,
+    TransferOut,
+)
+from gasbill.domain.accounts import BillingMode
+from gasbill.domain.money import Money, Volume
+from gasbill.service import ledger
+from gasbill.service.accounts import (
+    NewAccount,
+    Replacement,
+    open_account,
+    replace_meter,
+    update_account,
+)
+
+router = APIRouter(prefix=f"{API}/accounts", tags=["accounts"])
+
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def meter_out(uow: UnitOfWork, binding: MeterBinding) -> MeterOut:
+    meter = uow.accounts.meter_by_id(binding.meter_id)
+    assert meter is not None
+    final = binding.final_litres
+    return MeterOut(
+        company_no=meter.company_no,
+        comm_no=meter.comm_no,
+        bound_at=binding.bound_at,
+        opening_register=Volume.of_litres(binding.opening_litres).fixed(),
+        unbound_at=binding.unbound_at,
+        final_register=None if final is None else Volume.of_litres(final).fixed(),
+        reason=binding.reason,
+    )
+
+
+def account_out(uow: UnitOfWork, account: Account) -> AccountOut:
+    """Call inside `with uow:`: the active meter is read too."""
+    assert account.id is not None
+    binding = uow.accounts.active_binding(account.id)
+    return AccountOut.model_validate(
+        {
+            **account.model_dump(),
+            "meter": meter_out(uow, binding) if binding is not None else None,
+        }
+    )
+
+
+def _read(uow: UnitOfWork, account_id: int) -> AccountOut:
+    with uow:
+        account = uow.accounts.get(account_id)
+        if account is None:
+            raise not_found(f"no account {account_id}")
+        return account_out(uow, account)
+
+
+@router.post("", status_code=201, summary="Open an account with its first meter")
+def open_(
+    body: AccountIn, user: CurrentUser, ctx: ContextDep, uow: UowDep, catalog: CatalogDep
+) -> AccountOut:
+    zone = ZoneInfo(ctx.settings.app.timezone)
+    bound_at = body.bound_at or datetime.combine(body.opened_on, time(), zone)
+    account = open_account(
+        uow,
+        NewAccount(
+            customer_id=body.customer_id,
+            number=body.number,
+            company_no=body.company_no,
+            billing_mode=BillingMode(body.billing_mode),
+            tariff_id=body.tariff_id,
+            opened_on=body.opened_on,
+            meter_comm_no=body.meter_comm_no,
+            opening_register=Volume(body.opening_register),
+            bound_at=bound_at,
+            persons=body.persons,
+            warning_fen=body.warning_fen,
+            cutoff_fen=body.cutoff_fen,
+            reopen_fen=body.reopen_fen,
+        ),
+        catalog=catalog,
+        actor=user.username,
+    )
+    assert account.id is not None
+    return _read(uow, account.id)
+
+
+@router.get("", summary="Accounts, optionally of one customer")
+def find(
+    uow: UowDep,
+    customer_id: Annotated[Id | None, Query()] = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> list[AccountOut]:
+    with uow:
+        found = uow.accounts.find(customer_id=customer_id, offset=offset, limit=limit)
+        return [account_out(uow, a) for a in found]
+
+
+@router.get("/{account_id}", summary="One account and its meter")
+def get(account_id: PathId, uow: UowDep) -> AccountOut:
+    return _read(uow, account_id)
+
+
+@router.patch("/{account_id}", summary="Change thresholds, household size, tariff or status")
+def update(
+    account_id: PathId,
+    body: AccountUpdate,
+    user: CurrentUser,
+    uow: UowDep,
+    catalog: CatalogDep,
+) -> AccountOut:
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    update_account(uow, account_id, changes, catalog=catalog, actor=user.username)
+    return _read(uow, account_id)
+
+
+@router.post(
+    "/{account_id}/meter-replacements",
+    status_code=201,
+    summary="Replace the meter: the old one's final reading, the new one's opening reading",
+)
+def replace(account_id: PathId, body: ReplacementIn, user: CurrentUser, uow: UowDep) -> MeterOut:
+    binding = replace_meter(
+        uow,
+        Replacement(
+            account_id=account_id,
+            at=body.at,
+            old_final_register=Volume(body.old_final_register),
+            new_comm_no=body.new_comm_no,
+            new_opening_register=Volume(body.new_opening_register),
+            reason=body.reason,
+        ),
+        actor=user.username,
+    )
+    with uow:
+        return meter_out(uow, binding)
+
+
+@router.get("/{account_id}/balance", summary="The account's balances in the ledger")
+def balance(account_id: PathId, uow: UowDep) -> BalancesOut:
+    balances = ledger.account_balances(uow, account_id)
+    return BalancesOut(
+        account_id=account_id,
+        balances={
+            name: BalanceOut(
+                posted_fen=b.posted,
+                pending_fen=b.pending,
+                available_fen=b.available,
+                available=Money.of_fen(b.available).fixed(),
+            )
+            for name, b in balances.items()
+        },
+    )
+
+
+@router.get("/{account_id}/ledger", summary="The account's ledger lines (transfers)")
+def lines(
+    account_id: PathId, uow: UowDep, offset: Offset = 0, limit: Limit = 100
+) -> list[TransferOut]:
+    transfers = ledger.account_transfers(uow, account_id, offset=offset, limit=limit)
+    return [TransferOut.of(t) for t in transfers]

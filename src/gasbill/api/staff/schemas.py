@@ -1,0 +1,235 @@
+"""What the staff API reads and writes: request bodies refuse unknown fields."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Path
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from gasbill.domain.accounts import BillingMode
+from gasbill.domain.ledger import Transfer
+from gasbill.domain.money import Money
+
+MAX_ID = 2**31 - 1  # ids are 32-bit keys
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# Amounts are whole fen (0.01 yuan) as JSON integers; never a float.
+Fen = Annotated[StrictInt, Field(ge=-(2**63) + 1, le=2**63 - 1)]
+PositiveFen = Annotated[StrictInt, Field(gt=0, le=2**63 - 1)]
+# Registers are m³ as decimal strings with at most 3 decimals: exact, never a float.
+Register = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,3})?$", examples=["12.500"])]
+TariffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+Channel = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", examples=["cash", "wechat"])
+]
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+Role = Literal["clerk", "auditor", "admin"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# -- customers and accounts -------------------------------------------------------
+
+
+class CustomerIn(Body):
+    name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(default="", max_length=30)
+    address: str = Field(default="", max_length=300)
+
+
+class CustomerOut(BaseModel):
+    id: int
+    name: str
+    phone: str
+    address: str
+    created_at: datetime
+
+
+class AccountIn(Body):
+    customer_id: Id
+    number: str = Field(min_length=1, max_length=30)
+    company_no: str = Field(max_length=10, examples=["1001"])
+    billing_mode: BillingMode
+    tariff_id: TariffId
+    opened_on: date
+    meter_comm_no: str = Field(max_length=50, examples=["12345678901234"])
+    opening_register: Register = "0"
+    bound_at: AwareDatetime | None = Field(
+        default=None, description="When the meter was bound; default: opened_on's local midnight."
+    )
+    persons: int = Field(default=1, ge=1, le=99)
+    warning_fen: Fen = 2000
+    cutoff_fen: Fen = Field(default=0, le=0)
+    reopen_fen: Fen = 0
+
+
+class AccountUpdate(Body):
+    persons: int | None = Field(default=None, ge=1, le=99)
+    warning_fen: Fen | None = None
+    cutoff_fen: Fen | None = Field(default=None, le=0)
+    reopen_fen: Fen | None = None
+    tariff_id: TariffId | None = None
+    status: Literal["active", "closed"] | None = None
+
+
+class ReplacementIn(Body):
+    at: AwareDatetime
+    old_final_register: Register
+    new_comm_no: str = Field(max_length=50)
+    new_opening_register: Register = "0"
+    reason: str = Field(default="meter replaced", min_length=1, max_length=200)
+
+
+class MeterOut(BaseModel):
+    company_no: str
+    comm_no: str
+    bound_at: datetime
+    opening_register: str  # m³
+    unbound_at: datetime | None = None
+    final_register: str | None = None
+    reason: str = ""
+
+
+class AccountOut(BaseModel):
+    id: int
+    number: str
+    customer_id: int
+    company_no: str
+    billing_mode: str
+    tariff_id: str
+    persons: int
+    opened_on: date
+    warning_fen: int
+    cutoff_fen: int
+    reopen_fen: int
+    status: str
+    created_at: datetime
+    meter: MeterOut | None = None
+
+
+class BalanceOut(BaseModel):
+    posted_fen: int
+    pending_fen: int
+    available_fen: int
+    available: str  # yuan
+
+
+class BalancesOut(BaseModel):
+    account_id: int
+    balances: dict[str, BalanceOut]
+
+
+# -- money ------------------------------------------------------------------------
+
+
+class PaymentIn(Body):
+    amount_fen: PositiveFen
+    channel: Channel
+    memo: str = Field(default="", max_length=200)
+
+
+class RefundIn(Body):
+    amount_fen: PositiveFen
+    channel: Channel
+    reason: Reason
+
+
+class AdjustmentIn(Body):
+    amount_fen: Annotated[Fen, Field(description="Signed: + credits the target, − debits it.")]
+    target: Literal["prepaid", "meter_credit"]
+    reason: Reason
+
+    @field_validator("amount_fen")
+    @classmethod
+    def _moves_something(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("an adjustment moves a non-zero amount")
+        return value
+
+
+class ReversalIn(Body):
+    reason: Reason
+
+
+class TransferOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    amount_fen: int
+    amount: str  # yuan
+    debit_account: str
+    credit_account: str
+    effective_at: datetime
+    recorded_at: datetime
+    reason: str
+    actor: str
+    pending_id: str | None
+    reverses: str | None
+
+    @classmethod
+    def of(cls, transfer: Transfer) -> TransferOut:
+        return cls(
+            id=transfer.id,
+            kind=str(transfer.kind),
+            status=str(transfer.status),
+            amount_fen=transfer.amount,
+            amount=Money.of_fen(transfer.amount).fixed(),
+            debit_account=str(transfer.debit_account),
+            credit_account=str(transfer.credit_account),
+            effective_at=transfer.effective_at,
+            recorded_at=transfer.recorded_at,
+            reason=transfer.reason,
+            actor=transfer.actor,
+            pending_id=transfer.pending_id,
+            reverses=transfer.reverses,
+        )
+
+
+# -- the rest ---------------------------------------------------------------------
+
+
+class ExceptionOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    account_id: int | None
+    company_no: str
+    meter_comm_no: str
+    reading_at: datetime | None
+    detail: str
+    resolution: str
+    resolved_by: str | None
+    resolved_at: datetime | None
+    created_at: datetime
+
+
+class ResolutionIn(Body):
+    resolution: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+
+
+class AuditOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    before: Any
+    after: Any
+    prev_hash: str
+    hash: str
+
+
+class ChainBreakOut(BaseModel):
+    seq: int | None
+    problem: str
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    entries: int
+    breaks: list[ChainBreakOut]

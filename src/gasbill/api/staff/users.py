@@ -1,0 +1,89 @@
+"""Staff users: the admin creates them, changes their role, deactivates them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from gasbill.adapters.db.repositories.staff import StaffRepository
+from gasbill.adapters.db.tables.staff import StaffUser
+from gasbill.api.deps import ContextDep, CurrentUser, UowDep
+from gasbill.api.errors import not_found
+from gasbill.api.policy import API
+from gasbill.api.staff.schemas import Body, PathId, Role
+from gasbill.service import staff
+
+router = APIRouter(prefix=f"{API}/users", tags=["users"])
+
+
+class UserIn(Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    role: Role
+
+
+class RoleIn(Body):
+    role: Role
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: StaffUser) -> UserOut:
+        assert user.id is not None
+        return cls(
+            id=user.id,
+            username=user.username,
+            role=user.role,
+            active=user.active,
+            created_at=user.created_at,
+        )
+
+
+@router.get("", summary="Every staff user")
+def list_users(uow: UowDep) -> list[UserOut]:
+    return [UserOut.of(u) for u in staff.list_users(uow)]
+
+
+@router.post("", status_code=201, summary="Create a staff user")
+def create_user(body: UserIn, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> UserOut:
+    created = staff.add_user(
+        uow,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        passwords=ctx.passwords,
+        actor=user.username,
+        now=ctx.clock(),
+    )
+    return UserOut.of(created)
+
+
+@router.get("/{user_id}", summary="One staff user")
+def get_user(user_id: PathId, uow: UowDep) -> UserOut:
+    with uow:
+        found = StaffRepository(uow.session).user(user_id)
+    if found is None:
+        raise not_found(f"no user {user_id}")
+    return UserOut.of(found)
+
+
+@router.put("/{user_id}/role", summary="Change a user's role")
+def change_role(
+    user_id: PathId, body: RoleIn, user: CurrentUser, ctx: ContextDep, uow: UowDep
+) -> UserOut:
+    changed = staff.change_role(uow, user_id, body.role, actor=user.username, now=ctx.clock())
+    return UserOut.of(changed)
+
+
+@router.post("/{user_id}/deactivate", summary="Deactivate a user and revoke their tokens")
+def deactivate(user_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> UserOut:
+    changed = staff.deactivate_user(uow, user_id, actor=user.username, now=ctx.clock())
+    return UserOut.of(changed)

@@ -1,0 +1,85 @@
+"""`gasbill import readings FILE`: migrate reading history through the push path."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from gasbill.adapters.db.engine import make_engine
+from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.import_file import records
+from gasbill.cli.options import ConfigOption, fail, settings_from
+from gasbill.domain.accounts import AccountError, check_company_no
+from gasbill.service.importer import import_readings
+from gasbill.service.ingest import IngestPolicy
+
+app = typer.Typer(help="Bulk import.", no_args_is_help=True)
+
+
+@app.command("readings")
+def readings_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSON lines.")],
+    company: Annotated[str, typer.Option(help="The company (4 digits) the readings belong to.")],
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where rejected rows go (default FILE.rejects.csv).")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Rows per transaction.")] = 2000,
+    config: ConfigOption = None,
+) -> None:
+    """Import readings with the push endpoint's validation and dedupe; print a summary."""
+    settings = settings_from(config)
+    try:
+        check_company_no(company)
+    except AccountError as exc:
+        fail(str(exc))
+    engine = make_engine(settings.database.url)
+    try:
+        ensure_current(engine)
+    except DatabaseBehind as exc:
+        fail(str(exc))
+    rejects = rejects or file.with_name(file.name + ".rejects.csv")
+    policy = IngestPolicy(
+        ZoneInfo(settings.app.platform_timezone),
+        timedelta(minutes=settings.push.max_future_minutes),
+    )
+    total = sum(1 for _ in file.open(encoding="utf-8-sig")) or 1
+    console = Console(stderr=True)
+    with (
+        rejects.open("w", newline="", encoding="utf-8") as handle,
+        Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+    ):
+        writer = csv.writer(handle)
+        writer.writerow(["line", "reason"])
+        task = progress.add_task("rows", total=total)
+        summary = import_readings(
+            UnitOfWork(engine),
+            company,
+            records(file),
+            policy,
+            batch=batch,
+            reject=lambda line, reason: writer.writerow([line, reason]),
+            progress=lambda n: progress.advance(task, n),
+        )
+    engine.dispose()
+    console.print(
+        f"read {summary.read}, stored {summary.stored}, duplicates {summary.duplicates} "
+        f"(of which {summary.conflicts} differed and were kept for review), "
+        f"rejected {summary.rejected}" + (f" → reasons in {rejects}" if summary.rejected else "")
+    )
+    if not summary.rejected:
+        rejects.unlink()

@@ -1,0 +1,217 @@
+"""The dispatcher: claim due commands, send them in AddMulti batches, never twice.
+
+1. Commands handed over earlier whose reply was lost (`sending`, no
+   ctrl_id) are first looked up by `ctrl_define_no`; found, they are
+   recorded as sent, not sent again.
+2. Due commands are claimed meter by meter under a row lock, obeying the
+   rules of `domain.outbox.dispatchable`; a top-up gets its `charge_times`
+   and `total_value` from the meter's confirmed counters at this moment.
+3. They are sent outside any transaction; the replies are recorded in a new
+   one. A transport failure leaves them `sending` for step 1 next time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from gasbill.adapters.db.repositories.commands import CommandStore
+from gasbill.adapters.db.tables.commands import Command
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.client import PlatformError, PlatformRefused
+from gasbill.adapters.platform.codec import Codec
+from gasbill.adapters.platform.wire import BatchOutcome, CtrlDataRecord, NewCtrlData
+from gasbill.domain.commands import CtrlType, RemoteCharge
+from gasbill.domain.money import Money
+from gasbill.domain.outbox import CommandStatus, Waiting, dispatchable
+from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.commands.results import apply_record, apply_stored_reports, retry_later
+
+log = logging.getLogger("gasbill.dispatch")
+
+
+class PlatformApi(Protocol):
+    def add_multi(self, commands: Sequence[NewCtrlData]) -> list[BatchOutcome]: ...
+
+    def find_by_define_no(self, ctrl_define_no: str) -> list[CtrlDataRecord]: ...
+
+    def get_model(self, ctrl_id: int) -> CtrlDataRecord | None: ...
+
+    def cancel(self, ctrl_id: int) -> int: ...
+
+    def retry(self, ctrl_id: int) -> int: ...
+
+
+@dataclass(slots=True)
+class DispatchOutcome:
+    found_again: int = 0
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def dispatch(
+    uow_factory: Callable[[], UnitOfWork],
+    platform: PlatformApi,
+    codec: Codec,
+    *,
+    policy: CommandPolicy,
+    now: datetime,
+) -> DispatchOutcome:
+    outcome = DispatchOutcome()
+    recover_lost_adds(uow_factory, platform, codec, policy=policy, now=now, outcome=outcome)
+    claimed = claim(uow_factory(), codec, policy=policy, now=now)
+    outcome.claimed = len(claimed)
+    for start in range(0, len(claimed), policy.batch_size):
+        batch = claimed[start : start + policy.batch_size]
+        send(uow_factory(), platform, codec, batch, policy=policy, now=now, outcome=outcome)
+    return outcome
+
+
+def recover_lost_adds(
+    uow_factory: Callable[[], UnitOfWork],
+    platform: PlatformApi,
+    codec: Codec,
+    *,
+    policy: CommandPolicy,
+    now: datetime,
+    outcome: DispatchOutcome,
+) -> None:
+    with uow_factory() as uow:
+        stale = list(
+            CommandStore(uow.session).stale(
+                CommandStatus.SENDING, now - policy.lookup_after, policy.batch_size
+            )
+        )
+    for command in stale:
+        try:
+            records = platform.find_by_define_no(command.define_no)
+        except PlatformError as exc:
+            outcome.errors.append(f"lookup of {command.define_no}: {exc}")
+            continue
+        uow = uow_factory()
+        with uow:
+            store = CommandStore(uow.session)
+            current = store.get(command.id or 0, lock=True)
+            if current is None or current.status != CommandStatus.SENDING:
+                continue
+            if records:
+                record = max(records, key=lambda r: r.ctrl_id)  # the latest add of it
+                current.ctrl_id, current.status = record.ctrl_id, CommandStatus.SENT
+                current.sent_at = current.sent_at or now
+                store.save(current)
+                apply_record(uow, codec, current, record, policy=policy, now=now)
+                outcome.found_again += 1
+            else:
+                # the platform never got it: send it again, later
+                retry_later(
+                    uow, current, "the platform has no record of it", policy=policy, now=now
+                )
+            uow.commit()
+
+
+def claim(
+    uow: UnitOfWork, codec: Codec, *, policy: CommandPolicy, now: datetime
+) -> list[NewCtrlData]:
+    """Mark the commands that may go now as `sending`, and build what to send."""
+    to_send: list[NewCtrlData] = []
+    with uow:
+        store = CommandStore(uow.session)
+        for meter_id in store.due_meters(now, policy.batch_size * 4):
+            commands = store.open_of_meter(meter_id)
+            state = store.prepay_state(meter_id)
+            waiting = [
+                Waiting(c.id or 0, CtrlType(c.ctrl_type), CommandStatus(c.status), c.created_at)
+                for c in commands
+                if c.status != CommandStatus.QUEUED or c.next_attempt_at <= now
+            ]
+            chosen = {w.id for w in dispatchable(waiting, blocked=state.blocked_by is not None)}
+            for command in commands:
+                if command.id not in chosen:
+                    continue
+                if command.ctrl_type == CtrlType.REMOTE_CHARGE:
+                    _fill_top_up(codec, command, state.confirmed_times, state.confirmed_total_fen)
+                command.status = CommandStatus.SENDING
+                command.claimed_at = now
+                command.attempts += 1
+                store.save(command)
+                to_send.append(_wire(codec, command, now))
+        uow.commit()
+    return to_send
+
+
+def _fill_top_up(codec: Codec, command: Command, times: int, total_fen: int) -> None:
+    assert command.amount_fen is not None
+    command.charge_times = times + 1
+    command.total_fen = total_fen + command.amount_fen
+    _, command.ctrl_data = codec.encode(
+        RemoteCharge(
+            Money.of_fen(command.amount_fen), Money.of_fen(command.total_fen), command.charge_times
+        )
+    )
+
+
+def _wire(codec: Codec, command: Command, now: datetime) -> NewCtrlData:
+    zone = codec.zone
+    return NewCtrlData(
+        ctrl_define_no=command.define_no,
+        target_comm_no=command.meter_comm_no,
+        ctrl_time=now.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S"),
+        ctrl_timeout=command.timeout_at.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S"),
+        ctrl_type=command.ctrl_type,
+        ctrl_data=command.ctrl_data,
+        upper_ctrl_id=command.id,
+    )
+
+
+def send(
+    uow: UnitOfWork,
+    platform: PlatformApi,
+    codec: Codec,
+    batch: list[NewCtrlData],
+    *,
+    policy: CommandPolicy,
+    now: datetime,
+    outcome: DispatchOutcome,
+) -> None:
+    try:
+        replies = platform.add_multi(batch)
+    except PlatformRefused as exc:
+        with uow:
+            store = CommandStore(uow.session)
+            for item in batch:
+                command = store.get(item.upper_ctrl_id or 0, lock=True)
+                if command is not None and command.status == CommandStatus.SENDING:
+                    retry_later(uow, command, f"refused: {exc.message}", policy=policy, now=now)
+            uow.commit()
+        outcome.failed += len(batch)
+        outcome.errors.append(str(exc))
+        return
+    except PlatformError as exc:
+        # the reply was lost or never came: maybe added, maybe not; step 1 finds out
+        outcome.errors.append(f"AddMulti: {exc}")
+        return
+    with uow:
+        store = CommandStore(uow.session)
+        for item, reply in zip(batch, replies, strict=False):
+            command = store.get(item.upper_ctrl_id or 0, lock=True)
+            if command is None or command.status != CommandStatus.SENDING:
+                continue
+            if reply.exists and reply.ctrl_id is not None:
+                command.ctrl_id, command.status, command.sent_at = (
+                    reply.ctrl_id,
+                    CommandStatus.SENT,
+                    now,
+                )
+                store.save(command)
+                apply_stored_reports(uow, codec, command, policy=policy, now=now)
+                outcome.sent += 1
+            elif reply.matched and reply.item is not None:
+                retry_later(uow, command, f"refused: {reply.message}", policy=policy, now=now)
+                outcome.failed += 1
+            # an unmatched reply: left `sending`, looked up by define_no next time
+        uow.commit()

@@ -1,0 +1,192 @@
+"""Putting commands in the outbox, inside the caller's unit of work.
+
+A command row is written in the same transaction as the decision and the
+ledger hold that caused it, so neither exists without the other. A top-up's
+`charge_times` and `total_value` are filled in only when it is dispatched,
+from the meter's confirmed counters: one prepay command is in flight per
+meter, so the count it carries is always the next one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from gasbill.adapters.db.repositories.commands import CommandStore
+from gasbill.adapters.db.tables.accounts import Account, Meter
+from gasbill.adapters.db.tables.commands import Command
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.codec import Codec
+from gasbill.domain import commands as intents
+from gasbill.domain.commands import CtrlType
+from gasbill.domain.ledger import (
+    AccountCode,
+    Transfer,
+    TransferKind,
+    TransferStatus,
+    new_transfer_id,
+)
+from gasbill.domain.outbox import CommandStatus
+from gasbill.service.accounts import Conflict, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class CommandPolicy:
+    """Timing of the outbox; every figure configurable."""
+
+    timeout: timedelta = timedelta(hours=72)  # ctrl_timeout: meters wake about daily
+    timeouts: dict[CtrlType, timedelta] = field(default_factory=dict)
+    max_attempts: int = 6
+    backoff_base: timedelta = timedelta(minutes=5)
+    backoff_cap: timedelta = timedelta(hours=6)
+    lookup_after: timedelta = timedelta(minutes=10)  # a lost Add reply: find it by define_no
+    poll_after: timedelta = timedelta(hours=6)  # no news of a sent command: ask for it
+    batch_size: int = 50
+
+    def timeout_for(self, ctrl_type: CtrlType) -> timedelta:
+        return self.timeouts.get(ctrl_type, self.timeout)
+
+
+def new_define_no() -> str:
+    """Our id for a command on the platform (`ctrl_define_no`, nvarchar(50))."""
+    return "gb-" + uuid.uuid4().hex
+
+
+def queue_command(
+    uow: UnitOfWork,
+    *,
+    meter: Meter,
+    ctrl_type: CtrlType,
+    ctrl_data: str,
+    now: datetime,
+    policy: CommandPolicy,
+    account_id: int | None = None,
+    reason: str = "",
+    actor: str = "system",
+    hold_id: str | None = None,
+    amount_fen: int | None = None,
+    settles_id: int | None = None,
+    campaign_id: int | None = None,
+) -> Command:
+    assert meter.id is not None
+    return CommandStore(uow.session).add(
+        Command(
+            define_no=new_define_no(),
+            company_no=meter.company_no,
+            meter_id=meter.id,
+            meter_comm_no=meter.comm_no,
+            account_id=account_id,
+            ctrl_type=str(ctrl_type),
+            ctrl_data=ctrl_data,
+            status=CommandStatus.QUEUED,
+            hold_id=hold_id,
+            amount_fen=amount_fen,
+            settles_id=settles_id,
+            campaign_id=campaign_id,
+            reason=reason[:500],
+            actor=actor[:100],
+            next_attempt_at=now,
+            timeout_at=now + policy.timeout_for(ctrl_type),
+            created_at=now,
+        )
+    )
+
+
+def queue_intent(
+    uow: UnitOfWork,
+    codec: Codec,
+    intent: intents.Command,
+    *,
+    meter: Meter,
+    now: datetime,
+    policy: CommandPolicy,
+    **details: object,
+) -> Command:
+    """Queue a command whose data is known now (all but top-ups)."""
+    ctrl_type, ctrl_data = codec.encode(intent)
+    return queue_command(
+        uow,
+        meter=meter,
+        ctrl_type=CtrlType(ctrl_type),
+        ctrl_data=ctrl_data,
+        now=now,
+        policy=policy,
+        **details,  # type: ignore[arg-type]
+    )
+
+
+def active_meter(uow: UnitOfWork, account: Account) -> Meter:
+    assert account.id is not None
+    binding = uow.accounts.active_binding(account.id)
+    if binding is None:
+        raise Conflict(f"account {account.number} has no meter")
+    meter = uow.accounts.meter_by_id(binding.meter_id)
+    if meter is None:
+        raise NotFound(f"meter {binding.meter_id} is missing")
+    return meter
+
+
+def hold_for_meter(
+    uow: UnitOfWork,
+    account: Account,
+    amount_fen: int,
+    *,
+    key: str,
+    actor: str,
+    now: datetime,
+    reason: str,
+) -> Transfer:
+    """Reserve money in prepaid for the meter: prepaid → meter_credit, pending."""
+    assert account.id is not None
+    hold = Transfer(
+        id=new_transfer_id(),
+        idempotency_key=key,
+        debit_account=AccountCode.prepaid(str(account.id)),
+        credit_account=AccountCode.meter_credit(str(account.id)),
+        amount=amount_fen,
+        kind=TransferKind.TOP_UP,
+        status=TransferStatus.PENDING,
+        effective_at=now,
+        recorded_at=now,
+        reason=reason,
+        actor=actor,
+    )
+    return uow.ledger.record(hold)
+
+
+def queue_top_up(
+    uow: UnitOfWork,
+    account: Account,
+    amount_fen: int,
+    *,
+    key: str,
+    actor: str,
+    now: datetime,
+    policy: CommandPolicy,
+    reason: str = "",
+) -> Command:
+    """Hold the amount and queue a `remotecharge` for the account's meter."""
+    meter = active_meter(uow, account)
+    hold = hold_for_meter(
+        uow,
+        account,
+        amount_fen,
+        key=f"top-up-hold:{key}",
+        actor=actor,
+        now=now,
+        reason=reason or "remote top-up",
+    )
+    return queue_command(
+        uow,
+        meter=meter,
+        ctrl_type=CtrlType.REMOTE_CHARGE,
+        ctrl_data="",
+        now=now,
+        policy=policy,
+        account_id=account.id,
+        reason=reason or "remote top-up",
+        actor=actor,
+        hold_id=hold.id,
+        amount_fen=amount_fen,
+    )

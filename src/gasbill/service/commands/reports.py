@@ -1,0 +1,111 @@
+"""Command outcomes that reach us: pushed reports (spec §5.3) and polled records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gasbill.adapters.db.repositories.commands import CommandStore
+from gasbill.adapters.db.tables.commands import CommandReport
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.client import PlatformError
+from gasbill.adapters.platform.codec import Codec
+from gasbill.adapters.platform.jsontext import dumps_exact
+from gasbill.domain.commands import CtrlState
+from gasbill.domain.outbox import CommandStatus
+from gasbill.service.commands.dispatch import PlatformApi
+from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.commands.results import apply_record, apply_state
+
+
+@dataclass(frozen=True, slots=True)
+class ReportItem:
+    ctrl_id: int
+    meter_comm_no: str
+    ctrl_state: CtrlState
+    return_data: Any
+    feedback: str
+    raw: dict[str, Any]
+
+
+def receive_report(
+    uow: UnitOfWork,
+    codec: Codec,
+    company_no: str,
+    item: ReportItem,
+    *,
+    policy: CommandPolicy,
+    now: datetime,
+) -> str:
+    """Apply one report; one we cannot match yet is kept until the command is found."""
+    with uow:
+        store = CommandStore(uow.session)
+        command = store.by_ctrl_id(company_no, item.ctrl_id)
+        if command is None:
+            store.add_report(
+                CommandReport(
+                    company_no=company_no,
+                    ctrl_id=item.ctrl_id,
+                    meter_comm_no=item.meter_comm_no[:50],
+                    ctrl_state=int(item.ctrl_state),
+                    payload=dumps_exact(item.raw),
+                    received_at=now,
+                )
+            )
+            uow.commit()
+            return "kept until the command is known"
+        if command.meter_comm_no != item.meter_comm_no:
+            return f"ctrl_id {item.ctrl_id} belongs to meter {command.meter_comm_no}"
+        apply_state(
+            uow,
+            codec,
+            command,
+            item.ctrl_state,
+            item.return_data,
+            item.feedback,
+            policy=policy,
+            now=now,
+        )
+        uow.commit()
+        return ""
+
+
+def poll_silent(
+    uow_factory: Callable[[], UnitOfWork],
+    platform: PlatformApi,
+    codec: Codec,
+    *,
+    policy: CommandPolicy,
+    now: datetime,
+) -> int:
+    """Ask the platform about sent commands we have heard nothing of for a while."""
+    with uow_factory() as uow:
+        silent = list(
+            CommandStore(uow.session).stale(
+                CommandStatus.SENT, now - policy.poll_after, policy.batch_size
+            )
+        )
+    updated = 0
+    for command in silent:
+        assert command.ctrl_id is not None and command.id is not None
+        try:
+            record = platform.get_model(command.ctrl_id)
+        except PlatformError:
+            continue
+        uow = uow_factory()
+        with uow:
+            current = CommandStore(uow.session).get(command.id, lock=True)
+            if current is None:
+                continue
+            if record is None:
+                current.last_error = "the platform no longer knows this ctrl_id"
+            else:
+                apply_record(uow, codec, current, record, policy=policy, now=now)
+            if current.status == CommandStatus.SENT:
+                current.sent_at = now  # heard of it now: ask again after another interval
+            CommandStore(uow.session).save(current)
+            uow.commit()
+            updated += 1
+    return updated

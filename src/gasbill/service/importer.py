@@ -1,0 +1,80 @@
+"""Bulk import of readings: the push path (validation, dedupe, inbox) in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.import_file import Record
+from gasbill.adapters.platform.push_models import MeterDataIn, describe
+from gasbill.service.ingest import IngestPolicy, RejectedPush, reading_row, store_rows
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+
+
+def import_readings(
+    uow: UnitOfWork,
+    company_no: str,
+    items: Iterable[Record],
+    policy: IngestPolicy,
+    *,
+    batch: int = 2000,
+    reject: Callable[[int, str], None],
+    progress: Callable[[int], None] = lambda n: None,
+    now: datetime | None = None,
+) -> ImportSummary:
+    """Validate each record as a push would; store the good ones a batch per transaction."""
+    now = now or datetime.now(UTC)
+    summary = ImportSummary()
+    pending: list[dict[str, object]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        with uow:
+            results = store_rows(uow, pending, now)
+            uow.commit()
+        for result in results:
+            if result.new:
+                summary.stored += 1
+            else:
+                summary.duplicates += 1
+                summary.conflicts += int(result.conflict)
+        progress(len(pending))
+        pending.clear()
+
+    for item in items:
+        summary.read += 1
+        if item.fields is None:
+            summary.rejected += 1
+            reject(item.line, item.problem)
+            progress(1)
+            continue
+        try:
+            reading = MeterDataIn.model_validate(item.fields)
+            pending.append(reading_row(company_no, reading, policy, now))
+        except ValidationError as exc:
+            summary.rejected += 1
+            reject(item.line, describe(exc))
+            progress(1)
+            continue
+        except RejectedPush as exc:
+            summary.rejected += 1
+            reject(item.line, str(exc))
+            progress(1)
+            continue
+        if len(pending) >= batch:
+            flush()
+    flush()
+    return summary

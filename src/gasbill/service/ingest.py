@@ -1,0 +1,267 @@
+"""Ingest: store what the platform pushes exactly once, and queue frozen readings for billing.
+
+A reading already stored (same company, meter, data type and acquisition
+time) is answered with the data_guid first given and stores nothing new; if
+the re-push differs, the first stays and the difference is kept as a
+conflict for review. A new frozen reading gets an inbox row in the same
+transaction, so billing it cannot be lost between storing and billing.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gasbill.adapters.db.repositories.readings import ReadingStore
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform import jsontext
+from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
+from gasbill.adapters.platform.times import BadPlatformTime, parse_platform_time
+
+FROZEN = 1
+DECIMAL_FIELDS = (
+    "std_sum",
+    "work_sum",
+    "std_flow",
+    "work_flow",
+    "temperature",
+    "pressure",
+    "this_month_sum",
+    "last_month_sum",
+    "this_cycle_sum",
+    "last_cycle_sum",
+    "remain_money",
+    "remain_volume",
+    "curr_price",
+    "battery_voltage",
+)
+PLAIN_FIELDS = (
+    "device_type",
+    "device_type_name",
+    "factory_code",
+    "meter_area_no",
+    "meter_define_no1",
+    "meter_define_no2",
+    "meter_define_no3",
+    "meter_define_no4",
+    "data_type_name",
+    "magatt_times",
+    "meter_state",
+    "meter_stat_emsg",
+    "rssi",
+    "battery_level",
+)
+# what a re-push is compared on: everything it carries but the ids we gave
+COMPARED = ("receive_time", *DECIMAL_FIELDS, *PLAIN_FIELDS, "ext_data")
+
+
+class RejectedPush(ValueError):
+    """A push that validates as JSON but not as data (a time in the future, say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPolicy:
+    platform_zone: ZoneInfo
+    max_future: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    id: str | int  # data_guid (base64) for readings, alarm_id / event_id otherwise
+    new: bool
+    conflict: bool = False
+
+
+def new_data_guid() -> bytes:
+    return os.urandom(16)
+
+
+def guid_text(guid: bytes) -> str:
+    return base64.b64encode(guid).decode("ascii")
+
+
+def thousandths(value: Decimal | None) -> int | None:
+    return None if value is None else int(value.scaleb(3))
+
+
+def _time(text: str | None, field: str, policy: IngestPolicy, now: datetime) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = parse_platform_time(text, policy.platform_zone)
+    except BadPlatformTime as exc:
+        raise RejectedPush(f"{field}: {exc}") from None
+    if at > now + policy.max_future:
+        raise RejectedPush(
+            f"{field}: {text} is more than {policy.max_future} in the future; "
+            "check the meter's clock"
+        )
+    return at
+
+
+def reading_row(
+    company_no: str, reading: MeterDataIn, policy: IngestPolicy, now: datetime
+) -> dict[str, Any]:
+    acquired = _time(reading.acquisition_time, "acquisition_time", policy, now)
+    assert acquired is not None
+    if reading.data_type == FROZEN and reading.std_sum is None and reading.work_sum is None:
+        raise RejectedPush("std_sum: a frozen reading needs its cumulative volume")
+    row: dict[str, Any] = {
+        "company_no": company_no,
+        "meter_comm_no": reading.meter_comm_no,
+        "data_type": reading.data_type,
+        "acquisition_time": acquired,
+        "receive_time": _time(reading.receive_time, "receive_time", policy, now),
+        # canonical (sorted keys), so a re-push in another key order is not a conflict
+        "ext_data": None
+        if reading.ext_data is None
+        else jsontext.dumps_exact(dict(sorted(reading.ext_data.items()))),
+        "stored_at": now,
+    }
+    for name in DECIMAL_FIELDS:
+        row[name] = thousandths(getattr(reading, name))
+    for name in PLAIN_FIELDS:
+        row[name] = getattr(reading, name)
+    return row
+
+
+def _differences(stored: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: (stored.get(name), incoming.get(name))
+        for name in COMPARED
+        if name in incoming and stored.get(name) != incoming.get(name)
+    }
+
+
+def store_readings(
+    uow: UnitOfWork,
+    company_no: str,
+    readings: Sequence[MeterDataIn],
+    policy: IngestPolicy,
+    *,
+    now: datetime | None = None,
+) -> list[Stored]:
+    """Store readings (one push, or a batch of an import) in one transaction."""
+    now = now or datetime.now(UTC)
+    rows = [reading_row(company_no, r, policy, now) for r in readings]
+    with uow:
+        results = store_rows(uow, rows, now)
+        uow.commit()
+    return results
+
+
+def store_rows(uow: UnitOfWork, rows: Sequence[dict[str, Any]], now: datetime) -> list[Stored]:
+    """Store validated reading rows in the caller's unit of work, which commits."""
+    store = ReadingStore(uow.session)
+    # the same key twice in one batch: the first is the one stored
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(_key(row), row)
+    for row in unique.values():
+        row["data_guid"] = new_data_guid()
+    new_keys = store.insert_readings(list(unique.values()))
+    new_rows = [row for key, row in unique.items() if key in new_keys]
+    store.mark_latest(new_rows)
+    store.add_to_inbox([r for r in new_rows if r["data_type"] == FROZEN], now)
+
+    existing = {}
+    old_keys = [row for key, row in unique.items() if key not in new_keys]
+    for found in store.readings(old_keys):
+        existing[_key(found)] = found
+    results = []
+    for row in rows:
+        key = _key(row)
+        if key in new_keys and unique[key] is row:
+            results.append(Stored(guid_text(row["data_guid"]), new=True))
+            continue
+        first = existing.get(key) or unique[key]
+        differences = _differences(first, row)
+        if differences:
+            store.add_conflict(
+                kind="reading",
+                company_no=row["company_no"],
+                key=jsontext.dumps_exact(
+                    [row["meter_comm_no"], row["data_type"], row["acquisition_time"].isoformat()]
+                ),
+                first=jsontext.dumps_exact({k: _plain(v[0]) for k, v in differences.items()}),
+                second=jsontext.dumps_exact({k: _plain(v[1]) for k, v in differences.items()}),
+                at=now,
+            )
+        results.append(Stored(guid_text(first["data_guid"]), new=False, conflict=bool(differences)))
+    return results
+
+
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    at = row["acquisition_time"]
+    if at.tzinfo is None:  # SQLite hands back naive UTC through Core
+        at = at.replace(tzinfo=UTC)
+    return (row["company_no"], row["meter_comm_no"], row["data_type"], at)
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def store_device_record(
+    uow: UnitOfWork,
+    company_no: str,
+    record: AlarmIn | EventIn,
+    policy: IngestPolicy,
+    *,
+    now: datetime | None = None,
+) -> Stored:
+    """Store an alarm or an event once, on (company, device, time, code)."""
+    now = now or datetime.now(UTC)
+    prefix = "alarm" if isinstance(record, AlarmIn) else "event"
+    when = _time(getattr(record, f"{prefix}_time"), f"{prefix}_time", policy, now)
+    data = getattr(record, f"{prefix}_data")
+    row = {
+        "company_no": company_no,
+        "device_comm_no": record.device_comm_no,
+        "device_type": record.device_type,
+        f"{prefix}_time": when,
+        "receive_time": _time(record.receive_time, "receive_time", policy, now),
+        f"{prefix}_code": getattr(record, f"{prefix}_code"),
+        f"{prefix}_content": getattr(record, f"{prefix}_content"),
+        f"{prefix}_data": None if data is None else jsontext.dumps_exact(data),
+        "stored_at": now,
+    }
+    with uow:
+        store = ReadingStore(uow.session)
+        new_id = store.insert_device_record(prefix, row)
+        if new_id is not None:
+            uow.commit()
+            return Stored(new_id, new=True)
+        first = store.device_record(prefix, row)
+        assert first is not None
+        compared = ("device_type", "receive_time", f"{prefix}_content", f"{prefix}_data")
+        differences = {
+            k: (_plain(_aware(first[k])), _plain(row[k]))
+            for k in compared
+            if _aware(first[k]) != row[k]
+        }
+        if differences:
+            store.add_conflict(
+                kind=prefix,
+                company_no=company_no,
+                key=jsontext.dumps_exact(
+                    [row["device_comm_no"], _plain(when), row[f"{prefix}_code"]]
+                ),
+                first=jsontext.dumps_exact({k: v[0] for k, v in differences.items()}),
+                second=jsontext.dumps_exact({k: v[1] for k, v in differences.items()}),
+                at=now,
+            )
+        uow.commit()
+        return Stored(int(first[f"{prefix}_id"]), new=False, conflict=bool(differences))
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

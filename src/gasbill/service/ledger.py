@@ -1,0 +1,423 @@
+"""Money in the ledger: payments, refunds, adjustments, reversals and holds (DESIGN §6).
+
+Each use case is one unit of work and commits only here, with an audit
+entry for the change. Idempotency keys are namespaced per operation
+(`payment:<key>`, `refund:<key>`, …): the same key and request returns the
+first transfer and writes nothing, the same key with another request raises
+`IdempotencyConflict`. The effective time (`at`, now by default) is set by
+the first request: a replay is not refused for coming later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from gasbill.adapters.db.repositories.ledger import SqlLedger
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.domain.errors import IdempotencyConflict, InvalidTransfer, OverdraftRefused
+from gasbill.domain.ledger import (
+    AccountCode,
+    AccountKind,
+    Balance,
+    HoldAction,
+    LedgerReport,
+    Transfer,
+    TransferKind,
+    TransferStatus,
+    new_transfer_id,
+    resolve_hold,
+    reverse,
+)
+from gasbill.service.accounts import NotFound
+
+KEY_MAX = 200  # transfer.idempotency_key
+ADJUSTABLE = (AccountKind.PREPAID, AccountKind.METER_CREDIT)
+
+
+def record_payment(
+    uow: UnitOfWork,
+    *,
+    account_id: int,
+    amount_fen: int,
+    channel: str,
+    idempotency_key: str,
+    actor: str,
+    at: datetime | None = None,
+    memo: str = "",
+) -> Transfer:
+    """Money in through `channel`: cash:<channel> → prepaid."""
+    now = _now()
+    candidate = _transfer(
+        key=_key("payment", idempotency_key),
+        debit=AccountCode.cash(channel),
+        credit=AccountCode.prepaid(str(account_id)),
+        amount=amount_fen,
+        kind=TransferKind.PAYMENT,
+        now=now,
+        at=at,
+        reason=memo,
+        actor=actor,
+    )
+    with uow:
+        _require_account(uow, account_id)
+        return _settle(uow, candidate, action="ledger.payment", entity=("account", account_id))
+
+
+def refund(
+    uow: UnitOfWork,
+    *,
+    account_id: int,
+    amount_fen: int,
+    channel: str,
+    reason: str,
+    actor: str,
+    idempotency_key: str,
+    at: datetime | None = None,
+) -> Transfer:
+    """Money paid back through `channel`: prepaid → refunds, at most what is available."""
+    prepaid = AccountCode.prepaid(str(account_id))
+    AccountCode.cash(channel)  # a channel is named like a cash account
+    candidate = _transfer(
+        key=_key("refund", idempotency_key),
+        debit=prepaid,
+        credit=AccountCode.refunds(),
+        amount=amount_fen,
+        kind=TransferKind.REFUND,
+        now=_now(),
+        at=at,
+        reason=f"{channel}: {reason}",
+        actor=actor,
+    )
+    with uow:
+        _require_account(uow, account_id)
+        ledger = uow.ledger
+        if ledger.transfer_by_key(candidate.idempotency_key) is None:
+            available = ledger.lock([prepaid])[prepaid].available
+            if amount_fen > available:
+                raise OverdraftRefused(
+                    f"cannot refund {amount_fen} fen: {available} available on {prepaid}"
+                )
+        return _settle(
+            uow, candidate, action="ledger.refund", entity=("account", account_id), ledger=ledger
+        )
+
+
+def post_adjustment(
+    uow: UnitOfWork,
+    *,
+    account_id: int,
+    amount_fen: int,
+    target: str,
+    reason: str,
+    actor: str,
+    idempotency_key: str,
+    at: datetime | None = None,
+) -> Transfer:
+    """A correction against `adjustments`: a positive amount credits the customer's `target`.
+
+    Adjustments record a decision already taken, so no limit refuses them.
+    """
+    try:
+        kind = AccountKind(target)
+    except ValueError:
+        kind = None
+    if kind not in ADJUSTABLE:
+        raise InvalidTransfer(f"an adjustment targets prepaid or meter_credit, not {target!r}")
+    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen == 0:
+        raise InvalidTransfer(
+            f"an adjustment is a non-zero whole number of fen, not {amount_fen!r}"
+        )
+    customer = AccountCode(AccountKind(target), str(account_id))
+    debit, credit = (
+        (AccountCode.adjustments(), customer)
+        if amount_fen > 0
+        else (customer, AccountCode.adjustments())
+    )
+    candidate = _transfer(
+        key=_key("adjustment", idempotency_key),
+        debit=debit,
+        credit=credit,
+        amount=abs(amount_fen),
+        kind=TransferKind.ADJUSTMENT,
+        now=_now(),
+        at=at,
+        reason=reason,
+        actor=actor,
+    )
+    with uow:
+        _require_account(uow, account_id)
+        return _settle(
+            uow,
+            candidate,
+            action="ledger.adjustment",
+            entity=("account", account_id),
+            enforce_limits=False,
+        )
+
+
+def reverse_transfer(
+    uow: UnitOfWork,
+    *,
+    transfer_id: str,
+    reason: str,
+    actor: str,
+    idempotency_key: str,
+    at: datetime | None = None,
+) -> Transfer:
+    """Undo a posted transfer with a new one, accounts swapped; at most once."""
+    now = _now()
+    with uow:
+        ledger = uow.ledger
+        original = _require_transfer(ledger, transfer_id)
+        candidate = reverse(
+            original,
+            reason=reason,
+            actor=actor,
+            key=_key("reversal", idempotency_key),
+            at=now,
+            effective_at=at,
+        )
+        return _settle(
+            uow,
+            candidate,
+            action="ledger.reversal",
+            entity=("transfer", transfer_id),
+            ledger=ledger,
+        )
+
+
+def place_hold(
+    uow: UnitOfWork,
+    *,
+    account_id: int,
+    amount_fen: int,
+    idempotency_key: str,
+    actor: str,
+    at: datetime | None = None,
+    reason: str = "",
+    kind: TransferKind = TransferKind.TOP_UP,
+) -> Transfer:
+    """Reserve money for a top-up in flight: a pending prepaid → meter_credit.
+
+    Refused (OverdraftRefused) beyond the available prepaid balance. Holds
+    never expire: each is posted or voided once.
+    """
+    candidate = _transfer(
+        key=_key("hold", idempotency_key),
+        debit=AccountCode.prepaid(str(account_id)),
+        credit=AccountCode.meter_credit(str(account_id)),
+        amount=amount_fen,
+        kind=kind,
+        now=_now(),
+        at=at,
+        reason=reason,
+        actor=actor,
+        status=TransferStatus.PENDING,
+    )
+    with uow:
+        _require_account(uow, account_id)
+        return _settle(uow, candidate, action="ledger.hold", entity=("account", account_id))
+
+
+def post_hold(
+    uow: UnitOfWork,
+    *,
+    hold_id: str,
+    amount_fen: int | None = None,
+    idempotency_key: str,
+    actor: str,
+    at: datetime | None = None,
+    reason: str = "",
+) -> Transfer:
+    """The meter applied it: move `amount_fen` (all of the hold by default), release the rest."""
+    return _resolve(uow, hold_id, HoldAction.POST, amount_fen, idempotency_key, actor, at, reason)
+
+
+def void_hold(
+    uow: UnitOfWork,
+    *,
+    hold_id: str,
+    idempotency_key: str,
+    actor: str,
+    at: datetime | None = None,
+    reason: str = "",
+) -> Transfer:
+    """The meter certainly did not apply it: release the whole hold."""
+    return _resolve(uow, hold_id, HoldAction.VOID, None, idempotency_key, actor, at, reason)
+
+
+def account_balances(uow: UnitOfWork, account_id: int) -> dict[str, Balance]:
+    """The account's balances by ledger account kind: `prepaid`, `meter_credit`."""
+    with uow:
+        _require_account(uow, account_id)
+        return {str(code.kind): b for code, b in uow.ledger.balances_of(account_id).items()}
+
+
+def account_transfers(
+    uow: UnitOfWork, account_id: int, *, offset: int = 0, limit: int = 100
+) -> list[Transfer]:
+    """The account's ledger lines, newest first."""
+    with uow:
+        _require_account(uow, account_id)
+        return uow.ledger.transfers_of(account_id, offset=offset, limit=limit)
+
+
+def verify_ledger(uow: UnitOfWork) -> LedgerReport:
+    """Recompute every balance from the transfers and check the whole ledger."""
+    with uow:
+        return uow.ledger.verify()
+
+
+# -- recording once -------------------------------------------------------------------
+
+
+def record_once(
+    ledger: SqlLedger, candidate: Transfer, *, enforce_limits: bool = True
+) -> tuple[Transfer, bool]:
+    """Record `candidate` unless its key is known: (the transfer, whether it is new).
+
+    A replay is judged on everything but the effective time, which the first
+    request set; a concurrent first request that won the key is a replay too.
+    For use inside a caller's unit of work (a top-up and its command row, say).
+    """
+    first = ledger.transfer_by_key(candidate.idempotency_key)
+    if first is None:
+        try:
+            recorded = ledger.record(candidate, enforce_limits=enforce_limits)
+        except IdempotencyConflict:
+            first = ledger.transfer_by_key(candidate.idempotency_key)
+            if first is None:
+                raise
+        else:
+            return recorded, recorded.id == candidate.id
+    if first.same_request(replace(candidate, effective_at=first.effective_at)):
+        return first, False
+    raise IdempotencyConflict(
+        f"key {candidate.idempotency_key!r} was used for a different request: {first}"
+    )
+
+
+def _settle(
+    uow: UnitOfWork,
+    candidate: Transfer,
+    *,
+    action: str,
+    entity: tuple[str, object],
+    enforce_limits: bool = True,
+    ledger: SqlLedger | None = None,
+) -> Transfer:
+    transfer, new = record_once(ledger or uow.ledger, candidate, enforce_limits=enforce_limits)
+    if new:
+        uow.audit.record(
+            actor=transfer.actor,
+            action=action,
+            entity=entity[0],
+            entity_id=entity[1],
+            after=describe(transfer),
+            at=transfer.recorded_at,
+        )
+        uow.commit()
+    return transfer
+
+
+def _resolve(
+    uow: UnitOfWork,
+    hold_id: str,
+    action: HoldAction,
+    amount_fen: int | None,
+    idempotency_key: str,
+    actor: str,
+    at: datetime | None,
+    reason: str,
+) -> Transfer:
+    now = _now()
+    with uow:
+        ledger = uow.ledger
+        hold = _require_transfer(ledger, hold_id)
+        candidate = resolve_hold(
+            hold,
+            action,
+            amount_fen,
+            key=_key(str(action), idempotency_key),
+            at=now,
+            effective_at=at,
+            reason=reason,
+            actor=actor,
+        )
+        return _settle(
+            uow, candidate, action=f"ledger.{action}", entity=("transfer", hold_id), ledger=ledger
+        )
+
+
+def describe(transfer: Transfer) -> dict[str, Any]:
+    """A transfer as plain JSON-able values (audit entries, API answers)."""
+    return {
+        "id": transfer.id,
+        "idempotency_key": transfer.idempotency_key,
+        "debit": str(transfer.debit_account),
+        "credit": str(transfer.credit_account),
+        "amount_fen": transfer.amount,
+        "kind": str(transfer.kind),
+        "status": str(transfer.status),
+        "pending_id": transfer.pending_id,
+        "reverses": transfer.reverses,
+        "reason": transfer.reason,
+        "actor": transfer.actor,
+        "effective_at": transfer.effective_at.isoformat(),
+        "recorded_at": transfer.recorded_at.isoformat(),
+    }
+
+
+def _transfer(
+    *,
+    key: str,
+    debit: AccountCode,
+    credit: AccountCode,
+    amount: int,
+    kind: TransferKind,
+    now: datetime,
+    at: datetime | None,
+    reason: str,
+    actor: str,
+    status: TransferStatus = TransferStatus.POSTED,
+) -> Transfer:
+    return Transfer(
+        id=new_transfer_id(),
+        idempotency_key=key,
+        debit_account=debit,
+        credit_account=credit,
+        amount=amount,
+        kind=kind,
+        effective_at=now if at is None else at,
+        recorded_at=now,
+        status=status,
+        reason=reason,
+        actor=actor,
+    )
+
+
+def _key(operation: str, key: str) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidTransfer("an idempotency key is a non-empty str")
+    namespaced = f"{operation}:{key}"
+    if len(namespaced) > KEY_MAX:
+        raise InvalidTransfer(f"an idempotency key is at most {KEY_MAX - len(operation) - 1} long")
+    return namespaced
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require_account(uow: UnitOfWork, account_id: int) -> None:
+    if uow.accounts.get(account_id) is None:
+        raise NotFound(f"no account {account_id}")
+
+
+def _require_transfer(ledger: SqlLedger, transfer_id: str) -> Transfer:
+    transfer = ledger.transfer(transfer_id)
+    if transfer is None:
+        raise NotFound(f"no transfer {transfer_id}")
+    return transfer

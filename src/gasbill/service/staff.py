@@ -1,0 +1,318 @@
+"""Staff users, logins and tokens, and the admin's tasks; every change is audited.
+
+Passwords and tokens are handled through two ports the edge provides: a slow
+password hash (`Passwords`) and a token minter that keeps only a keyed digest
+of each token (`Tokens`). The clock is always passed in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from gasbill.adapters.db.repositories.staff import StaffRepository
+from gasbill.adapters.db.tables.staff import ApiToken, LoginAttempt, StaffUser
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.domain.errors import GasbillError
+from gasbill.domain.tariff import Tariff
+from gasbill.service.accounts import Conflict, NotFound
+
+ROLES = ("clerk", "auditor", "admin")
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+
+class StaffError(GasbillError, ValueError):
+    """A staff user request that breaks a rule (name, role, password)."""
+
+
+class LoginRefused(GasbillError):
+    """Wrong username or password, or a deactivated user: the message never says which."""
+
+
+class TooManyAttempts(GasbillError):
+    """Too many failed logins for this username or from this client within the window."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class Passwords(Protocol):
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """False for a None hash too, after the same work as a real check."""
+        ...
+
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+class Tokens(Protocol):
+    def new(self) -> tuple[str, str]:
+        """A fresh token and the digest that is stored in its place."""
+        ...
+
+    def digest(self, token: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    max_failures: int
+    window: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a valid token belongs to."""
+
+    user_id: int
+    username: str
+    role: str
+    token_hash: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+    identity: Identity
+
+
+def public(user: StaffUser) -> dict[str, object]:
+    """A user as the audit log and the API show it: never the password hash."""
+    return {"id": user.id, "username": user.username, "role": user.role, "active": user.active}
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise StaffError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role
+
+
+def _check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise StaffError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
+
+
+# -- users --------------------------------------------------------------------
+
+
+def add_user(
+    uow: UnitOfWork,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    passwords: Passwords,
+    actor: str,
+    now: datetime | None = None,
+) -> StaffUser:
+    if not USERNAME.fullmatch(username):
+        raise StaffError(
+            "a username has 1 to 64 letters, digits, '_', '.', '@' or '-', "
+            "and starts with a letter or digit"
+        )
+    _check_role(role)
+    password_hash = passwords.hash(_check_password(password))
+    with uow:
+        staff = StaffRepository(uow.session)
+        if staff.by_username(username) is not None:
+            raise Conflict(f"user {username!r} already exists")
+        user = staff.add_user(StaffUser(username=username, password_hash=password_hash, role=role))
+        uow.audit.record(
+            actor=actor,
+            action="user.create",
+            entity="staff_user",
+            entity_id=user.id,
+            after=public(user),
+            at=now,
+        )
+        uow.commit()
+        return user
+
+
+def list_users(uow: UnitOfWork) -> Sequence[StaffUser]:
+    with uow:
+        return StaffRepository(uow.session).users()
+
+
+def change_role(
+    uow: UnitOfWork, user_id: int, role: str, *, actor: str, now: datetime | None = None
+) -> StaffUser:
+    _check_role(role)
+    return _change(uow, user_id, actor=actor, now=now, action="user.role", role=role)
+
+
+def deactivate_user(
+    uow: UnitOfWork, user_id: int, *, actor: str, now: datetime | None = None
+) -> StaffUser:
+    """The user can no longer log in, and every token they hold stops working."""
+    return _change(uow, user_id, actor=actor, now=now, action="user.deactivate", active=False)
+
+
+def _change(
+    uow: UnitOfWork,
+    user_id: int,
+    *,
+    actor: str,
+    now: datetime | None,
+    action: str,
+    role: str | None = None,
+    active: bool | None = None,
+) -> StaffUser:
+    now = now or datetime.now(UTC)
+    with uow:
+        staff = StaffRepository(uow.session)
+        user = staff.user(user_id, lock=True)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        before = public(user)
+        was_admin = user.role == "admin" and user.active
+        if role is not None:
+            user.role = role
+        if active is not None:
+            user.active = active
+        if was_admin and not (user.role == "admin" and user.active) and staff.active_admins() <= 1:
+            raise Conflict("this is the last active admin: make another admin first")
+        uow.session.add(user)
+        if not user.active:
+            staff.revoke_tokens(user_id, now)
+        uow.flush()
+        uow.audit.record(
+            actor=actor,
+            action=action,
+            entity="staff_user",
+            entity_id=user.id,
+            before=before,
+            after=public(user),
+            at=now,
+        )
+        uow.commit()
+        return user
+
+
+# -- logins and tokens --------------------------------------------------------
+
+
+def login(
+    uow: UnitOfWork,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    passwords: Passwords,
+    tokens: Tokens,
+    ttl: timedelta,
+    limits: LoginLimits,
+    now: datetime,
+) -> IssuedToken:
+    """A token for the right password; every attempt is recorded, failures are rate-limited."""
+    with uow:
+        staff = StaffRepository(uow.session)
+        since = now - limits.window
+        if (
+            staff.recent_failures(since=since, username=username) >= limits.max_failures
+            or staff.recent_failures(since=since, client=client) >= limits.max_failures
+        ):
+            raise TooManyAttempts(
+                "too many failed logins: try again later",
+                int(limits.window.total_seconds()),
+            )
+        user = staff.by_username(username)
+        matches = passwords.verify(user.password_hash if user else None, password)
+        ok = user is not None and user.active and matches
+        staff.add_attempt(
+            LoginAttempt(username=username[:64], client=client[:64], at=now, success=ok)
+        )
+        if user is None or not ok:
+            uow.audit.record(
+                actor=username[:100],
+                action="auth.login_failed",
+                entity="staff_user",
+                entity_id=user.id if user else "",
+                after={"client": client},
+                at=now,
+            )
+            uow.commit()
+            raise LoginRefused("wrong username or password")
+        assert user.id is not None
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash(password)
+            uow.session.add(user)
+        token, digest = tokens.new()
+        expires_at = now + ttl
+        staff.add_token(
+            ApiToken(token_hash=digest, user_id=user.id, issued_at=now, expires_at=expires_at)
+        )
+        uow.audit.record(
+            actor=user.username,
+            action="auth.login",
+            entity="staff_user",
+            entity_id=user.id,
+            after={"client": client, "expires_at": expires_at.isoformat()},
+            at=now,
+        )
+        uow.commit()
+        identity = Identity(user.id, user.username, user.role, digest, expires_at)
+        return IssuedToken(token, expires_at, identity)
+
+
+def authenticate(uow: UnitOfWork, token: str, *, tokens: Tokens, now: datetime) -> Identity | None:
+    """Who holds this token, or None if it is unknown, revoked, expired or its user inactive."""
+    digest = tokens.digest(token)
+    with uow:
+        found = StaffRepository(uow.session).token(digest)
+    if found is None:
+        return None
+    row, user = found
+    if row.revoked_at is not None or row.expires_at <= now or not user.active:
+        return None
+    assert user.id is not None
+    return Identity(user.id, user.username, user.role, digest, row.expires_at)
+
+
+def logout(uow: UnitOfWork, identity: Identity, *, now: datetime) -> None:
+    with uow:
+        found = StaffRepository(uow.session).token(identity.token_hash)
+        if found is None or found[0].revoked_at is not None:
+            return
+        row = found[0]
+        row.revoked_at = now
+        uow.session.add(row)
+        uow.audit.record(
+            actor=identity.username,
+            action="auth.logout",
+            entity="staff_user",
+            entity_id=identity.user_id,
+            at=now,
+        )
+        uow.commit()
+
+
+# -- the admin's other tasks --------------------------------------------------
+
+
+def reload_tariffs(
+    uow: UnitOfWork, catalog: TariffCatalog, *, actor: str, now: datetime | None = None
+) -> list[Tariff]:
+    """Forget the cached tariffs and read every file again; a broken file raises TariffError."""
+    catalog.reload()
+    tariffs = catalog.all()
+    with uow:
+        uow.audit.record(
+            actor=actor,
+            action="tariffs.reload",
+            entity="tariff",
+            after={"tariffs": [t.id for t in tariffs], "dir": str(catalog.directory)},
+            at=now,
+        )
+        uow.commit()
+    return tariffs

@@ -1,0 +1,118 @@
+"""The simulated platform over HTTP: login, remote control (spec §3.2, §5.2) and queries (§4).
+
+`create_simulator_app(sim)` serves what the vendor's platform serves, in its
+envelope: `api/Conf/Account/Login` (MD5 of the password, expiring tokens),
+every `api/Conf/CtrlData/*` endpoint, and the data queries of query mode
+(`api/Data/...`) with the key headers. A call with a missing, wrong or
+expired token gets HTTP 401 and a `failed` envelope that names the token.
+
+Reply faults (`lost_reply`, `slow_reply`) act after the platform has applied
+the request. Over a real socket a lost reply is a connection closed after
+the status line (the client sees a transport error), a slow one a delay;
+in-process (`in_process=True`, as `SimulatorTransport` builds it) they are
+raised as `LostReply` / `SlowReply` for the transport to turn into httpx
+errors without waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gasbill.adapters.platform.client import password_md5
+from gasbill.api.platform.envelope import PlatformFailure, envelope
+from gasbill.simulator.api_ctrl import install_ctrl_routes
+from gasbill.simulator.api_data import install_data_routes
+from gasbill.simulator.faults import LostReply, ReplyFate, SlowReply
+from gasbill.simulator.fleet import Simulator
+from gasbill.simulator.gate import Gate
+
+log = logging.getLogger(__name__)
+
+
+class ReplyFaults:
+    """ASGI middleware: the platform applies the request, then its reply is lost or late."""
+
+    def __init__(self, app: ASGIApp, sim: Simulator, in_process: bool) -> None:
+        self.app = app
+        self.sim = sim
+        self.in_process = in_process
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fate = None
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/api/"):
+            fate = self.sim.faults.reply_fate()
+        if fate is None:
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            messages.append(message)
+
+        await self.app(scope, receive, keep)
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        delay_ms = self.sim.faults.settings.slow_reply_ms
+        if fate is ReplyFate.LOST:
+            if self.in_process:
+                raise LostReply(str(scope.get("path")))
+            log.info("fault lost_reply: dropping the reply to %s", scope.get("path"))
+            await send(start)  # the status line goes out, the body never: the server hangs up
+            return
+        if self.in_process:
+            body = b"".join(
+                m.get("body", b"") for m in messages if m["type"] == "http.response.body"
+            )
+            raise SlowReply(delay_ms, start["status"], list(start.get("headers", [])), body)
+        await anyio.sleep(delay_ms / 1000)
+        for message in messages:
+            await send(message)
+
+
+def password_matches(given: str, password: str) -> bool:
+    """`pwd` is the hex MD5 of the password, in either case (spec §3.2)."""
+    return secrets.compare_digest(given.strip().lower(), password_md5(password))
+
+
+def create_simulator_app(sim: Simulator, *, in_process: bool = False) -> FastAPI:
+    settings = sim.settings
+    tokens = sim.tokens
+    gate = Gate(sim)
+    app = FastAPI(
+        title="iotmeterv1 platform simulator",
+        description="A stand-in for the vendor's platform and a fleet of simulated meters.",
+    )
+    app.add_middleware(ReplyFaults, sim=sim, in_process=in_process)
+    app.state.simulator = sim
+
+    @app.post("/api/Conf/Account/Login", summary="Log in with the MD5 of the password (§3.2)")
+    async def login(request: Request) -> Response:
+        def work(_: Any) -> Response:
+            name = request.query_params.get("loginName", "")
+            pwd = request.query_params.get("pwd", "")
+            password = settings.password.get_secret_value()
+            if name != settings.login_name or not password_matches(pwd, password):
+                raise PlatformFailure(401, "用户名或密码错误 (wrong login name or password)")
+            token, expires = tokens.issue()
+            return envelope(
+                {
+                    "token": token,
+                    "expiration": expires.astimezone(sim.zone).isoformat(timespec="microseconds"),
+                    "admin_id": 1,
+                    "company_no": settings.company_no,
+                    "admin_name": settings.login_name,
+                    "admin_remark": "simulator",
+                    "admin_ext_data": "{}",
+                }
+            )
+
+        return await gate.call(request, work, check=lambda _: None)
+
+    install_ctrl_routes(app, gate)
+    install_data_routes(app, gate)
+    return app

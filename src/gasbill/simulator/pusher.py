@@ -1,0 +1,220 @@
+"""The platform pushing to an application: readings, alarms, events and command reports.
+
+As the vendor describes it (spec §1): when the application does not answer
+with success, the platform keeps the data and pushes it again later, for
+`keep_days` (7) simulated days, then drops it. With the configured
+probabilities a push is delivered twice (`push_duplicate`) or held back so
+that later pushes overtake it (`push_reorder`). Reports go as arrays of up
+to `report_batch` items; an item the application answers `result: false`
+for is pushed again.
+
+A transport error or a 5xx means the application is down: the rest waits for
+the next attempt. A `failed` envelope or another 4xx concerns that push
+alone. Time is the simulated clock's; `flush` is called as the world advances.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from gasbill.adapters.platform.jsontext import dumps_exact, loads_exact
+from gasbill.adapters.platform.wire import parse_envelope
+from gasbill.simulator.faults import Faults
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["reading", "alarm", "event", "report"]
+PATHS: dict[Kind, str] = {
+    "reading": "api/Data/MeterData/Add",
+    "alarm": "api/Data/DeviceAlarm/Add",
+    "event": "api/Data/DeviceEvent/Add",
+    "report": "api/Conf/CtrlData/Report",
+}
+
+
+class PushTarget(BaseModel):
+    """Where and how the platform pushes (the application's endpoints and push key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = None  # the application's base URL; None: query mode, nothing pushed
+    company_no: str = "1001"
+    data_api_key: str = "496d1bac094f11e79d9c0a0027000010"
+    retry_minutes: int = Field(default=10, ge=1)
+    keep_days: int = Field(default=7, ge=1)
+    report_batch: int = Field(default=20, ge=1, le=1000)
+    reorder_hold_minutes: int = Field(default=180, ge=1)
+    duplicate_within_minutes: int = Field(default=60, ge=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    seq: int
+    kind: Kind
+    body: Any
+    received: datetime  # when the platform got it; the cache counts from here
+    due: datetime
+    copy: bool = False
+
+
+@dataclass
+class PushStats:
+    delivered: int = 0
+    duplicates: int = 0
+    failed_attempts: int = 0
+    dropped: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class _Down(Exception):
+    """The application did not answer: stop this round."""
+
+
+class Pusher:
+    def __init__(self, settings: PushTarget, faults: Faults, client: httpx.Client | None) -> None:
+        self.settings = settings
+        self.faults = faults
+        self.client = client
+        self.stats = PushStats()
+        self._queue: list[Push] = []
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        return self.client is not None
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def enqueue(self, kind: Kind, body: Any, at: datetime) -> None:
+        if self.client is None:
+            return
+        due = at
+        if self.faults.happens("push_reorder"):
+            hold = self.faults.chance("push_reorder").randint(1, self.settings.reorder_hold_minutes)
+            due += timedelta(minutes=hold)
+        with self._lock:
+            self._seq += 1
+            self._queue.append(Push(self._seq, kind, body, at, due))
+
+    def flush(self, now: datetime) -> None:
+        """Push everything due by `now`; keep what fails for a later attempt."""
+        if self.client is None:
+            return
+        with self._flushing:
+            due = self._take_due(now)
+            retry_at = now + timedelta(minutes=self.settings.retry_minutes)
+            units = self._units(due)
+            for position, unit in enumerate(units):
+                try:
+                    again = self._send(unit)
+                except _Down:
+                    self._requeue([replace(p, due=retry_at) for u in units[position:] for p in u])
+                    return
+                self._requeue([replace(p, due=retry_at) for p in again])
+                self._maybe_duplicate(unit, now)
+
+    def _take_due(self, now: datetime) -> list[Push]:
+        keep = timedelta(days=self.settings.keep_days)
+        with self._lock:
+            due = [p for p in self._queue if p.due <= now]
+            self._queue = [p for p in self._queue if p.due > now]
+        fresh = [p for p in due if now - p.received <= keep]
+        self.stats.dropped += len(due) - len(fresh)
+        return sorted(fresh, key=lambda p: (p.due, p.seq))
+
+    def _units(self, pushes: list[Push]) -> list[list[Push]]:
+        """One push per reading, alarm or event; reports in arrays of up to report_batch."""
+        units: list[list[Push]] = []
+        for push in pushes:
+            last = units[-1] if units else None
+            if (
+                push.kind == "report"
+                and last is not None
+                and last[0].kind == "report"
+                and len(last) < self.settings.report_batch
+            ):
+                last.append(push)
+            else:
+                units.append([push])
+        return units
+
+    def _requeue(self, pushes: list[Push]) -> None:
+        if pushes:
+            with self._lock:
+                self._queue.extend(pushes)
+
+    def _send(self, unit: list[Push]) -> list[Push]:
+        """Push one unit; the pushes to try again (all, some report items, or none)."""
+        assert self.client is not None
+        kind = unit[0].kind
+        body = [p.body for p in unit] if kind == "report" else unit[0].body
+        headers = {
+            "content-type": "application/json; charset=utf-8",
+            "company_no": self.settings.company_no,
+            "data_api_key": self.settings.data_api_key,
+        }
+        try:
+            response = self.client.post(
+                PATHS[kind], content=dumps_exact(body).encode("utf-8"), headers=headers
+            )
+        except httpx.HTTPError as exc:
+            self.stats.failed_attempts += 1
+            log.info("push to the application failed: %r", exc)
+            raise _Down from None
+        if response.status_code >= 500:
+            self.stats.failed_attempts += 1
+            raise _Down
+        try:
+            envelope = parse_envelope(loads_exact(response.content))
+        except ValueError:
+            envelope = None
+        if envelope is None or not envelope.ok:
+            self.stats.failed_attempts += 1
+            message = envelope.Message if envelope is not None else response.text[:200]
+            log.info("the application refused a %s push: %s", kind, message)
+            return unit
+        again = self._refused_items(unit, envelope.Data) if kind == "report" else []
+        self.stats.delivered += len(unit) - len(again)
+        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + len(unit) - len(again)
+        return again
+
+    @staticmethod
+    def _refused_items(unit: list[Push], data: Any) -> list[Push]:
+        """Report items answered `result: false` or not at all (by position): pushed again."""
+        if not isinstance(data, list):
+            return unit
+        again = []
+        for position, push in enumerate(unit):
+            item = data[position] if position < len(data) else None
+            accepted = (
+                isinstance(item, dict)
+                and item.get("result") is True
+                and item.get("ctrl_id") == push.body["ctrl_id"]
+            )
+            if not accepted:
+                again.append(push)
+        return again
+
+    def _maybe_duplicate(self, unit: list[Push], now: datetime) -> None:
+        copies = []
+        for push in unit:
+            if push.copy or not self.faults.happens("push_duplicate"):
+                continue
+            later = self.faults.chance("push_duplicate").randint(
+                0, self.settings.duplicate_within_minutes
+            )
+            copies.append(replace(push, due=now + timedelta(minutes=later), copy=True))
+        self.stats.duplicates += len(copies)
+        self._requeue(copies)
