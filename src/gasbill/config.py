@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gasbill.adapters.platform.push_settings import PushSettings
@@ -88,6 +89,142 @@ class StaffSettings(_Section):
     login_window_minutes: int = Field(default=15, ge=1)
 
 
+class CommandSettings(_Section):
+    timeout_hours: int = Field(default=72, ge=1)
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_base_minutes: int = Field(default=5, ge=1)
+    backoff_cap_minutes: int = Field(default=360, ge=1)
+    lookup_after_minutes: int = Field(default=10, ge=1)
+    poll_after_minutes: int = Field(default=360, ge=1)
+    batch_size: int = Field(default=50, ge=1, le=500)
+
+
+class JobSchedule(_Section):
+    """One scheduled job: whether it runs, and every how many seconds."""
+
+    enabled: bool = True
+    interval_seconds: int = Field(default=60, ge=1)
+
+
+class QueryPollSchedule(JobSchedule):
+    """Query mode: pull readings, alarms and events from a platform that does not push."""
+
+    enabled: bool = False
+    interval_seconds: int = Field(default=900, ge=1)
+    base_url: str = Field(default="", validate_default=True)  # required when enabled
+    data_api_key: SecretStr = SecretStr("")  # empty: [push] keys[platform.company_no]
+    lookback_hours: int = Field(default=48, ge=0)
+    page_size: int = Field(default=500, ge=1, le=1000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str, info: Any) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, not {value!r}")
+        if not value and info.data.get("enabled"):
+            raise ValueError("query mode is enabled but has no base_url")
+        return value
+
+
+# "gasbill" as a number: the PostgreSQL advisory lock of scheduler leadership
+DEFAULT_LEADER_LOCK_KEY = int.from_bytes(b"gasbill", "big")
+
+
+class JobSettings(_Section):
+    """The scheduler (`gasbill serve`): which jobs run, how often, and who leads."""
+
+    scheduler: bool = True
+    advisory_lock_key: int = Field(default=DEFAULT_LEADER_LOCK_KEY, ge=-(2**63), le=2**63 - 1)
+    misfire_grace_seconds: int = Field(default=60, ge=1)
+    inbox_batch: int = Field(default=1000, ge=1)
+    notify_batch: int = Field(default=100, ge=1)
+    query_poll: QueryPollSchedule = QueryPollSchedule()
+    inbox: JobSchedule = JobSchedule(interval_seconds=30)
+    decisions: JobSchedule = JobSchedule(interval_seconds=600)
+    campaigns: JobSchedule = JobSchedule(interval_seconds=60)
+    dispatch: JobSchedule = JobSchedule(interval_seconds=15)
+    poll_silent: JobSchedule = JobSchedule(interval_seconds=300)
+    notify: JobSchedule = JobSchedule(interval_seconds=60)
+
+    @field_validator(
+        "query_poll",
+        "inbox",
+        "decisions",
+        "campaigns",
+        "dispatch",
+        "poll_silent",
+        "notify",
+        mode="before",
+    )
+    @classmethod
+    def _over_default(cls, value: Any, info: Any) -> Any:
+        # `[jobs.dispatch] enabled = false` keeps dispatch's own interval, not the generic one
+        default = cls.model_fields[info.field_name].default
+        if isinstance(value, dict) and isinstance(default, JobSchedule):
+            return {**dict(default), **value}
+        return value
+
+
+class DecisionSettings(_Section):
+    """Low-balance warnings and valve actions (DESIGN §7); amounts in fen, local times."""
+
+    warning_fen: int = Field(default=2000, ge=0)
+    warning_days: int = Field(default=3, ge=0)
+    rearm_margin_fen: int = Field(default=500, ge=0)
+    rearm_days_margin: int = Field(default=1, ge=0)
+    cutoff_allowance_fen: int = Field(default=0, ge=0)
+    grace_hours: Decimal = Field(default=Decimal("24"), ge=0)
+    quiet_hours_start: time | None = time(18)
+    quiet_hours_end: time | None = time(8)
+    holidays: tuple[date, ...] = ()
+    quiet_weekdays: tuple[int, ...] = ()
+    sync_display_with_setremain: bool = False
+    meter_reading_stale_hours: Decimal = Field(default=Decimal("48"), gt=0)
+
+    @field_validator("quiet_hours_start", "quiet_hours_end", mode="before")
+    @classmethod
+    def _no_time(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("quiet_weekdays")
+    @classmethod
+    def _weekdays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not set(value) <= set(range(7)):
+            raise ValueError(f"quiet_weekdays are 0 (Monday) to 6 (Sunday), not {list(value)}")
+        if len(set(value)) == 7:
+            raise ValueError("quiet_weekdays cover the whole week: a valve could never close")
+        return value
+
+    @model_validator(mode="after")
+    def _quiet_hours(self) -> DecisionSettings:
+        start, end = self.quiet_hours_start, self.quiet_hours_end
+        if (start is None) != (end is None):
+            raise ValueError('quiet_hours_start and quiet_hours_end are set together (or both "")')
+        if start is not None and start == end:
+            raise ValueError("quiet_hours_start and quiet_hours_end must differ")
+        return self
+
+
+class NotifySettings(_Section):
+    """How recorded low-balance warnings reach customers."""
+
+    channel: Literal["log", "webhook"] = "log"
+    webhook_url: str = ""
+    timeout_seconds: Decimal = Field(default=Decimal("10"), gt=0)
+    max_attempts: int = Field(default=10, ge=1)
+    retry_base_seconds: int = Field(default=60, ge=1)
+    retry_cap_seconds: int = Field(default=3600, ge=1)
+
+    @model_validator(mode="after")
+    def _url(self) -> NotifySettings:
+        url = self.webhook_url
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook_url must be an http(s) URL, not {url!r}")
+        if self.channel == "webhook" and not url:
+            raise ValueError('channel is "webhook" but webhook_url is empty')
+        return self
+
+
 class Settings(BaseSettings):
     """Every section of config.toml; each documented there, in place."""
 
@@ -105,6 +242,10 @@ class Settings(BaseSettings):
     staff: StaffSettings = StaffSettings()
     push: PushSettings = PushSettings()
     platform: PlatformSettings = PlatformSettings()
+    commands: CommandSettings = CommandSettings()
+    jobs: JobSettings = JobSettings()
+    decisions: DecisionSettings = DecisionSettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -188,10 +188,15 @@ def test_config_file_and_environment_override(tmp_path, monkeypatch):
     assert "rating.max_flow_m3_per_hour" in result.stderr
 
 
-def test_demo_quotes_a_year(tmp_path, monkeypatch):
+def test_the_demo_runs_the_whole_loop_and_the_meters_agree_with_the_ledger(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tariffs").symlink_to(ROOT / "tariffs")
-    result = runner.invoke(app, ["demo"])
+    result = runner.invoke(
+        app, ["demo", "--exit", "--json", "--meters", "12", "--days", "20", "--seed", "3"]
+    )
     assert result.exit_code == 0, result.output
-    assert "total" in result.stdout
-    assert (tmp_path / "var" / "sample-readings.csv").exists()
+    summary = json.loads(result.stdout)
+    assert summary["meters"] == 12
+    assert summary["readings"] >= 12 * 20
+    assert summary["top_ups_confirmed"] >= 10
+    assert summary["differ"] == 0, [c for c in summary["checks"] if not c["agrees"]]

@@ -566,3 +566,40 @@ def test_a_key_raced_between_global_accounts_is_settled_by_the_unique_index(engi
     with uow:
         assert uow.ledger.balance(REVENUE).posted in (500, 501)
     assert_verified(uow)
+
+
+def test_a_batch_raced_between_global_accounts_lands_once(engine):
+    setup = UnitOfWork(engine)
+    with setup:
+        setup.ledger.ensure_account(AccountCode.cash("bank"))
+        setup.ledger.ensure_account(REVENUE)
+        setup.commit()
+
+    def batch() -> list[Transfer]:
+        return [
+            Transfer(
+                id=new_transfer_id(),
+                idempotency_key=f"batch:{n}",
+                debit_account=AccountCode.cash("bank"),
+                credit_account=REVENUE,
+                amount=100 + n,
+                kind=TransferKind.TRUE_UP,
+                effective_at=T0,
+                recorded_at=T0,
+            )
+            for n in range(3)
+        ]
+
+    def move(i: int) -> list[Transfer]:
+        unit = UnitOfWork(engine)
+        with unit:
+            got = unit.ledger.record_many(batch())
+            unit.commit()
+            return got
+
+    results = in_threads(4, move)
+    assert all(isinstance(r, list) for r in results), results
+    assert len({tuple(t.id for t in r) for r in results}) == 1
+    with setup:
+        assert setup.ledger.balance(REVENUE).posted == 303
+    assert_verified(setup)

@@ -24,6 +24,9 @@ from gasbill.api.policy import check_covers
 from gasbill.api.security import Argon2Passwords, HmacTokens
 from gasbill.api.staff import install_staff_api
 from gasbill.config import ConfigError, Settings
+from gasbill.service.commands.dispatch import PlatformApi
+from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.decisions import account_decider
 from gasbill.service.staff import LoginLimits, Passwords
 
 
@@ -39,6 +42,7 @@ def create_app(
     clock: Clock | None = None,
     passwords: Passwords | None = None,
     on_frozen_stored: Callable[[], None] | None = None,
+    platform: PlatformApi | None = None,
 ) -> FastAPI:
     """The app for these settings; an engine it makes itself it also disposes of.
 
@@ -61,6 +65,9 @@ def create_app(
             settings.staff.login_max_failures,
             timedelta(minutes=settings.staff.login_window_minutes),
         ),
+        commands=CommandPolicy.from_settings(settings.commands),
+        platform=platform,
+        decide=account_decider(settings),
     )
 
     @asynccontextmanager
@@ -92,6 +99,7 @@ def create_app(
             platform_zone=ZoneInfo(settings.app.platform_timezone),
             clock=ctx.clock,
             on_frozen_stored=on_frozen_stored,
+            commands=ctx.commands,
         ),
     )
     check_covers(app.routes)

@@ -7,7 +7,7 @@ matched route up in the policy table; routes never name roles themselves.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
@@ -20,6 +20,9 @@ from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api.errors import forbidden, unauthorized
 from gasbill.api.policy import access_for
 from gasbill.config import Settings
+from gasbill.service.commands.dispatch import PlatformApi
+from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.payments import Decide
 from gasbill.service.staff import Identity, LoginLimits, Passwords, Tokens, authenticate
 
 Clock = Callable[[], datetime]
@@ -36,6 +39,11 @@ class AppContext:
     passwords: Passwords
     tokens: Tokens
     limits: LoginLimits
+    commands: CommandPolicy = field(default_factory=CommandPolicy)
+    # the platform's remote-control API (cancel/retry of commands); None: not reachable
+    platform: PlatformApi | None = None
+    # decisions after a balance change (warnings, valve on), in the same transaction
+    decide: Decide | None = None
 
 
 def context(request: Request) -> AppContext:

@@ -86,6 +86,7 @@ DOMAIN_ERRORS: Mapping[type[Exception], tuple[int, str]] = {
     domain.ReversalRefused: (409, "reversal_refused"),
     domain.AlreadyReversed: (409, "already_reversed"),
     domain.UnknownTransfer: (404, "not_found"),
+    domain.UnknownLedgerAccount: (404, "not_found"),
     domain.OverdraftRefused: (409, "insufficient_funds"),
     domain.LedgerInvariantBroken: (500, "ledger_invariant_broken"),
 }

@@ -93,6 +93,11 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("POST", f"{API}/accounts/{{account_id}}/refunds"): CLERK,
     ("POST", f"{API}/accounts/{{account_id}}/adjustments"): AUDITOR,
     ("POST", f"{API}/transfers/{{transfer_id}}/reversal"): AUDITOR,
+    # commands to meters: top-up progress; cancel or retry what needs a person
+    ("GET", f"{API}/accounts/{{account_id}}/top-ups"): CLERK_READ,
+    ("GET", f"{API}/commands"): CLERK_READ,
+    ("POST", f"{API}/commands/{{command_id}}/cancel"): CLERK,
+    ("POST", f"{API}/commands/{{command_id}}/retry"): CLERK,
     # billing exceptions
     ("GET", f"{API}/exceptions"): CLERK_READ,
     ("GET", f"{API}/exceptions/{{exception_id}}"): CLERK_READ,

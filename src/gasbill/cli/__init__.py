@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gasbill.cli import accounts, audit, db, demo, imports, quote, serve, tariffs, users
+from gasbill.cli import accounts, audit, db, demo, imports, quote, serve, simulate, tariffs, users
 
 app = typer.Typer(
     name="gasbill",
@@ -22,6 +22,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(accounts.app, name="account")
 app.command("serve")(serve.serve_command)
 app.add_typer(imports.app, name="import")
+app.command("simulate")(simulate.simulate_command)
 
 
 def main() -> None:

@@ -1,66 +1,164 @@
-"""`gasbill demo`: until the whole loop exists, a year of a household quoted."""
+"""`gasbill demo` (= `make run`): the whole loop on SQLite and the built-in simulator.
+
+About a hundred meters over about sixty simulated days, in accelerated time:
+accounts opened remotely, daily frozen readings billed, payments becoming
+top-ups, a tariff change taken to every meter by a campaign, a household
+running dry, cut off and reconnected, a lost reply settled. Then a summary —
+including every simulated meter's balance and top-up counters against the
+ledger — and the staff API keeps serving at a printed URL until Ctrl-C.
+"""
 
 from __future__ import annotations
 
-import csv
-from datetime import date
+import json
+import secrets
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
+import uvicorn
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from gasbill.adapters.tariffs import find_tariff
+from gasbill.api.security import Argon2Passwords
 from gasbill.cli.options import ConfigOption, fail, settings_from
-from gasbill.cli.quote import OutputFormat, render
-from gasbill.domain.errors import TariffError
-from gasbill.domain.rating import Rater, RatingContext
-from gasbill.simulator.consumption import frozen_readings
+from gasbill.config import DatabaseSettings
+from gasbill.demo import scenario
+from gasbill.demo.summary import Summary, summarise
+from gasbill.demo.world import World, build_world
+from gasbill.domain.money import Money
+from gasbill.service.staff import add_user
+from gasbill.simulator.faults import FaultSettings
+from gasbill.simulator.settings import SimulatorSettings
 
-SAMPLE_FILE = Path("var/sample-readings.csv")
+DEMO_DB = Path("var/demo.db")
 
 
 def demo_command(
-    tariff: Annotated[str, typer.Option(help="Tariff id or path.")] = "beijing-residential",
-    year: Annotated[int, typer.Option(min=2000, max=2100, help="Year to simulate.")] = 2025,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated household.")] = 1,
+    meters: Annotated[int, typer.Option(min=2, max=2000, help="Simulated meters.")] = 100,
+    days: Annotated[int, typer.Option(min=3, max=366, help="Simulated days.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed, the same run.")] = 1,
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="Platform faults, e.g. lost_reply=0.1,applied_timeout=0.05 "
+            "(default: one bad day with lost replies)."
+        ),
+    ] = "",
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="Return after the summary instead of serving.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    host: Annotated[str, typer.Option(help="Where to serve afterwards.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on afterwards.")] = 8000,
     config: ConfigOption = None,
 ) -> None:
-    """Quote a simulated year of daily readings on a shipped tariff."""
+    """Run the whole loop on a simulated fleet and show that the ledger and the meters agree."""
     settings = settings_from(config)
     try:
-        chosen = find_tariff(tariff, settings.tariffs.dir, default_zone=settings.app.timezone)
-    except TariffError as exc:
-        fail(str(exc))
-    zone = ZoneInfo(chosen.zone)
-    first, last = date(year, 1, 1), date(year + 1, 1, 1)
-    readings = list(frozen_readings(first, (last - first).days, zone, seed=seed))
-    result = Rater(chosen).rate(readings, RatingContext(persons=3))
-    if result.anomalies:
-        fail(f"the sample readings raised {result.anomalies[0].kind}")
+        fault_settings = FaultSettings().with_text(faults) if faults else FaultSettings()
+    except ValueError as exc:
+        fail(f"--faults: {exc}")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite:///{DEMO_DB}"
+    settings = settings.model_copy(update={"database": DatabaseSettings(url=url)})
+    console = Console(stderr=as_json)
+    world = build_world(
+        settings,
+        db_url=url,
+        sim_settings=SimulatorSettings(
+            seed=seed,
+            meters=meters,
+            start=scenario.START,
+            faults=fault_settings,
+            realtime_readings=True,  # a reading at each wake-up: where a command took effect
+        ),
+    )
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
+    ) as progress:
+        task = progress.add_task("days", total=days + 1)
+        cast = scenario.run(
+            world,
+            days=days,
+            seed=seed,
+            faults=fault_settings,
+            on_day=lambda day: progress.advance(task),
+        )
+        scenario.settle(world)
+        progress.advance(task)
+    summary = summarise(world, cast, days)
+    if as_json:
+        print(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
+    else:
+        show(console, summary)
+    if exit_after:
+        world.close()
+        return
+    serve(console, world, host, port)
 
-    SAMPLE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with SAMPLE_FILE.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["acquisition_time", "std_sum", "work_sum"])
-        for reading in readings:
-            writer.writerow(
-                [
-                    reading.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                    reading.std_sum.fixed() if reading.std_sum is not None else "",
-                    reading.work_sum.fixed() if reading.work_sum is not None else "",
-                ]
+
+def show(console: Console, summary: Summary) -> None:
+    table = Table(
+        title=f"gasbill demo: {summary.meters} meters, {summary.days} days", show_header=False
+    )
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    rows = [
+        ("frozen readings stored", f"{summary.readings:,}"),
+        ("gas charged (shadow and system billing)", Money.of_fen(summary.charges_fen).fixed()),
+        ("charged days", f"{summary.charge_days:,}"),
+        ("payments taken", str(summary.payments)),
+        (
+            "top-ups confirmed by meters (incl. openings)",
+            f"{summary.top_ups_confirmed} = {Money.of_fen(summary.top_ups_fen).fixed()} yuan",
+        ),
+        ("low-balance warnings", str(summary.warnings)),
+        ("valves closed / reopened", f"{summary.valve_off} / {summary.valve_on}"),
+    ]
+    for campaign in summary.campaigns:
+        rows.append(
+            (
+                f"campaign {campaign['tariff']} {campaign['change']}",
+                ", ".join(f"{k} {v}" for k, v in campaign["by_status"].items()),
             )
-    console = Console()
-    console.print(
-        f"A simulated household's {year}: {len(readings) - 1} days of frozen readings "
-        f"rated on [bold]{chosen.id}[/] for 3 persons."
-    )
-    render(chosen, result, OutputFormat.table)
-    console.print(f"The readings are in {SAMPLE_FILE}; quote them yourself with")
-    console.print(
-        f"  .venv/bin/gasbill quote --tariff {chosen.id} --readings {SAMPLE_FILE} --format json",
-        soft_wrap=True,
-        highlight=False,
-    )
+        )
+    for kind, n in summary.exceptions.items():
+        rows.append((f"exceptions: {kind}", str(n)))
+    for label, value in rows:
+        table.add_row(label, value)
+    table.add_section()
+    table.add_row("meters agreeing with the ledger", f"[green]{summary.agree}[/]")
+    colour = "green" if summary.differ == 0 else "red"
+    table.add_row("meters differing", f"[{colour}]{summary.differ}[/]")
+    console.print(table)
+    for check in summary.checks:
+        if not check.agrees:
+            console.print(f"  differs: {check}")
+
+
+def serve(console: Console, world: World, host: str, port: int) -> None:
+    passwords = Argon2Passwords()
+    credentials = {role: secrets.token_urlsafe(9) for role in ("clerk", "auditor", "admin")}
+    for role, password in credentials.items():
+        add_user(
+            world.uow(),
+            username=role,
+            password=password,
+            role=role,
+            passwords=passwords,
+            actor="demo",
+        )
+    console.print(f"\nServing the staff API at http://{host}:{port}/docs (Ctrl-C to stop).")
+    for role, password in credentials.items():
+        console.print(f"  {role}: password {password}", highlight=False)
+    uvicorn.run(world.app, host=host, port=port, log_level="warning")
+    world.close()

@@ -1,41 +1,126 @@
-"""`gasbill serve`: the API in one process, on a database at the code's revision."""
+"""`gasbill serve`: the API and the scheduler in one process, on a database at the code's revision.
+
+`--no-scheduler` (or `[jobs] scheduler = false`) makes an API-only node. With
+the scheduler, several nodes may serve one PostgreSQL database: only the
+leader runs jobs (DESIGN §11); on SQLite a second process on the same file
+serves the API and leaves the jobs to the first.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
+from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api.app import create_app
 from gasbill.cli.options import ConfigOption, fail, settings_from
-from gasbill.config import ConfigError
+from gasbill.config import ConfigError, Settings
+from gasbill.jobs import JobContext, JobScheduler, leadership_for
+
+
+@dataclass(eq=False)
+class Runtime:
+    """What `gasbill serve` runs: the app, and the scheduler unless it is an API-only node."""
+
+    app: FastAPI
+    engine: Engine
+    scheduler: JobScheduler | None
+
+    def start(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.start()
+
+    def close(self) -> None:
+        try:
+            if self.scheduler is not None:
+                self.scheduler.shutdown(wait=True)
+        finally:
+            self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings, *, scheduler: bool = True, engine: Engine | None = None
+) -> Runtime:
+    """The app and (unless `scheduler` is False or [jobs] says so) its scheduler, not started.
+
+    Raises ConfigError (a placeholder secret outside the demo, a bad setting),
+    DatabaseBehind, or OperationalError (no database); the engine it made is
+    disposed of then.
+    """
+    problem = settings.app.insecure_secret()
+    if problem:
+        raise ConfigError(problem)
+    db = engine or make_engine(settings.database.url, echo=settings.database.echo)
+    try:
+        ensure_current(db)
+        catalog = TariffCatalog(settings.tariffs.dir, settings.app.timezone)
+        jobs: JobScheduler | None = None
+        if scheduler and settings.jobs.scheduler:
+            jobs = JobScheduler(
+                JobContext.build(settings, db, catalog=catalog),
+                leadership_for(settings.database.url, settings.jobs.advisory_lock_key),
+            )
+        woken = jobs
+
+        def on_frozen_stored() -> None:
+            if woken is not None:
+                woken.wake("inbox")
+
+        app = create_app(
+            settings,
+            engine=db,
+            catalog=catalog,
+            on_frozen_stored=on_frozen_stored if jobs is not None else None,
+        )
+    except BaseException:
+        if engine is None:
+            db.dispose()
+        raise
+    app.state.jobs = jobs  # the scheduler's status() for a status endpoint, or None
+    return Runtime(app=app, engine=db, scheduler=jobs)
+
+
+def _log_gasbill() -> None:
+    """gasbill's own log lines (jobs, leadership) on stderr beside uvicorn's, unless set up."""
+    logger = logging.getLogger("gasbill")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    no_scheduler: Annotated[
+        bool,
+        typer.Option("--no-scheduler", help="Serve the API only: run no scheduled jobs here."),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the staff API (docs at /docs); refuses a stale database or a placeholder secret."""
+    """Serve the staff API (docs at /docs) and run the scheduled jobs; refuses a stale
+    database or a placeholder secret."""
     settings = settings_from(config)
-    problem = settings.app.insecure_secret()
-    if problem:
-        fail(problem)
-    engine = make_engine(settings.database.url, echo=settings.database.echo)
+    _log_gasbill()
     try:
-        ensure_current(engine)
-        app = create_app(settings, engine=engine)
+        runtime = build_runtime(settings, scheduler=not no_scheduler)
     except (DatabaseBehind, ConfigError) as exc:
-        engine.dispose()
         fail(str(exc))
     except OperationalError as exc:
-        engine.dispose()
         fail(f"cannot reach the database: {exc.orig}")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        runtime.start()
+        uvicorn.run(runtime.app, host=host, port=port, log_level="info")
     finally:
-        engine.dispose()
+        runtime.close()

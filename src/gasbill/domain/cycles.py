@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
@@ -72,10 +73,7 @@ class Cycle:
     @property
     def key(self) -> str:
         """Stable identity for ledger keys: the local start date (and time if not midnight)."""
-        local = self.start.astimezone(ZoneInfo(self.zone))
-        if local.time() == time(0):
-            return local.date().isoformat()
-        return local.isoformat(timespec="seconds")
+        return _cycle_key(self.start, self.zone)
 
     @property
     def first_day(self) -> date:
@@ -87,6 +85,14 @@ class Cycle:
 
     def __str__(self) -> str:
         return f"{self.first_day.isoformat()}..{self.last_day.isoformat()}"
+
+
+@lru_cache(maxsize=4096)
+def _cycle_key(start: datetime, zone: str) -> str:
+    local = start.astimezone(ZoneInfo(zone))
+    if local.time() == time(0):
+        return local.date().isoformat()
+    return local.isoformat(timespec="seconds")
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -70,6 +70,14 @@ def open_account(
     uow: UnitOfWork, new: NewAccount, *, catalog: TariffCatalog, actor: str
 ) -> Account:
     """An account with its ledger accounts and its first meter."""
+    with uow:
+        account = open_within(uow, new, catalog=catalog, actor=actor)
+        uow.commit()
+        return account
+
+
+def open_within(uow: UnitOfWork, new: NewAccount, *, catalog: TariffCatalog, actor: str) -> Account:
+    """`open_account` inside the caller's unit of work, which commits."""
     check_company_no(new.company_no)
     check_comm_no(new.meter_comm_no)
     tariff = catalog.get(new.tariff_id)
@@ -77,51 +85,49 @@ def open_account(
         tariff.check_meter_encodable(new.persons)
     if new.cutoff_fen > 0 or new.reopen_fen < new.cutoff_fen:
         raise AccountError("the cut-off must be ≤ 0 and the reopen threshold ≥ the cut-off")
-    with uow:
-        if uow.accounts.customer(new.customer_id) is None:
-            raise NotFound(f"no customer {new.customer_id}")
-        if uow.accounts.by_number(new.number) is not None:
-            raise Conflict(f"account number {new.number!r} is already in use")
-        account = uow.accounts.add(
-            Account(
-                number=new.number,
-                customer_id=new.customer_id,
-                company_no=new.company_no,
-                billing_mode=str(new.billing_mode),
-                tariff_id=tariff.id,
-                persons=new.persons,
-                opened_on=new.opened_on,
-                warning_fen=new.warning_fen,
-                cutoff_fen=new.cutoff_fen,
-                reopen_fen=new.reopen_fen,
-            )
+    if uow.accounts.customer(new.customer_id) is None:
+        raise NotFound(f"no customer {new.customer_id}")
+    if uow.accounts.by_number(new.number) is not None:
+        raise Conflict(f"account number {new.number!r} is already in use")
+    account = uow.accounts.add(
+        Account(
+            number=new.number,
+            customer_id=new.customer_id,
+            company_no=new.company_no,
+            billing_mode=str(new.billing_mode),
+            tariff_id=tariff.id,
+            persons=new.persons,
+            opened_on=new.opened_on,
+            warning_fen=new.warning_fen,
+            cutoff_fen=new.cutoff_fen,
+            reopen_fen=new.reopen_fen,
         )
-        assert account.id is not None
-        key = str(account.id)
-        uow.ledger.ensure_account(AccountCode.prepaid(key), account_id=account.id, allowance=0)
-        uow.ledger.ensure_account(AccountCode.meter_credit(key), account_id=account.id)
-        binding = _bind(
-            uow,
-            account,
-            new.company_no,
-            new.meter_comm_no,
-            new.bound_at,
-            new.opening_register.litres,
-            reason="account opened",
-        )
-        uow.audit.record(
-            actor=actor,
-            action="account.open",
-            entity="account",
-            entity_id=account.id,
-            after={
-                **snapshot(account),
-                "meter": new.meter_comm_no,
-                "opening_litres": binding.opening_litres,
-            },
-        )
-        uow.commit()
-        return account
+    )
+    assert account.id is not None
+    key = str(account.id)
+    uow.ledger.ensure_account(AccountCode.prepaid(key), account_id=account.id, allowance=0)
+    uow.ledger.ensure_account(AccountCode.meter_credit(key), account_id=account.id)
+    binding = _bind(
+        uow,
+        account,
+        new.company_no,
+        new.meter_comm_no,
+        new.bound_at,
+        new.opening_register.litres,
+        reason="account opened",
+    )
+    uow.audit.record(
+        actor=actor,
+        action="account.open",
+        entity="account",
+        entity_id=account.id,
+        after={
+            **snapshot(account),
+            "meter": new.meter_comm_no,
+            "opening_litres": binding.opening_litres,
+        },
+    )
+    return account
 
 
 def _bind(

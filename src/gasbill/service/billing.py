@@ -13,7 +13,6 @@ batch, one transfer per account and direction, one upsert for all days.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gasbill.adapters.db.repositories.billing import BillingStore
+from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
 from gasbill.adapters.db.uow import UnitOfWork
@@ -35,6 +35,7 @@ from gasbill.domain.rating import (
     Anomaly,
     FrozenReading,
     RatedPeriod,
+    Rater,
     RatingContext,
     RatingResult,
     RatingState,
@@ -42,6 +43,7 @@ from gasbill.domain.rating import (
 )
 from gasbill.domain.tariff import VolumeBasis
 from gasbill.domain.timeline import NO_VERSION
+from gasbill.service.meter_tariffs import meter_rater
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DayKey = tuple[str, date]
@@ -118,21 +120,43 @@ def bill_within(
     earliest = min((c.state_at for c in checkpoints.values() if c.state_at), default=EPOCH)
     if len(checkpoints) < len(ids):
         earliest = EPOCH
-    readings = store.frozen_readings(meters, earliest)
+    metered = [a.id for a in accounts if a.id is not None and a.billing_mode == BillingMode.METER]
+    metered_meters = [(m.company_no, m.comm_no) for a in metered for _, m in bindings.get(a, [])]
+    readings = store.frozen_readings(meters, earliest, with_real_time=metered_meters)
+    openings = store.meter_openings(metered)
+    confirmed = {
+        account_id: {
+            label: _applied_at(at, bindings.get(account_id, []), readings)
+            for label, at in changes.items()
+        }
+        for account_id, changes in CampaignStore(uow.session).confirmations(metered).items()
+    }
 
     day_rows: list[dict[str, Any]] = []
     exception_rows: list[dict[str, Any]] = []
     transfers: list[Transfer] = []
     for account in accounts:
         assert account.id is not None
+        checkpoint = checkpoints.get(account.id)
+        opening = None
+        if account.id in openings:
+            opened_at = openings[account.id]
+            if opened_at is None:
+                continue  # not open on the meter yet: it deducts nothing, nor do we
+            opening = _opening_reading(
+                _applied_at(opened_at, bindings.get(account.id, []), readings),
+                bindings.get(account.id, []),
+                readings,
+            )
         plan = _rate_account(
             account,
             bindings.get(account.id, []),
-            checkpoints.get(account.id),
+            checkpoint,
             readings,
-            catalog,
+            _rater(account, catalog, confirmed.get(account.id, {}), checkpoint),
             max_flow_m3_per_hour,
             now,
+            opening=opening,
         )
         if plan is None:
             continue
@@ -161,25 +185,39 @@ def bill_within(
     return outcome
 
 
+def _rater(
+    account: Account,
+    catalog: TariffCatalog,
+    confirmed: dict[str, datetime],
+    checkpoint: ChargeDay | None,
+) -> Rater:
+    """Meter mode: the prices last confirmed on the meter (DESIGN §5); else the tariff's."""
+    if account.billing_mode != BillingMode.METER:
+        return catalog.rater(account.tariff_id)
+    since = checkpoint.state_at if checkpoint is not None else None
+    return meter_rater(catalog, account.tariff_id, account.opened_on, confirmed, since=since)
+
+
 def _rate_account(
     account: Account,
     bindings: list[tuple[MeterBinding, Meter]],
     checkpoint: ChargeDay | None,
     readings: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]],
-    catalog: TariffCatalog,
+    rater: Rater,
     max_flow: Decimal | None,
     now: datetime,
+    *,
+    opening: FrozenReading | None = None,
 ) -> tuple[RatingResult, list[tuple[Anomaly, str]], int] | None:
     if not bindings:
         return None
-    rater = catalog.rater(account.tariff_id)
     context = RatingContext(
         persons=account.persons,
         opened_on=account.opened_on,
         whole_m3=account.billing_mode == BillingMode.METER,
         max_flow_m3_per_hour=max_flow,
     )
-    state, start = _starting_state(checkpoint, bindings, catalog.get(account.tariff_id).zone)
+    state, start = _starting_state(checkpoint, bindings, rater.tariff.zone)
     periods: list[RatedPeriod] = []
     anomalies: list[tuple[Anomaly, str]] = []
     count = 0
@@ -187,12 +225,17 @@ def _rate_account(
     for binding, meter in bindings:
         if binding.unbound_at is not None and binding.unbound_at <= start:
             continue
-        if state.last is None or switched or binding.bound_at > state.last.at:
+        if (
+            state.last is None
+            and opening is not None
+            and (binding.unbound_at is None or opening.at <= binding.unbound_at)
+        ):
+            # a meter-mode meter deducts from when it was opened: so does its shadow
+            state = RatingState(last=opening)
+        elif state.last is None or switched or binding.bound_at > state.last.at:
             # a new register from here on: the meter's opening reading
-            opening = FrozenReading(
-                binding.bound_at, binding.opening_litres, binding.opening_litres
-            )
-            state = state.rebased(opening) if state.last is not None else RatingState(last=opening)
+            first = FrozenReading(binding.bound_at, binding.opening_litres, binding.opening_litres)
+            state = state.rebased(first) if state.last is not None else RatingState(last=first)
         assert state.last is not None
         series = [
             FrozenReading(at, std, work)
@@ -215,6 +258,42 @@ def _rate_account(
         anomalies.extend((anomaly, meter.comm_no) for anomaly in result.anomalies)
         state = result.state
     return RatingResult(periods, [], state), anomalies, count
+
+
+APPLIED_WITHIN = timedelta(hours=36)
+
+
+def _applied_at(
+    confirmed_at: datetime,
+    bindings: list[tuple[MeterBinding, Meter]],
+    readings: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]],
+) -> datetime:
+    """When a confirmed command took effect on the meter.
+
+    The platform reports the ending, not the instant; a meter takes commands
+    when it wakes and reports a reading then, so that reading's time — the
+    latest before the confirmation — is the instant. Without one (no
+    real-time reading), the confirmation time stands.
+    """
+    latest = None
+    for _, meter in bindings:
+        for at, _std, _work in readings.get((meter.company_no, meter.comm_no), []):
+            if confirmed_at - APPLIED_WITHIN <= at <= confirmed_at:
+                latest = at if latest is None or at > latest else latest
+    return latest or confirmed_at
+
+
+def _opening_reading(
+    at: datetime,
+    bindings: list[tuple[MeterBinding, Meter]],
+    readings: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]],
+) -> FrozenReading | None:
+    """The register at the opening instant, if a reading gives it."""
+    for _, meter in bindings:
+        for when, std, work in readings.get((meter.company_no, meter.comm_no), []):
+            if when == at:
+                return FrozenReading(when, std, work)
+    return None
 
 
 def _starting_state(
@@ -351,49 +430,72 @@ def _transfers(
     now: datetime,
     outcome: BillingOutcome,
 ) -> list[Transfer]:
-    """One charge (and, after re-rating, one credit) per account and run."""
-    charged = sum(v for v in difference.values() if v > 0)
-    credited = -sum(v for v in difference.values() if v < 0)
-    outcome.charged_fen += charged
-    outcome.credited_fen += credited
+    """The ledger's side of a run's day differences.
+
+    System mode: one charge (and, after re-rating, one credit) per account
+    and run. Meter mode: one per day, effective when the day's last reading
+    was taken, so meter_credit can be read as of any reading and compared
+    with the balance the meter reported then. The days' `posted_fen`,
+    written in the same transaction, is what keeps a day from being charged
+    twice; the transfers' keys only need to be unique.
+    """
+    outcome.charged_fen += sum(v for v in difference.values() if v > 0)
+    outcome.credited_fen += -sum(v for v in difference.values() if v < 0)
     if not difference:
         return []
     key = str(account.id)
-    payer = (
-        AccountCode.meter_credit(key)
-        if account.billing_mode == BillingMode.METER
-        else AccountCode.prepaid(key)
-    )
-    revenue = AccountCode.revenue("gas")
-    days = sorted(d for _, d in difference)
-    effective = result.state.last.at if result.state.last is not None else now
-    stamp = f"{account.id}:{days[0]}..{days[-1]}:{_fingerprint(difference)}"
+    meter_mode = account.billing_mode == BillingMode.METER
+    payer = AccountCode.meter_credit(key) if meter_mode else AccountCode.prepaid(key)
+    last = result.state.last.at if result.state.last is not None else now
+    if not meter_mode:
+        groups = {last: dict(difference)}
+    else:
+        ends = _day_ends(result)
+        groups = defaultdict(dict)
+        for day_key, fen in difference.items():
+            groups[ends.get(day_key, last)][day_key] = fen
     out = []
-    if charged:
-        out.append(
-            _transfer(
-                f"charge:{stamp}",
-                payer,
-                revenue,
-                charged,
-                effective,
-                now,
-                f"gas {days[0]}..{days[-1]}",
+    for effective, days in sorted(groups.items()):
+        charged = sum(v for v in days.values() if v > 0)
+        credited = -sum(v for v in days.values() if v < 0)
+        span = sorted(d for _, d in days)
+        label = f"{span[0]}..{span[-1]}" if span[0] != span[-1] else f"{span[0]}"
+        if charged:
+            out.append(
+                _transfer(
+                    f"charge:{key}:{new_transfer_id()}",
+                    payer,
+                    AccountCode.revenue("gas"),
+                    charged,
+                    effective,
+                    now,
+                    f"gas {label}",
+                )
             )
-        )
-    if credited:
-        out.append(
-            _transfer(
-                f"credit:{stamp}",
-                revenue,
-                payer,
-                credited,
-                effective,
-                now,
-                f"re-rated {days[0]}..{days[-1]}",
+        if credited:
+            out.append(
+                _transfer(
+                    f"credit:{key}:{new_transfer_id()}",
+                    AccountCode.revenue("gas"),
+                    payer,
+                    credited,
+                    effective,
+                    now,
+                    f"re-rated {label}",
+                )
             )
-        )
     return out
+
+
+def _day_ends(result: RatingResult) -> dict[DayKey, datetime]:
+    """When each rated day's last charge ended."""
+    ends: dict[DayKey, datetime] = {}
+    for period in result.periods:
+        for charge in period.charges:
+            day_key = (charge.cycle.key, charge.day)
+            if day_key not in ends or charge.period_to > ends[day_key]:
+                ends[day_key] = charge.period_to
+    return ends
 
 
 def _transfer(
@@ -417,8 +519,3 @@ def _transfer(
         reason=reason,
         actor="billing",
     )
-
-
-def _fingerprint(difference: dict[DayKey, int]) -> str:
-    text = json.dumps(sorted((k[0], str(k[1]), v) for k, v in difference.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

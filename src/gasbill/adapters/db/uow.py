@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from gasbill.adapters.db.repositories.accounts import AccountRepository
 from gasbill.adapters.db.repositories.audit import AuditLog
+from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
 
 
@@ -81,3 +82,7 @@ class UnitOfWork:
     @property
     def audit(self) -> AuditLog:
         return AuditLog(self.session)
+
+    @property
+    def idempotency(self) -> IdempotencyStore:
+        return IdempotencyStore(self.session)

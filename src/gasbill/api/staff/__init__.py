@@ -14,6 +14,7 @@ from gasbill.api.staff import (
     accounts,
     audit,
     auth,
+    commands,
     customers,
     exceptions,
     money,
@@ -26,7 +27,7 @@ ERROR = {
     "description": "The staff API's error shape.",
     "content": {"application/json": {"example": error_body("not_found", "no account 7")}},
 }
-AREAS = (auth, users, customers, accounts, money, exceptions, tariffs, settings, audit)
+AREAS = (auth, users, customers, accounts, money, commands, exceptions, tariffs, settings, audit)
 
 
 def install_staff_api(app: FastAPI) -> None:

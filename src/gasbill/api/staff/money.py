@@ -17,11 +17,12 @@ from gasbill.api.staff.schemas import (
     AdjustmentIn,
     PathId,
     PaymentIn,
+    PaymentOut,
     RefundIn,
     ReversalIn,
     TransferOut,
 )
-from gasbill.service import ledger
+from gasbill.service import ledger, payments
 
 router = APIRouter(prefix=API, tags=["money"])
 
@@ -36,7 +37,7 @@ TransferId = Annotated[str, Path(min_length=1, max_length=40)]
     "/accounts/{account_id}/payments",
     status_code=201,
     responses=CREATED,
-    summary="Record a payment into the account's prepaid balance",
+    summary="Record a payment; on a meter-mode account it becomes a remote top-up",
 )
 def pay(
     account_id: PathId,
@@ -46,23 +47,27 @@ def pay(
     uow: UowDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
+    def run(k: str) -> PaymentOut:
+        outcome = payments.take_payment(
+            uow,
+            account_id=account_id,
+            amount_fen=body.amount_fen,
+            channel=body.channel,
+            idempotency_key=k,
+            actor=user.username,
+            now=ctx.clock(),
+            policy=ctx.commands,
+            memo=body.memo,
+            decide=ctx.decide,
+        )
+        return PaymentOut.of(outcome.payment, top_up_id=outcome.top_up_id)
+
     return idempotent(
         uow,
         key=key,
         scope="payment",
         request={"account_id": account_id, **body.model_dump(mode="json")},
-        run=lambda k: TransferOut.of(
-            ledger.record_payment(
-                uow,
-                account_id=account_id,
-                amount_fen=body.amount_fen,
-                channel=body.channel,
-                idempotency_key=k,
-                actor=user.username,
-                at=ctx.clock(),
-                memo=body.memo,
-            )
-        ),
+        run=run,
     )
 
 

@@ -233,3 +233,13 @@ class AuditVerifyOut(BaseModel):
     ok: bool
     entries: int
     breaks: list[ChainBreakOut]
+
+
+class PaymentOut(TransferOut):
+    """The payment; `top_up_id` names the remote top-up it became (meter mode)."""
+
+    top_up_id: int | None = None
+
+    @classmethod
+    def of(cls, transfer: Transfer, *, top_up_id: int | None = None) -> PaymentOut:
+        return cls(**TransferOut.of(transfer).model_dump(), top_up_id=top_up_id)

@@ -18,6 +18,7 @@ from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
+from gasbill.config import CommandSettings
 from gasbill.domain import commands as intents
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.ledger import (
@@ -46,6 +47,18 @@ class CommandPolicy:
 
     def timeout_for(self, ctrl_type: CtrlType) -> timedelta:
         return self.timeouts.get(ctrl_type, self.timeout)
+
+    @classmethod
+    def from_settings(cls, settings: CommandSettings) -> CommandPolicy:
+        return cls(
+            timeout=timedelta(hours=settings.timeout_hours),
+            max_attempts=settings.max_attempts,
+            backoff_base=timedelta(minutes=settings.backoff_base_minutes),
+            backoff_cap=timedelta(minutes=settings.backoff_cap_minutes),
+            lookup_after=timedelta(minutes=settings.lookup_after_minutes),
+            poll_after=timedelta(minutes=settings.poll_after_minutes),
+            batch_size=settings.batch_size,
+        )
 
 
 def new_define_no() -> str:

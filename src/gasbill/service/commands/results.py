@@ -19,7 +19,14 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.platform.jsontext import dumps_exact, loads_exact
 from gasbill.adapters.platform.wire import CtrlDataRecord
-from gasbill.domain.commands import CommandResult, CtrlState, CtrlType, RemoteChargeState
+from gasbill.domain.commands import (
+    CommandResult,
+    CtrlState,
+    CtrlType,
+    OpenAccount,
+    RemoteChargeState,
+    SetPrice,
+)
 from gasbill.domain.ledger import HoldAction, resolve_hold
 from gasbill.domain.outbox import (
     IN_FLIGHT,
@@ -32,6 +39,7 @@ from gasbill.domain.outbox import (
     verdict,
 )
 from gasbill.service.commands.queue import CommandPolicy, new_define_no, queue_command
+from gasbill.service.decisions import on_valve_command_ended
 
 log = logging.getLogger("gasbill.commands")
 
@@ -103,6 +111,8 @@ def apply_state(
         store.save(command)
         _send_again(uow, command, f"ended in state {int(state)}", policy, now)
     store.save(command)
+    if ctrl_type in (CtrlType.SET_VALVE_OFF, CtrlType.SET_VALVE_ON):
+        on_valve_command_ended(uow, command, now)
 
 
 def _text(value: Any) -> str | None:
@@ -131,6 +141,7 @@ def _money_ending(
         if ctrl_type is CtrlType.REMOTE_CHARGE:
             _confirm(prepay, command.charge_times or 0, command.total_fen or 0, now)
         else:
+            _ladder_on_meter(codec, command, prepay, now)
             # the meter's own counters become the baseline for the top-ups to come
             queue_command(
                 uow,
@@ -271,6 +282,16 @@ def _baseline(
 def _confirm(prepay: MeterPrepayState, times: int, total_fen: int, now: datetime) -> None:
     prepay.confirmed_times, prepay.confirmed_total_fen = times, total_fen
     prepay.updated_at = now
+
+
+def _ladder_on_meter(
+    codec: Codec, command: Command, prepay: MeterPrepayState, now: datetime
+) -> None:
+    """An opened meter holds the ladder its `openaccount` carried."""
+    intent = codec.decode_command(command.ctrl_type, command.ctrl_data)
+    if isinstance(intent, OpenAccount):
+        prepay.ladder = codec.encode(SetPrice(intent.ladder))[1]
+        prepay.ladder_confirmed_at = now
 
 
 def _done(uow: UnitOfWork, command: Command, ctrl_type: CtrlType, now: datetime) -> None:

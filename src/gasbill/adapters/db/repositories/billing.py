@@ -11,9 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from gasbill.adapters.db.bulk import unnested
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import BillingException, ChargeDay
+from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.domain.commands import CtrlType
+from gasbill.domain.outbox import CommandStatus
 
 FROZEN = 1
 
@@ -105,9 +109,19 @@ class BillingStore:
         return result
 
     def frozen_readings(
-        self, meters: Iterable[tuple[str, str]], after: datetime
+        self,
+        meters: Iterable[tuple[str, str]],
+        after: datetime,
+        *,
+        with_real_time: Iterable[tuple[str, str]] = (),
     ) -> dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]]:
-        """Frozen readings of the meters after `after`: (time, std_sum, work_sum) in litres."""
+        """Frozen readings of the meters after `after`: (time, std_sum, work_sum) in litres.
+
+        For the meters in `with_real_time` real-time readings come too: a
+        register at the instant a meter woke and took a command places that
+        command's effect exactly.
+        """
+        real_time = set(with_real_time)
         keys = sorted(set(meters))
         result: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]] = defaultdict(
             list
@@ -128,32 +142,66 @@ class BillingStore:
                     sa.tuple_(col(MeterReading.company_no), col(MeterReading.meter_comm_no)).in_(
                         chunk
                     ),
-                    col(MeterReading.data_type) == FROZEN,
+                    col(MeterReading.data_type).in_((0, FROZEN) if real_time else (FROZEN,)),
                     col(MeterReading.acquisition_time) > after,
                 )
-                .order_by(col(MeterReading.acquisition_time))
+                .order_by(col(MeterReading.acquisition_time), col(MeterReading.data_type))
             )
-            for company_no, comm_no, at, std, work in self.session.execute(query).all():
-                result[(company_no, comm_no)].append((at, std, work))
+            rows = self.session.execute(query.add_columns(col(MeterReading.data_type))).all()
+            for company_no, comm_no, at, std, work, data_type in rows:
+                if data_type == FROZEN or (company_no, comm_no) in real_time:
+                    result[(company_no, comm_no)].append((at, std, work))
         return result
+
+    def meter_openings(self, account_ids: Sequence[int]) -> dict[int, datetime | None]:
+        """Accounts opened on their meter by `openaccount`: when it was confirmed (None: not yet).
+
+        An account absent here was opened without one (its meter was already
+        open, say) and is billed from its binding.
+        """
+        if not account_ids:
+            return {}
+        rows = self.session.execute(
+            sa.select(col(Command.account_id), col(Command.status), col(Command.finished_at))
+            .where(
+                col(Command.account_id).in_(list(account_ids)),
+                col(Command.ctrl_type) == CtrlType.OPEN_ACCOUNT,
+            )
+            .order_by(col(Command.id))
+        ).all()
+        found: dict[int, datetime | None] = {}
+        for account_id, status, finished in rows:
+            if account_id is None:
+                continue
+            done = status == CommandStatus.DONE and finished is not None
+            if done or int(account_id) not in found:
+                found[int(account_id)] = finished if done else found.get(int(account_id))
+        return found
 
     def save_days(self, rows: list[dict[str, Any]]) -> None:
         """Insert or replace charge days, in one statement."""
         if not rows:
             return
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        statement = insert(ChargeDay)
+        table = ChargeDay.__table__  # type: ignore[attr-defined]
+        statement: Any
+        if self._dialect == "postgresql":
+            statement = postgresql.insert(table).from_select(list(rows[0]), unnested(table, rows))
+            parameters: Any = None
+        else:
+            statement = sqlite.insert(table)
+            parameters = rows
         updated = {
             name: statement.excluded[name]
             for name in rows[0]
             if name not in ("account_id", "cycle_key", "day")
         }
-        self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["account_id", "cycle_key", "day"], set_=updated
-            ),
-            rows,
+        upsert = statement.on_conflict_do_update(
+            index_elements=["account_id", "cycle_key", "day"], set_=updated
         )
+        if parameters is None:
+            self.session.execute(upsert)
+        else:
+            self.session.execute(upsert, parameters)
 
     def add_exceptions(self, rows: list[dict[str, Any]]) -> None:
         """Record exceptions once: the same anomaly found again is not repeated."""

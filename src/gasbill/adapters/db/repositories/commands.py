@@ -33,6 +33,9 @@ class CommandStore:
             query = query.with_for_update()
         return self.session.exec(query).first()
 
+    def by_hold(self, hold_id: str) -> Command | None:
+        return self.session.exec(select(Command).where(Command.hold_id == hold_id)).first()
+
     def save(self, command: Command) -> None:
         self.session.add(command)
         self.session.flush()

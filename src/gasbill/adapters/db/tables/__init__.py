@@ -2,7 +2,9 @@
 
 from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import BillingException, ChargeDay
+from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter, TrueUpDay
 from gasbill.adapters.db.tables.commands import Command, CommandReport, MeterPrepayState
+from gasbill.adapters.db.tables.decisions import BalanceWarning, DecisionState
 from gasbill.adapters.db.tables.ledger import IdempotencyRecord, LedgerAccount, TransferRow
 from gasbill.adapters.db.tables.readings import (
     BillingInbox,
@@ -19,12 +21,16 @@ __all__ = [
     "Account",
     "ApiToken",
     "AuditEntry",
+    "BalanceWarning",
     "BillingException",
     "BillingInbox",
+    "Campaign",
+    "CampaignMeter",
     "ChargeDay",
     "Command",
     "CommandReport",
     "Customer",
+    "DecisionState",
     "DeviceAlarm",
     "DeviceEvent",
     "IdempotencyRecord",
@@ -39,4 +45,5 @@ __all__ = [
     "PushConflict",
     "StaffUser",
     "TransferRow",
+    "TrueUpDay",
 ]

@@ -22,7 +22,16 @@ class ChargeDay(SQLModel, table=True):
     """
 
     __tablename__ = "charge_day"
-    __table_args__ = (sa.Index("ix_charge_day_account_state_at", "account_id", "state_at"),)
+    __table_args__ = (
+        # only checkpoints are looked up by time: a partial index keeps it small
+        sa.Index(
+            "ix_charge_day_checkpoint",
+            "account_id",
+            "state_at",
+            sqlite_where=sa.text("state_at IS NOT NULL"),
+            postgresql_where=sa.text("state_at IS NOT NULL"),
+        ),
+    )
 
     account_id: int = Field(primary_key=True, foreign_key="account.id")
     cycle_key: str = Field(primary_key=True, max_length=40)

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
+from gasbill.adapters.db.bulk import array_param, unnested
 from gasbill.adapters.db.repositories.ledger.rows import (
     ACCOUNT,
     BALANCE_COLUMNS,
@@ -24,24 +24,13 @@ from gasbill.adapters.db.repositories.ledger.rows import (
 from gasbill.domain.ledger import Balance
 
 
-def _array(name: str, values: list[Any], item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
-    if isinstance(item, sa.TypeDecorator):
-        item = item.impl_instance
-    return sa.bindparam(name, values, type_=postgresql.ARRAY(item))
-
-
 def insert_transfers(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     if not is_postgres(session) or len(rows) == 1:
         session.execute(sa.insert(TRANSFER), list(rows))
         return
-    names = list(rows[0])
-    arrays = [_array(f"a_{n}", [r[n] for r in rows], TRANSFER.c[n].type) for n in names]
-    source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
-    session.execute(
-        sa.insert(TRANSFER).from_select(names, sa.select(*(source.c[n] for n in names)))
-    )
+    session.execute(sa.insert(TRANSFER).from_select(list(rows[0]), unnested(TRANSFER, rows)))
 
 
 def add_to_balances(session: Session, changes: Mapping[int, Balance]) -> None:
@@ -58,8 +47,8 @@ def add_to_balances(session: Session, changes: Mapping[int, Balance]) -> None:
         )
     }
     if is_postgres(session) and len(ids) > 1:
-        arrays = [_array("a_id", ids, sa.BigInteger())]
-        arrays += [_array(f"a_{n}", deltas[n], sa.BigInteger()) for n in BALANCE_COLUMNS]
+        arrays = [array_param("a_id", ids, sa.BigInteger())]
+        arrays += [array_param(f"a_{n}", deltas[n], sa.BigInteger()) for n in BALANCE_COLUMNS]
         change = sa.func.unnest(*arrays).table_valued("ledger_id", *BALANCE_COLUMNS)
         change = change.render_derived()
         session.execute(

@@ -2,7 +2,7 @@
 
 Revision ID: b7c5b2fa7a23
 Revises:
-Create Date: 2026-11-25 14:23:30.048212+00:00
+Create Date: 2026-11-25 14:52:25.428382+00:00
 """
 
 from collections.abc import Sequence
@@ -56,6 +56,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("billing_inbox", schema=None) as batch_op:
         batch_op.create_index("ix_billing_inbox_pending", ["handled_at", "id"], unique=False)
+
+    op.create_table(
+        "campaign",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("tariff_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column(
+            "effective_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "created_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('enrolling', 'running', 'completed')",
+            name=op.f("ck_campaign_campaign_status"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign")),
+        sa.UniqueConstraint("tariff_id", "label", name=op.f("uq_campaign_tariff_id_label")),
+    )
+    with op.batch_alter_table("campaign", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_campaign_tariff_id"), ["tariff_id"], unique=False)
 
     op.create_table(
         "command_report",
@@ -442,7 +464,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("charge_day", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_charge_day_account_state_at", ["account_id", "state_at"], unique=False
+            "ix_charge_day_checkpoint",
+            ["account_id", "state_at"],
+            unique=False,
+            sqlite_where=sa.text("state_at IS NOT NULL"),
+            postgresql_where=sa.text("state_at IS NOT NULL"),
         )
 
     op.create_table(
@@ -510,6 +536,57 @@ def upgrade() -> None:
             sqlite_where=sa.text("unbound_at IS NULL"),
             postgresql_where=sa.text("unbound_at IS NULL"),
         )
+
+    op.create_table(
+        "true_up_day",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("cycle_key", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("posted_fen", sa.BigInteger(), nullable=False),
+        sa.Column("campaign_id", sa.Integer(), nullable=True),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column(
+            "updated_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_true_up_day_account_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"], ["campaign.id"], name=op.f("fk_true_up_day_campaign_id_campaign")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "cycle_key", "day", name=op.f("pk_true_up_day")),
+    )
+    op.create_table(
+        "warning",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("level", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("balance_fen", sa.BigInteger(), nullable=False),
+        sa.Column("balance_source", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("days_left", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("message", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "delivered_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column(
+            "next_attempt_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "given_up_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.CheckConstraint("level IN ('low', 'below_zero')", name=op.f("ck_warning_level")),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_warning_account_id_account")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_warning")),
+    )
+    with op.batch_alter_table("warning", schema=None) as batch_op:
+        batch_op.create_index("ix_warning_account_at", ["account_id", "at"], unique=False)
+        batch_op.create_index("ix_warning_due", ["next_attempt_at", "id"], unique=False)
 
     op.create_table(
         "transfer",
@@ -638,6 +715,102 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_command_settles_id"), ["settles_id"], unique=False)
 
     op.create_table(
+        "campaign_meter",
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("meter_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("setprice_id", sa.Integer(), nullable=True),
+        sa.Column("getprice_id", sa.Integer(), nullable=True),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("command_status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column(
+            "confirmed_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "verified_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "created_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.CheckConstraint(
+            "status IN ('queued', 'sent', 'confirmed', 'verified', 'failed')",
+            name=op.f("ck_campaign_meter_meter_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_campaign_meter_account_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"], ["campaign.id"], name=op.f("fk_campaign_meter_campaign_id_campaign")
+        ),
+        sa.ForeignKeyConstraint(
+            ["getprice_id"], ["command.id"], name=op.f("fk_campaign_meter_getprice_id_command")
+        ),
+        sa.ForeignKeyConstraint(
+            ["meter_id"], ["meter.id"], name=op.f("fk_campaign_meter_meter_id_meter")
+        ),
+        sa.ForeignKeyConstraint(
+            ["setprice_id"], ["command.id"], name=op.f("fk_campaign_meter_setprice_id_command")
+        ),
+        sa.PrimaryKeyConstraint("campaign_id", "meter_id", name=op.f("pk_campaign_meter")),
+    )
+    with op.batch_alter_table("campaign_meter", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_campaign_meter_account_id"), ["account_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_campaign_meter_campaign_status", ["campaign_id", "status"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_campaign_meter_meter_id"), ["meter_id"], unique=False)
+
+    op.create_table(
+        "decision_state",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("low_fired_by", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("below_zero_fired", sa.Boolean(), nullable=False),
+        sa.Column("valve_position", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("closed_by", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column(
+            "below_cutoff_since",
+            gasbill.adapters.db.types.UTCDateTime(timezone=True),
+            nullable=True,
+        ),
+        sa.Column("valve_command_id", sa.Integer(), nullable=True),
+        sa.Column("valve_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column(
+            "valve_changed_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("display_fen", sa.BigInteger(), nullable=True),
+        sa.Column("balance_fen", sa.BigInteger(), nullable=True),
+        sa.Column("balance_source", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column(
+            "decided_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "updated_at", gasbill.adapters.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.CheckConstraint(
+            "closed_by IS NULL OR closed_by IN ('closed_by_us', 'closed_by_meter', 'unknown')",
+            name=op.f("ck_decision_state_closed_by"),
+        ),
+        sa.CheckConstraint(
+            "valve_position IN ('open', 'close_pending', 'closed', 'open_pending')",
+            name=op.f("ck_decision_state_valve_position"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_decision_state_account_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["valve_command_id"],
+            ["command.id"],
+            name=op.f("fk_decision_state_valve_command_id_command"),
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_decision_state")),
+    )
+    op.create_table(
         "meter_prepay_state",
         sa.Column("meter_id", sa.Integer(), nullable=False),
         sa.Column("confirmed_times", sa.Integer(), nullable=False),
@@ -671,6 +844,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table("meter_prepay_state")
+    op.drop_table("decision_state")
+    with op.batch_alter_table("campaign_meter", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_campaign_meter_meter_id"))
+        batch_op.drop_index("ix_campaign_meter_campaign_status")
+        batch_op.drop_index(batch_op.f("ix_campaign_meter_account_id"))
+
+    op.drop_table("campaign_meter")
     with op.batch_alter_table("command", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_command_settles_id"))
         batch_op.drop_index("ix_command_meter_status")
@@ -685,6 +865,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_transfer_credit_effective")
 
     op.drop_table("transfer")
+    with op.batch_alter_table("warning", schema=None) as batch_op:
+        batch_op.drop_index("ix_warning_due")
+        batch_op.drop_index("ix_warning_account_at")
+
+    op.drop_table("warning")
+    op.drop_table("true_up_day")
     with op.batch_alter_table("meter_binding", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_meter_binding_active_meter",
@@ -705,7 +891,11 @@ def downgrade() -> None:
 
     op.drop_table("ledger_account")
     with op.batch_alter_table("charge_day", schema=None) as batch_op:
-        batch_op.drop_index("ix_charge_day_account_state_at")
+        batch_op.drop_index(
+            "ix_charge_day_checkpoint",
+            sqlite_where=sa.text("state_at IS NOT NULL"),
+            postgresql_where=sa.text("state_at IS NOT NULL"),
+        )
 
     op.drop_table("charge_day")
     with op.batch_alter_table("billing_exception", schema=None) as batch_op:
@@ -756,6 +946,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_command_report_unmatched")
 
     op.drop_table("command_report")
+    with op.batch_alter_table("campaign", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_campaign_tariff_id"))
+
+    op.drop_table("campaign")
     with op.batch_alter_table("billing_inbox", schema=None) as batch_op:
         batch_op.drop_index("ix_billing_inbox_pending")
 

@@ -1,0 +1,242 @@
+"""Campaigns' rows: campaigns, their meters, what meters confirmed, and true-up days."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
+from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter, TrueUpDay
+from gasbill.adapters.db.tables.commands import Command
+from gasbill.domain.accounts import BillingMode
+from gasbill.domain.outbox import OPEN, CommandStatus
+
+METER_MODE = str(BillingMode.METER)
+
+
+class CampaignStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- campaigns ----------------------------------------------------------------
+    def get(self, campaign_id: int) -> Campaign | None:
+        return self.session.get(Campaign, campaign_id)
+
+    def by_label(self, tariff_id: str, label: str) -> Campaign | None:
+        return self.session.exec(
+            select(Campaign).where(Campaign.tariff_id == tariff_id, Campaign.label == label)
+        ).first()
+
+    def newest(self, tariff_id: str) -> Campaign | None:
+        return self.session.exec(
+            select(Campaign)
+            .where(Campaign.tariff_id == tariff_id)
+            .order_by(col(Campaign.effective_at).desc())
+            .limit(1)
+        ).first()
+
+    def add(self, campaign: Campaign) -> Campaign:
+        self.session.add(campaign)
+        self.session.flush()
+        return campaign
+
+    def save(self, row: Campaign | CampaignMeter) -> None:
+        self.session.add(row)
+        self.session.flush()
+
+    def all(self, *, status: str | None = None) -> Sequence[Campaign]:
+        query = select(Campaign).order_by(col(Campaign.effective_at), col(Campaign.id))
+        if status is not None:
+            query = query.where(Campaign.status == status)
+        return self.session.exec(query).all()
+
+    def of_tariff(self, tariff_id: str) -> Sequence[Campaign]:
+        return self.session.exec(
+            select(Campaign)
+            .where(Campaign.tariff_id == tariff_id)
+            .order_by(col(Campaign.effective_at))
+        ).all()
+
+    # -- meter-mode accounts ------------------------------------------------------
+    def meter_tariffs(self) -> dict[str, date]:
+        """The tariffs of active meter-mode accounts, each with its earliest opening day."""
+        query = (
+            sa.select(col(Account.tariff_id), sa.func.min(col(Account.opened_on)))
+            .where(col(Account.billing_mode) == METER_MODE, col(Account.status) == "active")
+            .group_by(col(Account.tariff_id))
+        )
+        return {str(tariff): opened for tariff, opened in self.session.execute(query).all()}
+
+    def meter_accounts(
+        self, tariff_id: str, after_id: int, limit: int
+    ) -> list[tuple[Account, Meter]]:
+        """Active meter-mode accounts on a tariff, with their active meter, by id."""
+        rows = self.session.exec(
+            select(Account, Meter)
+            .join(MeterBinding, col(MeterBinding.account_id) == col(Account.id))
+            .join(Meter, col(Meter.id) == col(MeterBinding.meter_id))
+            .where(
+                col(Account.tariff_id) == tariff_id,
+                col(Account.billing_mode) == METER_MODE,
+                col(Account.status) == "active",
+                col(MeterBinding.unbound_at).is_(None),
+                col(Account.id) > after_id,
+            )
+            .order_by(col(Account.id))
+            .limit(limit)
+        ).all()
+        return [(account, meter) for account, meter in rows]
+
+    def meter_account_ids(self, after_id: int, limit: int) -> list[int]:
+        """Active meter-mode accounts, by id after `after_id`."""
+        query = (
+            sa.select(col(Account.id))
+            .where(
+                col(Account.billing_mode) == METER_MODE,
+                col(Account.status) == "active",
+                col(Account.id) > after_id,
+            )
+            .order_by(col(Account.id))
+            .limit(limit)
+        )
+        return [int(i) for (i,) in self.session.execute(query).all()]
+
+    # -- campaign meters ------------------------------------------------------------
+    def enrolled(self, campaign_id: int, meter_ids: Sequence[int]) -> set[int]:
+        if not meter_ids:
+            return set()
+        query = sa.select(col(CampaignMeter.meter_id)).where(
+            col(CampaignMeter.campaign_id) == campaign_id,
+            col(CampaignMeter.meter_id).in_(meter_ids),
+        )
+        return {int(m) for (m,) in self.session.execute(query).all()}
+
+    def add_meter(self, row: CampaignMeter) -> None:
+        self.session.add(row)
+        self.session.flush()
+
+    def pushes(self, account_ids: Sequence[int]) -> dict[int, list[tuple[str, str, datetime]]]:
+        """Per account, its campaigns' setprices on its own tariff: (label, status, finished).
+
+        `status` is the setprice command's; `finished` its ending time (for a
+        confirmed one, when the meter confirmed the ladder).
+        """
+        result: dict[int, list[tuple[str, str, datetime]]] = defaultdict(list)
+        if not account_ids:
+            return result
+        query = (
+            sa.select(
+                col(CampaignMeter.account_id),
+                col(Campaign.label),
+                col(Command.status),
+                col(Command.finished_at),
+            )
+            .join(Campaign, col(Campaign.id) == col(CampaignMeter.campaign_id))
+            .join(Account, col(Account.id) == col(CampaignMeter.account_id))
+            .join(Command, col(Command.id) == col(CampaignMeter.setprice_id))
+            .where(
+                col(CampaignMeter.account_id).in_(list(account_ids)),
+                col(Campaign.tariff_id) == col(Account.tariff_id),
+            )
+        )
+        for account_id, label, status, finished in self.session.execute(query).all():
+            result[int(account_id)].append((label, status, finished))
+        return result
+
+    def confirmations(self, account_ids: Sequence[int]) -> dict[int, dict[str, datetime]]:
+        """Per account, each price change its meter confirmed, and when (setprice done)."""
+        found: dict[int, dict[str, datetime]] = {}
+        for account_id, pushes in self.pushes(account_ids).items():
+            done = {
+                label: finished
+                for label, status, finished in pushes
+                if status == CommandStatus.DONE and finished is not None
+            }
+            if done:
+                found[account_id] = done
+        return found
+
+    def needing_work(self, limit: int) -> Sequence[CampaignMeter]:
+        """Unverified campaign meters whose current command moved since last looked at."""
+        current = sa.func.coalesce(col(CampaignMeter.getprice_id), col(CampaignMeter.setprice_id))
+        return self.session.exec(
+            select(CampaignMeter)
+            .join(Command, col(Command.id) == current)
+            .where(
+                col(CampaignMeter.status) != "verified",
+                col(Command.status) != col(CampaignMeter.command_status),
+            )
+            .order_by(col(CampaignMeter.campaign_id), col(CampaignMeter.meter_id))
+            .limit(limit)
+            .with_for_update(of=CampaignMeter, skip_locked=True)
+        ).all()
+
+    def commands(self, ids: Sequence[int]) -> dict[int, Command]:
+        if not ids:
+            return {}
+        rows = self.session.exec(select(Command).where(col(Command.id).in_(list(ids)))).all()
+        return {row.id: row for row in rows if row.id is not None}
+
+    def counts(self, campaign_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
+        query = sa.select(
+            col(CampaignMeter.campaign_id), col(CampaignMeter.status), sa.func.count()
+        ).group_by(col(CampaignMeter.campaign_id), col(CampaignMeter.status))
+        if campaign_ids is not None:
+            query = query.where(col(CampaignMeter.campaign_id).in_(list(campaign_ids)))
+        result: dict[int, dict[str, int]] = defaultdict(dict)
+        for campaign_id, status, count in self.session.execute(query).all():
+            result[int(campaign_id)][status] = int(count)
+        return result
+
+    def failures(self, campaign_id: int, limit: int) -> list[tuple[CampaignMeter, str]]:
+        rows = self.session.exec(
+            select(CampaignMeter, Meter)
+            .join(Meter, col(Meter.id) == col(CampaignMeter.meter_id))
+            .where(CampaignMeter.campaign_id == campaign_id, CampaignMeter.status == "failed")
+            .order_by(col(CampaignMeter.meter_id))
+            .limit(limit)
+        ).all()
+        return [(row, meter.comm_no) for row, meter in rows]
+
+    # -- true-up days ---------------------------------------------------------------
+    def true_up_days(
+        self, account_id: int, from_day: date
+    ) -> dict[tuple[str, date], tuple[int, int]]:
+        """What the true-up posted per (cycle, day) from `from_day` on: (fen, revision)."""
+        query = sa.select(
+            col(TrueUpDay.cycle_key),
+            col(TrueUpDay.day),
+            col(TrueUpDay.posted_fen),
+            col(TrueUpDay.revision),
+        ).where(col(TrueUpDay.account_id) == account_id, col(TrueUpDay.day) >= from_day)
+        return {
+            (cycle_key, day): (int(posted), int(revision))
+            for cycle_key, day, posted, revision in self.session.execute(query).all()
+        }
+
+    def save_true_up_days(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(TrueUpDay)
+        updated = {
+            name: statement.excluded[name]
+            for name in rows[0]
+            if name not in ("account_id", "cycle_key", "day")
+        }
+        self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["account_id", "cycle_key", "day"], set_=updated
+            ),
+            rows,
+        )
+
+
+OPEN_STATUSES = frozenset(str(s) for s in OPEN)

@@ -1,0 +1,415 @@
+"""The scheduled jobs: what each runs, in which order, and how each run is recorded.
+
+Every job is a function of a `JobContext` (the ports it works with) and the
+time `now`, so the scheduler runs it on the wall clock and the demo's
+`TickRunner` in accelerated time. The work functions already claim their rows
+and commit per batch: a run that fails leaves its work for the next run, and
+`execute` logs the failure with its traceback and counts it. Nothing is
+retried here and nothing is swallowed.
+
+Work functions that may not exist yet (campaigns, the decision sweep, warning
+delivery) are imported when their job runs; a missing one is logged once and
+its runs are counted as skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.codec import Codec
+from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.config import JobSchedule, Settings
+from gasbill.service.commands.dispatch import PlatformApi, dispatch
+from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.commands.reports import poll_silent
+from gasbill.service.inbox import work_inbox
+from gasbill.service.ingest import IngestPolicy
+from gasbill.service.poller import DataSource, poll_once
+
+log = logging.getLogger("gasbill.jobs")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Skipped:
+    """A run that did nothing because a part it needs is not there (yet)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Skipped({self.reason!r})"
+
+
+@dataclass(eq=False)
+class JobContext:
+    """The ports every job works with; one per process, shared by its jobs."""
+
+    settings: Settings
+    engine: Engine
+    catalog: TariffCatalog
+    codec: Codec
+    platform_factory: Callable[[], PlatformApi]
+    clock: Clock
+    uow_factory: Callable[[], UnitOfWork]
+    command_policy: CommandPolicy
+    notifier: Any | None = None
+    data_source_factory: Callable[[], DataSource] | None = None
+    _made: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        engine: Engine,
+        *,
+        catalog: TariffCatalog | None = None,
+        codec: Codec | None = None,
+        platform_factory: Callable[[], PlatformApi] | None = None,
+        clock: Clock | None = None,
+        uow_factory: Callable[[], UnitOfWork] | None = None,
+        command_policy: CommandPolicy | None = None,
+        notifier: Any | None = None,
+        data_source_factory: Callable[[], DataSource] | None = None,
+    ) -> JobContext:
+        """The context for these settings; every port can be replaced (tests, the demo)."""
+        zone = ZoneInfo(settings.app.platform_timezone)
+        now = clock or utc_now
+
+        def platform_client() -> PlatformApi:
+            from gasbill.adapters.platform.client import PlatformClient
+
+            return PlatformClient(settings.platform, zone=zone, clock=now)
+
+        return cls(
+            settings=settings,
+            engine=engine,
+            catalog=catalog or TariffCatalog(settings.tariffs.dir, settings.app.timezone),
+            codec=codec or Codec(zone),
+            platform_factory=platform_factory or platform_client,
+            clock=now,
+            uow_factory=uow_factory or (lambda: UnitOfWork(engine)),
+            command_policy=command_policy or CommandPolicy.from_settings(settings.commands),
+            notifier=notifier,
+            data_source_factory=data_source_factory or _data_client(settings),
+        )
+
+    def _once(self, name: str, factory: Callable[[], Any]) -> Any:
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = factory()
+            return self._made[name]
+
+    def platform(self) -> PlatformApi:
+        """The platform client, made on first use and kept (it holds the login token)."""
+        client: PlatformApi = self._once("platform", self.platform_factory)
+        return client
+
+    def data_source(self) -> DataSource | None:
+        if self.data_source_factory is None:
+            return None
+        source: DataSource = self._once("data_source", self.data_source_factory)
+        return source
+
+    def close(self) -> None:
+        """Close the clients this context made."""
+        with self._lock:
+            made, self._made = self._made, {}
+        for thing in made.values():
+            close = getattr(thing, "close", None)
+            if callable(close):
+                close()
+
+
+def _data_client(settings: Settings) -> Callable[[], DataSource] | None:
+    query = settings.jobs.query_poll
+    if not query.base_url:
+        return None
+    company_no = settings.platform.company_no
+    key = query.data_api_key.get_secret_value() or settings.push.keys.get(company_no, "")
+
+    def connect() -> DataSource:
+        from gasbill.adapters.platform.data_client import DataClient
+
+        return DataClient.connect(
+            query.base_url,
+            company_no,
+            key,
+            timeout_seconds=int(settings.platform.read_timeout_seconds),
+        )
+
+    return connect
+
+
+# -- the jobs -----------------------------------------------------------------------------
+JobFunction = Callable[[JobContext, datetime], object]
+
+_missing_logged: set[str] = set()
+_missing_lock = threading.Lock()
+
+
+def optional(module: str, name: str) -> Callable[..., Any] | None:
+    """`module.name` if it exists; None (logged once) if the module or the name does not.
+
+    An import error from inside an existing module is a bug, and raised.
+    """
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module + ".").startswith(exc.name + "."):
+            raise
+        found = None
+    if found is None:
+        where = f"{module}.{name}"
+        with _missing_lock:
+            first = where not in _missing_logged
+            _missing_logged.add(where)
+        if first:
+            log.warning("%s does not exist: the job that runs it is skipped", where)
+    return found if callable(found) else None
+
+
+def run_query_poll(context: JobContext, now: datetime) -> object:
+    source = context.data_source()
+    if source is None:
+        return Skipped("query mode has no base_url")
+    settings = context.settings
+    policy = IngestPolicy(
+        ZoneInfo(settings.app.platform_timezone),
+        timedelta(minutes=settings.push.max_future_minutes),
+    )
+    return poll_once(
+        context.uow_factory(),
+        source,
+        settings.platform.company_no,
+        policy,
+        lookback=timedelta(hours=settings.jobs.query_poll.lookback_hours),
+        page_size=settings.jobs.query_poll.page_size,
+        now=now,
+    )
+
+
+def run_inbox(context: JobContext, now: datetime) -> object:
+    return work_inbox(
+        context.uow_factory(),
+        catalog=context.catalog,
+        limit=context.settings.jobs.inbox_batch,
+        max_flow_m3_per_hour=context.settings.rating.max_flow_m3_per_hour,
+        now=now,
+    )
+
+
+def run_decisions(context: JobContext, now: datetime) -> object:
+    sweep = optional("gasbill.service.decisions", "sweep")
+    if sweep is None:
+        return Skipped("gasbill.service.decisions.sweep does not exist")
+    return sweep(
+        context.uow_factory,
+        settings=context.settings.decisions,
+        codec=context.codec,
+        command_policy=context.command_policy,
+        now=now,
+        zone=context.settings.app.timezone,
+    )
+
+
+def run_campaigns(context: JobContext, now: datetime) -> object:
+    campaigns = optional("gasbill.service.campaigns", "run_campaigns")
+    if campaigns is None:
+        return Skipped("gasbill.service.campaigns.run_campaigns does not exist")
+    return campaigns(
+        context.uow_factory,
+        catalog=context.catalog,
+        codec=context.codec,
+        policy=context.command_policy,
+        now=now,
+    )
+
+
+def run_dispatch(context: JobContext, now: datetime) -> object:
+    return dispatch(
+        context.uow_factory,
+        context.platform(),
+        context.codec,
+        policy=context.command_policy,
+        now=now,
+    )
+
+
+def run_poll_silent(context: JobContext, now: datetime) -> object:
+    return poll_silent(
+        context.uow_factory,
+        context.platform(),
+        context.codec,
+        policy=context.command_policy,
+        now=now,
+    )
+
+
+def run_notify(context: JobContext, now: datetime) -> object:
+    deliver = optional("gasbill.service.notify", "deliver_pending")
+    if deliver is None:
+        return Skipped("gasbill.service.notify.deliver_pending does not exist")
+    settings = context.settings.notify
+    notifier = context.notifier
+    if notifier is None:
+        build = optional("gasbill.adapters.notify", "build_notifier")
+        if build is None:
+            return Skipped("no notifier: pass one to JobContext.build")
+        notifier = context._once("notifier", lambda: build(settings))
+    extra: dict[str, Any] = {}
+    policy = optional("gasbill.service.notify", "DeliveryPolicy")
+    if policy is not None:
+        extra["policy"] = policy.from_settings(settings)  # type: ignore[attr-defined]
+    return deliver(
+        context.uow_factory,
+        notifier,
+        now=now,
+        batch=context.settings.jobs.notify_batch,
+        **extra,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str  # also its section in [jobs]
+    run: JobFunction
+    summary: str
+
+
+# The order a tick runs them in: data in, billing, decisions, commands out, news back.
+JOBS: tuple[Job, ...] = (
+    Job("query_poll", run_query_poll, "pull readings, alarms and events (query mode)"),
+    Job("inbox", run_inbox, "bill stored frozen readings"),
+    Job("decisions", run_decisions, "warnings and valve decisions sweep"),
+    Job("campaigns", run_campaigns, "tariff campaigns: queue and follow setprice"),
+    Job("dispatch", run_dispatch, "send due commands to the platform"),
+    Job("poll_silent", run_poll_silent, "ask after sent commands with no report"),
+    Job("notify", run_notify, "deliver recorded warnings"),
+)
+
+
+def schedule_of(settings: Settings, job: Job) -> JobSchedule:
+    found = getattr(settings.jobs, job.name, None)
+    return found if isinstance(found, JobSchedule) else JobSchedule(enabled=False)
+
+
+def enabled_jobs(settings: Settings, jobs: tuple[Job, ...] = JOBS) -> list[Job]:
+    return [job for job in jobs if schedule_of(settings, job).enabled]
+
+
+# -- running and recording ----------------------------------------------------------------
+@dataclass(slots=True)
+class JobStats:
+    """What happened to one job in this process: for /metrics or a status endpoint."""
+
+    name: str
+    runs: int = 0  # runs that finished without error
+    failures: int = 0
+    skipped: int = 0  # a missing part, or not the leader
+    missed: int = 0  # late past the misfire grace, or still running when due again
+    consecutive_failures: int = 0
+    last_run_at: datetime | None = None  # the `now` of the last run
+    last_ok_at: datetime | None = None  # of the last run that ended well
+    last_duration_seconds: float | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_outcome: str | None = None
+    last_skip_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {name: v.isoformat() if isinstance(v, datetime) else v for name, v in values}
+
+
+class JobBoard:
+    """The stats of every job, safe to read from any thread."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._lock = threading.Lock()
+        self._stats = {name: JobStats(name) for name in names}
+
+    def update(self, name: str, change: Callable[[JobStats], None]) -> None:
+        with self._lock:
+            change(self._stats.setdefault(name, JobStats(name)))
+
+    def get(self, name: str) -> JobStats:
+        with self._lock:
+            return replace(self._stats.setdefault(name, JobStats(name)))
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {name: stats.as_dict() for name, stats in self._stats.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    name: str
+    now: datetime
+    outcome: object = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not isinstance(self.outcome, Skipped)
+
+
+def execute(job: Job, context: JobContext, now: datetime, board: JobBoard) -> JobRun:
+    """Run `job` once at `now`: a failure is logged with its traceback and counted."""
+    board.update(job.name, lambda s: setattr(s, "last_run_at", now))
+    started = time.monotonic()
+    try:
+        outcome = job.run(context, now)
+    except Exception as exc:
+        took = time.monotonic() - started
+        log.exception("job %s failed after %.1fs: %s", job.name, took, exc)
+        error = exc
+        board.update(job.name, lambda s: _failed(s, error, now, took))
+        return JobRun(job.name, now, error=error)
+    took = time.monotonic() - started
+    if isinstance(outcome, Skipped):
+        board.update(job.name, lambda s: _skipped(s, outcome.reason))
+        return JobRun(job.name, now, outcome)
+    stats = board.get(job.name)
+    if stats.consecutive_failures:
+        log.info("job %s runs again after %d failures", job.name, stats.consecutive_failures)
+    log.debug("job %s done in %.2fs: %r", job.name, took, outcome)
+    board.update(job.name, lambda s: _succeeded(s, outcome, now, took))
+    return JobRun(job.name, now, outcome)
+
+
+def _failed(stats: JobStats, exc: BaseException, now: datetime, took: float) -> None:
+    stats.failures += 1
+    stats.consecutive_failures += 1
+    stats.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+    stats.last_error_at = now
+    stats.last_duration_seconds = round(took, 3)
+
+
+def _skipped(stats: JobStats, reason: str) -> None:
+    stats.skipped += 1
+    stats.last_skip_reason = reason
+
+
+def _succeeded(stats: JobStats, outcome: object, now: datetime, took: float) -> None:
+    stats.runs += 1
+    stats.consecutive_failures = 0
+    stats.last_ok_at = now
+    stats.last_duration_seconds = round(took, 3)
+    stats.last_outcome = repr(outcome)[:500]

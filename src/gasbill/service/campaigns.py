@@ -1,0 +1,458 @@
+"""Tariff campaigns (DESIGN §7, §8): a price change pushed to every meter-mode meter, proven.
+
+`run_campaigns` is the scheduled job. Each run:
+
+1. for each tariff of a meter-mode account, creates the campaign of the
+   price change now due (a version or a season becoming effective, within
+   the lead time) — once: a campaign is unique by (tariff, change label);
+2. enrols every active meter-mode meter on that tariff that lacks the
+   change: a `setprice` with its own ladder (household size, opening
+   proration, whole-m³ thresholds, the cycle) goes into the outbox, tagged
+   with the campaign;
+3. follows each campaign meter's commands as the outbox ends them: a done
+   setprice is *confirmed* and a `getprice` is queued; a getprice answering
+   the ladder sent is *verified*; a command the outbox gave up on (after its
+   own retries) or a different ladder is *failed*, with the reason.
+
+Endings are read from the command table; nothing here changes results.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
+from gasbill.adapters.db.tables.accounts import Account, Meter
+from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
+from gasbill.adapters.db.tables.commands import Command
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.codec import Codec
+from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.domain.commands import CtrlType, GetPrice, LadderPrice, SetPrice
+from gasbill.domain.decisions.tariff_push import TariffChange, tariff_change_due
+from gasbill.domain.errors import GasbillError
+from gasbill.domain.outbox import CommandStatus
+from gasbill.domain.price_changes import (
+    PriceChange,
+    change_in_force,
+    ladder_for,
+    opening_instant,
+    price_changes,
+)
+from gasbill.domain.tariff import Tariff
+from gasbill.service.commands.queue import CommandPolicy, queue_intent
+from gasbill.service.meter_tariffs import meter_confirmations
+
+log = logging.getLogger("gasbill.campaigns")
+
+FAILED_ENDINGS = frozenset(
+    {CommandStatus.ATTENTION, CommandStatus.CANCELLED, CommandStatus.REFUSED}
+)
+
+
+@dataclass(slots=True)
+class CampaignOutcome:
+    created: list[int] = field(default_factory=list)
+    enrolled: int = 0
+    confirmed: int = 0
+    verified: int = 0
+    failed: int = 0
+    completed: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    account_id: int
+    meter_comm_no: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    campaign_id: int
+    tariff_id: str
+    label: str
+    effective_at: datetime
+    status: str
+    total: int
+    queued: int
+    sent: int
+    confirmed: int  # confirmed on the meter, verified or not
+    verified: int
+    failed: int
+    failures: tuple[Failure, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.confirmed} of {self.total} confirmed, {self.verified} verified, "
+            f"{self.failed} failed"
+        )
+
+
+def run_campaigns(
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    catalog: TariffCatalog,
+    codec: Codec,
+    policy: CommandPolicy,
+    now: datetime,
+    lead: timedelta = timedelta(0),
+) -> CampaignOutcome:
+    outcome = CampaignOutcome()
+    with uow_factory() as uow:
+        tariffs = CampaignStore(uow.session).meter_tariffs()
+    for tariff_id, first_opened in sorted(tariffs.items()):
+        try:
+            tariff = catalog.get(tariff_id)
+        except GasbillError as exc:
+            outcome.errors.append(f"tariff {tariff_id}: {exc}")
+            continue
+        _create_due(uow_factory, tariff, first_opened, now, lead, outcome)
+    with uow_factory() as uow:
+        enrolling = list(CampaignStore(uow.session).all(status="enrolling"))
+    for campaign in enrolling:
+        try:
+            tariff = catalog.get(campaign.tariff_id)
+        except GasbillError as exc:
+            outcome.errors.append(f"campaign {campaign.id}: {exc}")
+            continue
+        _enrol(uow_factory, campaign, tariff, codec, policy, now, lead, outcome)
+    _advance(uow_factory, codec, policy, now, outcome)
+    _complete(uow_factory, outcome)
+    return outcome
+
+
+# -- 1. campaigns -----------------------------------------------------------------------
+
+
+def _create_due(
+    uow_factory: Callable[[], UnitOfWork],
+    tariff: Tariff,
+    first_opened: date,
+    now: datetime,
+    lead: timedelta,
+    outcome: CampaignOutcome,
+) -> None:
+    changes = price_changes(tariff, now + lead)
+    uow = uow_factory()
+    with uow:
+        store = CampaignStore(uow.session)
+        newest = store.newest(tariff.id)
+        # every meter was opened with the prices in force then: those it had already
+        opened = change_in_force(changes, opening_instant(tariff, first_opened))
+        had = [c.at for c in (opened,) if c is not None]
+        if newest is not None:
+            had.append(newest.effective_at)
+        due = tariff_change_due(
+            [TariffChange(c.at, c.label) for c in changes], max(had, default=None), now, lead=lead
+        )
+        if due is None or store.by_label(tariff.id, due.label) is not None:
+            return
+        campaign = store.add(
+            Campaign(
+                tariff_id=tariff.id,
+                label=due.label,
+                effective_at=due.at,
+                created_at=now,
+                status="enrolling",
+            )
+        )
+        try:
+            uow.commit()
+        except IntegrityError:  # another node created it meanwhile
+            return
+    assert campaign.id is not None
+    outcome.created.append(campaign.id)
+    log.info("campaign %s: %s %s effective %s", campaign.id, tariff.id, due.label, due.at)
+
+
+# -- 2. enrolment -----------------------------------------------------------------------
+
+
+def _enrol(
+    uow_factory: Callable[[], UnitOfWork],
+    campaign: Campaign,
+    tariff: Tariff,
+    codec: Codec,
+    policy: CommandPolicy,
+    now: datetime,
+    lead: timedelta,
+    outcome: CampaignOutcome,
+) -> None:
+    """Queue a setprice for each meter that lacks the change, a page of accounts at a time.
+
+    Enrolling again skips the meters already in: a run cut short resumes.
+    """
+    assert campaign.id is not None
+    changes = price_changes(tariff, max(now + lead, campaign.effective_at))
+    change = next((c for c in changes if c.label == campaign.label), None)
+    if change is None:
+        outcome.errors.append(f"campaign {campaign.id}: {campaign.label!r} is not in the tariff")
+        return
+    at_of = {c.label: c.at for c in changes}
+    candidates = [TariffChange(c.at, c.label) for c in changes]
+    after = 0
+    while True:
+        uow = uow_factory()
+        with uow:
+            store = CampaignStore(uow.session)
+            page = store.meter_accounts(tariff.id, after, policy.batch_size * 4)
+            if not page:
+                current = store.get(campaign.id)
+                if current is not None and current.status == "enrolling":
+                    current.status = "running"
+                    store.save(current)
+                uow.commit()
+                return
+            after = page[-1][0].id or after
+            ids = [a.id for a, _ in page if a.id is not None]
+            enrolled = store.enrolled(campaign.id, [m.id for _, m in page if m.id is not None])
+            pushes = store.pushes(ids)
+            for account, meter in page:
+                if meter.id in enrolled or account.id is None:
+                    continue
+                done = {
+                    label: finished
+                    for label, status, finished in pushes.get(account.id, [])
+                    if status == CommandStatus.DONE and finished is not None
+                }
+                held = meter_confirmations(tariff, done, account.opened_on)
+                queued = [
+                    at_of[label]
+                    for label, status, _ in pushes.get(account.id, [])
+                    if status in OPEN_STATUSES and label in at_of
+                ]
+                due = tariff_change_due(
+                    candidates,
+                    max((at_of[label] for label in held if label in at_of), default=None),
+                    now,
+                    lead=lead,
+                    queued_at=max(queued, default=None),
+                )
+                if due is None or due.label != campaign.label:
+                    continue
+                _push(uow, campaign, tariff, change, account, meter, codec, policy, now)
+                outcome.enrolled += 1
+            uow.commit()
+
+
+def _push(
+    uow: UnitOfWork,
+    campaign: Campaign,
+    tariff: Tariff,
+    change: PriceChange,
+    account: Account,
+    meter: Meter,
+    codec: Codec,
+    policy: CommandPolicy,
+    now: datetime,
+) -> None:
+    assert campaign.id is not None and account.id is not None and meter.id is not None
+    row = CampaignMeter(
+        campaign_id=campaign.id,
+        meter_id=meter.id,
+        account_id=account.id,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        ladder = ladder_for(tariff, change, account.persons, account.opened_on)
+    except GasbillError as exc:  # a ladder the meter cannot hold: refused, not truncated
+        row.status, row.last_error = "failed", str(exc)[:1000]
+        CampaignStore(uow.session).add_meter(row)
+        return
+    command = queue_intent(
+        uow,
+        codec,
+        SetPrice(ladder),
+        meter=meter,
+        now=now,
+        policy=policy,
+        account_id=account.id,
+        campaign_id=campaign.id,
+        reason=f"campaign #{campaign.id}: {campaign.label}",
+    )
+    row.setprice_id, row.command_status = command.id, command.status
+    CampaignStore(uow.session).add_meter(row)
+
+
+# -- 3. following the outbox -------------------------------------------------------------
+
+
+def _advance(
+    uow_factory: Callable[[], UnitOfWork],
+    codec: Codec,
+    policy: CommandPolicy,
+    now: datetime,
+    outcome: CampaignOutcome,
+) -> None:
+    while True:
+        uow = uow_factory()
+        with uow:
+            store = CampaignStore(uow.session)
+            rows = list(store.needing_work(policy.batch_size * 4))
+            if not rows:
+                return
+            commands = store.commands(
+                [i for r in rows for i in (r.setprice_id, r.getprice_id) if i is not None]
+            )
+            for row in rows:
+                _follow(uow, row, commands, codec, policy, now, outcome)
+                row.updated_at = now
+                store.save(row)
+            uow.commit()
+
+
+def _follow(
+    uow: UnitOfWork,
+    row: CampaignMeter,
+    commands: dict[int, Command],
+    codec: Codec,
+    policy: CommandPolicy,
+    now: datetime,
+    outcome: CampaignOutcome,
+) -> None:
+    setprice = commands[row.setprice_id or 0]
+    if row.getprice_id is None:
+        status = CommandStatus(setprice.status)
+        row.command_status = setprice.status
+        if status is CommandStatus.DONE:
+            row.status, row.confirmed_at = "confirmed", setprice.finished_at or now
+            row.last_error = ""
+            meter = uow.accounts.meter_by_id(row.meter_id)
+            assert meter is not None
+            getprice = queue_intent(
+                uow,
+                codec,
+                GetPrice(),
+                meter=meter,
+                now=now,
+                policy=policy,
+                account_id=row.account_id,
+                campaign_id=row.campaign_id,
+                reason=f"campaign #{row.campaign_id}: verify the ladder of #{setprice.id}",
+            )
+            row.getprice_id, row.command_status = getprice.id, getprice.status
+            outcome.confirmed += 1
+        elif status in FAILED_ENDINGS:
+            _fail(row, _reason("setprice", setprice), outcome)
+        else:
+            row.status = "sent" if status is CommandStatus.SENT else "queued"
+        return
+    getprice = commands[row.getprice_id]
+    status = CommandStatus(getprice.status)
+    row.command_status = getprice.status
+    if status is CommandStatus.DONE:
+        sent = codec.decode_command(CtrlType.SET_PRICE, setprice.ctrl_data)
+        held = codec.decode_result(CtrlType.GET_PRICE, getprice.return_data)
+        assert isinstance(sent, SetPrice)
+        if held == sent.ladder:
+            row.status, row.verified_at, row.last_error = (
+                "verified",
+                getprice.finished_at or now,
+                "",
+            )
+            outcome.verified += 1
+        else:
+            _fail(row, f"the meter holds {_ladder_text(held)}, not the ladder sent", outcome)
+    elif status in FAILED_ENDINGS:
+        _fail(row, _reason("getprice", getprice), outcome)
+    else:
+        row.status = "confirmed"
+
+
+def _fail(row: CampaignMeter, reason: str, outcome: CampaignOutcome) -> None:
+    row.status, row.last_error = "failed", reason[:1000]
+    outcome.failed += 1
+
+
+def _reason(name: str, command: Command) -> str:
+    parts = [f"{name} #{command.id} {command.status} after {command.attempts} attempt(s)"]
+    if command.platform_state is not None:
+        parts.append(f"last state {command.platform_state}")
+    if command.feedback:
+        parts.append(f"platform: {command.feedback}")
+    if command.last_error:
+        parts.append(command.last_error)
+    return "; ".join(parts)
+
+
+def _ladder_text(held: object) -> str:
+    if not isinstance(held, LadderPrice):
+        return f"an unreadable answer ({held})"
+    prices = "/".join(str(p.value) for p in held.prices)
+    ladders = "/".join(str(v.value) for v in held.ladders)
+    return f"prices {prices}, ladders {ladders}, cycle {held.cycle_start} × {held.cycle_months}"
+
+
+def _complete(uow_factory: Callable[[], UnitOfWork], outcome: CampaignOutcome) -> None:
+    """A running campaign with no meter waiting is completed; one waiting again runs again."""
+    uow = uow_factory()
+    with uow:
+        store = CampaignStore(uow.session)
+        campaigns = [c for c in store.all() if c.status != "enrolling"]
+        counts = store.counts([c.id for c in campaigns if c.id is not None])
+        for campaign in campaigns:
+            assert campaign.id is not None
+            waiting = sum(counts[campaign.id].get(s, 0) for s in ("queued", "sent", "confirmed"))
+            status = "running" if waiting else "completed"
+            if status != campaign.status:
+                campaign.status = status
+                store.save(campaign)
+                if status == "completed":
+                    outcome.completed.append(campaign.id)
+        uow.commit()
+
+
+# -- reports -------------------------------------------------------------------------------
+
+
+def campaign_progress(uow: UnitOfWork, campaign_id: int, *, failures: int = 200) -> Progress:
+    """Where a campaign stands: n of m confirmed, verified, and each failure with its reason."""
+    with uow:
+        store = CampaignStore(uow.session)
+        campaign = store.get(campaign_id)
+        if campaign is None:
+            raise LookupError(f"no campaign {campaign_id}")
+        counts = store.counts([campaign_id]).get(campaign_id, {})
+        failed = tuple(
+            Failure(row.account_id, comm_no, row.last_error)
+            for row, comm_no in store.failures(campaign_id, failures)
+        )
+        return _progress(campaign, counts, failed)
+
+
+def campaigns(uow: UnitOfWork) -> list[Progress]:
+    """Every campaign, oldest change first, with its counts (no failure details)."""
+    with uow:
+        store = CampaignStore(uow.session)
+        rows = list(store.all())
+        counts = store.counts()
+        return [_progress(c, counts.get(c.id or 0, {}), ()) for c in rows]
+
+
+def _progress(
+    campaign: Campaign, counts: dict[str, int], failures: tuple[Failure, ...]
+) -> Progress:
+    assert campaign.id is not None
+    return Progress(
+        campaign_id=campaign.id,
+        tariff_id=campaign.tariff_id,
+        label=campaign.label,
+        effective_at=campaign.effective_at,
+        status=campaign.status,
+        total=sum(counts.values()),
+        queued=counts.get("queued", 0),
+        sent=counts.get("sent", 0),
+        confirmed=counts.get("confirmed", 0) + counts.get("verified", 0),
+        verified=counts.get("verified", 0),
+        failed=counts.get("failed", 0),
+        failures=failures,
+    )

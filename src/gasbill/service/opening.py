@@ -1,0 +1,147 @@
+"""Opening an account with its first payment; a meter-mode meter is opened remotely.
+
+For a meter-mode account the payment is held for the meter and an
+`openaccount` command carries the tariff's prices, whole-m³ thresholds
+(household and opening proration applied, rounded down), the cycle and the
+initial charge — all in the one transaction that opens the account. The
+hold is posted or voided when the meter answers, as for a top-up; a
+system-mode account opens without any command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from gasbill.adapters.db.tables.accounts import Account
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.codec import Codec
+from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.domain.accounts import BillingMode
+from gasbill.domain.commands import OpenAccount, ladder_price_for
+from gasbill.domain.cycles import Cycle, local_midnight
+from gasbill.domain.ledger import AccountCode, Transfer, TransferKind, new_transfer_id
+from gasbill.domain.money import Money
+from gasbill.domain.rating import RatingContext, opening_share
+from gasbill.domain.tariff import TariffVersion
+from gasbill.service.accounts import NewAccount, open_within
+from gasbill.service.commands.queue import (
+    CommandPolicy,
+    active_meter,
+    hold_for_meter,
+    queue_intent,
+)
+from gasbill.service.ledger import record_once
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    account: Account
+    payment: Transfer | None
+    command_id: int | None
+
+
+def open_with_payment(
+    uow: UnitOfWork,
+    new: NewAccount,
+    *,
+    initial_fen: int,
+    channel: str,
+    idempotency_key: str,
+    actor: str,
+    now: datetime,
+    catalog: TariffCatalog,
+    codec: Codec,
+    policy: CommandPolicy,
+) -> Opened:
+    with uow:
+        account = open_within(uow, new, catalog=catalog, actor=actor)
+        assert account.id is not None
+        payment = None
+        if initial_fen > 0:
+            payment, _ = record_once(
+                uow.ledger,
+                Transfer(
+                    id=new_transfer_id(),
+                    idempotency_key=f"payment:{idempotency_key}",
+                    debit_account=AccountCode.cash(channel),
+                    credit_account=AccountCode.prepaid(str(account.id)),
+                    amount=initial_fen,
+                    kind=TransferKind.PAYMENT,
+                    effective_at=now,
+                    recorded_at=now,
+                    reason="initial payment",
+                    actor=actor,
+                ),
+            )
+        command_id = None
+        if new.billing_mode is BillingMode.METER:
+            command_id = _queue_opening(
+                uow, account, initial_fen, idempotency_key, actor, now, catalog, codec, policy
+            )
+        uow.commit()
+        return Opened(account, payment, command_id)
+
+
+def meter_opening(
+    account: Account,
+    version: TariffVersion,
+    tariff_id: str,
+    charge_fen: int,
+    at: datetime,
+    zone: str,
+) -> OpenAccount:
+    """The `openaccount` for this account: its ladder on the meter, and the first charge."""
+    local = at.astimezone(ZoneInfo(zone))
+    context = RatingContext(persons=account.persons, opened_on=account.opened_on, whole_m3=True)
+    cycle_from, _ = version.cycle.bounds(local.date())
+    cycle = Cycle(local_midnight(cycle_from, ZoneInfo(zone)), at, zone)
+    share = opening_share(version.opening_proration, version, cycle, context)
+    ladder = ladder_price_for(
+        version, account.persons, month=local.month, share=share, tariff_id=tariff_id
+    )
+    charge = Money.of_fen(charge_fen)
+    return OpenAccount.of(charge, charge, ladder)
+
+
+def _queue_opening(
+    uow: UnitOfWork,
+    account: Account,
+    initial_fen: int,
+    key: str,
+    actor: str,
+    now: datetime,
+    catalog: TariffCatalog,
+    codec: Codec,
+    policy: CommandPolicy,
+) -> int:
+    tariff = catalog.get(account.tariff_id)
+    version = tariff.version_at(now)
+    intent = meter_opening(account, version, tariff.id, initial_fen, now, tariff.zone)
+    hold_id = None
+    if initial_fen > 0:
+        hold_id = hold_for_meter(
+            uow,
+            account,
+            initial_fen,
+            key=f"open-hold:{key}",
+            actor=actor,
+            now=now,
+            reason="initial charge on the meter",
+        ).id
+    command = queue_intent(
+        uow,
+        codec,
+        intent,
+        meter=active_meter(uow, account),
+        now=now,
+        policy=policy,
+        account_id=account.id,
+        reason=f"open account {account.number} ({version.label})",
+        actor=actor,
+        hold_id=hold_id,
+        amount_fen=initial_fen or None,
+    )
+    assert command.id is not None
+    return command.id

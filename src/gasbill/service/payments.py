@@ -1,0 +1,161 @@
+"""A clerk's payment: money in, and for a meter-mode account a remote top-up of it.
+
+Recording the payment, holding the amount for the meter and queuing the
+`remotecharge` happen in one transaction: the customer's money is never
+taken without the top-up being queued, nor queued twice for one payment
+(the same Idempotency-Key replays the first result).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gasbill.adapters.db.repositories.commands import CommandStore
+from gasbill.adapters.db.tables.commands import Command
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.jsontext import loads_exact
+from gasbill.domain.accounts import BillingMode
+from gasbill.domain.commands import CtrlState
+from gasbill.domain.ledger import AccountCode, Transfer, TransferKind, new_transfer_id
+from gasbill.domain.outbox import CommandStatus
+from gasbill.service.accounts import NotFound
+from gasbill.service.commands.queue import CommandPolicy, queue_top_up
+from gasbill.service.ledger import describe, record_once
+
+# what runs on the account after its balance changed, in the same transaction (decisions)
+Decide = Callable[[UnitOfWork, int, datetime], object]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    payment: Transfer
+    top_up_id: int | None
+    new: bool
+
+
+def take_payment(
+    uow: UnitOfWork,
+    *,
+    account_id: int,
+    amount_fen: int,
+    channel: str,
+    idempotency_key: str,
+    actor: str,
+    now: datetime,
+    policy: CommandPolicy,
+    memo: str = "",
+    decide: Decide | None = None,
+) -> PaymentOutcome:
+    """Record the payment; queue its top-up (meter mode); let `decide` react (valve on)."""
+    candidate = Transfer(
+        id=new_transfer_id(),
+        idempotency_key=f"payment:{idempotency_key}",
+        debit_account=AccountCode.cash(channel),
+        credit_account=AccountCode.prepaid(str(account_id)),
+        amount=amount_fen,
+        kind=TransferKind.PAYMENT,
+        effective_at=now,
+        recorded_at=now,
+        reason=memo,
+        actor=actor,
+    )
+    with uow:
+        account = uow.accounts.get(account_id, lock=True)
+        if account is None:
+            raise NotFound(f"no account {account_id}")
+        payment, new = record_once(uow.ledger, candidate)
+        top_up: Command | None = None
+        if new and account.billing_mode == BillingMode.METER:
+            top_up = queue_top_up(
+                uow,
+                account,
+                amount_fen,
+                key=idempotency_key,
+                actor=actor,
+                now=now,
+                policy=policy,
+                reason=f"payment {payment.id}",
+            )
+        elif not new:
+            top_up = _top_up_of(uow, idempotency_key)
+        if new and decide is not None:
+            decide(uow, account_id, now)
+        if new:
+            uow.audit.record(
+                actor=actor,
+                action="ledger.payment",
+                entity="account",
+                entity_id=account_id,
+                after={**describe(payment), "top_up": top_up.id if top_up is not None else None},
+                at=now,
+            )
+            uow.commit()
+        return PaymentOutcome(payment, top_up.id if top_up is not None else None, new)
+
+
+def _top_up_of(uow: UnitOfWork, idempotency_key: str) -> Command | None:
+    hold = uow.ledger.transfer_by_key(f"top-up-hold:{idempotency_key}")
+    if hold is None:
+        return None
+    return CommandStore(uow.session).by_hold(hold.id)
+
+
+STAGES = {
+    CommandStatus.QUEUED: "queued",
+    CommandStatus.SENDING: "sent",
+    CommandStatus.DONE: "confirmed",
+    CommandStatus.REFUSED: "failed",
+    CommandStatus.UNKNOWN: "checking with the meter",
+    CommandStatus.CANCELLED: "cancelled",
+    CommandStatus.ATTENTION: "needs attention",
+}
+
+
+def top_up_progress(command: Command) -> dict[str, Any]:
+    """Where a top-up stands, in a clerk's words."""
+    status = CommandStatus(command.status)
+    stage = STAGES.get(status, str(status))
+    if status is CommandStatus.SENT:
+        stage = "sent" if not command.platform_state else "waiting for the meter"
+    if status is CommandStatus.SETTLED:
+        stage = "confirmed" if command.outcome == "applied" else "failed"
+    view: dict[str, Any] = {
+        "id": command.id,
+        "amount_fen": command.amount_fen,
+        "stage": stage,
+        "status": command.status,
+        "charge_times": command.charge_times,
+        "platform_state": command.platform_state,
+        "created_at": command.created_at.isoformat(),
+        "finished_at": command.finished_at.isoformat() if command.finished_at else None,
+        "meter_balance": None,
+        "reason": "",
+    }
+    if stage == "confirmed" and command.return_data:
+        remain = _remain(command.return_data)
+        view["meter_balance"] = str(remain) if remain is not None else None
+    if stage in ("failed", "needs attention"):
+        view["reason"] = _why(command)
+    return view
+
+
+def _remain(return_data: str) -> Any:
+    try:
+        data = loads_exact(return_data)
+    except ValueError:
+        return None
+    return data.get("remain") if isinstance(data, dict) else None
+
+
+def _why(command: Command) -> str:
+    if command.outcome == "not_applied":
+        return "the meter did not apply it; the money stays in the account (retry or refund)"
+    if command.outcome == "counter_mismatch":
+        return "the meter's top-up counter disagrees with ours; an auditor must reconcile"
+    state = command.platform_state
+    if state is not None and state != int(CtrlState.SUCCESS):
+        return f"the platform ended it in state {state}: {command.feedback or command.last_error}"
+    return command.last_error or command.feedback or command.outcome
