@@ -121,6 +121,10 @@ def show(console: Console, summary: Summary) -> None:
             "top-ups confirmed by meters (incl. openings)",
             f"{summary.top_ups_confirmed} = {Money.of_fen(summary.top_ups_fen).fixed()} yuan",
         ),
+        (
+            "top-ups ended unknown, settled against the meter",
+            str(sum(n for k, n in summary.commands.items() if k.endswith(" settled"))),
+        ),
         ("low-balance warnings", str(summary.warnings)),
         ("valves closed / reopened", f"{summary.valve_off} / {summary.valve_on}"),
     ]

@@ -99,17 +99,19 @@ def run(
 ) -> Cast:
     rng = random.Random(seed)
     cast = open_accounts(world, rng)
-    lost_reply_day = min(10, days // 3)
-    pay_dry_after = max(lost_reply_day + 5, days * 2 // 3)
+    bad_day = max(3, days * 2 // 5)  # after a busy morning at the counter
+    pay_dry_after = max(bad_day + 5, days * 2 // 3)
+    default_faults = faults == FaultSettings()
     for day in range(1, days + 1):
-        if day == lost_reply_day and faults == FaultSettings():
-            # a bad day on the network: replies lost, a top-up applied but reported timed out
+        bad = default_faults and day == bad_day + 1
+        if bad:
+            # a bad day on the network: replies lost, top-ups applied but reported timed out
             world.sim.set_faults(
                 FaultSettings(lost_reply=Decimal("0.5"), applied_timeout=Decimal("0.5"))
             )
         until = datetime.combine((START + timedelta(days=day)).date(), time(9), START.tzinfo)
         world.advance(until)
-        if day == lost_reply_day and faults == FaultSettings():
+        if bad:
             world.sim.set_faults(faults)
         daily_clerk(world, cast, day, pay_dry_after=pay_dry_after)
         on_day(day)

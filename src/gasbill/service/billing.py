@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.repositories.billing import BillingStore
+from gasbill.adapters.db.repositories.billing import BillingStore, Readings
 from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
@@ -202,7 +202,7 @@ def _rate_account(
     account: Account,
     bindings: list[tuple[MeterBinding, Meter]],
     checkpoint: ChargeDay | None,
-    readings: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]],
+    readings: Readings,
     rater: Rater,
     max_flow: Decimal | None,
     now: datetime,
@@ -238,10 +238,10 @@ def _rate_account(
             state = state.rebased(first) if state.last is not None else RatingState(last=first)
         assert state.last is not None
         series = [
-            FrozenReading(at, std, work)
-            for at, std, work in readings.get((meter.company_no, meter.comm_no), [])
-            if state.last.at < at <= now
-            and (binding.unbound_at is None or at <= binding.unbound_at)
+            FrozenReading(r.at, r.std, r.work)
+            for r in readings.get((meter.company_no, meter.comm_no), [])
+            if state.last.at < r.at <= now
+            and (binding.unbound_at is None or r.at <= binding.unbound_at)
         ]
         if (
             binding.unbound_at is not None
@@ -266,7 +266,7 @@ APPLIED_WITHIN = timedelta(hours=36)
 def _applied_at(
     confirmed_at: datetime,
     bindings: list[tuple[MeterBinding, Meter]],
-    readings: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]],
+    readings: Readings,
 ) -> datetime:
     """When a confirmed command took effect on the meter.
 
@@ -277,8 +277,9 @@ def _applied_at(
     """
     latest = None
     for _, meter in bindings:
-        for at, _std, _work in readings.get((meter.company_no, meter.comm_no), []):
-            if confirmed_at - APPLIED_WITHIN <= at <= confirmed_at:
+        for reading in readings.get((meter.company_no, meter.comm_no), []):
+            at = reading.at
+            if reading.real_time and confirmed_at - APPLIED_WITHIN <= at <= confirmed_at:
                 latest = at if latest is None or at > latest else latest
     return latest or confirmed_at
 
@@ -286,13 +287,13 @@ def _applied_at(
 def _opening_reading(
     at: datetime,
     bindings: list[tuple[MeterBinding, Meter]],
-    readings: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]],
+    readings: Readings,
 ) -> FrozenReading | None:
     """The register at the opening instant, if a reading gives it."""
     for _, meter in bindings:
-        for when, std, work in readings.get((meter.company_no, meter.comm_no), []):
-            if when == at:
-                return FrozenReading(when, std, work)
+        for reading in readings.get((meter.company_no, meter.comm_no), []):
+            if reading.at == at:
+                return FrozenReading(reading.at, reading.std, reading.work)
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,16 @@ from gasbill.domain.commands import CtrlType
 from gasbill.domain.outbox import CommandStatus
 
 FROZEN = 1
+
+
+class StoredReading(NamedTuple):
+    at: datetime
+    std: int | None
+    work: int | None
+    real_time: bool = False  # data_type 0: taken when the meter woke
+
+
+Readings = dict[tuple[str, str], list[StoredReading]]
 
 
 class BillingStore:
@@ -114,7 +124,7 @@ class BillingStore:
         after: datetime,
         *,
         with_real_time: Iterable[tuple[str, str]] = (),
-    ) -> dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]]:
+    ) -> Readings:
         """Frozen readings of the meters after `after`: (time, std_sum, work_sum) in litres.
 
         For the meters in `with_real_time` real-time readings come too: a
@@ -123,9 +133,7 @@ class BillingStore:
         """
         real_time = set(with_real_time)
         keys = sorted(set(meters))
-        result: dict[tuple[str, str], list[tuple[datetime, int | None, int | None]]] = defaultdict(
-            list
-        )
+        result: Readings = defaultdict(list)
         if not keys:
             return result
         for start in range(0, len(keys), 500):
@@ -150,7 +158,9 @@ class BillingStore:
             rows = self.session.execute(query.add_columns(col(MeterReading.data_type))).all()
             for company_no, comm_no, at, std, work, data_type in rows:
                 if data_type == FROZEN or (company_no, comm_no) in real_time:
-                    result[(company_no, comm_no)].append((at, std, work))
+                    result[(company_no, comm_no)].append(
+                        StoredReading(at, std, work, data_type != FROZEN)
+                    )
         return result
 
     def meter_openings(self, account_ids: Sequence[int]) -> dict[int, datetime | None]:
