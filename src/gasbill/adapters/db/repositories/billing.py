@@ -136,31 +136,33 @@ class BillingStore:
         result: Readings = defaultdict(list)
         if not keys:
             return result
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            query = (
-                sa.select(
-                    col(MeterReading.company_no),
-                    col(MeterReading.meter_comm_no),
-                    col(MeterReading.acquisition_time),
-                    col(MeterReading.std_sum),
-                    col(MeterReading.work_sum),
-                )
-                .where(
-                    sa.tuple_(col(MeterReading.company_no), col(MeterReading.meter_comm_no)).in_(
-                        chunk
-                    ),
-                    col(MeterReading.data_type).in_((0, FROZEN) if real_time else (FROZEN,)),
-                    col(MeterReading.acquisition_time) > after,
-                )
-                .order_by(col(MeterReading.acquisition_time), col(MeterReading.data_type))
-            )
-            rows = self.session.execute(query.add_columns(col(MeterReading.data_type))).all()
-            for company_no, comm_no, at, std, work, data_type in rows:
-                if data_type == FROZEN or (company_no, comm_no) in real_time:
-                    result[(company_no, comm_no)].append(
-                        StoredReading(at, std, work, data_type != FROZEN)
+        by_company: dict[str, list[str]] = defaultdict(list)
+        for company_no, comm_no in keys:
+            by_company[company_no].append(comm_no)
+        types = (0, FROZEN) if real_time else (FROZEN,)
+        for company_no, comm_nos in by_company.items():
+            for start in range(0, len(comm_nos), 1000):
+                # one company and a list of meters: the index on the reading key serves it
+                query = (
+                    sa.select(
+                        col(MeterReading.meter_comm_no),
+                        col(MeterReading.acquisition_time),
+                        col(MeterReading.std_sum),
+                        col(MeterReading.work_sum),
+                        col(MeterReading.data_type),
                     )
+                    .where(
+                        col(MeterReading.company_no) == company_no,
+                        col(MeterReading.meter_comm_no).in_(comm_nos[start : start + 1000]),
+                        col(MeterReading.data_type).in_(types),
+                        col(MeterReading.acquisition_time) > after,
+                    )
+                    .order_by(col(MeterReading.acquisition_time), col(MeterReading.data_type))
+                )
+                for comm_no, at, std, work, data_type in self.session.execute(query).all():
+                    key = (company_no, comm_no)
+                    if data_type == FROZEN or key in real_time:
+                        result[key].append(StoredReading(at, std, work, data_type != FROZEN))
         return result
 
     def meter_openings(self, account_ids: Sequence[int]) -> dict[int, datetime | None]:
