@@ -394,12 +394,12 @@ def execute(job: Job, context: JobContext, now: datetime, board: JobBoard) -> Jo
     return JobRun(job.name, now, outcome)
 
 
-def _failed(stats: JobStats, exc: BaseException, now: datetime, took: float) -> None:
+def _failed(stats: JobStats, exc: BaseException, now: datetime, took_seconds: float) -> None:
     stats.failures += 1
     stats.consecutive_failures += 1
     stats.last_error = f"{type(exc).__name__}: {exc}"[:1000]
     stats.last_error_at = now
-    stats.last_duration_seconds = round(took, 3)
+    stats.last_duration_seconds = round(took_seconds, 3)
 
 
 def _skipped(stats: JobStats, reason: str) -> None:
@@ -407,9 +407,9 @@ def _skipped(stats: JobStats, reason: str) -> None:
     stats.last_skip_reason = reason
 
 
-def _succeeded(stats: JobStats, outcome: object, now: datetime, took: float) -> None:
+def _succeeded(stats: JobStats, outcome: object, now: datetime, took_seconds: float) -> None:
     stats.runs += 1
     stats.consecutive_failures = 0
     stats.last_ok_at = now
-    stats.last_duration_seconds = round(took, 3)
+    stats.last_duration_seconds = round(took_seconds, 3)
     stats.last_outcome = repr(outcome)[:500]
