@@ -463,7 +463,7 @@ def _transfers(
         label = f"{span[0]}..{span[-1]}" if span[0] != span[-1] else f"{span[0]}"
         if charged:
             out.append(
-                _transfer(
+                posting(
                     f"charge:{key}:{new_transfer_id()}",
                     payer,
                     AccountCode.revenue("gas"),
@@ -475,7 +475,7 @@ def _transfers(
             )
         if credited:
             out.append(
-                _transfer(
+                posting(
                     f"credit:{key}:{new_transfer_id()}",
                     AccountCode.revenue("gas"),
                     payer,
@@ -499,7 +499,7 @@ def _day_ends(result: RatingResult) -> dict[DayKey, datetime]:
     return ends
 
 
-def _transfer(
+def posting(
     key: str,
     debit: AccountCode,
     credit: AccountCode,
@@ -507,16 +507,20 @@ def _transfer(
     effective: datetime,
     now: datetime,
     reason: str,
+    *,
+    kind: TransferKind = TransferKind.CHARGE,
+    actor: str = "billing",
 ) -> Transfer:
+    """A posted transfer made by a job (billing, true-up), not by a person."""
     return Transfer(
         id=new_transfer_id(),
         idempotency_key=key,
         debit_account=debit,
         credit_account=credit,
         amount=amount,
-        kind=TransferKind.CHARGE,
+        kind=kind,
         effective_at=effective,
         recorded_at=now,
         reason=reason,
-        actor="billing",
+        actor=actor,
     )

@@ -34,10 +34,10 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.cycles import local_midnight
-from gasbill.domain.ledger import AccountCode, Transfer, TransferKind, new_transfer_id
+from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
 from gasbill.domain.rating import DayKey, charge_difference
 from gasbill.domain.true_up import as_of, true_up, true_up_start
-from gasbill.service.billing import _rate_account
+from gasbill.service.billing import _rate_account, posting
 from gasbill.service.meter_tariffs import SHARED, meter_confirmations
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -257,7 +257,7 @@ def _transfers(
     out = []
     if owed:
         out.append(
-            _transfer(
+            _true_up_posting(
                 f"true-up:{stamp}",
                 prepaid,
                 revenue,
@@ -269,7 +269,7 @@ def _transfers(
         )
     if refunded:
         out.append(
-            _transfer(
+            _true_up_posting(
                 f"true-up-refund:{stamp}",
                 revenue,
                 prepaid,
@@ -282,7 +282,7 @@ def _transfers(
     return out
 
 
-def _transfer(
+def _true_up_posting(
     key: str,
     debit: AccountCode,
     credit: AccountCode,
@@ -291,15 +291,14 @@ def _transfer(
     now: datetime,
     reason: str,
 ) -> Transfer:
-    return Transfer(
-        id=new_transfer_id(),
-        idempotency_key=key,
-        debit_account=debit,
-        credit_account=credit,
-        amount=amount,
+    return posting(
+        key,
+        debit,
+        credit,
+        amount,
+        effective,
+        now,
+        reason,
         kind=TransferKind.TRUE_UP,
-        effective_at=effective,
-        recorded_at=now,
-        reason=reason,
         actor="true-up",
     )
