@@ -11,6 +11,7 @@ ledger — and the staff API keeps serving at a printed URL until Ctrl-C.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -62,6 +63,7 @@ def demo_command(
         fail(f"--faults: {exc}")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
+    notices = _notices_to_file(DEMO_DB.with_name("demo-warnings.log"))
     url = f"sqlite:///{DEMO_DB}"
     settings = settings.model_copy(update={"database": DatabaseSettings(url=url)})
     console = Console(stderr=as_json)
@@ -100,10 +102,21 @@ def demo_command(
         print(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
     else:
         show(console, summary)
+        console.print(f"The warnings the customers were sent are in {notices}.")
     if exit_after:
         world.close()
         return
     serve(console, world, host, port)
+
+
+def _notices_to_file(path: Path) -> Path:
+    """The log notifier's warnings go to a file, not over the progress bar."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    notify = logging.getLogger("gasbill.notify")
+    notify.handlers[:] = [handler]
+    notify.propagate = False
+    return path
 
 
 def show(console: Console, summary: Summary) -> None:
