@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -115,29 +116,48 @@ def reading(i: int) -> bytes:
     ).encode()
 
 
+async def _connection(
+    host: str, port: int, bodies: Iterator[int], latencies: list[float], failures: list[int]
+) -> None:
+    """One keep-alive HTTP/1.1 connection sending requests one after another (a minimal client:
+    the benchmark measures the server, not an HTTP library)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"POST /api/Data/MeterData/Add HTTP/1.1\r\nhost: {host}\r\n"
+        f"company_no: {KEYS['company_no']}\r\ndata_api_key: {KEYS['data_api_key']}\r\n"
+        "content-type: application/json\r\n"
+    )
+    try:
+        for i in bodies:
+            body = reading(i)
+            started = time.perf_counter()
+            writer.write(f"{head}content-length: {len(body)}\r\n\r\n".encode() + body)
+            status = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            reply = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if b" 200 " not in status or b'"success"' not in reply:
+                failures.append(i)
+    except (ConnectionError, asyncio.IncompleteReadError):
+        failures.append(-1)
+    finally:
+        writer.close()
+
+
 async def load(url: str, requests: int, concurrency: int) -> tuple[float, list[float], int]:
+    host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
-    failures = 0
-    counter = iter(range(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            nonlocal failures
-            for i in counter:
-                started = time.perf_counter()
-                reply = await client.post(
-                    "/api/Data/MeterData/Add",
-                    content=reading(i),
-                    headers={**KEYS, "content-type": "application/json"},
-                )
-                latencies.append(time.perf_counter() - started)
-                if reply.status_code != 200 or b'"success"' not in reply.content:
-                    failures += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started, latencies, failures
+    failures: list[int] = []
+    bodies = iter(range(requests))
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(_connection(host, int(port), bodies, latencies, failures) for _ in range(concurrency))
+    )
+    return time.perf_counter() - started, latencies, len(failures)
 
 
 def percentile(values: list[float], p: float) -> float:
