@@ -28,32 +28,19 @@ def push_router(router: APIRouter, context: PlatformContext) -> None:
 
         return await guarded(request, context, needs_body=True, work=work)
 
-    @router.post(
-        "/api/Data/DeviceAlarm/Add",
-        openapi_extra=openapi(AlarmIn),
-        summary="Push one alarm (spec §4.5)",
-    )
-    async def alarm_add(request: Request) -> Response:
-        def work(call: Call) -> Response:
-            alarm = validated(AlarmIn, call.body)
-            stored = store_device_record(
-                context.uow(), call.company_no, alarm, context.policy, now=context.clock()
-            )
-            return envelope(stored.id)
+    def device_push(path: str, model: type[AlarmIn] | type[EventIn], summary: str) -> None:
+        @router.post(
+            path, openapi_extra=openapi(model), summary=summary, name=path.rsplit("/", 2)[-2]
+        )
+        async def add(request: Request) -> Response:
+            def work(call: Call) -> Response:
+                record = validated(model, call.body)
+                stored = store_device_record(
+                    context.uow(), call.company_no, record, context.policy, now=context.clock()
+                )
+                return envelope(stored.id)
 
-        return await guarded(request, context, needs_body=True, work=work)
+            return await guarded(request, context, needs_body=True, work=work)
 
-    @router.post(
-        "/api/Data/DeviceEvent/Add",
-        openapi_extra=openapi(EventIn),
-        summary="Push one event (spec §4.7)",
-    )
-    async def event_add(request: Request) -> Response:
-        def work(call: Call) -> Response:
-            event = validated(EventIn, call.body)
-            stored = store_device_record(
-                context.uow(), call.company_no, event, context.policy, now=context.clock()
-            )
-            return envelope(stored.id)
-
-        return await guarded(request, context, needs_body=True, work=work)
+    device_push("/api/Data/DeviceAlarm/Add", AlarmIn, "Push one alarm (spec §4.5)")
+    device_push("/api/Data/DeviceEvent/Add", EventIn, "Push one event (spec §4.7)")
