@@ -48,8 +48,38 @@ def record_payment(
     memo: str = "",
 ) -> Transfer:
     """Money in through `channel`: cash:<channel> → prepaid."""
-    now = _now()
-    candidate = _transfer(
+    candidate = payment_transfer(
+        account_id=account_id,
+        amount_fen=amount_fen,
+        channel=channel,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        now=_now(),
+        at=at,
+        memo=memo,
+    )
+    with uow:
+        _require_account(uow, account_id)
+        return _settle(uow, candidate, action="ledger.payment", entity=("account", account_id))
+
+
+def payment_transfer(
+    *,
+    account_id: int,
+    amount_fen: int,
+    channel: str,
+    idempotency_key: str,
+    actor: str,
+    now: datetime,
+    at: datetime | None = None,
+    memo: str = "",
+) -> Transfer:
+    """The transfer of a payment (cash:<channel> → prepaid), keyed `payment:<key>`.
+
+    Every way a payment is taken (the counter, a meter-mode top-up, an
+    account's first payment) builds it here, so one key dedupes them all.
+    """
+    return _transfer(
         key=_key("payment", idempotency_key),
         debit=AccountCode.cash(channel),
         credit=AccountCode.prepaid(str(account_id)),
@@ -60,9 +90,6 @@ def record_payment(
         reason=memo,
         actor=actor,
     )
-    with uow:
-        _require_account(uow, account_id)
-        return _settle(uow, candidate, action="ledger.payment", entity=("account", account_id))
 
 
 def refund(

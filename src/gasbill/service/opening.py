@@ -21,7 +21,7 @@ from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import OpenAccount, ladder_price_for
 from gasbill.domain.cycles import Cycle, local_midnight
-from gasbill.domain.ledger import AccountCode, Transfer, TransferKind, new_transfer_id
+from gasbill.domain.ledger import Transfer
 from gasbill.domain.money import Money
 from gasbill.domain.rating import RatingContext, opening_share
 from gasbill.domain.tariff import TariffVersion
@@ -32,7 +32,7 @@ from gasbill.service.commands.queue import (
     hold_for_meter,
     queue_intent,
 )
-from gasbill.service.ledger import record_once
+from gasbill.service.ledger import payment_transfer, record_once
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +62,14 @@ def open_with_payment(
         if initial_fen > 0:
             payment, _ = record_once(
                 uow.ledger,
-                Transfer(
-                    id=new_transfer_id(),
-                    idempotency_key=f"payment:{idempotency_key}",
-                    debit_account=AccountCode.cash(channel),
-                    credit_account=AccountCode.prepaid(str(account.id)),
-                    amount=initial_fen,
-                    kind=TransferKind.PAYMENT,
-                    effective_at=now,
-                    recorded_at=now,
-                    reason="initial payment",
+                payment_transfer(
+                    account_id=account.id,
+                    amount_fen=initial_fen,
+                    channel=channel,
+                    idempotency_key=idempotency_key,
                     actor=actor,
+                    now=now,
+                    memo="initial payment",
                 ),
             )
         command_id = None

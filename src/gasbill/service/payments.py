@@ -19,11 +19,11 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.jsontext import loads_exact
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlState
-from gasbill.domain.ledger import AccountCode, Transfer, TransferKind, new_transfer_id
+from gasbill.domain.ledger import Transfer
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import NotFound
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
-from gasbill.service.ledger import describe, record_once
+from gasbill.service.ledger import describe, payment_transfer, record_once
 
 # what runs on the account after its balance changed, in the same transaction (decisions)
 Decide = Callable[[UnitOfWork, int, datetime], object]
@@ -50,17 +50,14 @@ def take_payment(
     decide: Decide | None = None,
 ) -> PaymentOutcome:
     """Record the payment; queue its top-up (meter mode); let `decide` react (valve on)."""
-    candidate = Transfer(
-        id=new_transfer_id(),
-        idempotency_key=f"payment:{idempotency_key}",
-        debit_account=AccountCode.cash(channel),
-        credit_account=AccountCode.prepaid(str(account_id)),
-        amount=amount_fen,
-        kind=TransferKind.PAYMENT,
-        effective_at=now,
-        recorded_at=now,
-        reason=memo,
+    candidate = payment_transfer(
+        account_id=account_id,
+        amount_fen=amount_fen,
+        channel=channel,
+        idempotency_key=idempotency_key,
         actor=actor,
+        now=now,
+        memo=memo,
     )
     with uow:
         account = uow.accounts.get(account_id, lock=True)
