@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gasbill.adapters.platform.push_settings import PushSettings
+from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
 
 KEYS = {"company_no": "1001", "data_api_key": "496d1bac094f11e79d9c0a0027000010"}
@@ -60,7 +62,7 @@ SAMPLE = {
 
 @pytest.fixture
 def client(engine):
-    app = FastAPI()
+    app = LaneApp()
     settings = PushSettings(
         keys={KEYS["company_no"]: KEYS["data_api_key"], OTHER["company_no"]: OTHER["data_api_key"]},
         max_body_bytes=4096,
@@ -196,6 +198,19 @@ def test_bad_input_gets_a_failed_envelope_naming_the_problem_and_stores_nothing(
     assert message in envelope["Message"]
     assert count(engine, "meter_reading") == 0
     assert count(engine, "billing_inbox") == 0
+
+
+def test_a_body_sent_in_chunks_without_a_length_is_cut_off_at_the_limit(client, engine):
+    raw = json.dumps({**SAMPLE, "meter_stat_emsg": "x" * 5000}).encode()
+    chunks = (raw[i : i + 1000] for i in range(0, len(raw), 1000))
+    reply = client.post(
+        "/api/Data/MeterData/Add",
+        content=chunks,
+        headers={**KEYS, "content-type": "application/json"},
+    )
+    assert reply.status_code == 413
+    assert reply.json()["Message"] == "the body is larger than 4096 bytes"
+    assert count(engine, "meter_reading") == 0
 
 
 def test_real_time_readings_update_the_latest_state_but_are_not_queued_for_billing(client, engine):
@@ -371,3 +386,42 @@ def test_command_reports_are_answered_item_by_item(client, engine):
     assert count(engine, "command_report") == 1  # kept until a command with ctrl_id 8 is known
     assert push(client, body[:1], path="/api/Conf/CtrlData/Report", headers={}).status_code == 401
     assert push(client, {"ctrl_id": 1}, path="/api/Conf/CtrlData/Report").status_code == 400
+
+
+def test_concurrent_pushes_share_transactions_and_each_gets_its_own_answer(engine):
+    """Group commit over HTTP: 40 pushes at once (two of them the same reading, one bad)."""
+    app = LaneApp()
+    context = PlatformContext(engine, PushSettings(), ZoneInfo("Asia/Shanghai"), clock=lambda: NOW)
+    install_platform_api(app, context)
+    bodies = [
+        {**SAMPLE, "meter_comm_no": f"{i:014d}", "std_sum": 10 + i, "ext_data": None}
+        for i in range(38)
+    ]
+    bodies.append(bodies[5])  # the same reading again, in flight at the same time
+    bodies.append({**SAMPLE, "acquisition_time": "2125-01-01 00:00:00"})  # absurd future
+
+    async def push_all():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gasbill") as http:
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        "/api/Data/MeterData/Add",
+                        content=json.dumps(body),
+                        headers={**KEYS, "content-type": "application/json"},
+                    )
+                    for body in bodies
+                )
+            )
+
+    replies = asyncio.run(push_all())
+    answers = [r.json() for r in replies]
+    assert [r.status_code for r in replies] == [200] * 39 + [422]
+    assert all(a["State"] == "success" for a in answers[:39])
+    assert answers[39]["State"] == "failed"
+    assert answers[39]["Message"].startswith("acquisition_time:")
+    assert answers[38]["Data"] == answers[5]["Data"]  # the re-push got the first id
+    assert len({a["Data"] for a in answers[:38]}) == 38
+    assert (count(engine, "meter_reading"), count(engine, "billing_inbox")) == (38, 38)
+    assert context.readings.items == 39
+    assert context.readings.batches < context.readings.items  # shared transactions

@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import schemathesis
-from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import upgrade
 from gasbill.adapters.platform.push_settings import PushSettings
+from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
 from tests.conftest import PG_ENV
 
@@ -29,7 +29,7 @@ EXAMPLES = settings(max_examples=30, deadline=None, suppress_health_check=list(H
 
 def platform_schema(url: str) -> schemathesis.schemas.BaseSchema:
     upgrade(url)
-    app = FastAPI(title="gasbill platform interface")
+    app = LaneApp(title="gasbill platform interface")
     install_platform_api(
         app,
         PlatformContext(

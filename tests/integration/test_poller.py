@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.data_client import DataClient
 from gasbill.adapters.platform.push_settings import PushSettings
+from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
 from gasbill.service.ingest import IngestPolicy
 from gasbill.service.poller import month_windows, poll_once
@@ -52,7 +52,7 @@ def test_the_poller_stores_each_reading_once_and_keeps_its_mark(engine, tmp_path
     platform_db = tmp_path / "platform.db"
     shutil.copyfile(sqlite_template, platform_db)
     platform_engine = make_engine(f"sqlite:///{platform_db}")
-    app = FastAPI()
+    app = LaneApp()
     install_platform_api(
         app, PlatformContext(platform_engine, PushSettings(), ZONE, clock=lambda: NOW)
     )

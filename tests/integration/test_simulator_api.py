@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 
 from gasbill.adapters.platform.client import PlatformClient, PlatformRefused, PlatformRetryable
 from gasbill.adapters.platform.codec import Codec
@@ -19,6 +18,7 @@ from gasbill.adapters.platform.data_client import DataClient
 from gasbill.adapters.platform.push_settings import PushSettings
 from gasbill.adapters.platform.settings import PlatformSettings
 from gasbill.adapters.platform.wire import CtrlDataFilter
+from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
 from gasbill.domain.commands import (
     CtrlState,
@@ -424,7 +424,7 @@ def test_a_report_item_refused_is_pushed_again(sim, client, receiver):
 
 @pytest.mark.db
 def test_pushes_land_in_our_own_platform_api(engine, sim):
-    app = FastAPI()
+    app = LaneApp()
     install_platform_api(app, PlatformContext(engine, PushSettings(), ZONE, clock=sim.clock))
     ours = httpx.Client(base_url="http://gasbill/", transport=AsgiTransport(app))
     sim.connect(ours)

@@ -19,6 +19,7 @@ from gasbill.adapters.db.migrations import ensure_current
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api import errors
 from gasbill.api.deps import AppContext, Clock
+from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
 from gasbill.api.policy import check_covers
 from gasbill.api.security import Argon2Passwords, HmacTokens
@@ -79,7 +80,7 @@ def create_app(
             if owns_engine:
                 db.dispose()
 
-    app = FastAPI(
+    app = LaneApp(
         title="gasbill",
         summary="Prepaid gas billing: the staff API",
         description="Log in at POST /api/v1/auth/login and send the token as "
@@ -90,7 +91,6 @@ def create_app(
     )
     app.state.gasbill = ctx
     errors.install(app)
-    install_staff_api(app)
     install_platform_api(
         app,
         PlatformContext(
@@ -102,5 +102,6 @@ def create_app(
             commands=ctx.commands,
         ),
     )
+    install_staff_api(app)  # after the platform's: pushes are the hot path, matched first
     check_covers(app.routes)
     return app

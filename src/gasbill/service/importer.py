@@ -43,7 +43,7 @@ def import_readings(
         if not pending:
             return
         with uow:
-            results = store_rows(uow, pending, now)
+            results = store_rows(uow.session, pending)
             uow.commit()
         for result in results:
             if result.new:

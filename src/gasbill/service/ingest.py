@@ -10,6 +10,7 @@ transaction, so billing it cannot be lost between storing and billing.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,12 +19,16 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
 from gasbill.adapters.db.repositories.readings import ReadingStore
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform import jsontext
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
 from gasbill.adapters.platform.times import BadPlatformTime, parse_platform_time
 
+log = logging.getLogger("gasbill.ingest")
 FROZEN = 1
 DECIMAL_FIELDS = (
     "std_sum",
@@ -151,24 +156,44 @@ def store_readings(
     now = now or datetime.now(UTC)
     rows = [reading_row(company_no, r, policy, now) for r in readings]
     with uow:
-        results = store_rows(uow, rows, now)
+        results = store_rows(uow.session, rows)
         uow.commit()
     return results
 
 
-def store_rows(uow: UnitOfWork, rows: Sequence[dict[str, Any]], now: datetime) -> list[Stored]:
-    """Store validated reading rows in the caller's unit of work, which commits."""
-    store = ReadingStore(uow.session)
+def write_reading_rows(engine: Engine, rows: Sequence[dict[str, Any]]) -> list[Stored | Exception]:
+    """Store the rows of concurrent pushes in one transaction (group commit); if that fails,
+    each in its own, so a row that cannot be stored fails only its own push."""
+    try:
+        with engine.begin() as connection:
+            return list(store_rows(connection, rows))
+    except Exception:
+        if len(rows) == 1:
+            raise
+        log.warning("a batch of %d readings failed; storing them one by one", len(rows))
+    results: list[Stored | Exception] = []
+    for row in rows:
+        try:
+            with engine.begin() as connection:
+                results.extend(store_rows(connection, [row]))
+        except Exception as exc:
+            log.exception("a pushed reading could not be stored")
+            results.append(exc)
+    return results
+
+
+def store_rows(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> list[Stored]:
+    """Store validated reading rows in the caller's transaction, which commits."""
+    store = ReadingStore(db)
     # the same key twice in one batch: the first is the one stored
     unique: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         unique.setdefault(_key(row), row)
-    for row in unique.values():
+    # one order for every writer, so concurrent batches cannot deadlock on the unique index
+    ordered = [unique[key] for key in sorted(unique)]
+    for row in ordered:
         row["data_guid"] = new_data_guid()
-    new_keys = store.insert_readings(list(unique.values()))
-    new_rows = [row for key, row in unique.items() if key in new_keys]
-    store.mark_latest(new_rows)
-    store.add_to_inbox([r for r in new_rows if r["data_type"] == FROZEN], now)
+    new_keys = {_normal(*found) for found in store.store_new(ordered, billed_type=FROZEN)}
 
     existing = {}
     old_keys = [row for key, row in unique.items() if key not in new_keys]
@@ -191,17 +216,22 @@ def store_rows(uow: UnitOfWork, rows: Sequence[dict[str, Any]], now: datetime) -
                 ),
                 first=jsontext.dumps_exact({k: _plain(v[0]) for k, v in differences.items()}),
                 second=jsontext.dumps_exact({k: _plain(v[1]) for k, v in differences.items()}),
-                at=now,
+                at=row["stored_at"],
             )
         results.append(Stored(guid_text(first["data_guid"]), new=False, conflict=bool(differences)))
     return results
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    at = row["acquisition_time"]
+    return _normal(
+        row["company_no"], row["meter_comm_no"], row["data_type"], row["acquisition_time"]
+    )
+
+
+def _normal(company_no: str, meter_comm_no: str, data_type: int, at: datetime) -> tuple[Any, ...]:
     if at.tzinfo is None:  # SQLite hands back naive UTC through Core
         at = at.replace(tzinfo=UTC)
-    return (row["company_no"], row["meter_comm_no"], row["data_type"], at)
+    return (company_no, meter_comm_no, data_type, at)
 
 
 def _plain(value: Any) -> Any:

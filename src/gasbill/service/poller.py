@@ -134,7 +134,7 @@ def _store(
         newest = at if newest is None or at > newest else newest
     if good:
         with uow:
-            results = store_rows(uow, good, now)
+            results = store_rows(uow.session, good)
             uow.commit()
         outcome.stored[kind] += sum(1 for r in results if r.new)
     return newest

@@ -16,6 +16,9 @@ class PushSettings(BaseModel):
     max_future_minutes: int = Field(default=1_440, ge=0)
     default_rowcount: int = Field(default=100, ge=1)
     max_rowcount: int = Field(default=1_000, ge=1)
+    # group commit: concurrent pushes share a transaction of at most this many readings
+    group_commit_max: int = Field(default=256, ge=1, le=10_000)
+    group_commit_writers: int = Field(default=1, ge=1, le=16)
 
     @field_validator("keys")
     @classmethod

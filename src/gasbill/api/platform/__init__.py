@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gasbill.api.lanes import LaneApp
 from gasbill.api.platform.envelope import PlatformFailure, failed
 from gasbill.api.platform.pushes import push_router
 from gasbill.api.platform.queries import query_router
@@ -20,10 +21,12 @@ PLATFORM_PREFIXES = ("/api/Data/", "/api/Conf/")
 
 def install_platform_api(app: FastAPI, context: PlatformContext) -> None:
     router = APIRouter(tags=["platform"], responses=ENVELOPE_RESPONSES)
-    push_router(router, context)
+    pushes = push_router(router, context)
     query_router(router, context)
     report_router(router, context)
     app.include_router(router)
+    if isinstance(app, LaneApp):
+        app.lanes.update(pushes)
     _envelope_http_errors(app)
 
 

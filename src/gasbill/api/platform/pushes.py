@@ -5,28 +5,50 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
-from gasbill.api.platform.envelope import envelope
-from gasbill.api.platform.routes import Call, PlatformContext, guarded, openapi, validated
-from gasbill.service.ingest import store_device_record, store_readings
+from gasbill.api.lanes import Handler
+from gasbill.api.platform.envelope import PlatformFailure, envelope, failed
+from gasbill.api.platform.routes import (
+    STORE_FAILED,
+    Call,
+    PlatformContext,
+    accept,
+    guarded,
+    log,
+    openapi,
+    validated,
+)
+from gasbill.service.ingest import FROZEN, RejectedPush, reading_row, store_device_record
 
 
-def push_router(router: APIRouter, context: PlatformContext) -> None:
+def push_router(router: APIRouter, context: PlatformContext) -> dict[str, Handler]:
+    """Register the push routes; their handlers by path, for the push lane."""
+    handlers: dict[str, Handler] = {}
+
     @router.post(
         "/api/Data/MeterData/Add",
         openapi_extra=openapi(MeterDataIn),
         summary="Push one reading (spec §4.1)",
     )
     async def meter_data_add(request: Request) -> Response:
-        def work(call: Call) -> Response:
+        # validated here on the event loop (microseconds); only the write goes to a thread,
+        # and concurrent pushes share its transaction (group commit)
+        try:
+            call = await accept(request, context, needs_body=True)
             reading = validated(MeterDataIn, call.body)
-            (stored,) = store_readings(
-                context.uow(), call.company_no, [reading], context.policy, now=context.clock()
-            )
-            if stored.new and reading.data_type == 1 and context.on_frozen_stored is not None:
-                context.on_frozen_stored()
-            return envelope(stored.id)
+            row = reading_row(call.company_no, reading, context.policy, context.clock())
+            stored = await context.readings.submit(row)
+        except PlatformFailure as failure:
+            return failed(failure)
+        except RejectedPush as exc:
+            return failed(PlatformFailure(422, str(exc)))
+        except Exception:
+            log.exception("a pushed reading could not be stored")
+            return failed(PlatformFailure(500, STORE_FAILED))
+        if stored.new and reading.data_type == FROZEN and context.on_frozen_stored is not None:
+            context.on_frozen_stored()
+        return envelope(stored.id)
 
-        return await guarded(request, context, needs_body=True, work=work)
+    handlers["/api/Data/MeterData/Add"] = meter_data_add
 
     def device_push(path: str, model: type[AlarmIn] | type[EventIn], summary: str) -> None:
         @router.post(
@@ -42,5 +64,8 @@ def push_router(router: APIRouter, context: PlatformContext) -> None:
 
             return await guarded(request, context, needs_body=True, work=work)
 
+        handlers[path] = add
+
     device_push("/api/Data/DeviceAlarm/Add", AlarmIn, "Push one alarm (spec §4.5)")
     device_push("/api/Data/DeviceEvent/Add", EventIn, "Push one event (spec §4.7)")
+    return handlers

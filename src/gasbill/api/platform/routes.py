@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -26,10 +27,12 @@ from gasbill.adapters.platform.push_settings import PushSettings
 from gasbill.api.platform.auth import company_of
 from gasbill.api.platform.envelope import PlatformFailure, failed
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.ingest import IngestPolicy, RejectedPush
+from gasbill.service.group_commit import GroupCommit
+from gasbill.service.ingest import IngestPolicy, RejectedPush, Stored, write_reading_rows
 
 log = logging.getLogger("gasbill.platform")
 Model = TypeVar("Model", bound=BaseModel)
+STORE_FAILED = "the server failed to handle this request; retry later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,19 @@ class PlatformContext:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     on_frozen_stored: Callable[[], None] | None = None  # wakes the inbox worker
     commands: CommandPolicy = field(default_factory=CommandPolicy)
+    readings: GroupCommit[dict[str, Any], Stored] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "readings",
+            GroupCommit(
+                partial(write_reading_rows, self.engine),
+                max_batch=self.push.group_commit_max,
+                writers=self.push.group_commit_writers,
+                run=run_in_threadpool,
+            ),
+        )
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)
@@ -64,9 +80,13 @@ async def accept(request: Request, context: PlatformContext, *, needs_body: bool
     limit = context.push.max_body_bytes
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PlatformFailure(413, f"the body is larger than {limit} bytes")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise PlatformFailure(413, f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # without a Content-Length, stop at the limit
+        size += len(chunk)
+        if size > limit:
+            raise PlatformFailure(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     body: Any = None
     if needs_body or raw.strip():
         try:
@@ -103,7 +123,7 @@ async def answer(work: Callable[[], Response]) -> Response:
         return failed(PlatformFailure(422, str(exc)))
     except Exception:
         log.exception("platform endpoint failed")
-        return failed(PlatformFailure(500, "the server failed to handle this request; retry later"))
+        return failed(PlatformFailure(500, STORE_FAILED))
 
 
 async def guarded(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from gasbill.adapters.db.bulk import unnested
 from gasbill.adapters.db.tables.readings import (
     BillingInbox,
     DeviceAlarm,
@@ -26,48 +27,144 @@ ALARM_KEY = ("company_no", "device_comm_no", "alarm_time", "alarm_code")
 EVENT_KEY = ("company_no", "device_comm_no", "event_time", "event_code")
 
 
+READING_TABLE: sa.Table = MeterReading.__table__  # type: ignore[attr-defined]
+LATEST_TABLE: sa.Table = MeterLatest.__table__  # type: ignore[attr-defined]
+INBOX_TABLE: sa.Table = BillingInbox.__table__  # type: ignore[attr-defined]
+
+
+def _postgres_store_sql() -> str:
+    """Store a batch in one round trip on PostgreSQL: the readings not stored yet go in,
+    each meter's latest moves to the newest of them where newer, the frozen ones are queued
+    for billing; answers the keys that were new. Written from the table, so it stays in
+    step with it; one array per column."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    columns = [c.name for c in READING_TABLE.columns]
+    arrays = ", ".join(
+        f"%(c_{c.name})s::{c.type.compile(dialect=dialect)}[]" for c in READING_TABLE.columns
+    )
+    names = ", ".join(columns)
+    key = ", ".join(READING_KEY)
+    return f"""
+WITH incoming AS (
+    SELECT * FROM unnest({arrays}) AS incoming({names})
+), new AS (
+    INSERT INTO meter_reading ({names})
+    SELECT {names} FROM incoming ORDER BY {key}
+    ON CONFLICT ({key}) DO NOTHING
+    RETURNING {key}, receive_time
+), latest AS (
+    INSERT INTO meter_latest (company_no, meter_comm_no, data_type, acquisition_time,
+                              receive_time)
+    SELECT DISTINCT ON (company_no, meter_comm_no)
+           company_no, meter_comm_no, data_type, acquisition_time, receive_time
+    FROM new ORDER BY company_no, meter_comm_no, acquisition_time DESC
+    ON CONFLICT (company_no, meter_comm_no) DO UPDATE
+    SET data_type = excluded.data_type, acquisition_time = excluded.acquisition_time,
+        receive_time = excluded.receive_time
+    WHERE meter_latest.acquisition_time < excluded.acquisition_time
+), queued AS (
+    INSERT INTO billing_inbox (company_no, meter_comm_no, acquisition_time, stored_at, outcome)
+    SELECT new.company_no, new.meter_comm_no, new.acquisition_time, incoming.stored_at, ''
+    FROM new JOIN incoming USING ({key})
+    WHERE new.data_type = %(billed_type)s
+    ORDER BY new.company_no, new.meter_comm_no, new.acquisition_time
+)
+SELECT {key} FROM new
+"""
+
+
+POSTGRES_STORE = _postgres_store_sql()
+
+
 class ReadingStore:
-    """Core statements, not the ORM: this is the ingest hot path."""
+    """Core statements on the tables, not the ORM: this is the ingest hot path. On
+    PostgreSQL a batch is one statement over arrays, whatever its size."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._insert = (
-            postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    def __init__(self, session: Session | sa.Connection) -> None:
+        self.session = session  # a plain connection is cheaper where no ORM is needed
+        dialect = (
+            session.dialect if isinstance(session, sa.Connection) else session.get_bind().dialect
         )
+        self._postgres = dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._postgres else sqlite.insert
 
-    def insert_readings(self, rows: Sequence[dict[str, Any]]) -> set[tuple[Any, ...]]:
-        """Store many; the keys of those that were new."""
+    def _rows_into(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> Any:
+        """An INSERT of these rows, to execute with `_execute`."""
+        if self._postgres:
+            return self._insert(table).from_select(list(rows[0]), unnested(table, rows))
+        return self._insert(table)
+
+    def _execute(self, statement: Any, rows: Sequence[dict[str, Any]]) -> sa.Result[Any]:
+        if self._postgres:
+            return self.session.execute(statement)
+        return self.session.execute(statement, list(rows))
+
+    def store_new(self, rows: Sequence[dict[str, Any]], billed_type: int) -> set[tuple[Any, ...]]:
+        """Store the readings (distinct keys, all columns) whose key is not stored yet, move
+        each meter's latest to the newest of them where newer, and queue the new ones of
+        `billed_type` for billing; the keys that were new."""
         if not rows:
             return set()
-        table = MeterReading.__table__  # type: ignore[attr-defined]
+        if self._postgres:
+            params: dict[str, Any] = {
+                f"c_{c.name}": [r.get(c.name) for r in rows] for c in READING_TABLE.columns
+            }
+            params["billed_type"] = billed_type
+            connection = (
+                self.session
+                if isinstance(self.session, sa.Connection)
+                else self.session.connection()
+            )
+            result = connection.exec_driver_sql(POSTGRES_STORE, params)
+            return {tuple(r) for r in result}
+        new_keys = self.insert_readings(rows)
+        new_rows = [r for r in rows if tuple(r[name] for name in READING_KEY) in new_keys]
+        self.mark_latest(new_rows)
+        self.add_to_inbox([r for r in new_rows if r["data_type"] == billed_type])
+        return new_keys
+
+    def insert_readings(self, rows: Sequence[dict[str, Any]]) -> set[tuple[Any, ...]]:
+        """Store many (distinct keys); the keys of those that were new."""
+        if not rows:
+            return set()
         statement = (
-            self._insert(MeterReading)
+            self._rows_into(READING_TABLE, rows)
             .on_conflict_do_nothing(index_elements=list(READING_KEY))
-            .returning(*(table.c[name] for name in READING_KEY))
+            .returning(*(READING_TABLE.c[name] for name in READING_KEY))
         )
-        result = self.session.execute(statement, list(rows))
-        return {tuple(r) for r in result.all()}
+        return {tuple(r) for r in self._execute(statement, rows).all()}
 
     def reading(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        table = MeterReading.__table__  # type: ignore[attr-defined]
-        condition = sa.and_(*(table.c[name] == key[name] for name in READING_KEY))
-        found = self.session.execute(sa.select(table).where(condition)).mappings().first()
+        condition = sa.and_(*(READING_TABLE.c[name] == key[name] for name in READING_KEY))
+        found = self.session.execute(sa.select(READING_TABLE).where(condition)).mappings().first()
         return dict(found) if found is not None else None
 
     def readings(self, keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if not keys:
             return []
-        table = MeterReading.__table__  # type: ignore[attr-defined]
         wanted = [tuple(k[name] for name in READING_KEY) for k in keys]
-        columns = sa.tuple_(*(table.c[name] for name in READING_KEY))
-        found = self.session.execute(sa.select(table).where(columns.in_(wanted))).mappings()
-        return [dict(r) for r in found]
+        columns = sa.tuple_(*(READING_TABLE.c[name] for name in READING_KEY))
+        found = self.session.execute(sa.select(READING_TABLE).where(columns.in_(wanted)))
+        return [dict(r) for r in found.mappings()]
 
     def mark_latest(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Point each meter's latest at these readings where they are newer."""
-        if not rows:
+        """Point each meter's latest at the newest of these readings where it is newer."""
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in rows:
+            meter = (r["company_no"], r["meter_comm_no"])
+            if meter not in newest or newest[meter]["acquisition_time"] < r["acquisition_time"]:
+                newest[meter] = {
+                    "company_no": r["company_no"],
+                    "meter_comm_no": r["meter_comm_no"],
+                    "data_type": r["data_type"],
+                    "acquisition_time": r["acquisition_time"],
+                    "receive_time": r.get("receive_time"),
+                }
+        if not newest:
             return
-        statement = self._insert(MeterLatest)
+        # one order for every writer, so concurrent batches cannot deadlock on these rows
+        latest = [newest[meter] for meter in sorted(newest)]
+        statement = self._rows_into(LATEST_TABLE, latest)
         statement = statement.on_conflict_do_update(
             index_elements=["company_no", "meter_comm_no"],
             set_={
@@ -75,39 +172,25 @@ class ReadingStore:
                 "acquisition_time": statement.excluded.acquisition_time,
                 "receive_time": statement.excluded.receive_time,
             },
-            where=MeterLatest.__table__.c.acquisition_time  # type: ignore[attr-defined]
-            < statement.excluded.acquisition_time,
+            where=LATEST_TABLE.c.acquisition_time < statement.excluded.acquisition_time,
         )
-        self.session.execute(
-            statement,
-            [
-                {
-                    "company_no": r["company_no"],
-                    "meter_comm_no": r["meter_comm_no"],
-                    "data_type": r["data_type"],
-                    "acquisition_time": r["acquisition_time"],
-                    "receive_time": r.get("receive_time"),
-                }
-                for r in rows
-            ],
-        )
+        self._execute(statement, latest)
 
-    def add_to_inbox(self, rows: Sequence[dict[str, Any]], stored_at: datetime) -> None:
+    def add_to_inbox(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue frozen readings for billing, each as of when it was stored."""
         if not rows:
             return
-        self.session.execute(
-            sa.insert(BillingInbox),
-            [
-                {
-                    "company_no": r["company_no"],
-                    "meter_comm_no": r["meter_comm_no"],
-                    "acquisition_time": r["acquisition_time"],
-                    "stored_at": stored_at,
-                    "outcome": "",
-                }
-                for r in rows
-            ],
-        )
+        queued = [
+            {
+                "company_no": r["company_no"],
+                "meter_comm_no": r["meter_comm_no"],
+                "acquisition_time": r["acquisition_time"],
+                "stored_at": r["stored_at"],
+                "outcome": "",
+            }
+            for r in rows
+        ]
+        self._execute(self._rows_into(INBOX_TABLE, queued), queued)
 
     def add_conflict(
         self, *, kind: str, company_no: str, key: str, first: str, second: str, at: datetime
