@@ -55,10 +55,10 @@ async def add(request: Request) -> Response:
                     media_type="application/json")
 """
 
+# the real app as API worker processes serve it (gasbill.api.asgi)
 REAL_APP = """
-from gasbill.api.app import create_app
-from gasbill.config import load_settings
-app = create_app(load_settings())
+from gasbill.api.asgi import api_from_environment
+app = api_from_environment()
 """
 
 
@@ -205,6 +205,7 @@ def import_run(label: str, url: str, rows: int) -> float:
             records(source),
             IngestPolicy(ZoneInfo("Asia/Shanghai")),
             batch=5000,
+            writers=1 if url.startswith("sqlite") else 2,  # as `gasbill import readings` does
             reject=lambda line, reason: None,
             now=datetime(2026, 1, 1, tzinfo=UTC),
         )

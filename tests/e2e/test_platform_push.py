@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -425,3 +426,21 @@ def test_concurrent_pushes_share_transactions_and_each_gets_its_own_answer(engin
     assert (count(engine, "meter_reading"), count(engine, "billing_inbox")) == (38, 38)
     assert context.readings.items == 39
     assert context.readings.batches < context.readings.items  # shared transactions
+
+
+def test_api_worker_processes_build_the_app_from_the_environment(db_url, monkeypatch, tmp_path):
+    """`uvicorn --factory gasbill.api.asgi:api_from_environment`: pushes take the lane."""
+    from gasbill.api.asgi import api_from_environment
+
+    monkeypatch.chdir(tmp_path)  # no ./config.toml: defaults and the variables below
+    monkeypatch.delenv("GASBILL_CONFIG", raising=False)
+    monkeypatch.setenv("GASBILL_DATABASE__URL", db_url)
+    monkeypatch.setenv("GASBILL_APP__ENVIRONMENT", "demo")
+    monkeypatch.setenv("GASBILL_TARIFFS__DIR", str(Path(__file__).parents[2] / "tariffs"))
+    app = api_from_environment()
+    assert isinstance(app, LaneApp)
+    assert "/api/Data/MeterData/Add" in app.lanes
+    with TestClient(app) as http:
+        reply = push(http, {**SAMPLE, "acquisition_time": "2020-01-01 00:00:00"})
+    assert reply.status_code == 200
+    assert reply.json()["State"] == "success"

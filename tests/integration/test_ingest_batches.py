@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from gasbill.adapters.db.repositories.readings_postgres import COPY_FROM_ROWS
 from gasbill.adapters.platform.push_models import MeterDataIn
 from gasbill.service.ingest import IngestPolicy, Stored, reading_row, write_reading_rows
 
@@ -92,3 +93,29 @@ def test_a_row_the_database_refuses_fails_alone_and_its_batch_is_stored(engine):
     assert count(engine, "meter_reading") == 3
     assert count(engine, "billing_inbox") == 3
     assert count(engine, "meter_latest", "WHERE meter_comm_no = '22222222222222'") == 0
+
+
+def test_a_large_batch_of_new_readings_is_copied_in_whole(engine):
+    """On PostgreSQL, batches of COPY_FROM_ROWS or more go by COPY (straight in when all new)."""
+    rows = [row(f"{m:014d}", d, 100 * d + m) for m in range(300) for d in range(2)]
+    assert len(rows) >= COPY_FROM_ROWS
+    outcomes = write_reading_rows(engine, rows)
+    assert all(isinstance(o, Stored) and o.new for o in outcomes)
+    assert count(engine, "meter_reading") == 600
+    assert count(engine, "billing_inbox") == 600
+    assert count(engine, "meter_latest") == 300
+    assert latest(engine, f"{7:014d}") == (1, (DAY + timedelta(days=1)).astimezone(UTC))
+
+
+def test_a_large_batch_with_some_readings_stored_stores_the_rest_and_keeps_conflicts(engine):
+    first = [row(f"{m:014d}", 0, m) for m in range(100)]
+    write_reading_rows(engine, first)
+    again = [row(f"{m:014d}", d, m if d == 0 else 50 + m) for m in range(300) for d in range(2)]
+    again[0]["std_sum"] = 999_999  # meter 0's first day, stored already, now different
+    outcomes = write_reading_rows(engine, again)
+    assert sum(o.new for o in outcomes) == 500
+    assert sum(o.conflict for o in outcomes) == 1
+    assert count(engine, "meter_reading") == 600
+    assert count(engine, "billing_inbox") == 600
+    assert count(engine, "push_conflict") == 1
+    assert latest(engine, f"{0:014d}") == (1, (DAY + timedelta(days=1)).astimezone(UTC))

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gasbill.service.ingest import DECIMAL_FIELDS
 
 INT_FIELDS = ("data_type", "device_type", "magatt_times", "meter_state", "rssi", "battery_level")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):  # a tuple: one is made per line, and cheaply
     line: int
     fields: dict[str, Any] | None
     problem: str = ""
@@ -60,34 +58,48 @@ def _refuse(name: str) -> Any:
 
 
 def _csv(handle: Any) -> Iterator[Record]:
-    reader = csv.DictReader(handle)
-    for row in reader:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None:
+        return
+    columns = [(name.strip(), _converter(name.strip())) for name in header]
+    for cells in reader:
+        if not cells:  # a blank line
+            continue
         line = reader.line_num
         fields: dict[str, Any] = {}
         problem = ""
-        for name, value in row.items():
-            if name is None or value is None or value.strip() == "":
+        for (name, convert), cell in zip(columns, cells, strict=False):  # extra cells: ignored
+            value = cell.strip()
+            if not value:
                 continue
-            name, value = name.strip(), value.strip()
             try:
-                fields[name] = _typed(name, value)
+                fields[name] = convert(value)
             except ValueError as exc:
                 problem = f"{name}: {exc}"
                 break
         yield Record(line, None if problem else fields, problem)
 
 
-def _typed(name: str, value: str) -> Any:
+def _converter(name: str) -> Callable[[str], Any]:
     if name in INT_FIELDS:
-        if not value.lstrip("-").isdigit():
-            raise ValueError(f"{value!r} is not a whole number")
-        return int(value)
+        return _whole
     if name in DECIMAL_FIELDS:
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a number") from None
-        if not number.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        return number
-    return value
+        return _number
+    return str
+
+
+def _whole(value: str) -> int:
+    if not value.lstrip("-").isdigit():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
+def _number(value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return number

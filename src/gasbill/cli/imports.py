@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gasbill.adapters.db.engine import make_engine
+from gasbill.adapters.db.engine import is_sqlite, make_engine
 from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.import_file import records
@@ -31,7 +31,16 @@ def readings_command(
     rejects: Annotated[
         Path | None, typer.Option(help="Where rejected rows go (default FILE.rejects.csv).")
     ] = None,
-    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Rows per transaction.")] = 2000,
+    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Rows per transaction.")] = 5000,
+    writers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=8,
+            help="Transactions writing at once while the file is read "
+            "(default 2 on PostgreSQL, 1 on SQLite, which has one writer).",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Import readings with the push endpoint's validation and dedupe; print a summary."""
@@ -72,6 +81,7 @@ def readings_command(
             records(file),
             policy,
             batch=batch,
+            writers=writers or (1 if is_sqlite(engine) else 2),
             reject=lambda line, reason: writer.writerow([line, reason]),
             progress=lambda n: progress.advance(task, n),
         )

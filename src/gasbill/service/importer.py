@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,7 +13,7 @@ from pydantic import ValidationError
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.import_file import Record
 from gasbill.adapters.platform.push_models import MeterDataIn, describe
-from gasbill.service.ingest import IngestPolicy, RejectedPush, reading_row, store_rows
+from gasbill.service.ingest import IngestPolicy, RejectedPush, Stored, reading_row, store_rows
 
 
 @dataclass(slots=True)
@@ -29,52 +31,71 @@ def import_readings(
     items: Iterable[Record],
     policy: IngestPolicy,
     *,
-    batch: int = 2000,
+    batch: int = 5000,
+    writers: int = 2,
     reject: Callable[[int, str], None],
     progress: Callable[[int], None] = lambda n: None,
     now: datetime | None = None,
 ) -> ImportSummary:
-    """Validate each record as a push would; store the good ones a batch per transaction."""
+    """Validate each record as a push would; store the good ones a batch per transaction.
+
+    A batch is written in a thread while the next is read and validated (the
+    database works while Python parses); at most one is in flight, in file order.
+    A failure to write stops the import; what was committed stays, and running
+    the import again stores only what is missing.
+    """
     now = now or datetime.now(UTC)
     summary = ImportSummary()
     pending: list[dict[str, object]] = []
 
-    def flush() -> None:
-        if not pending:
-            return
-        with uow:
-            results = store_rows(uow.session, pending)
-            uow.commit()
+    def write(rows: list[dict[str, object]]) -> list[Stored]:
+        with uow.engine.begin() as connection:
+            return store_rows(connection, rows)
+
+    def tally(results: list[Stored]) -> None:
         for result in results:
             if result.new:
                 summary.stored += 1
             else:
                 summary.duplicates += 1
                 summary.conflicts += int(result.conflict)
-        progress(len(pending))
-        pending.clear()
+        progress(len(results))
 
-    for item in items:
-        summary.read += 1
-        if item.fields is None:
-            summary.rejected += 1
-            reject(item.line, item.problem)
-            progress(1)
-            continue
-        try:
-            reading = MeterDataIn.model_validate(item.fields)
-            pending.append(reading_row(company_no, reading, policy, now))
-        except ValidationError as exc:
-            summary.rejected += 1
-            reject(item.line, describe(exc))
-            progress(1)
-            continue
-        except RejectedPush as exc:
-            summary.rejected += 1
-            reject(item.line, str(exc))
-            progress(1)
-            continue
-        if len(pending) >= batch:
-            flush()
-    flush()
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="import-writer") as pool:
+        in_flight: deque[Future[list[Stored]]] = deque()
+
+        def flush() -> None:
+            if not pending:
+                return
+            rows = pending.copy()
+            pending.clear()
+            if len(in_flight) >= writers:
+                tally(in_flight.popleft().result())
+            in_flight.append(pool.submit(write, rows))
+
+        for item in items:
+            summary.read += 1
+            if item.fields is None:
+                summary.rejected += 1
+                reject(item.line, item.problem)
+                progress(1)
+                continue
+            try:
+                reading = MeterDataIn.model_validate(item.fields)
+                pending.append(reading_row(company_no, reading, policy, now))
+            except ValidationError as exc:
+                summary.rejected += 1
+                reject(item.line, describe(exc))
+                progress(1)
+                continue
+            except RejectedPush as exc:
+                summary.rejected += 1
+                reject(item.line, str(exc))
+                progress(1)
+                continue
+            if len(pending) >= batch:
+                flush()
+        flush()
+        while in_flight:
+            tally(in_flight.popleft().result())
     return summary

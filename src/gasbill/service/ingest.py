@@ -15,8 +15,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection, Engine
@@ -76,30 +76,27 @@ class IngestPolicy:
     max_future: timedelta = timedelta(days=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+class Stored(NamedTuple):  # a tuple: one is made per reading, and cheaply
     id: str | int  # data_guid (base64) for readings, alarm_id / event_id otherwise
     new: bool
     conflict: bool = False
-
-
-def new_data_guid() -> bytes:
-    return os.urandom(16)
 
 
 def guid_text(guid: bytes) -> str:
     return base64.b64encode(guid).decode("ascii")
 
 
-def thousandths(value: Decimal | None) -> int | None:
-    return None if value is None else int(value.scaleb(3))
+@lru_cache(maxsize=4096)
+def _parsed(text: str, zone: ZoneInfo) -> datetime:
+    # a night's frozen readings share a handful of times: parse each text once
+    return parse_platform_time(text, zone)
 
 
 def _time(text: str | None, field: str, policy: IngestPolicy, now: datetime) -> datetime | None:
     if text is None:
         return None
     try:
-        at = parse_platform_time(text, policy.platform_zone)
+        at = _parsed(text, policy.platform_zone)
     except BadPlatformTime as exc:
         raise RejectedPush(f"{field}: {exc}") from None
     if at > now + policy.max_future:
@@ -113,26 +110,32 @@ def _time(text: str | None, field: str, policy: IngestPolicy, now: datetime) -> 
 def reading_row(
     company_no: str, reading: MeterDataIn, policy: IngestPolicy, now: datetime
 ) -> dict[str, Any]:
-    acquired = _time(reading.acquisition_time, "acquisition_time", policy, now)
+    """The row to store for a validated reading: times parsed (and refused when absurd),
+    decimals in thousandths."""
+    fields = reading.__dict__  # the validated values, without an attribute lookup each
+    acquired = _time(fields["acquisition_time"], "acquisition_time", policy, now)
     assert acquired is not None
-    if reading.data_type == FROZEN and reading.std_sum is None and reading.work_sum is None:
+    data_type = fields["data_type"]
+    if data_type == FROZEN and fields["std_sum"] is None and fields["work_sum"] is None:
         raise RejectedPush("std_sum: a frozen reading needs its cumulative volume")
+    ext_data = fields["ext_data"]
     row: dict[str, Any] = {
         "company_no": company_no,
-        "meter_comm_no": reading.meter_comm_no,
-        "data_type": reading.data_type,
+        "meter_comm_no": fields["meter_comm_no"],
+        "data_type": data_type,
         "acquisition_time": acquired,
-        "receive_time": _time(reading.receive_time, "receive_time", policy, now),
+        "receive_time": _time(fields["receive_time"], "receive_time", policy, now),
         # canonical (sorted keys), so a re-push in another key order is not a conflict
         "ext_data": None
-        if reading.ext_data is None
-        else jsontext.dumps_exact(dict(sorted(reading.ext_data.items()))),
+        if ext_data is None
+        else jsontext.dumps_exact(dict(sorted(ext_data.items()))),
         "stored_at": now,
     }
     for name in DECIMAL_FIELDS:
-        row[name] = thousandths(getattr(reading, name))
+        value = fields[name]
+        row[name] = None if value is None else int(value.scaleb(3))
     for name in PLAIN_FIELDS:
-        row[name] = getattr(reading, name)
+        row[name] = fields[name]
     return row
 
 
@@ -185,23 +188,22 @@ def write_reading_rows(engine: Engine, rows: Sequence[dict[str, Any]]) -> list[S
 def store_rows(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> list[Stored]:
     """Store validated reading rows in the caller's transaction, which commits."""
     store = ReadingStore(db)
+    keys = [_key(row) for row in rows]
     # the same key twice in one batch: the first is the one stored
     unique: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        unique.setdefault(_key(row), row)
+    for key, row in zip(keys, rows, strict=True):
+        unique.setdefault(key, row)
     # one order for every writer, so concurrent batches cannot deadlock on the unique index
     ordered = [unique[key] for key in sorted(unique)]
-    for row in ordered:
-        row["data_guid"] = new_data_guid()
+    guids = os.urandom(16 * len(ordered))
+    for i, row in enumerate(ordered):
+        row["data_guid"] = guids[16 * i : 16 * i + 16]
     new_keys = {_normal(*found) for found in store.store_new(ordered, billed_type=FROZEN)}
 
-    existing = {}
     old_keys = [row for key, row in unique.items() if key not in new_keys]
-    for found in store.readings(old_keys):
-        existing[_key(found)] = found
+    existing = {_key(found): found for found in store.readings(old_keys)}
     results = []
-    for row in rows:
-        key = _key(row)
+    for key, row in zip(keys, rows, strict=True):
         if key in new_keys and unique[key] is row:
             results.append(Stored(guid_text(row["data_guid"]), new=True))
             continue

@@ -20,8 +20,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictInt,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -81,19 +83,26 @@ Sequence4 = Annotated[str, Field(strict=True, max_length=4), AfterValidator(_no_
 
 
 def _decimal_18_3(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
-        raise ValueError(f"must be a JSON number, not {type(value).__name__}")
-    number = Decimal(value)
+    kind = type(value)
+    number: Decimal
+    if kind is Decimal:
+        number = value
+    elif kind is int:
+        number = Decimal(value)
+    else:
+        raise ValueError(f"must be a JSON number, not {kind.__name__}")
     if not number.is_finite():
         raise ValueError("must be a finite number")
-    if abs(number) >= DECIMAL_LIMIT:
+    if not -DECIMAL_LIMIT < number < DECIMAL_LIMIT:
         raise ValueError("is beyond decimal(18,3) (at most 15 digits before the point)")
-    if number != number.quantize(Decimal("0.001")):
+    if number != number.quantize(THOUSANDTH):
         raise ValueError("has more than 3 decimals (decimal(18,3))")
     return number
 
 
-Decimal18_3 = Annotated[Decimal, BeforeValidator(_decimal_18_3)]
+THOUSANDTH = Decimal("0.001")
+# the whole check (no second pass by pydantic's own Decimal): a JSON number, exact
+Decimal18_3 = Annotated[Decimal, PlainValidator(_decimal_18_3), WithJsonSchema({"type": "number"})]
 Int32 = Annotated[StrictInt, Field(ge=-INT32 - 1, le=INT32)]
 
 

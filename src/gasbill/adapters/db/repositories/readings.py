@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from gasbill.adapters.db.bulk import unnested
+from gasbill.adapters.db.repositories import readings_postgres
 from gasbill.adapters.db.tables.readings import (
     BillingInbox,
     DeviceAlarm,
@@ -30,50 +31,6 @@ EVENT_KEY = ("company_no", "device_comm_no", "event_time", "event_code")
 READING_TABLE: sa.Table = MeterReading.__table__  # type: ignore[attr-defined]
 LATEST_TABLE: sa.Table = MeterLatest.__table__  # type: ignore[attr-defined]
 INBOX_TABLE: sa.Table = BillingInbox.__table__  # type: ignore[attr-defined]
-
-
-def _postgres_store_sql() -> str:
-    """Store a batch in one round trip on PostgreSQL: the readings not stored yet go in,
-    each meter's latest moves to the newest of them where newer, the frozen ones are queued
-    for billing; answers the keys that were new. Written from the table, so it stays in
-    step with it; one array per column."""
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    columns = [c.name for c in READING_TABLE.columns]
-    arrays = ", ".join(
-        f"%(c_{c.name})s::{c.type.compile(dialect=dialect)}[]" for c in READING_TABLE.columns
-    )
-    names = ", ".join(columns)
-    key = ", ".join(READING_KEY)
-    return f"""
-WITH incoming AS (
-    SELECT * FROM unnest({arrays}) AS incoming({names})
-), new AS (
-    INSERT INTO meter_reading ({names})
-    SELECT {names} FROM incoming ORDER BY {key}
-    ON CONFLICT ({key}) DO NOTHING
-    RETURNING {key}, receive_time
-), latest AS (
-    INSERT INTO meter_latest (company_no, meter_comm_no, data_type, acquisition_time,
-                              receive_time)
-    SELECT DISTINCT ON (company_no, meter_comm_no)
-           company_no, meter_comm_no, data_type, acquisition_time, receive_time
-    FROM new ORDER BY company_no, meter_comm_no, acquisition_time DESC
-    ON CONFLICT (company_no, meter_comm_no) DO UPDATE
-    SET data_type = excluded.data_type, acquisition_time = excluded.acquisition_time,
-        receive_time = excluded.receive_time
-    WHERE meter_latest.acquisition_time < excluded.acquisition_time
-), queued AS (
-    INSERT INTO billing_inbox (company_no, meter_comm_no, acquisition_time, stored_at, outcome)
-    SELECT new.company_no, new.meter_comm_no, new.acquisition_time, incoming.stored_at, ''
-    FROM new JOIN incoming USING ({key})
-    WHERE new.data_type = %(billed_type)s
-    ORDER BY new.company_no, new.meter_comm_no, new.acquisition_time
-)
-SELECT {key} FROM new
-"""
-
-
-POSTGRES_STORE = _postgres_store_sql()
 
 
 class ReadingStore:
@@ -100,23 +57,19 @@ class ReadingStore:
         return self.session.execute(statement, list(rows))
 
     def store_new(self, rows: Sequence[dict[str, Any]], billed_type: int) -> set[tuple[Any, ...]]:
-        """Store the readings (distinct keys, all columns) whose key is not stored yet, move
+        """Store the readings (distinct keys in key order, every column) whose key is not
+        stored yet, move
         each meter's latest to the newest of them where newer, and queue the new ones of
         `billed_type` for billing; the keys that were new."""
         if not rows:
             return set()
         if self._postgres:
-            params: dict[str, Any] = {
-                f"c_{c.name}": [r.get(c.name) for r in rows] for c in READING_TABLE.columns
-            }
-            params["billed_type"] = billed_type
             connection = (
                 self.session
                 if isinstance(self.session, sa.Connection)
                 else self.session.connection()
             )
-            result = connection.exec_driver_sql(POSTGRES_STORE, params)
-            return {tuple(r) for r in result}
+            return set(readings_postgres.store_new(connection, rows, billed_type))
         new_keys = self.insert_readings(rows)
         new_rows = [r for r in rows if tuple(r[name] for name in READING_KEY) in new_keys]
         self.mark_latest(new_rows)

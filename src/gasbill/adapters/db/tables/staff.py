@@ -37,7 +37,10 @@ class ApiToken(SQLModel, table=True):
 
 class LoginAttempt(SQLModel, table=True):
     __tablename__ = "login_attempt"
-    __table_args__ = (sa.Index("ix_login_attempt_username_at", "username", "at"),)
+    __table_args__ = (
+        sa.Index("ix_login_attempt_username_at", "username", "at"),
+        sa.Index("ix_login_attempt_client_at", "client", "at"),  # the per-client limit
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64)
