@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.platform.push_settings import PushSettings
 from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
@@ -444,3 +445,22 @@ def test_api_worker_processes_build_the_app_from_the_environment(db_url, monkeyp
         reply = push(http, {**SAMPLE, "acquisition_time": "2020-01-01 00:00:00"})
     assert reply.status_code == 200
     assert reply.json()["State"] == "success"
+
+
+def test_a_push_the_database_cannot_take_gets_a_500_envelope_to_retry(tmp_path, caplog):
+    """The platform re-pushes what is not answered `success`; nothing is half stored."""
+    broken = make_engine(f"sqlite:///{tmp_path / 'no-tables.db'}")  # never migrated
+    app = LaneApp()
+    install_platform_api(
+        app, PlatformContext(broken, PushSettings(), ZoneInfo("Asia/Shanghai"), clock=lambda: NOW)
+    )
+    with TestClient(app) as http:
+        reply = push(http, SAMPLE)
+    assert reply.status_code == 500
+    assert reply.json() == {
+        "Data": None,
+        "State": "failed",
+        "Message": "the server failed to handle this request; retry later",
+    }
+    assert "platform endpoint failed" in caplog.text
+    broken.dispose()

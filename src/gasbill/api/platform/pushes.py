@@ -6,18 +6,17 @@ from fastapi import APIRouter, Request, Response
 
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
 from gasbill.api.lanes import Handler
-from gasbill.api.platform.envelope import PlatformFailure, envelope, failed
+from gasbill.api.platform.envelope import envelope
 from gasbill.api.platform.routes import (
-    STORE_FAILED,
     Call,
     PlatformContext,
     accept,
+    failure_envelope,
     guarded,
-    log,
     openapi,
     validated,
 )
-from gasbill.service.ingest import FROZEN, RejectedPush, reading_row, store_device_record
+from gasbill.service.ingest import FROZEN, reading_row, store_device_record
 
 
 def push_router(router: APIRouter, context: PlatformContext) -> dict[str, Handler]:
@@ -37,13 +36,8 @@ def push_router(router: APIRouter, context: PlatformContext) -> dict[str, Handle
             reading = validated(MeterDataIn, call.body)
             row = reading_row(call.company_no, reading, context.policy, context.clock())
             stored = await context.readings.submit(row)
-        except PlatformFailure as failure:
-            return failed(failure)
-        except RejectedPush as exc:
-            return failed(PlatformFailure(422, str(exc)))
-        except Exception:
-            log.exception("a pushed reading could not be stored")
-            return failed(PlatformFailure(500, STORE_FAILED))
+        except Exception as exc:
+            return failure_envelope(exc)
         if stored.new and reading.data_type == FROZEN and context.on_frozen_stored is not None:
             context.on_frozen_stored()
         return envelope(stored.id)

@@ -32,7 +32,7 @@ from gasbill.service.ingest import IngestPolicy, RejectedPush, Stored, write_rea
 
 log = logging.getLogger("gasbill.platform")
 Model = TypeVar("Model", bound=BaseModel)
-STORE_FAILED = "the server failed to handle this request; retry later"
+SERVER_FAILED = "the server failed to handle this request; retry later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +113,22 @@ def _json_kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def failure_envelope(exc: Exception) -> Response:
+    """The `failed` envelope for whatever went wrong; anything unforeseen is logged, 500."""
+    if isinstance(exc, PlatformFailure):
+        return failed(exc)
+    if isinstance(exc, RejectedPush):
+        return failed(PlatformFailure(422, str(exc)))
+    log.error("platform endpoint failed", exc_info=exc)
+    return failed(PlatformFailure(500, SERVER_FAILED))
+
+
 async def answer(work: Callable[[], Response]) -> Response:
     """Run the sync work in the thread pool; map every failure to the envelope."""
     try:
         return await run_in_threadpool(work)
-    except PlatformFailure as failure:
-        return failed(failure)
-    except RejectedPush as exc:
-        return failed(PlatformFailure(422, str(exc)))
-    except Exception:
-        log.exception("platform endpoint failed")
-        return failed(PlatformFailure(500, STORE_FAILED))
+    except Exception as exc:
+        return failure_envelope(exc)
 
 
 async def guarded(
