@@ -16,9 +16,16 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+_EXACT = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)  # made once
+
+
 def loads_exact(text: str | bytes) -> Any:
-    """JSON with exact decimals; NaN and Infinity refused (ValueError)."""
-    return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    """JSON with exact decimals; NaN and Infinity refused (ValueError). As json.loads."""
+    if not isinstance(text, str):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    elif text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _EXACT.decode(text)
 
 
 def decimal_text(value: Decimal) -> str:

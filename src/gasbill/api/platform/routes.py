@@ -93,7 +93,8 @@ async def accept(request: Request, context: PlatformContext, *, needs_body: bool
             body = parse_json(raw)
         except BadBody as exc:
             raise PlatformFailure(400, str(exc)) from None
-    return Call(company_no, body, dict(request.query_params))
+    query = dict(request.query_params) if request.scope.get("query_string") else {}
+    return Call(company_no, body, query)
 
 
 def validated(model: type[Model], body: Any) -> Model:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -162,13 +162,13 @@ def store_new(
 ) -> list[tuple[Any, ...]]:
     """Rows with every column, distinct keys, in key order; the keys that were new."""
     columns = _present(rows)
-    if len(rows) < COPY_FROM_ROWS:
-        params: dict[str, Any] = {f"c_{name}": [r[name] for r in rows] for name in columns}
-        params["billed_type"] = billed_type
-        return [tuple(r) for r in connection.exec_driver_sql(_from_arrays(columns), params)]
-    driver = connection.connection.driver_connection
-    assert driver is not None
+    driver = cast("psycopg.Connection[tuple[Any, ...]]", connection.connection.driver_connection)
     with driver.cursor() as cursor:
+        if len(rows) < COPY_FROM_ROWS:
+            params: dict[str, Any] = {f"c_{name}": [r[name] for r in rows] for name in columns}
+            params["billed_type"] = billed_type
+            cursor.execute(_from_arrays(columns), params)
+            return cursor.fetchall()
         if _copied_as_new(cursor, rows, columns, billed_type):
             return [tuple(row[name] for name in READING_KEY) for row in rows]
         # some are stored already: through a staging table that lives as long as the
@@ -176,7 +176,7 @@ def store_new(
         cursor.execute(CREATE_STAGING)
         _copy(cursor, STAGING, READING_TABLE, columns, map(itemgetter(*columns), rows))
         cursor.execute(FROM_STAGING, {"billed_type": billed_type})
-        return [tuple(r) for r in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def _copied_as_new(
