@@ -58,9 +58,8 @@ class ReadingStore:
 
     def store_new(self, rows: Sequence[dict[str, Any]], billed_type: int) -> set[tuple[Any, ...]]:
         """Store the readings (distinct keys in key order, every column) whose key is not
-        stored yet, move
-        each meter's latest to the newest of them where newer, and queue the new ones of
-        `billed_type` for billing; the keys that were new."""
+        stored yet, move each meter's latest to the newest of them where newer, and queue
+        the new ones of `billed_type` for billing; the keys that were new."""
         if not rows:
             return set()
         if self._postgres:
@@ -70,7 +69,8 @@ class ReadingStore:
                 else self.session.connection()
             )
             return set(readings_postgres.store_new(connection, rows, billed_type))
-        new_keys = self.insert_readings(rows)
+        given = readings_postgres.present(rows)  # the columns left out are NULL anyway
+        new_keys = self.insert_readings([{name: row[name] for name in given} for row in rows])
         new_rows = [r for r in rows if tuple(r[name] for name in READING_KEY) in new_keys]
         self.mark_latest(new_rows)
         self.add_to_inbox([r for r in new_rows if r["data_type"] == billed_type])

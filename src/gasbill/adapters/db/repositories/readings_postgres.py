@@ -147,7 +147,7 @@ WHERE meter_latest.acquisition_time < excluded.acquisition_time
 INBOX_COLUMNS = ("company_no", "meter_comm_no", "acquisition_time", "stored_at", "outcome")
 
 
-def _present(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+def present(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     """The columns some row has a value for (history files carry a handful of the 36)."""
     present = []
     for name in COLUMNS:
@@ -161,7 +161,7 @@ def store_new(
     connection: sa.Connection, rows: Sequence[dict[str, Any]], billed_type: int
 ) -> list[tuple[Any, ...]]:
     """Rows with every column, distinct keys, in key order; the keys that were new."""
-    columns = _present(rows)
+    columns = present(rows)
     driver = cast("psycopg.Connection[tuple[Any, ...]]", connection.connection.driver_connection)
     with driver.cursor() as cursor:
         if len(rows) < COPY_FROM_ROWS:
