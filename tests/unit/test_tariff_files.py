@@ -18,6 +18,7 @@ from gasbill.adapters.tariffs import (
     load_tariff,
     loader,
 )
+from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.adapters.tariffs.loader import parse_tariff, tariff_from_data
 from gasbill.domain.cycles import CycleRule
 from gasbill.domain.errors import TariffError
@@ -692,3 +693,18 @@ def test_find_tariff_not_found_lists_the_ids(tmp_path):
 def test_find_tariff_refuses_what_is_neither_an_id_nor_a_file(wanted):
     with pytest.raises(TariffNotFound, match="available: beijing-residential"):
         find_tariff(wanted, TARIFFS)
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        str(Path(__file__).parents[2] / "tariffs" / "beijing-residential.toml"),  # a path
+        "../tariffs/beijing-residential",
+        "beijing-residential.toml",
+    ],
+)
+def test_the_catalog_finds_tariffs_by_id_only_never_by_path(asked):
+    catalog = TariffCatalog(Path(__file__).parents[2] / "tariffs", "Asia/Shanghai")
+    assert catalog.get("beijing-residential").id == "beijing-residential"
+    with pytest.raises(TariffNotFound):
+        catalog.get(asked)

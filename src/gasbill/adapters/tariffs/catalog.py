@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gasbill.adapters.tariffs.loader import find_tariff, list_tariffs
+from gasbill.adapters.tariffs.errors import TariffNotFound
+from gasbill.adapters.tariffs.fields import ID_PATTERN
+from gasbill.adapters.tariffs.loader import available_ids, find_tariff, list_tariffs
 from gasbill.domain.rating import Rater
 from gasbill.domain.tariff import Tariff
 
@@ -17,9 +19,13 @@ class TariffCatalog:
         self._raters: dict[str, Rater] = {}
 
     def get(self, tariff_id: str) -> Tariff:
-        """The tariff with this id; raises TariffNotFound (a TariffError) if there is none."""
+        """The tariff with this id (a file of the directory, never a path elsewhere); raises
+        TariffNotFound (a TariffError) if there is none."""
         tariff = self._tariffs.get(tariff_id)
         if tariff is None:
+            if not ID_PATTERN.match(tariff_id):
+                known = available_ids(self.directory) if self.directory.is_dir() else []
+                raise TariffNotFound(tariff_id, self.directory, known)
             tariff = find_tariff(tariff_id, self.directory, default_zone=self.default_zone)
             self._tariffs[tariff_id] = tariff
         return tariff
