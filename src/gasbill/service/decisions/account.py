@@ -1,0 +1,105 @@
+"""The decision for one account, inside the caller's unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gasbill.adapters.db.tables.decisions import BalanceWarning
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.codec import Codec
+from gasbill.config import DecisionSettings
+from gasbill.domain.accounts import BillingMode
+from gasbill.domain.decisions import (
+    LowBalanceWarning,
+    WarningReason,
+    WarningState,
+    decide_low_balance,
+)
+from gasbill.service.accounts import NotFound
+from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.decisions.balance import judge_balance, meter_of, recent_use
+from gasbill.service.decisions.display import sync_display
+from gasbill.service.decisions.outcomes import Decision
+from gasbill.service.decisions.policies import valve_policy, warning_policy
+from gasbill.service.decisions.state import state_row
+from gasbill.service.decisions.valves import catch_up, decide_valve
+
+
+def decide_account(
+    uow: UnitOfWork,
+    account_id: int,
+    *,
+    settings: DecisionSettings,
+    codec: Codec,
+    command_policy: CommandPolicy,
+    now: datetime,
+    zone: str,
+) -> list[Decision]:
+    """Warn, close or reopen the valve, sync the display: whatever the balance calls for now.
+
+    Inside the caller's unit of work; the caller commits. `zone` is the
+    utility's time zone ([app] timezone), in which quiet hours apply.
+    """
+    account = uow.accounts.get(account_id, lock=True)
+    if account is None:
+        raise NotFound(f"no account {account_id}")
+    if account.status != "active":
+        return []
+    row = state_row(uow, account_id)
+    catch_up(uow, row, now)
+    mode = BillingMode(account.billing_mode)
+    meter = meter_of(uow, account_id)
+    judged = judge_balance(uow, account, meter, settings=settings, now=now)
+    decisions: list[Decision] = []
+
+    daily, price = recent_use(uow, account_id)
+    warned = decide_low_balance(
+        judged.balance,
+        policy=warning_policy(settings, account),
+        state=WarningState(
+            low_fired_by=WarningReason(row.low_fired_by) if row.low_fired_by else None,
+            below_zero_fired=row.below_zero_fired,
+        ),
+        recent_daily_use=daily,
+        marginal_price=price,
+    )
+    row.low_fired_by = warned.state.low_fired_by.value if warned.state.low_fired_by else None
+    row.below_zero_fired = warned.state.below_zero_fired
+    for warning in warned.decisions:
+        _record_warning(uow, account_id, warning, judged.source, now)
+        decisions.append(warning)
+
+    if mode is BillingMode.SYSTEM and meter is not None:
+        policy = valve_policy(settings, account, zone)
+        decisions += decide_valve(
+            uow, codec, command_policy, account, meter, row, judged, policy, now
+        )
+        if settings.sync_display_with_setremain:
+            sync = sync_display(uow, codec, command_policy, account, meter, row, judged, now)
+            if sync is not None:
+                decisions.append(sync)
+
+    row.balance_fen = judged.balance.rounded().fen
+    row.balance_source = judged.source
+    row.decided_at = row.updated_at = now
+    uow.session.add(row)
+    uow.session.flush()
+    return decisions
+
+
+def _record_warning(
+    uow: UnitOfWork, account_id: int, warning: LowBalanceWarning, source: str, now: datetime
+) -> None:
+    uow.session.add(
+        BalanceWarning(
+            account_id=account_id,
+            level=warning.level.value,
+            reason=warning.reason.value,
+            balance_fen=warning.balance.rounded().fen,
+            balance_source=source,
+            days_left=None if warning.days_left is None else str(warning.days_left),
+            message=warning.message[:500],
+            at=now,
+            next_attempt_at=now,
+        )
+    )

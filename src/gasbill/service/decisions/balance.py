@@ -1,0 +1,107 @@
+"""The balance the decisions go by, and the use they forecast with (DESIGN §7)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from gasbill.adapters.db.tables.accounts import Account, Meter
+from gasbill.adapters.db.tables.billing import ChargeDay
+from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.config import DecisionSettings
+from gasbill.domain.accounts import BillingMode
+from gasbill.domain.decisions import (
+    meter_mode_balance,
+)
+from gasbill.domain.ledger import AccountCode
+from gasbill.domain.ledger.balances import ZERO_BALANCE
+from gasbill.domain.money import Money, Price, Volume
+from gasbill.service.decisions.outcomes import JudgedBalance
+from gasbill.service.decisions.policies import WINDOW_DAYS
+
+
+def judge_balance(
+    uow: UnitOfWork,
+    account: Account,
+    meter: Meter | None,
+    *,
+    settings: DecisionSettings,
+    now: datetime,
+) -> JudgedBalance:
+    """The balance the decisions go by (DESIGN §7)."""
+    assert account.id is not None
+    balances = uow.ledger.balances_of(account.id)
+    if account.billing_mode == BillingMode.SYSTEM:
+        prepaid = balances.get(AccountCode.prepaid(str(account.id)), ZERO_BALANCE)
+        return JudgedBalance(Money.of_fen(prepaid.available), "prepaid")
+    credit = balances.get(AccountCode.meter_credit(str(account.id)), ZERO_BALANCE)
+    in_flight = Money.of_fen(credit.credits_pending)  # top-up holds not yet confirmed
+    reported = latest_remain(uow, account.id, meter) if meter is not None else None
+    stale_after = timedelta(seconds=int(settings.meter_reading_stale_hours * 3600))
+    balance = meter_mode_balance(
+        reported_remain=reported[0] if reported else None,
+        reported_at=reported[1] if reported else None,
+        top_ups_in_flight=in_flight,
+        # the ledger's view counts the top-ups in flight as well
+        meter_credit=Money.of_fen(credit.posted) + in_flight,
+        now=now,
+        stale_after=stale_after,
+    )
+    fresh = reported is not None and now - reported[1] <= stale_after
+    return JudgedBalance(balance, "meter_reading" if fresh else "meter_credit")
+
+
+def recent_use(uow: UnitOfWork, account_id: int) -> tuple[list[Volume], Price]:
+    """Litres per frozen day (the last 14 billed, oldest first) and the last price charged."""
+    days = uow.session.execute(
+        sa.select(col(ChargeDay.day), sa.func.sum(col(ChargeDay.litres)))
+        .where(col(ChargeDay.account_id) == account_id)
+        .group_by(col(ChargeDay.day))
+        .order_by(col(ChargeDay.day).desc())
+        .limit(WINDOW_DAYS)
+    ).all()
+    daily = [Volume.of_litres(int(litres)) for _, litres in reversed(days)]
+    lines = uow.session.exec(
+        select(ChargeDay.lines)
+        .where(ChargeDay.account_id == account_id, ChargeDay.lines != "[]")
+        .order_by(col(ChargeDay.day).desc(), col(ChargeDay.cycle_key).desc())
+        .limit(1)
+    ).first()
+    price = Price(0)
+    if lines:
+        # [[version, tier, price_milli, litres, cost_micro], ...]: the highest tier reached
+        top = max(json.loads(lines), key=lambda line: (int(line[1]), int(line[2])))
+        price = Price.of_milli(int(top[2]))
+    return daily, price
+
+
+def meter_of(uow: UnitOfWork, account_id: int) -> Meter | None:
+    binding = uow.accounts.active_binding(account_id)
+    return uow.accounts.meter_by_id(binding.meter_id) if binding is not None else None
+
+
+def latest_remain(uow: UnitOfWork, account_id: int, meter: Meter) -> tuple[Money, datetime] | None:
+    """The meter's latest reported balance (since it was bound to the account), and when."""
+    binding = uow.accounts.binding_of_meter(meter.id) if meter.id is not None else None
+    if binding is None or binding.account_id != account_id:
+        return None
+    found = uow.session.execute(
+        sa.select(col(MeterReading.remain_money), col(MeterReading.acquisition_time))
+        .where(
+            col(MeterReading.company_no) == meter.company_no,
+            col(MeterReading.meter_comm_no) == meter.comm_no,
+            col(MeterReading.acquisition_time) >= binding.bound_at,
+            col(MeterReading.remain_money).is_not(None),
+        )
+        .order_by(col(MeterReading.acquisition_time).desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    thousandths, at = found
+    return Money(Decimal(int(thousandths)).scaleb(-3)), at
