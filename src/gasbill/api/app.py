@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import ensure_current
 from gasbill.adapters.tariffs.catalog import TariffCatalog
-from gasbill.api import errors
+from gasbill.api import errors, operations
 from gasbill.api.deps import AppContext, Clock
 from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
@@ -91,17 +91,17 @@ def create_app(
     )
     app.state.gasbill = ctx
     errors.install(app)
-    install_platform_api(
-        app,
-        PlatformContext(
-            engine=db,
-            push=settings.push,
-            platform_zone=ZoneInfo(settings.app.platform_timezone),
-            clock=ctx.clock,
-            on_frozen_stored=on_frozen_stored,
-            commands=ctx.commands,
-        ),
+    platform_context = PlatformContext(
+        engine=db,
+        push=settings.push,
+        platform_zone=ZoneInfo(settings.app.platform_timezone),
+        clock=ctx.clock,
+        on_frozen_stored=on_frozen_stored,
+        commands=ctx.commands,
     )
+    app.state.platform = platform_context  # its push counters, for /metrics
+    install_platform_api(app, platform_context)
+    app.include_router(operations.router)
     install_staff_api(app)  # after the platform's: pushes are the hot path, matched first
     check_covers(app.routes)
     return app

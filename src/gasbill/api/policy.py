@@ -66,6 +66,9 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    # operations (api/operations.py): probes and scrapers carry no token; serve internally
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
     # auth
     ("POST", f"{API}/auth/login"): PUBLIC,
     ("POST", f"{API}/auth/logout"): ANY_STAFF,
@@ -110,6 +113,8 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", f"{API}/settings"): ADMIN_READ,
     ("GET", f"{API}/audit"): AUDITOR,
     ("GET", f"{API}/audit/verify"): AUDITOR,
+    # reconciliation: meters against the books, the auditors' report
+    ("GET", f"{API}/reconciliation"): AUDITOR,
     # the platform's side (spec §4, §5.3): it authenticates with company_no + data_api_key
     ("POST", "/api/Data/MeterData/Add"): EXTERNAL,
     ("POST", "/api/Data/MeterData/GetRealModel/{meter_comm_no}"): EXTERNAL,

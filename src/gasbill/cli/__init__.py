@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from gasbill.cli import accounts, audit, db, demo, imports, quote, serve, simulate, tariffs, users
+from gasbill.cli import (
+    accounts,
+    audit,
+    db,
+    demo,
+    imports,
+    quote,
+    reconcile,
+    serve,
+    simulate,
+    tariffs,
+    users,
+)
 
 app = typer.Typer(
     name="gasbill",
@@ -23,6 +35,7 @@ app.add_typer(accounts.app, name="account")
 app.command("serve")(serve.serve_command)
 app.add_typer(imports.app, name="import")
 app.command("simulate")(simulate.simulate_command)
+app.command("reconcile")(reconcile.reconcile_command)
 
 
 def main() -> None:

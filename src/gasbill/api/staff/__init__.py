@@ -18,6 +18,7 @@ from gasbill.api.staff import (
     customers,
     exceptions,
     money,
+    reconciliation,
     settings,
     tariffs,
     users,
@@ -27,7 +28,19 @@ ERROR = {
     "description": "The staff API's error shape.",
     "content": {"application/json": {"example": error_body("not_found", "no account 7")}},
 }
-AREAS = (auth, users, customers, accounts, money, commands, exceptions, tariffs, settings, audit)
+AREAS = (
+    auth,
+    users,
+    customers,
+    accounts,
+    money,
+    commands,
+    exceptions,
+    tariffs,
+    settings,
+    audit,
+    reconciliation,
+)
 
 
 def install_staff_api(app: FastAPI) -> None:

@@ -1,0 +1,351 @@
+"""Reconciliation against a real database: one meter-mode account per likely cause.
+
+The ledger, the commands' stored answers and the readings are written as the
+outbox, billing and push paths leave them; the report reads only those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from gasbill.adapters.db.tables.accounts import Meter
+from gasbill.adapters.db.tables.commands import Command
+from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.domain.accounts import BillingMode
+from gasbill.domain.commands import CtrlType
+from gasbill.domain.ledger import (
+    AccountCode,
+    HoldAction,
+    Transfer,
+    TransferKind,
+    TransferStatus,
+    new_transfer_id,
+    resolve_hold,
+)
+from gasbill.domain.money import Money
+from gasbill.domain.outbox import CommandStatus
+from gasbill.domain.reconciliation import Cause, Check
+from gasbill.service.ledger import record_payment
+from gasbill.service.reconciliation import reconcile
+from gasbill.service.reconciliation_report import render_csv, render_html, report_json
+from tests.integration.billing_helpers import COMPANY, make_account, midnight
+
+pytestmark = pytest.mark.db
+
+DAY1 = date(2025, 3, 1)
+T0 = midnight(DAY1) - timedelta(hours=12)  # the payment and its top-up, the day before
+AS_OF = datetime(2025, 3, 20, tzinfo=UTC)
+
+
+class Books:
+    """Writes one meter-mode account's history: payments, top-ups, charges, readings, answers."""
+
+    def __init__(self, uow, catalog, number, comm_no, tariff="beijing-residential", opened=None):
+        self.uow = uow
+        self.comm_no = comm_no
+        self.account_id = make_account(
+            uow,
+            catalog,
+            number=number,
+            comm_no=comm_no,
+            mode=BillingMode.METER,
+            tariff=tariff,
+            opened=opened or date(2025, 1, 1),
+        )
+        with uow:
+            self.meter_id = uow.session.execute(
+                sa.select(Meter.__table__.c.id).where(Meter.__table__.c.comm_no == comm_no)
+            ).scalar_one()
+        self.times = 0
+        self.total_fen = 0
+
+    def pay(self, fen, at=T0):
+        record_payment(
+            self.uow,
+            account_id=self.account_id,
+            amount_fen=fen,
+            channel="counter",
+            idempotency_key=f"pay-{self.account_id}-{at.isoformat()}-{fen}",
+            actor="clerk",
+            at=at,
+        )
+
+    def top_up(self, fen, start, end=None, remain=None):
+        """A remote top-up held at `start`, confirmed at `end` (None: still in flight)."""
+        hold = Transfer(
+            id=new_transfer_id(),
+            idempotency_key=f"hold-{self.account_id}-{start.isoformat()}",
+            debit_account=AccountCode.prepaid(str(self.account_id)),
+            credit_account=AccountCode.meter_credit(str(self.account_id)),
+            amount=fen,
+            kind=TransferKind.TOP_UP,
+            status=TransferStatus.PENDING,
+            effective_at=start,
+            recorded_at=start,
+            reason="remote top-up",
+            actor="clerk",
+        )
+        with self.uow:
+            self.uow.ledger.record(hold)
+            command = self._command(
+                CtrlType.REMOTE_CHARGE,
+                start,
+                end,
+                None if remain is None else {"success": 170, "remain": remain},
+                hold_id=hold.id,
+                amount_fen=fen,
+                charge_times=self.times + 1,
+                total_fen=self.total_fen + fen,
+            )
+            if end is not None:
+                self.uow.ledger.record(
+                    resolve_hold(hold, HoldAction.POST, key=f"post:{hold.id}", at=end)
+                )
+                self.times, self.total_fen = command.charge_times, command.total_fen
+            self.uow.commit()
+
+    def charge(self, fen, at):
+        with self.uow:
+            self.uow.ledger.record(
+                Transfer(
+                    id=new_transfer_id(),
+                    idempotency_key=f"charge-{self.account_id}-{at.isoformat()}",
+                    debit_account=AccountCode.meter_credit(str(self.account_id)),
+                    credit_account=AccountCode.revenue(),
+                    amount=fen,
+                    kind=TransferKind.CHARGE,
+                    effective_at=at,
+                    recorded_at=at,
+                    reason="gas",
+                    actor="billing",
+                )
+            )
+            self.uow.commit()
+
+    def reading(self, at, remain, price="2.610"):
+        with self.uow:
+            self.uow.session.add(
+                MeterReading(
+                    company_no=COMPANY,
+                    meter_comm_no=self.comm_no,
+                    data_type=1,
+                    acquisition_time=at,
+                    data_guid=os.urandom(16),
+                    std_sum=1000,
+                    remain_money=int(Money(remain).value.scaleb(3)),
+                    curr_price=int(Money(price).value.scaleb(3)),
+                )
+            )
+            self.uow.commit()
+
+    def charge_state(self, at, times, total):
+        data = {
+            "card_charge_times": 0,
+            "card_charge_value": "0",
+            "card_total_value": "0",
+            "remote_charge_times": times,
+            "remote_charge_value": "0",
+            "remote_total_value": total,
+        }
+        with self.uow:
+            self._command(CtrlType.GET_CHARGE_STATE, at, at, data)
+            self.uow.commit()
+
+    def _command(self, ctrl_type, at, end, data, **fields):
+        command = Command(
+            define_no=f"d-{os.urandom(6).hex()}",
+            company_no=COMPANY,
+            meter_id=self.meter_id,
+            meter_comm_no=self.comm_no,
+            account_id=self.account_id,
+            ctrl_type=str(ctrl_type),
+            ctrl_data="{}",
+            status=str(CommandStatus.DONE if end is not None else CommandStatus.SENT),
+            return_data=None if data is None else json.dumps(data),
+            next_attempt_at=at,
+            timeout_at=at + timedelta(days=3),
+            sent_at=at,
+            finished_at=end,
+            created_at=at,
+            **fields,
+        )
+        self.uow.session.add(command)
+        self.uow.session.flush()
+        return command
+
+    def funded(self, fen=10_000):
+        """Paid and topped up the day before DAY1, the meter confirming it an hour later."""
+        self.pay(fen)
+        self.top_up(fen, T0, T0 + timedelta(hours=1), remain=str(Money.of_fen(fen).value))
+
+
+def daily(books, first, days, start_fen, per_day_fen, *, skip=(), remain_shift="0"):
+    """A day's charge and the next midnight's reading, the meter holding what the books say."""
+    balance = start_fen
+    for n in range(days):
+        at = midnight(first + timedelta(days=n))
+        if n:
+            balance -= per_day_fen
+            books.charge(per_day_fen, at)
+        if n not in skip:
+            books.reading(at, str(Money.of_fen(balance).value + Money(remain_shift).value))
+    return balance
+
+
+def line_of(report, account_id):
+    return next(line for line in report.lines if line.account_id == account_id)
+
+
+def cause(line, check):
+    return line.finding(check).cause
+
+
+# -- the tests ----------------------------------------------------------------------------
+
+
+def test_a_meter_that_matches_the_books_agrees_on_every_check(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()
+    daily(books, DAY1, 4, 10_000, 300)
+    books.charge_state(midnight(DAY1) + timedelta(hours=2), 1, "100.000")
+    report = reconcile(uow, catalog, as_of=AS_OF)
+    line = line_of(report, books.account_id)
+    assert line.agrees, line.findings
+    balance = line.finding(Check.BALANCE)
+    assert balance.at == midnight(DAY1 + timedelta(days=3))
+    assert balance.difference == Money("0")
+    assert report.totals.accounts == 1 and report.totals.agreeing == 1
+
+
+def test_the_top_ups_returned_remain_is_a_checkpoint(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()
+    books.charge_state(T0 + timedelta(hours=2), 1, "100.000")
+    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    balance = line.finding(Check.BALANCE)
+    assert balance.source == "top_up" and balance.agrees
+
+
+def test_a_reading_with_a_top_up_in_flight_is_not_compared(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()
+    daily(books, DAY1, 2, 10_000, 300)  # agrees up to DAY1+1
+    flight = midnight(DAY1 + timedelta(days=1)) + timedelta(hours=6)
+    books.pay(5_000, flight)
+    books.top_up(5_000, flight)  # sent, the meter applied it, we have no answer yet
+    books.reading(midnight(DAY1 + timedelta(days=2)), "146.70")
+    books.charge(300, midnight(DAY1 + timedelta(days=2)))
+    books.charge_state(flight + timedelta(hours=1), 2, "150.000")
+    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    balance = line.finding(Check.BALANCE)
+    assert balance.agrees and balance.at == midnight(DAY1 + timedelta(days=1))
+    assert cause(line, Check.COUNTERS) is Cause.TOP_UP_IN_FLIGHT
+
+
+def test_with_only_readings_in_flight_the_difference_is_the_top_up(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.pay(10_000)
+    books.top_up(10_000, T0)  # never answered
+    books.reading(midnight(DAY1), "100.00")
+    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    balance = line.finding(Check.BALANCE)
+    assert balance.cause is Cause.TOP_UP_IN_FLIGHT
+    assert balance.difference == Money("100")
+
+
+def test_counters_are_compared_with_what_was_confirmed_when_the_meter_answered(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()  # confirmed at T0 + 1h: the answer below settles it at that instant
+    books.charge_state(T0 + timedelta(hours=1), 1, "100.000")
+    later = midnight(DAY1) + timedelta(hours=5)
+    books.pay(5_000, later)
+    books.top_up(5_000, later, later + timedelta(hours=1))  # confirmed after the answer
+    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    counters = line.finding(Check.COUNTERS)
+    assert counters.agrees, counters
+    assert counters.expected == "1 / 100.000"
+
+
+def test_a_price_change_not_on_the_meter(uow, catalog):
+    july = date(2025, 7, 10)
+    books = Books(uow, catalog, "A1", "10000000000001", tariff="price-change-example")
+    books.pay(10_000, midnight(july) - timedelta(hours=12))
+    books.top_up(10_000, midnight(july) - timedelta(hours=12), midnight(july) - timedelta(hours=11))
+    books.reading(midnight(july), "95.00", price="3.000")  # the meter charged more than we
+    line = line_of(
+        reconcile(uow, catalog, as_of=datetime(2025, 8, 1, tzinfo=UTC)), books.account_id
+    )
+    assert cause(line, Check.PRICE) is Cause.TARIFF_NOT_ON_METER
+    assert line.finding(Check.PRICE).difference is not None
+    assert cause(line, Check.BALANCE) is Cause.TARIFF_NOT_ON_METER
+
+
+def test_a_few_fen_apart_is_the_meters_rounding(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()
+    daily(books, DAY1, 3, 10_000, 300, remain_shift="-0.04")
+    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    assert cause(line, Check.BALANCE) is Cause.ROUNDING_ON_METER
+    assert line.finding(Check.BALANCE).difference == Money("-0.04")
+
+
+def test_a_gap_in_the_readings_explains_a_difference(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()
+    daily(books, DAY1, 5, 10_000, 300, skip=(1, 2), remain_shift="-2")
+    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    assert cause(line, Check.BALANCE) is Cause.MISSING_READINGS
+
+
+def test_an_account_with_no_readings_or_answers_is_missing_them(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    assert [f.cause for f in line.findings] == [Cause.MISSING_READINGS] * 3
+
+
+def test_a_difference_nothing_explains(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()
+    daily(books, DAY1, 3, 10_000, 300, remain_shift="-5")
+    books.charge_state(midnight(DAY1), 2, "150.000")  # a top-up the books never held
+    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    assert cause(line, Check.BALANCE) is Cause.UNEXPLAINED
+    assert cause(line, Check.COUNTERS) is Cause.UNEXPLAINED
+
+
+def test_only_meter_mode_accounts_of_the_company_asked_for_are_reported(uow, catalog):
+    meter = Books(uow, catalog, "A1", "10000000000001")
+    make_account(uow, catalog, number="S1", comm_no="10000000000002", mode=BillingMode.SYSTEM)
+    report = reconcile(uow, catalog, as_of=AS_OF)
+    assert [line.account_id for line in report.lines] == [meter.account_id]
+    assert reconcile(uow, catalog, as_of=AS_OF, company_no="9999").lines == ()
+    assert reconcile(uow, catalog, as_of=AS_OF, account_ids=[meter.account_id + 99]).lines == ()
+
+
+def test_readings_and_answers_after_as_of_are_not_seen(uow, catalog):
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()
+    daily(books, DAY1, 3, 10_000, 300)
+    line = line_of(reconcile(uow, catalog, as_of=midnight(DAY1)), books.account_id)
+    assert line.finding(Check.BALANCE).at == midnight(DAY1)
+
+
+def test_the_report_renders_as_json_csv_and_an_escaped_page(uow, catalog):
+    books = Books(uow, catalog, "<b>&1", "10000000000001")
+    books.funded()
+    daily(books, DAY1, 3, 10_000, 300, remain_shift="-5")
+    report = reconcile(uow, catalog, as_of=AS_OF)
+    data = report_json(report)
+    assert data["totals"]["by_cause"]["unexplained"] == 1
+    assert data["accounts"][0]["balance"]["difference"] == "-5.000"
+    rows = render_csv(report).splitlines()
+    assert rows[0].startswith("account_id,account_number")
+    assert len(rows) == 1 + 3
+    page = render_html(report)
+    assert "&lt;b&gt;&amp;1" in page and "<b>&1" not in page
+    assert page.count("<svg") == 2
