@@ -18,12 +18,15 @@ from gasbill.adapters.platform.wire import BatchOutcome, BatchResultItem, CtrlDa
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlState
 from gasbill.domain.ledger import AccountCode
+from gasbill.domain.money import Volume
 from gasbill.domain.outbox import CommandStatus
+from gasbill.service.accounts import NewAccount, create_customer
 from gasbill.service.commands.actions import cancel_command, retry_command
 from gasbill.service.commands.dispatch import dispatch
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
 from gasbill.service.commands.reports import ReportItem, poll_silent, receive_report
 from gasbill.service.ledger import record_payment
+from gasbill.service.opening import open_with_payment
 from tests.integration.billing_helpers import make_account
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -288,3 +291,65 @@ def test_repeated_failures_end_with_a_person_who_can_retry(uow, engine, platform
     retry_command(uow, platform, first, actor="clerk", now=at)
     run(engine, platform, at)
     assert command(uow, first).status == CommandStatus.SENT
+
+
+def test_no_top_up_goes_to_an_opened_meter_before_its_counters_are_read(uow, engine, catalog):
+    """The baseline read after an opening blocks the meter: a top-up sent while it was
+    being retried would carry counters that leave out the opening (and be mis-settled)."""
+    platform = ScriptedPlatform()
+    customer = create_customer(uow, name="new household", actor="clerk")
+    opened = open_with_payment(
+        uow,
+        NewAccount(
+            customer_id=customer.id,
+            number="N1",
+            company_no="1001",
+            billing_mode=BillingMode.METER,
+            tariff_id="beijing-residential",
+            opened_on=T0.date(),
+            meter_comm_no=METER,
+            opening_register=Volume.of_litres(0),
+            bound_at=T0,
+            persons=3,
+        ),
+        initial_fen=10_000,
+        channel="counter",
+        idempotency_key="open-1",
+        actor="clerk",
+        now=T0,
+        catalog=catalog,
+        codec=CODEC,
+        policy=POLICY,
+    )
+    account_id = opened.account.id
+    run(engine, platform)
+    report(uow, platform.finish(1, 3, json.dumps({"success": 0, "remain": 100.0})))
+    record_payment(
+        uow,
+        account_id=account_id,
+        amount_fen=20_000,
+        channel="counter",
+        idempotency_key="pay-2",
+        actor="clerk",
+        at=T0,
+    )
+    top = top_up(uow, account_id, 20_000, "t1")
+    run(engine, platform)
+    assert platform.records[2].ctrl_type == "iotmeterv1.prepay.getchargestate"
+    report(uow, platform.finish(2, 3, "not counters"))  # unreadable: read again later
+    for minutes in (1, 60):
+        run(engine, platform, at=T0 + timedelta(minutes=minutes))
+    kinds = [r.ctrl_type.rsplit(".", 1)[1] for r in platform.records.values()]
+    assert kinds == ["openaccount", "getchargestate", "getchargestate"]  # never the top-up
+    assert command(uow, top).status == CommandStatus.QUEUED
+    counters = {
+        "card_charge_times": 0,
+        "card_charge_value": 0,
+        "card_total_value": 0,
+        "remote_charge_times": 1,  # the opening counts as the meter's first remote top-up
+        "remote_charge_value": 100,
+        "remote_total_value": 100,
+    }
+    report(uow, platform.finish(3, 3, counters), at=T0 + timedelta(minutes=60))
+    run(engine, platform, at=T0 + timedelta(minutes=61))
+    assert platform.data_of(4) == {"charge_value": 200, "total_value": 300, "charge_times": 2}

@@ -142,8 +142,10 @@ def _money_ending(
             _confirm(prepay, command.charge_times or 0, command.total_fen or 0, now)
         else:
             _ladder_on_meter(codec, command, prepay, now)
-            # the meter's own counters become the baseline for the top-ups to come
-            queue_command(
+            # the meter's own counters become the baseline for the top-ups to come; until
+            # they are read, no top-up may go (its charge_times and total_value come from
+            # them), so the read blocks the meter's other prepay commands as a settling does
+            baseline = queue_command(
                 uow,
                 meter=_meter(uow, command),
                 ctrl_type=CtrlType.GET_CHARGE_STATE,
@@ -153,6 +155,9 @@ def _money_ending(
                 account_id=command.account_id,
                 reason=f"baseline after account opening #{command.id}",
             )
+            prepay.blocked_by = baseline.id
+            prepay.updated_at = now
+            store.session.add(prepay)
     elif ending is Verdict.NOT_APPLIED:
         resolve_hold_of(uow, command, HoldAction.VOID, now)
         command.status, command.outcome = CommandStatus.REFUSED, "not_applied"
@@ -273,9 +278,11 @@ def _baseline(
             now,
         )
     prepay.card_times, prepay.card_total_fen = result.card_charge_times, card_total
-    if prepay.baseline_at is None or prepay.blocked_by is None:
+    if prepay.baseline_at is None or prepay.blocked_by in (None, command.id):
         _confirm(prepay, result.remote_charge_times, result.remote_total_value.rounded().fen, now)
         prepay.baseline_at = now
+    if prepay.blocked_by == command.id:  # the baseline after an opening is in: top-ups may go
+        prepay.blocked_by = None
     uow.session.add(prepay)
 
 

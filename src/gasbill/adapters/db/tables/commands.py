@@ -61,8 +61,9 @@ class Command(SQLModel, table=True):
 class MeterPrepayState(SQLModel, table=True):
     """What a meter has confirmed: remote top-ups (count, total) and its ladder.
 
-    `blocked_by` names a top-up or account opening whose outcome is unknown:
-    no other prepay command goes to the meter until it is settled.
+    `blocked_by` names a top-up or account opening whose outcome is unknown, or
+    the charge-state read that takes the baseline after an opening: no other
+    prepay command goes to the meter until it is settled (or read).
     """
 
     __tablename__ = "meter_prepay_state"
