@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -232,6 +233,12 @@ def fresh_postgres(url: str) -> str:
     engine = sa.create_engine(target)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    # write out what the previous run left behind, so it does not weigh on this one
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+        contextlib.suppress(sa.exc.DBAPIError),  # CHECKPOINT needs a superuser
+    ):
+        conn.execute(sa.text("CHECKPOINT"))
     engine.dispose()
     plain = target.render_as_string(hide_password=False)
     upgrade(plain)
