@@ -10,32 +10,28 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from gasbill.adapters.db.bulk import unnested
 from gasbill.adapters.db.repositories import readings_postgres
-from gasbill.adapters.db.tables.readings import (
-    BillingInbox,
-    DeviceAlarm,
-    DeviceEvent,
-    MeterLatest,
-    MeterReading,
-    PushConflict,
+from gasbill.adapters.db.repositories.reading_rows import (
+    INBOX_TABLE,
+    LATEST_COLUMNS,
+    LATEST_TABLE,
+    READING_KEY,
+    READING_TABLE,
+    newest_per_meter,
+    present,
 )
+from gasbill.adapters.db.tables.readings import DeviceAlarm, DeviceEvent, PushConflict
 
 ALARM_TABLE: sa.Table = DeviceAlarm.__table__  # type: ignore[attr-defined]
 EVENT_TABLE: sa.Table = DeviceEvent.__table__  # type: ignore[attr-defined]
-READING_KEY = ("company_no", "meter_comm_no", "data_type", "acquisition_time")
 ALARM_KEY = ("company_no", "device_comm_no", "alarm_time", "alarm_code")
 EVENT_KEY = ("company_no", "device_comm_no", "event_time", "event_code")
 
 
-READING_TABLE: sa.Table = MeterReading.__table__  # type: ignore[attr-defined]
-LATEST_TABLE: sa.Table = MeterLatest.__table__  # type: ignore[attr-defined]
-INBOX_TABLE: sa.Table = BillingInbox.__table__  # type: ignore[attr-defined]
-
-
 class ReadingStore:
     """Core statements on the tables, not the ORM: this is the ingest hot path. On
-    PostgreSQL a batch is one statement over arrays, whatever its size."""
+    PostgreSQL a batch is stored by `readings_postgres` in one statement; elsewhere by
+    the generic statements below."""
 
     def __init__(self, session: Session | sa.Connection) -> None:
         self.session = session  # a plain connection is cheaper where no ORM is needed
@@ -45,31 +41,20 @@ class ReadingStore:
         self._postgres = dialect.name == "postgresql"
         self._insert = postgresql.insert if self._postgres else sqlite.insert
 
-    def _rows_into(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> Any:
-        """An INSERT of these rows, to execute with `_execute`."""
-        if self._postgres:
-            return self._insert(table).from_select(list(rows[0]), unnested(table, rows))
-        return self._insert(table)
-
-    def _execute(self, statement: Any, rows: Sequence[dict[str, Any]]) -> sa.Result[Any]:
-        if self._postgres:
-            return self.session.execute(statement)
-        return self.session.execute(statement, list(rows))
-
     def store_new(self, rows: Sequence[dict[str, Any]], billed_type: int) -> set[tuple[Any, ...]]:
         """Store the readings (distinct keys in key order, every column) whose key is not
         stored yet, move each meter's latest to the newest of them where newer, and queue
         the new ones of `billed_type` for billing; the keys that were new."""
         if not rows:
             return set()
+        given = present(rows)
         if self._postgres:
             connection = (
                 self.session
                 if isinstance(self.session, sa.Connection)
                 else self.session.connection()
             )
-            return set(readings_postgres.store_new(connection, rows, billed_type))
-        given = readings_postgres.present(rows)  # the columns left out are NULL anyway
+            return set(readings_postgres.store_new(connection, rows, given, billed_type))
         new_keys = self.insert_readings([{name: row[name] for name in given} for row in rows])
         new_rows = [r for r in rows if tuple(r[name] for name in READING_KEY) in new_keys]
         self.mark_latest(new_rows)
@@ -81,11 +66,11 @@ class ReadingStore:
         if not rows:
             return set()
         statement = (
-            self._rows_into(READING_TABLE, rows)
+            self._insert(READING_TABLE)
             .on_conflict_do_nothing(index_elements=list(READING_KEY))
             .returning(*(READING_TABLE.c[name] for name in READING_KEY))
         )
-        return {tuple(r) for r in self._execute(statement, rows).all()}
+        return {tuple(r) for r in self.session.execute(statement, list(rows)).all()}
 
     def reading(self, key: dict[str, Any]) -> dict[str, Any] | None:
         condition = sa.and_(*(READING_TABLE.c[name] == key[name] for name in READING_KEY))
@@ -102,22 +87,10 @@ class ReadingStore:
 
     def mark_latest(self, rows: Sequence[dict[str, Any]]) -> None:
         """Point each meter's latest at the newest of these readings where it is newer."""
-        newest: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in rows:
-            meter = (r["company_no"], r["meter_comm_no"])
-            if meter not in newest or newest[meter]["acquisition_time"] < r["acquisition_time"]:
-                newest[meter] = {
-                    "company_no": r["company_no"],
-                    "meter_comm_no": r["meter_comm_no"],
-                    "data_type": r["data_type"],
-                    "acquisition_time": r["acquisition_time"],
-                    "receive_time": r.get("receive_time"),
-                }
-        if not newest:
+        latest = [{name: row[name] for name in LATEST_COLUMNS} for row in newest_per_meter(rows)]
+        if not latest:
             return
-        # one order for every writer, so concurrent batches cannot deadlock on these rows
-        latest = [newest[meter] for meter in sorted(newest)]
-        statement = self._rows_into(LATEST_TABLE, latest)
+        statement = self._insert(LATEST_TABLE)
         statement = statement.on_conflict_do_update(
             index_elements=["company_no", "meter_comm_no"],
             set_={
@@ -127,7 +100,7 @@ class ReadingStore:
             },
             where=LATEST_TABLE.c.acquisition_time < statement.excluded.acquisition_time,
         )
-        self._execute(statement, latest)
+        self.session.execute(statement, latest)
 
     def add_to_inbox(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue frozen readings for billing, each as of when it was stored."""
@@ -143,7 +116,7 @@ class ReadingStore:
             }
             for r in rows
         ]
-        self._execute(self._rows_into(INBOX_TABLE, queued), queued)
+        self.session.execute(self._insert(INBOX_TABLE), queued)
 
     def add_conflict(
         self, *, kind: str, company_no: str, key: str, first: str, second: str, at: datetime

@@ -23,13 +23,16 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from gasbill.adapters.db.tables.readings import BillingInbox, MeterLatest, MeterReading
+from gasbill.adapters.db.repositories.reading_rows import (
+    COLUMNS,
+    INBOX_TABLE,
+    LATEST_COLUMNS,
+    LATEST_TABLE,
+    READING_KEY,
+    READING_TABLE,
+    newest_per_meter,
+)
 
-READING_TABLE: sa.Table = MeterReading.__table__  # type: ignore[attr-defined]
-LATEST_TABLE: sa.Table = MeterLatest.__table__  # type: ignore[attr-defined]
-INBOX_TABLE: sa.Table = BillingInbox.__table__  # type: ignore[attr-defined]
-READING_KEY = ("company_no", "meter_comm_no", "data_type", "acquisition_time")
-COLUMNS = [c.name for c in READING_TABLE.columns]
 COPY_FROM_ROWS = 500  # batches this large go through COPY
 STAGING = "incoming_reading"
 
@@ -62,9 +65,6 @@ WITH incoming AS ({incoming}
 )
 SELECT {key} FROM new
 """
-
-
-ALWAYS = (*READING_KEY, "data_guid", "stored_at")
 
 
 @lru_cache(maxsize=64)
@@ -130,7 +130,6 @@ CREATE_STAGING = (
 )
 
 
-LATEST_COLUMNS = ("company_no", "meter_comm_no", "data_type", "acquisition_time", "receive_time")
 LATEST_STAGING = "incoming_latest"
 CREATE_LATEST_STAGING = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {LATEST_STAGING} "
@@ -147,21 +146,14 @@ WHERE meter_latest.acquisition_time < excluded.acquisition_time
 INBOX_COLUMNS = ("company_no", "meter_comm_no", "acquisition_time", "stored_at", "outcome")
 
 
-def present(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The columns some row has a value for (history files carry a handful of the 36)."""
-    present = []
-    for name in COLUMNS:
-        values = list(map(itemgetter(name), rows))
-        if name in ALWAYS or values.count(None) < len(values):
-            present.append(name)
-    return tuple(present)
-
-
 def store_new(
-    connection: sa.Connection, rows: Sequence[dict[str, Any]], billed_type: int
+    connection: sa.Connection,
+    rows: Sequence[dict[str, Any]],
+    columns: tuple[str, ...],
+    billed_type: int,
 ) -> list[tuple[Any, ...]]:
-    """Rows with every column, distinct keys, in key order; the keys that were new."""
-    columns = present(rows)
+    """Rows with distinct keys, in key order, and the columns to store of them (the rest are
+    NULL); the keys that were new."""
     driver = cast("psycopg.Connection[tuple[Any, ...]]", connection.connection.driver_connection)
     with driver.cursor() as cursor:
         if len(rows) < COPY_FROM_ROWS:
@@ -201,13 +193,8 @@ def _copied_as_new(
         if row["data_type"] == billed_type
     )
     _copy(cursor, "billing_inbox", INBOX_TABLE, INBOX_COLUMNS, queued)
-    newest: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        meter = (row["company_no"], row["meter_comm_no"])
-        if meter not in newest or newest[meter]["acquisition_time"] < row["acquisition_time"]:
-            newest[meter] = row
     cursor.execute(CREATE_LATEST_STAGING)
-    latest = map(itemgetter(*LATEST_COLUMNS), newest.values())
+    latest = map(itemgetter(*LATEST_COLUMNS), newest_per_meter(rows))
     _copy(cursor, LATEST_STAGING, LATEST_TABLE, LATEST_COLUMNS, latest)
     cursor.execute(UPSERT_LATEST)
     return True
