@@ -200,3 +200,17 @@ def test_the_demo_runs_the_whole_loop_and_the_meters_agree_with_the_ledger(tmp_p
     assert summary["readings"] >= 12 * 20
     assert summary["top_ups_confirmed"] >= 10
     assert summary["differ"] == 0, [c for c in summary["checks"] if not c["agrees"]]
+
+
+def test_a_gap_over_a_year_end_is_split_in_proportion_to_time(tmp_path):
+    # 184 of the gap's 214 days lie in 2025: 736.092 m³ there, 120.015 m³ in 2026.
+    readings = write(
+        tmp_path,
+        "gap.csv",
+        "acquisition_time,std_sum\n2025-07-01 00:00:00,0.000\n2026-01-31 00:00:00,856.107\n",
+    )
+    result = quote(
+        "--tariff", "beijing-residential", "--readings", str(readings), "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["total"] == "2649.91"

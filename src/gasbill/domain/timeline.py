@@ -152,18 +152,24 @@ def from_us_to_year(us: int, zone: ZoneInfo) -> int:
 def split_in_proportion(total: int, weights: list[int]) -> list[int]:
     """Integer shares of `total` proportional to `weights`, summing exactly to `total`.
 
-    Largest remainder; ties go to the earlier share, so the split is deterministic.
+    The running total is what is rounded: the share up to each boundary is
+    total × (weight so far ÷ all weight), rounded to the unit (halves up),
+    and each part is the difference between its two boundaries. So no stretch
+    of a gap, however long, gains or loses more than half a litre against its
+    exact share, and leftovers never pile up at one end (a gap over a year end
+    or a price change must not lean towards either side).
     """
+    if any(weight < 0 for weight in weights):
+        raise ValueError("weights must not be negative")
     weight_sum = sum(weights)
     if weight_sum <= 0:
         raise ValueError("weights must add up to a positive number")
     shares = []
-    remainders = []
-    for k, weight in enumerate(weights):
-        share, remainder = divmod(total * weight, weight_sum)
-        shares.append(share)
-        remainders.append((-remainder, k))
-    leftover = total - sum(shares)
-    for _, k in sorted(remainders)[:leftover]:
-        shares[k] += 1
+    elapsed = 0
+    assigned = 0
+    for weight in weights:
+        elapsed += weight
+        running = (2 * total * elapsed + weight_sum) // (2 * weight_sum)
+        shares.append(running - assigned)
+        assigned = running
     return shares
