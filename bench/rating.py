@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from gasbill.adapters.tariffs import load_tariff
 from gasbill.domain.rating import FrozenReading, Rater, RatingContext
-from gasbill.simulator.consumption import frozen_readings
+from iotsim.consumption import frozen_readings
 
 TARIFF = Path(__file__).resolve().parent.parent / "tariffs" / "beijing-residential.toml"
 FEN = Decimal("0.01")
@@ -29,7 +29,12 @@ FEN = Decimal("0.01")
 
 def fleet(meters: int, days: int, zone: ZoneInfo) -> list[list[FrozenReading]]:
     return [
-        list(frozen_readings(date(2025, 1, 1), days, zone, seed=seed, scale_percent=150))
+        [
+            FrozenReading(*freeze)
+            for freeze in frozen_readings(
+                date(2025, 1, 1), days, zone, seed=seed, scale_percent=150
+            )
+        ]
         for seed in range(meters)
     ]
 

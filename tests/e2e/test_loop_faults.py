@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from gasbill.config import Settings
 from gasbill.demo.world import build_world
 from gasbill.domain.accounts import BillingMode
-from gasbill.simulator.faults import FaultSettings
-from gasbill.simulator.settings import SimulatorSettings
+from iotsim.faults import FaultSettings
+from iotsim.settings import SimulatorSettings
 from tests.conftest import ROOT
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -112,7 +112,7 @@ def test_top_ups_are_never_lost_nor_applied_twice(world):
         meter = world.sim.meter(comm_no)
         # every remote top-up the meter applied is one the ledger posted, and no other
         assert meter.remote_charge_times == posted.get(account_id, 0), comm_no
-        assert meter.remote_total_value.fen == int(posted_fen.get(account_id, 0)), comm_no
+        assert meter.remote_total_value * 100 == int(posted_fen.get(account_id, 0)), comm_no
         agree += 1
     assert agree == len(accounts)
     assert open_holds == 0 or attention > 0  # a hold still open waits on a person, never lost

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -23,24 +23,31 @@ from gasbill.api.platform import PlatformContext, install_platform_api
 from gasbill.domain.commands import (
     CtrlState,
     GetChargeState,
+    LadderPrice,
     OpenAccount,
     RemoteCharge,
     RemoteChargeReturn,
     RemoteChargeState,
     SetValveOff,
 )
-from gasbill.domain.money import Money
-from gasbill.simulator.faults import FaultSettings
-from gasbill.simulator.fleet import Simulator, default_ladder
-from gasbill.simulator.pusher import PushTarget
-from gasbill.simulator.settings import VENDOR_KEY, SimulatorSettings
-from gasbill.simulator.transport import AsgiTransport, SimulatorTransport
+from gasbill.domain.money import Money, Price, Volume
+from iotsim.faults import FaultSettings
+from iotsim.fleet import Simulator
+from iotsim.pusher import PushTarget
+from iotsim.settings import VENDOR_KEY, SimulatorSettings
+from iotsim.transport import AsgiTransport, SimulatorTransport
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2025, 4, 1, 0, 0, tzinfo=ZONE)
 NEW = "88600000000001"  # not opened; wakes at 03:00
 OPEN = "88600000000002"  # opened with 100 yuan; wakes at 04:00
 CODEC = Codec(ZONE)
+LADDER = LadderPrice(
+    tuple(Price(p) for p in ("3.000", "3.600", "4.500", "4.500", "4.500")),
+    tuple(Volume(v) for v in (300, 500, 500, 500)),
+    date(2025, 1, 1),
+    12,
+)
 
 
 class Receiver:
@@ -97,7 +104,7 @@ def sim(receiver: Receiver) -> Simulator:
     push = httpx.Client(base_url="http://app/", transport=httpx.MockTransport(receiver.handle))
     simulator = Simulator(settings, push_client=push)
     simulator.add_meter(NEW, wake=time(3))
-    simulator.add_meter(OPEN, opened=True, balance=Money(100), wake=time(4))
+    simulator.add_meter(OPEN, opened=True, balance=Decimal(100), wake=time(4))
     return simulator
 
 
@@ -128,7 +135,7 @@ def add(client: PlatformClient, sim: Simulator, command, target: str, define: st
 
 
 def open_new(client: PlatformClient, sim: Simulator, define: str = "open-1") -> int:
-    command = OpenAccount.of(Money(50), Money(50), default_ladder(2025))
+    command = OpenAccount.of(Money(50), Money(50), LADDER)
     return add(client, sim, command, NEW, define)
 
 
@@ -197,7 +204,7 @@ def test_a_command_waits_for_the_wake_up_then_succeeds_and_every_state_is_report
     assert CODEC.result_of(record).applied
     assert receiver.reports(ctrl_id) == [1, 2, 3]
     status = sim.meter(NEW)
-    assert status.opened and status.remote_charge_times == 1 and status.remain <= Money(50)
+    assert status.opened and status.remote_charge_times == 1 and status.remain <= 50
     assert sim.platform.records[ctrl_id].applied == 1
 
 
@@ -338,7 +345,7 @@ def test_applied_on_the_meter_but_reported_timed_out(sim, client, receiver):
     until(sim, 3, 5)
     state = CODEC.result_of(client.get_model(probe))
     assert isinstance(state, RemoteChargeState) and state.remote_charge_times == 1
-    assert sim.meter(OPEN).remote_total_value == Money(30)
+    assert sim.meter(OPEN).remote_total_value == 30
 
 
 @pytest.mark.parametrize(
@@ -429,7 +436,7 @@ def test_pushes_land_in_our_own_platform_api(engine, sim):
     ours = httpx.Client(base_url="http://gasbill/", transport=AsgiTransport(app))
     sim.connect(ours)
     sim.set_faults(FaultSettings(push_duplicate=Decimal(1)))
-    sim.add_meter("88600000000003", opened=True, balance=Money("0.2"), wake=time(1))
+    sim.add_meter("88600000000003", opened=True, balance=Decimal("0.2"), wake=time(1))
     until(sim, 3, 2)
     summary = sim.summary()
     assert summary.pushes_pending <= 1 and summary.push_failures == 0
@@ -444,7 +451,7 @@ def test_pushes_land_in_our_own_platform_api(engine, sim):
 
 def test_query_mode_serves_the_fleets_data(sim):
     sim.connect(None)
-    sim.add_meter("88600000000004", opened=True, balance=Money("0.3"), wake=time(2))
+    sim.add_meter("88600000000004", opened=True, balance=Decimal("0.3"), wake=time(2))
     until(sim, 4, 5)
     http = httpx.Client(base_url="http://platform/", transport=SimulatorTransport(sim))
     data = DataClient(http, "1001", VENDOR_KEY)
@@ -455,7 +462,7 @@ def test_query_mode_serves_the_fleets_data(sim):
     ]  # fmt: skip
     assert history.rows[0]["data_guid"] and history.rows[0]["company_no"] == "1001"
     events = data.page("event", {"device_comm_no": "88600000000004"}, startrow=0, rowcount=10)
-    assert events.total >= 1 and events.rows[0]["device_type"] == 1
+    assert events.total >= 1 and events.rows[0]["device_type"] == "1"
     keys = {"company_no": "1001", "data_api_key": VENDOR_KEY}
     latest = http.post(f"/api/Data/MeterData/GetRealModel/{OPEN}", headers=keys).json()
     assert latest["Data"]["acquisition_time"] == "2025-04-04T00:00:00"

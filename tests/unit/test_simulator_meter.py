@@ -10,39 +10,32 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
-from gasbill.domain.commands import (
-    CHARGE_APPLIED,
-    CHARGE_REFUSED,
-    EmptyReturn,
-    GetChargeState,
-    GetPrice,
-    LadderPrice,
-    OpenAccount,
-    OpenAccountReturn,
-    ReleaseForce,
-    RemainParam,
-    RemoteCharge,
-    RemoteChargeReturn,
-    RemoteChargeState,
-    SetCumulant,
-    SetPrice,
-    SetRemain,
-    SetValveOff,
-    SetValveOn,
-)
-from gasbill.domain.money import Money, Price, Volume
-from gasbill.simulator.faults import FaultSettings
-from gasbill.simulator.firmware import (
+from iotsim import vendor
+from iotsim.faults import FaultSettings
+from iotsim.firmware import (
     REASON_NOT_OPENED,
     REASON_SEQUENCE,
     REASON_TOTAL,
     Nak,
     execute,
 )
-from gasbill.simulator.fleet import Simulator
-from gasbill.simulator.meter import AlarmCode, EventCode, Meter, MeterSpec
-from gasbill.simulator.profile import SUMMER, WINTER
-from gasbill.simulator.settings import SimulatorSettings
+from iotsim.fleet import Simulator
+from iotsim.meter import AlarmCode, EventCode, Meter, MeterSpec
+from iotsim.profile import SUMMER, WINTER
+from iotsim.settings import SimulatorSettings
+from iotsim.vendor import (
+    CHARGE_FAILURE,
+    CHARGE_SUCCESS,
+    CumulantParam,
+    Empty,
+    LadderPrice,
+    OpenAccountParam,
+    OpenAccountReturn,
+    RemainParam,
+    RemoteChargeParam,
+    RemoteChargeReturn,
+    RemoteChargeState,
+)
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2025, 3, 10, 12, tzinfo=ZONE)
@@ -56,7 +49,7 @@ def ladder(
     months=12,
 ) -> LadderPrice:
     return LadderPrice(
-        tuple(Price(p) for p in prices), tuple(Volume(v) for v in ladders), start, months
+        tuple(Decimal(p) for p in prices), tuple(Decimal(v) for v in ladders), start, months
     )
 
 
@@ -78,14 +71,18 @@ def make_meter(**changes) -> Meter:
 
 def opened(balance: str = "100", the_ladder: LadderPrice | None = None) -> Meter:
     meter = make_meter()
-    command = OpenAccount.of(Money(balance), Money(balance), the_ladder or ladder())
-    assert execute(meter, command, START) == OpenAccountReturn(0, 0, "", Money(balance))
+    command = OpenAccountParam(Decimal(balance), Decimal(balance), the_ladder or ladder())
+    assert execute(meter, vendor.OPEN_ACCOUNT, command, START) == OpenAccountReturn(
+        0, 0, "", Decimal(balance)
+    )
     meter.take_uplinks()
     return meter
 
 
 def charge(meter: Meter, value: str, total: str, times: int) -> RemoteChargeReturn:
-    result = execute(meter, RemoteCharge(Money(value), Money(total), times), START)
+    result = execute(
+        meter, vendor.REMOTE_CHARGE, RemoteChargeParam(Decimal(value), Decimal(total), times), START
+    )
     assert isinstance(result, RemoteChargeReturn)
     return result
 
@@ -117,8 +114,8 @@ def test_deduction_follows_the_meters_ladder_across_a_threshold():
     meter.cycle_litres = 9_500  # 9.5 m³ into the cycle: 0.5 m³ left in tier 1
     assert meter.draw(1_000, START, START + timedelta(hours=1)) == 1_000
     # 500 l at 3.000 + 500 l at 3.600 = 1.500 + 1.800
-    assert meter.status().balance == Money("996.700")
-    assert meter.status().cycle_used == Volume("10.5")
+    assert meter.status().balance == Decimal("996.700")
+    assert meter.status().cycle_used == Decimal("10.5")
     assert meter.current_price == 3_600
 
 
@@ -126,15 +123,15 @@ def test_above_the_last_threshold_costs_price5():
     meter = opened("1000", ladder(prices=("1", "2", "3", "4", "5.123")))
     meter.cycle_litres = 30_000
     meter.draw(1_000, START, START)
-    assert meter.status().balance == Money("994.877")
+    assert meter.status().balance == Decimal("994.877")
 
 
 def test_money_is_exact_to_the_millionth_and_reported_floored_to_0_001():
     meter = opened("10", ladder(prices=("2.613",) * 5))
     for _ in range(7):
         meter.draw(1, START, START)
-    assert meter.status().balance == Money("9.981709")  # 10 - 7 × 0.002613
-    assert meter.status().remain == Money("9.981")
+    assert meter.status().balance == Decimal("9.981709")  # 10 - 7 × 0.002613
+    assert meter.status().remain == Decimal("9.981")
 
 
 def test_the_valve_closes_when_money_runs_out_and_opens_on_a_top_up():
@@ -142,7 +139,7 @@ def test_the_valve_closes_when_money_runs_out_and_opens_on_a_top_up():
     delivered = meter.draw(1_000, START, START + timedelta(hours=1))
     assert delivered == 333  # 333 l × 0.003 = 0.999
     status = meter.status()
-    assert (status.valve_open, status.exhausted, status.remain) == (False, True, Money("0.001"))
+    assert (status.valve_open, status.exhausted, status.remain) == (False, True, Decimal("0.001"))
     uplinks = meter.take_uplinks()
     codes = [(u.kind, u.body.get("alarm_code", u.body.get("event_code"))) for u in uplinks]
     assert ("event", EventCode.VALVE_CLOSED) in codes
@@ -150,7 +147,7 @@ def test_the_valve_closes_when_money_runs_out_and_opens_on_a_top_up():
     assert START < closed.at < START + timedelta(hours=1)  # when the money ran out
     assert meter.draw(500, START, START) == 0  # no gas through a closed valve
 
-    assert charge(meter, "50", "51", 2).success == CHARGE_APPLIED
+    assert charge(meter, "50", "51", 2).success == CHARGE_SUCCESS
     assert meter.status().valve_open
     assert [u.body.get("event_code") for u in meter.take_uplinks()] == [
         EventCode.TOP_UP,
@@ -176,7 +173,7 @@ def test_a_meter_not_opened_meters_without_deducting():
     meter = make_meter()
     meter.balance_micro = 5_000_000
     assert meter.draw(10_000, START, START) == 10_000
-    assert meter.status().balance == Money("5") and meter.status().valve_open
+    assert meter.status().balance == Decimal("5") and meter.status().valve_open
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -185,88 +182,96 @@ def test_a_meter_not_opened_meters_without_deducting():
 def test_openaccount_sets_ladder_credit_and_counts_the_first_top_up():
     meter = opened("100")
     status = meter.status()
-    assert (status.opened, status.remain, status.ladder) == (True, Money("100.000"), ladder())
-    assert (status.remote_charge_times, status.remote_total_value) == (1, Money("100"))
-    again = execute(meter, OpenAccount.of(Money("5"), Money("5"), ladder()), START)
-    assert isinstance(again, OpenAccountReturn) and again.refused and again.reason == 1
-    assert meter.status().remain == Money("100.000")
+    assert (status.opened, status.remain, status.ladder) == (True, Decimal("100.000"), ladder())
+    assert (status.remote_charge_times, status.remote_total_value) == (1, Decimal("100"))
+    again = execute(
+        meter, vendor.OPEN_ACCOUNT, OpenAccountParam(Decimal(5), Decimal(5), ladder()), START
+    )
+    assert isinstance(again, OpenAccountReturn) and (again.success, again.reason) == (1, 1)
+    assert meter.status().remain == Decimal("100.000")
 
 
 def test_top_up_replay_guard():
     meter = opened("100")  # remote count 1, total 100
     assert charge(meter, "30", "130", 2) == RemoteChargeReturn(
-        CHARGE_APPLIED, 0, 0, Money("130.000")
+        CHARGE_SUCCESS, 0, 0, Decimal("130.000")
     )
     repeated = charge(meter, "30", "130", 2)
     skipped = charge(meter, "30", "160", 4)
     wrong_total = charge(meter, "30", "170", 3)
-    assert (repeated.success, repeated.reason) == (CHARGE_REFUSED, REASON_SEQUENCE)
-    assert (skipped.success, skipped.reason) == (CHARGE_REFUSED, REASON_SEQUENCE)
-    assert (wrong_total.success, wrong_total.reason) == (CHARGE_REFUSED, REASON_TOTAL)
-    assert meter.status().remain == Money("130.000")
-    state = execute(meter, GetChargeState(), START)
-    assert state == RemoteChargeState(0, Money(0), Money(0), 2, Money("30"), Money("130"))
+    assert (repeated.success, repeated.reason) == (CHARGE_FAILURE, REASON_SEQUENCE)
+    assert (skipped.success, skipped.reason) == (CHARGE_FAILURE, REASON_SEQUENCE)
+    assert (wrong_total.success, wrong_total.reason) == (CHARGE_FAILURE, REASON_TOTAL)
+    assert meter.status().remain == Decimal("130.000")
+    state = execute(meter, vendor.GET_CHARGE_STATE, Empty(), START)
+    assert state == RemoteChargeState(0, Decimal(0), Decimal(0), 2, Decimal(30), Decimal(130))
 
 
 def test_top_up_refused_before_opening_and_by_fault():
     meter = make_meter()
     refused = charge(meter, "10", "10", 1)
-    assert (refused.success, refused.reason) == (CHARGE_REFUSED, REASON_NOT_OPENED)
+    assert (refused.success, refused.reason) == (CHARGE_FAILURE, REASON_NOT_OPENED)
     meter = opened("10")
-    by_fault = execute(meter, RemoteCharge(Money(5), Money(15), 2), START, refuse_charge=True)
-    assert isinstance(by_fault, RemoteChargeReturn) and by_fault.refused
+    by_fault = execute(
+        meter,
+        vendor.REMOTE_CHARGE,
+        RemoteChargeParam(Decimal(5), Decimal(15), 2),
+        START,
+        refuse_charge=True,
+    )
+    assert isinstance(by_fault, RemoteChargeReturn) and by_fault.success == CHARGE_FAILURE
     assert meter.status().remote_charge_times == 1
 
 
 def test_getprice_returns_the_pushed_ladder():
     meter = make_meter()
-    empty = execute(meter, GetPrice(), START)
-    assert isinstance(empty, LadderPrice) and empty.cycle_months == 0
+    empty = execute(meter, vendor.GET_PRICE, Empty(), START)
+    assert isinstance(empty, LadderPrice) and empty.cycle_month == 0
     meter = opened()
-    assert execute(meter, GetPrice(), START) == ladder()
+    assert execute(meter, vendor.GET_PRICE, Empty(), START) == ladder()
 
 
 def test_setprice_keeps_the_cycle_count_unless_the_cycle_changes():
     meter = opened()
     meter.cycle_litres = 12_000
     new_prices = ladder(prices=("2", "3", "4", "5", "6"))
-    assert execute(meter, SetPrice(new_prices), START) == EmptyReturn()
-    assert meter.status().cycle_used == Volume(12) and meter.current_price == 3_000
-    execute(meter, SetPrice(ladder(start=date(2025, 3, 1), months=1)), START)
+    assert execute(meter, vendor.SET_PRICE, new_prices, START) == Empty()
+    assert meter.status().cycle_used == Decimal(12) and meter.current_price == 3_000
+    execute(meter, vendor.SET_PRICE, ladder(start=date(2025, 3, 1), months=1), START)
     status = meter.status()
-    assert status.cycle_used == Volume(0) and meter.last_cycle_litres == 12_000
+    assert status.cycle_used == Decimal(0) and meter.last_cycle_litres == 12_000
 
 
 def test_setremain_sets_the_balance_and_the_valve_follows():
     meter = opened("0.002", ladder(prices=("3",) * 5))
     assert meter.status().exhausted
-    result = execute(meter, SetRemain(Money("12.5")), START)
-    assert result == RemainParam(Money("12.500"))
+    result = execute(meter, vendor.SET_REMAIN, RemainParam(Decimal("12.5")), START)
+    assert result == RemainParam(Decimal("12.500"))
     assert meter.status().valve_open
 
 
 def test_valve_commands():
     meter = opened("100")
-    assert execute(meter, SetValveOff(), START) == EmptyReturn()
+    assert execute(meter, vendor.SET_VALVE_OFF, Empty(), START) == Empty()
     assert not meter.status().valve_open and meter.status().remote_valve_off
     charge(meter, "10", "110", 2)
     assert not meter.status().valve_open  # a remote close holds through a top-up
-    assert execute(meter, SetValveOn(), START) == EmptyReturn()
+    assert execute(meter, vendor.SET_VALVE_ON, Empty(), START) == Empty()
     assert meter.status().valve_open
 
     dry = opened("0.001", ladder(prices=("3",) * 5))
-    assert isinstance(execute(dry, SetValveOn(), START), Nak)
-    execute(dry, SetValveOff(), START)
-    assert execute(dry, ReleaseForce(), START) == EmptyReturn()
+    assert isinstance(execute(dry, vendor.SET_VALVE_ON, Empty(), START), Nak)
+    execute(dry, vendor.SET_VALVE_OFF, Empty(), START)
+    assert execute(dry, vendor.RELEASE_FORCE, Empty(), START) == Empty()
     assert not dry.status().remote_valve_off and not dry.status().valve_open  # still no money
 
 
 def test_setcumulant_sets_the_registers():
     meter = opened()
-    execute(meter, SetCumulant(Volume("5.5"), Volume("5.6")), START)
+    execute(meter, vendor.SET_CUMULANT, CumulantParam(Decimal("5.5"), Decimal("5.6")), START)
     meter.draw(1_000, START, START)
     status = meter.status()
-    assert (status.std_sum, status.work_sum) == (Volume("6.5"), Volume("6.62"))
+    assert (status.std_sum, status.work_sum) == (Decimal("6.5"), Decimal("6.62"))
 
 
 # -- the fleet: days, cycles, readings ---------------------------------------------------------
@@ -280,20 +285,20 @@ def small_sim(**changes) -> Simulator:
 def test_the_meters_own_cycle_restarts_its_count_at_the_cycle_start():
     sim = small_sim()
     monthly = ladder(start=date(2025, 2, 15), months=1)
-    sim.add_meter(COMM, opened=True, balance=Money(1000), ladder=monthly, wake=time(0, 10))
+    sim.add_meter(COMM, opened=True, balance=Decimal(1000), ladder=monthly, wake=time(0, 10))
     sim.advance(datetime(2025, 3, 14, 23, tzinfo=ZONE))
     before = sim.meter(COMM).cycle_used
-    assert before > Volume(0)
+    assert before > Decimal(0)
     sim.advance(datetime(2025, 3, 15, 0, 30, tzinfo=ZONE))
     assert sim.meter(COMM).cycle_used < before
     (frozen,) = (r.body for r in sim.data.readings if r.when == datetime(2025, 3, 15, tzinfo=ZONE))
     assert frozen["this_cycle_sum"] == Decimal("0.000")
-    assert frozen["last_cycle_sum"] >= before.value
+    assert frozen["last_cycle_sum"] >= before
 
 
 def test_daily_freeze_is_sent_at_the_wake_up_with_every_field():
     sim = small_sim(realtime_readings=True)
-    sim.add_meter(COMM, opened=True, balance=Money(80), wake=time(6, 30))
+    sim.add_meter(COMM, opened=True, balance=Decimal(80), wake=time(6, 30))
     sim.advance(datetime(2025, 3, 11, 6, 0, tzinfo=ZONE))
     assert sim.data.readings == []  # frozen at midnight, not yet sent
     sim.advance(datetime(2025, 3, 11, 7, 0, tzinfo=ZONE))
@@ -312,7 +317,7 @@ def test_daily_freeze_is_sent_at_the_wake_up_with_every_field():
 
 def test_alarms_and_events_go_out_as_they_happen():
     sim = small_sim(magnetic_attack_per_day=Decimal(1))
-    sim.add_meter(COMM, opened=True, balance=Money("0.5"))
+    sim.add_meter(COMM, opened=True, balance=Decimal("0.5"))
     sim.advance(START + timedelta(days=2))
     alarms = [AlarmIn.model_validate(r.body) for r in sim.data.alarms]
     events = [EventIn.model_validate(r.body) for r in sim.data.events]

@@ -30,8 +30,8 @@ from gasbill.demo.summary import Summary, summarise
 from gasbill.demo.world import World, build_world
 from gasbill.domain.money import Money
 from gasbill.service.staff import add_user
-from gasbill.simulator.faults import FaultSettings
-from gasbill.simulator.settings import SimulatorSettings
+from iotsim.faults import FaultSettings
+from iotsim.settings import SimulatorSettings
 
 DEMO_DB = Path("var/demo.db")
 

@@ -15,11 +15,11 @@ import uvicorn
 from rich.console import Console
 
 from gasbill.cli.options import fail
-from gasbill.simulator.api import create_simulator_app
-from gasbill.simulator.clock import WallPace
-from gasbill.simulator.faults import FAULTS
-from gasbill.simulator.fleet import Simulator
-from gasbill.simulator.settings import SimulatorSettings, load_simulator_settings
+from iotsim.api import create_simulator_app
+from iotsim.clock import WallPace
+from iotsim.faults import FAULTS
+from iotsim.fleet import Simulator
+from iotsim.settings import SimulatorSettings, load_simulator_settings
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.25  # how often the world is advanced to the wall's simulated time

@@ -20,7 +20,7 @@ from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.demo.world import World
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.outbox import OPEN, CommandStatus
-from gasbill.simulator.faults import FaultSettings
+from iotsim.faults import FaultSettings
 
 TARIFF = "price-change-example"  # a mid-cycle price change on 2025-07-01
 START = datetime.fromisoformat("2025-06-01T09:00:00+08:00")
@@ -70,7 +70,7 @@ def open_accounts(world: World, rng: random.Random) -> Cast:
 def daily_clerk(world: World, cast: Cast, days_run: int, *, pay_dry_after: int) -> None:
     """Once a day, at the counter: top up the meters running low; the dry household pays."""
     for comm_no, account_id in cast.meter_accounts.items():
-        if world.sim.meter(comm_no).balance.value * 100 < LOW_FEN and not _top_up_waiting(
+        if world.sim.meter(comm_no).balance * 100 < LOW_FEN and not _top_up_waiting(
             world, account_id
         ):
             world.pay(account_id, TOP_UP_FEN, key=f"top-up-{comm_no}-{days_run}")

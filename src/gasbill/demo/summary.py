@@ -181,9 +181,9 @@ def _check(world: World, comm_no: str, account_id: int) -> MeterCheck:
         ).one()
     reported = Money(Decimal(last.remain_money).scaleb(-3)) if last is not None else Money(0)
     ledger = Money.of_fen(ledger_fen)
-    counters_agree = meter.remote_charge_times == int(
-        posted[0]
-    ) and meter.remote_total_value == Money.of_fen(int(posted[1]))
+    counters_agree = meter.remote_charge_times == int(posted[0]) and Money(
+        meter.remote_total_value
+    ) == Money.of_fen(int(posted[1]))
     balance_agrees = abs(reported - ledger) <= TOLERANCE
     return MeterCheck(
         comm_no,

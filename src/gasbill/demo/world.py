@@ -36,9 +36,9 @@ from gasbill.service.accounts import NewAccount, create_customer
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import Opened, open_with_payment
 from gasbill.service.payments import PaymentOutcome, take_payment
-from gasbill.simulator.fleet import Simulator
-from gasbill.simulator.settings import SimulatorSettings
-from gasbill.simulator.transport import AsgiTransport, SimulatorTransport
+from iotsim.fleet import Simulator
+from iotsim.settings import SimulatorSettings
+from iotsim.transport import AsgiTransport, SimulatorTransport
 
 SIM_LOGIN = "admin"
 SIM_PASSWORD = "123456"
@@ -93,7 +93,7 @@ class World:
                 tariff_id=tariff_id,
                 opened_on=opened_on,
                 meter_comm_no=comm_no,
-                opening_register=Volume(meter.std_sum.value),
+                opening_register=Volume(meter.std_sum),
                 bound_at=self.now,
                 persons=persons,
                 warning_fen=warning_fen,

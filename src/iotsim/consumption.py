@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gasbill.domain.rating import FrozenReading
-
 # Average litres a day for a cooking-and-hot-water household, by month; heating
 # households scale it. Winter use is about three times summer use.
 MONTHLY_LITRES_PER_DAY = (2400, 2200, 1800, 1300, 1000, 800, 700, 700, 800, 1100, 1700, 2200)
@@ -30,12 +28,12 @@ def frozen_readings(
     seed: int = 1,
     start_litres: int = 0,
     scale_percent: int = 100,
-) -> Iterator[FrozenReading]:
-    """Daily freezes at local midnight: the first is the opening register."""
+) -> Iterator[tuple[datetime, int, int]]:
+    """Daily freezes at local midnight as (instant, std litres, work litres); the first opens."""
     rng = random.Random(seed)
     register = start_litres
     for offset in range(days + 1):
         day = first_day + timedelta(days=offset)
         at = datetime.combine(day, time(0), tzinfo=zone)
-        yield FrozenReading(at, register, register * 1_020 // 1_000)
+        yield at, register, register * 1_020 // 1_000
         register += daily_litres(day, rng, scale_percent)

@@ -20,9 +20,9 @@ import anyio
 import httpx
 from starlette.types import ASGIApp, Message
 
-from gasbill.simulator.api import create_simulator_app
-from gasbill.simulator.faults import LostReply, SlowReply
-from gasbill.simulator.fleet import Simulator
+from iotsim.api import create_simulator_app
+from iotsim.faults import LostReply, SlowReply
+from iotsim.fleet import Simulator
 
 Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
 

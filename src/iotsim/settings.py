@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from gasbill.simulator.faults import FaultSettings
-from gasbill.simulator.pusher import PushTarget
+from iotsim.faults import FaultSettings
+from iotsim.pusher import PushTarget
 
 VENDOR_KEY = "496d1bac094f11e79d9c0a0027000010"
 
@@ -36,14 +36,16 @@ class SimulatorSettings(BaseModel):
     realtime_readings: bool = False  # also send a real-time reading (data_type 0) at wake-up
     low_balance: Decimal = Field(default=Decimal("20"), ge=0)  # yuan: the alarm threshold
     magnetic_attack_per_day: Decimal = Field(default=Decimal("0.002"), ge=0, le=1)
-    # remote control (spec §3.2)
+    # remote control (§2.2.2)
     login_name: str = "admin"
     password: SecretStr = SecretStr("123456")
     token_lifetime_seconds: int = Field(default=7_200, ge=1)
     token_clock: Literal["simulated", "wall"] = "simulated"
     default_timeout_hours: int = Field(default=72, ge=1)  # when an Add names no ctrl_timeout
-    # query mode (spec §3.1): the key the application uses to query this platform
+    # query mode (§2.2.1): the key the application uses to query this platform
     data_api_key: str = VENDOR_KEY
+    # the control API (/_sim/): when set, its calls must carry this in the X-Sim-Key header
+    control_key: SecretStr | None = None
     faults: FaultSettings = FaultSettings()
     push: PushTarget = PushTarget()
 

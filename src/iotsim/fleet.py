@@ -25,21 +25,19 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from gasbill.adapters.platform.push_settings import PushSettings
-from gasbill.adapters.platform.times import format_platform_time
-from gasbill.domain.commands import LadderPrice, RemoteCharge
-from gasbill.domain.cycles import local_midnight
-from gasbill.domain.money import Money, Price, Volume
-from gasbill.simulator.clock import SimulatedClock
-from gasbill.simulator.datastore import DataStore
-from gasbill.simulator.faults import Faults, FaultSettings
-from gasbill.simulator.firmware import execute, opened_directly
-from gasbill.simulator.meter import PPM, Meter, MeterSpec, MeterStatus, Uplink, micro_of
-from gasbill.simulator.platform import CtrlRecord, CtrlStore
-from gasbill.simulator.pusher import Pusher
-from gasbill.simulator.readings import DEVICE_TYPE_METER, reading
-from gasbill.simulator.settings import SimulatorSettings
-from gasbill.simulator.tokens import Tokens, wall_clock
+from iotsim.clock import SimulatedClock
+from iotsim.cycles import local_midnight
+from iotsim.datastore import DataStore
+from iotsim.faults import Faults, FaultSettings
+from iotsim.firmware import execute, opened_directly
+from iotsim.meter import PPM, Meter, MeterSpec, MeterStatus, Uplink, micro_of
+from iotsim.platform import CtrlRecord, CtrlStore
+from iotsim.pusher import Pusher
+from iotsim.readings import DEVICE_TYPE_METER, reading
+from iotsim.settings import SimulatorSettings
+from iotsim.times import write_time
+from iotsim.tokens import Tokens, wall_clock
+from iotsim.vendor import REMOTE_CHARGE, LadderPrice, Param
 
 COMM_NO_DIGITS = 14
 
@@ -47,9 +45,9 @@ COMM_NO_DIGITS = 14
 def default_ladder(year: int) -> LadderPrice:
     """A plausible residential ladder: 3 tiers over a calendar year."""
     prices = ("3.000", "3.600", "4.500", "4.500", "4.500")
-    ladders = (300, 500, 500, 500)
+    ladders = ("300", "500", "500", "500")
     return LadderPrice(
-        tuple(Price(p) for p in prices), tuple(Volume(v) for v in ladders), date(year, 1, 1), 12
+        tuple(Decimal(p) for p in prices), tuple(Decimal(v) for v in ladders), date(year, 1, 1), 12
     )
 
 
@@ -60,7 +58,7 @@ class FleetSummary:
     opened: int
     valves_closed: int
     exhausted: int
-    balance_total: Money
+    balance_total: Decimal
     commands: dict[int, int]  # ctrl_state -> count
     readings: int
     alarms: int
@@ -84,7 +82,6 @@ class Simulator:
         self.faults = Faults(settings.faults, settings.seed)
         self.pusher = Pusher(settings.push, self.faults, push_client)
         self.data = DataStore(settings.company_no)
-        self.keys = PushSettings(keys={settings.company_no: settings.data_api_key})
         self.tokens = Tokens(
             timedelta(seconds=settings.token_lifetime_seconds),
             wall_clock if settings.token_clock == "wall" else self.clock,
@@ -121,7 +118,7 @@ class Simulator:
         comm_no: str | None = None,
         *,
         opened: bool = False,
-        balance: Money | None = None,
+        balance: Decimal | None = None,
         ladder: LadderPrice | None = None,
         scale_percent: int | None = None,
         wake: time | None = None,
@@ -151,8 +148,7 @@ class Simulator:
             meter = Meter(spec, self.zone, rng, self.now)
             if opened:
                 ladder = ladder or default_ladder(self.now.astimezone(self.zone).year)
-                amount = balance.value if balance is not None else Decimal(0)
-                opened_directly(meter, ladder, amount, self.now)
+                opened_directly(meter, ladder, balance or Decimal(0), self.now)
             self._meters[comm_no] = meter
             self._collect(meter)
             return meter.status()
@@ -177,12 +173,12 @@ class Simulator:
                 raise KeyError(f"no simulated meter {comm_no}")
             return found.status()
 
-    def card_top_up(self, comm_no: str, value: Money) -> MeterStatus:
+    def card_top_up(self, comm_no: str, value: Decimal) -> MeterStatus:
         """An IC-card top-up at the meter (moves the card_* counters, not the remote ones)."""
         with self.lock:
             meter = self._meters[comm_no]
-            meter.card.add(micro_of(value.value))
-            meter.credit(micro_of(value.value), self.now)
+            meter.card.add(micro_of(value))
+            meter.credit(micro_of(value), self.now)
             self._collect(meter)
             return meter.status()
 
@@ -239,9 +235,9 @@ class Simulator:
         for uplink in frozen:
             self._receive(meter, uplink, at)
 
-        def run(command: Any, when: datetime) -> Any:
-            refuse = isinstance(command, RemoteCharge) and self.faults.happens("charge_refused")
-            return execute(meter, command, when, refuse_charge=refuse)
+        def run(ctrl_type: str, param: Param, when: datetime) -> Any:
+            refuse = ctrl_type == REMOTE_CHARGE and self.faults.happens("charge_refused")
+            return execute(meter, ctrl_type, param, when, refuse_charge=refuse)
 
         self.platform.deliver(meter.comm_no, at, run, self.faults)
         if self.settings.realtime_readings:
@@ -253,8 +249,8 @@ class Simulator:
             self._receive(meter, uplink, uplink.at)
 
     def _receive(self, meter: Meter, uplink: Uplink, received: datetime) -> None:
-        when = format_platform_time(uplink.at, self.zone)
-        receive_time = format_platform_time(received, self.zone)
+        when = write_time(uplink.at, self.zone)
+        receive_time = write_time(received, self.zone)
         if uplink.kind == "reading":
             body = {**uplink.body, "receive_time": receive_time}
             self.data.add_reading(body, uplink.at, received)
@@ -285,7 +281,7 @@ class Simulator:
                 opened=sum(m.opened for m in meters),
                 valves_closed=sum(not m.valve_open for m in meters),
                 exhausted=sum(m.exhausted for m in meters),
-                balance_total=Money(sum((m.status().balance.value for m in meters), Decimal(0))),
+                balance_total=sum((m.status().balance for m in meters), Decimal(0)),
                 commands=dict(sorted(states.items())),
                 readings=len(self.data.readings),
                 alarms=len(self.data.alarms),

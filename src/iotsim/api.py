@@ -1,10 +1,12 @@
-"""The simulated platform over HTTP: login, remote control (spec §3.2, §5.2) and queries (§4).
+"""The simulated platform over HTTP: login (§2.2.2), remote control (§4.2), queries (§3).
 
 `create_simulator_app(sim)` serves what the vendor's platform serves, in its
 envelope: `api/Conf/Account/Login` (MD5 of the password, expiring tokens),
 every `api/Conf/CtrlData/*` endpoint, and the data queries of query mode
 (`api/Data/...`) with the key headers. A call with a missing, wrong or
 expired token gets HTTP 401 and a `failed` envelope that names the token.
+Beside them, under `/_sim/`, the simulator's own control API (`control.py`):
+no part of the vendor's platform, for whoever drives the simulated world.
 
 Reply faults (`lost_reply`, `slow_reply`) act after the platform has applied
 the request. Over a real socket a lost reply is a connection closed after
@@ -16,6 +18,7 @@ errors without waiting.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from typing import Any
@@ -24,13 +27,13 @@ import anyio
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gasbill.adapters.platform.client import password_md5
-from gasbill.api.platform.envelope import PlatformFailure, envelope
-from gasbill.simulator.api_ctrl import install_ctrl_routes
-from gasbill.simulator.api_data import install_data_routes
-from gasbill.simulator.faults import LostReply, ReplyFate, SlowReply
-from gasbill.simulator.fleet import Simulator
-from gasbill.simulator.gate import Gate
+from iotsim.api_ctrl import install_ctrl_routes
+from iotsim.api_data import install_data_routes
+from iotsim.control import install_control_routes
+from iotsim.envelope import Refused, success
+from iotsim.faults import LostReply, ReplyFate, SlowReply
+from iotsim.fleet import Simulator
+from iotsim.gate import Gate
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +78,9 @@ class ReplyFaults:
 
 
 def password_matches(given: str, password: str) -> bool:
-    """`pwd` is the hex MD5 of the password, in either case (spec §3.2)."""
-    return secrets.compare_digest(given.strip().lower(), password_md5(password))
+    """`pwd` is the password "做 MD5加密" (§2.2.2): its hex MD5 of the UTF-8 text, either case."""
+    digest = hashlib.md5(password.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return secrets.compare_digest(given.strip().lower().encode(), digest.encode())
 
 
 def create_simulator_app(sim: Simulator, *, in_process: bool = False) -> FastAPI:
@@ -90,16 +94,16 @@ def create_simulator_app(sim: Simulator, *, in_process: bool = False) -> FastAPI
     app.add_middleware(ReplyFaults, sim=sim, in_process=in_process)
     app.state.simulator = sim
 
-    @app.post("/api/Conf/Account/Login", summary="Log in with the MD5 of the password (§3.2)")
+    @app.post("/api/Conf/Account/Login", summary="Log in with the MD5 of the password (§2.2.2)")
     async def login(request: Request) -> Response:
-        def work(_: Any) -> Response:
+        def work(_: Any) -> str:
             name = request.query_params.get("loginName", "")
             pwd = request.query_params.get("pwd", "")
             password = settings.password.get_secret_value()
             if name != settings.login_name or not password_matches(pwd, password):
-                raise PlatformFailure(401, "用户名或密码错误 (wrong login name or password)")
+                raise Refused(401, "用户名或密码错误 (wrong login name or password)", data=None)
             token, expires = tokens.issue()
-            return envelope(
+            return success(
                 {
                     "token": token,
                     "expiration": expires.astimezone(sim.zone).isoformat(timespec="microseconds"),
@@ -115,4 +119,5 @@ def create_simulator_app(sim: Simulator, *, in_process: bool = False) -> FastAPI
 
     install_ctrl_routes(app, gate)
     install_data_routes(app, gate)
+    install_control_routes(app, sim)
     return app

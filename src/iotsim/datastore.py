@@ -1,4 +1,4 @@
-"""What the platform keeps of the fleet's data, for query mode (spec §4.2–4.4, 4.6, 4.8)."""
+"""What the platform keeps of the fleet's data, for query mode (§1.2, §3.1.2–§3.3.2)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gasbill.adapters.db.repositories.platform_queries import Page, Window
+from iotsim.queries import Page, Window
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +26,6 @@ def data_guid(comm_no: str, data_type: int, acquired: datetime) -> str:
         f"{comm_no}|{data_type}|{acquired.isoformat()}".encode(), usedforsecurity=False
     )
     return base64.b64encode(digest.digest()).decode("ascii")
-
-
-def _inside(window: Window, instant: datetime) -> bool:
-    return (window.start is None or instant >= window.start) and (
-        window.end is None or instant < window.end
-    )
 
 
 def _page(rows: Sequence[Row], page: Page) -> tuple[int, list[dict[str, Any]]]:
@@ -66,7 +60,6 @@ class DataStore:
             f"{kind}_id": record_id,
             "company_no": self.company_no,
             **body,
-            "device_type": int(body["device_type"]),  # an int in queries (spec §5.4)
         }
         rows.append(Row(when, received, body["device_comm_no"], stored))
         return record_id
@@ -91,8 +84,8 @@ class DataStore:
             r
             for r in self.latest.values()
             if (wanted is None or r.comm_no in wanted)
-            and _inside(acquired, r.when)
-            and _inside(received, r.received)
+            and acquired.holds(r.when)
+            and received.holds(r.received)
         ]
         key: Callable[[Row], Any] = {
             "acquisition_time": lambda r: (r.when, r.comm_no),
@@ -108,7 +101,7 @@ class DataStore:
             for r in self.readings
             if (comm_no is None or r.comm_no == comm_no)
             and (data_type is None or r.body["data_type"] == data_type)
-            and _inside(acquired, r.when)
+            and acquired.holds(r.when)
         ]
         return _page(sorted(rows, key=lambda r: (r.when, r.comm_no, r.body["data_type"])), page)
 
@@ -125,7 +118,7 @@ class DataStore:
             r
             for r in (self.alarms if kind == "alarm" else self.events)
             if (comm_no is None or r.comm_no == comm_no)
-            and (device_type is None or r.body["device_type"] == device_type)
-            and _inside(when, r.when)
+            and (device_type is None or r.body["device_type"] == str(device_type))
+            and when.holds(r.when)
         ]
         return _page(sorted(rows, key=lambda r: (r.when, r.body[f"{kind}_id"])), page)

@@ -1,4 +1,4 @@
-"""The platform's command records (spec §5.1, §5.2) and their state machine.
+"""The platform's command records (§4.1, §4.2) and their state machine.
 
 A command waits (0) until its meter wakes; then it is sent (1), acknowledged
 (2) and ends in success (3) with the meter's `return_data`, or fails (4 when
@@ -6,8 +6,10 @@ the meter answered no or a fault says so), cannot be sent (7), ends in
 another error (99), or times out (6) when its `ctrl_timeout` passes first.
 Cancel works only while waiting (→ 5); Retry sends a final command back to
 0, extending a passed `ctrl_timeout` by the command's original span. Every
-state change goes to `on_change` (the Report push) and shows in GetModel and
-GetList at once.
+state change goes to `on_change` (the Report push, §4.2.12) and shows in
+GetModel and GetList at once. `ctrl_data` is read at Add (and Update) into
+the structure its ctrl_type takes (`iotsim.vendor`): a command the meter
+could not read is refused there, with the field named.
 """
 
 from __future__ import annotations
@@ -20,46 +22,29 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gasbill.adapters.platform.codec import Codec, CodecError
-from gasbill.adapters.platform.jsontext import dumps_exact
-from gasbill.adapters.platform.times import (
-    BadPlatformTime,
-    format_platform_time,
-    parse_platform_time,
-)
-from gasbill.domain.commands import (
+from iotsim.envelope import Refused
+from iotsim.faults import Faults
+from iotsim.firmware import Nak
+from iotsim.jsonwire import write_json
+from iotsim.times import BadTime, read_time, write_time
+from iotsim.vendor import (
     PROCESSOR_NAME,
+    STATE_TEXTS,
     TARGET_DEVTYPE_METER,
-    Command,
-    CommandResult,
+    BadParam,
     CtrlState,
+    Param,
+    Reply,
+    read_ctrl_data,
+    write_return_data,
 )
-from gasbill.simulator.faults import Faults
-from gasbill.simulator.firmware import Nak
 
-STATE_TEXTS = {
-    CtrlState.WAITING: "等待发送",
-    CtrlState.SENT: "已经发送",
-    CtrlState.ACKNOWLEDGED: "已经应答",
-    CtrlState.SUCCESS: "任务成功",
-    CtrlState.FAILED: "任务失败",
-    CtrlState.CANCELLED: "任务被取消",
-    CtrlState.TIMED_OUT: "任务超时",
-    CtrlState.SEND_FAILED: "发送数据失败",
-    CtrlState.OTHER_ERROR: "其他错误",
-}
 IN_FLIGHT = (CtrlState.SENT, CtrlState.ACKNOWLEDGED)
 STEP = timedelta(seconds=3)  # between the states of one command at a wake-up
-NOT_FOUND = "找不到要修改的数据"
+NOT_FOUND = "找不到要修改的数据"  # the failure sample of Cancel and Retry (§4.2.6, §4.2.7)
+NOT_FOUND_DELETE = "找不到要删除的数据"  # the failure sample of Delete (§4.2.3)
 
-
-class CtrlRefused(Exception):
-    """A request the platform refuses; `status` is the HTTP status that fits."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+CtrlRefused = Refused  # a refusal of the command store: the same `failed` envelope
 
 
 @dataclass
@@ -74,7 +59,7 @@ class CtrlRecord:
     ctrl_timeout: datetime
     ctrl_type: str
     ctrl_data: str
-    command: Command
+    param: Param  # ctrl_data as the meter reads it
     upper_ctrl_id: int = 0
     ctrl_state: CtrlState = CtrlState.WAITING
     ctrl_feedback_msg: str = ""
@@ -94,8 +79,8 @@ class CtrlRecord:
             "ctrl_define_no": self.ctrl_define_no,
             "target_comm_no": self.target_comm_no,
             "target_devtype": self.target_devtype,
-            "ctrl_time": format_platform_time(self.ctrl_time, zone),
-            "ctrl_timeout": format_platform_time(self.ctrl_timeout, zone),
+            "ctrl_time": write_time(self.ctrl_time, zone),
+            "ctrl_timeout": write_time(self.ctrl_timeout, zone),
             "ctrl_state": int(self.ctrl_state),
             "ctrl_state_msg": STATE_TEXTS[self.ctrl_state],
             "ctrl_feedback_msg": self.ctrl_feedback_msg,
@@ -103,17 +88,17 @@ class CtrlRecord:
             "ctrl_data": self.ctrl_data,
             "return_data": self.return_data,
             "sync_flag": self.sync_flag,
-            "sync_time": format_platform_time(self.sync_time or self.ctrl_time, zone),
+            "sync_time": write_time(self.sync_time or self.ctrl_time, zone),
             "sync_msg": self.sync_msg,
         }
 
     def report(self, zone: ZoneInfo) -> dict[str, Any]:
-        """An item of the Report push (spec §5.3)."""
+        """An item of the Report push (§4.2.12)."""
         return {
             "ctrl_id": self.ctrl_id,
             "meter_comm_no": self.target_comm_no,
-            "ctrl_time": format_platform_time(self.ctrl_time, zone),
-            "ctrl_timeout": format_platform_time(self.ctrl_timeout, zone),
+            "ctrl_time": write_time(self.ctrl_time, zone),
+            "ctrl_timeout": write_time(self.ctrl_timeout, zone),
             "ctrl_type": self.ctrl_type,
             "ctrl_state": int(self.ctrl_state),
             "ctrl_state_msg": STATE_TEXTS[self.ctrl_state],
@@ -159,7 +144,7 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-Execute = Callable[[Command, datetime], CommandResult | Nak]
+Execute = Callable[[str, Param, datetime], Reply | Nak]
 
 
 class CtrlStore:
@@ -175,7 +160,6 @@ class CtrlStore:
     ) -> None:
         self.company_no = company_no
         self.zone = zone
-        self.codec = Codec(zone)
         self._has_meter = has_meter
         self._on_change = on_change
         self._clock = clock
@@ -189,8 +173,8 @@ class CtrlStore:
         if text is None or not text.strip():
             return None
         try:
-            return parse_platform_time(text, self.zone)
-        except BadPlatformTime as exc:
+            return read_time(text, self.zone)
+        except BadTime as exc:
             raise CtrlRefused(422, f"{name}: {exc}") from None
 
     def _fields(self, body: Any) -> dict[str, Any]:
@@ -209,11 +193,11 @@ class CtrlStore:
         ):
             raise CtrlRefused(404, f"设备不存在: {given.target_comm_no!r} (no such meter)")
         ctrl_data = given.ctrl_data
-        text = ctrl_data if isinstance(ctrl_data, str) else dumps_exact(ctrl_data)
+        text = ctrl_data if isinstance(ctrl_data, str) else write_json(ctrl_data)
         try:
-            command = self.codec.decode_command(given.ctrl_type, text)
-        except CodecError as exc:
-            raise CtrlRefused(422, f"ctrl_data: {exc}") from None
+            param = read_ctrl_data(given.ctrl_type, ctrl_data, self.zone)
+        except BadParam as exc:
+            raise CtrlRefused(422, f"ctrl_data: {given.ctrl_type[:200]}: {exc}") from None
         ctrl_time = self._time(given.ctrl_time, "ctrl_time") or self._clock()
         timeout = self._time(given.ctrl_timeout, "ctrl_timeout")
         return {
@@ -225,7 +209,7 @@ class CtrlStore:
             "ctrl_timeout": timeout or ctrl_time + self._default_timeout,
             "ctrl_type": given.ctrl_type,
             "ctrl_data": text,
-            "command": command,
+            "param": param,
             "upper_ctrl_id": given.upper_ctrl_id or 0,
             "sync_flag": given.sync_flag or 0,
             "sync_time": self._time(given.sync_time, "sync_time"),
@@ -259,7 +243,7 @@ class CtrlStore:
     def delete(self, ctrl_id: Any) -> CtrlRecord:
         record = self.records.get(ctrl_id) if _is_id(ctrl_id) else None
         if record is None:
-            raise CtrlRefused(404, "找不到要删除的数据")
+            raise CtrlRefused(404, NOT_FOUND_DELETE)
         if record.ctrl_state in IN_FLIGHT:
             raise CtrlRefused(409, f"任务执行中，不能删除 (ctrl_id {ctrl_id} is in flight)")
         del self.records[record.ctrl_id]
@@ -401,7 +385,7 @@ class CtrlStore:
             self.move(record, CtrlState.ACKNOWLEDGED, at + STEP)
             self.move(record, CtrlState.FAILED, at + 2 * STEP, feedback="设备执行失败")
             return
-        result = execute(record.command, at)
+        result = execute(record.ctrl_type, record.param, at)
         record.applied += 1
         self.move(record, CtrlState.ACKNOWLEDGED, at + STEP)
         if fate == "applied_timeout":
@@ -410,7 +394,7 @@ class CtrlStore:
             record.applied -= 1
             self.move(record, CtrlState.FAILED, at + 2 * STEP, feedback=result.reason)
             return
-        return_data = self.codec.encode_result(result)
+        return_data = write_return_data(result)
         self.move(record, CtrlState.SUCCESS, at + 2 * STEP, feedback="", return_data=return_data)
 
 

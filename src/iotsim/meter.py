@@ -31,11 +31,10 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from gasbill.domain.commands import LadderPrice
-from gasbill.domain.cycles import MAX_CYCLE_MONTHS, MIN_CYCLE_MONTHS, CycleRule, local_midnight
-from gasbill.domain.money import Money, Volume
-from gasbill.simulator.consumption import daily_litres
-from gasbill.simulator.profile import DayShape, shape_for
+from iotsim.consumption import daily_litres
+from iotsim.cycles import cycle_index, local_midnight
+from iotsim.profile import DayShape, shape_for
+from iotsim.vendor import LadderPrice
 
 MICRO = 1_000_000  # millionths of a yuan in a yuan
 PPM = 1_000_000
@@ -112,34 +111,38 @@ class ChargeCounters:
 
 @dataclass(frozen=True, slots=True)
 class MeterStatus:
-    """A snapshot of one meter for tests, the demo and reconciliation."""
+    """A snapshot of one meter for tests, the demo and the control API: plain values.
+
+    Money in yuan (`balance` exact to the millionth, the rest to 0.001 as
+    the meter reports it), volumes in m³.
+    """
 
     comm_no: str
     opened: bool
-    balance: Money  # exact (to the millionth)
-    remain: Money  # as reported: floored to 0.001
+    balance: Decimal  # exact (to the millionth)
+    remain: Decimal  # as reported: floored to 0.001
     valve_open: bool
     remote_valve_off: bool
     exhausted: bool
     ladder: LadderPrice | None
-    cycle_used: Volume
-    month_used: Volume
-    std_sum: Volume
-    work_sum: Volume
+    cycle_used: Decimal
+    month_used: Decimal
+    std_sum: Decimal
+    work_sum: Decimal
     remote_charge_times: int
-    remote_charge_value: Money
-    remote_total_value: Money
+    remote_charge_value: Decimal
+    remote_total_value: Decimal
     card_charge_times: int
-    card_charge_value: Money
-    card_total_value: Money
-    total_buy_value: Money
+    card_charge_value: Decimal
+    card_total_value: Decimal
+    total_buy_value: Decimal
     magatt_times: int
     wake_time: time
     battery_voltage: Decimal
 
 
-def _money(micro: int) -> Money:
-    return Money(Decimal(micro).scaleb(-6))
+def _money(micro: int) -> Decimal:
+    return Decimal(micro).scaleb(-6)
 
 
 @dataclass
@@ -252,9 +255,9 @@ class Meter:
 
     def _cycle_index(self, day: date) -> int | None:
         ladder = self.ladder
-        if ladder is None or not MIN_CYCLE_MONTHS <= ladder.cycle_months <= MAX_CYCLE_MONTHS:
+        if ladder is None:
             return None
-        return CycleRule(ladder.cycle_start, ladder.cycle_months).index_of(day)
+        return cycle_index(ladder.cycle_start, ladder.cycle_month, day)
 
     # -- gas ----------------------------------------------------------------------------
     def flow_to(self, instant: datetime) -> None:
@@ -381,13 +384,13 @@ class Meter:
     # -- what commands do ---------------------------------------------------------------
     def set_ladder(self, ladder: LadderPrice, at: datetime) -> None:
         old = self.ladder
-        same_cycle = old is not None and (old.cycle_start, old.cycle_months) == (
+        same_cycle = old is not None and (old.cycle_start, old.cycle_month) == (
             ladder.cycle_start,
-            ladder.cycle_months,
+            ladder.cycle_month,
         )
         self.ladder = ladder
-        self.thresholds = tuple(v.litres for v in ladder.ladders)
-        self.prices = tuple(p.milli for p in ladder.prices)
+        self.thresholds = tuple(int(v.scaleb(3)) for v in ladder.ladders)  # m³ -> litres
+        self.prices = tuple(int(p.scaleb(3)) for p in ladder.prices)  # yuan/m³ -> millionths/l
         if not same_cycle:
             self.last_cycle_litres, self.cycle_litres = self.cycle_litres, 0
             self.cycle_index = self._cycle_index(self.day)
@@ -403,15 +406,15 @@ class Meter:
             comm_no=self.comm_no,
             opened=self.opened,
             balance=_money(self.balance_micro),
-            remain=Money(reported(self.balance_micro)),
+            remain=reported(self.balance_micro),
             valve_open=self.valve_open,
             remote_valve_off=self.remote_off,
             exhausted=self.exhausted,
             ladder=self.ladder,
-            cycle_used=Volume.of_litres(self.cycle_litres),
-            month_used=Volume.of_litres(self.month_litres),
-            std_sum=Volume.of_litres(self.std_litres),
-            work_sum=Volume.of_litres(self.work_litres),
+            cycle_used=litres_text(self.cycle_litres),
+            month_used=litres_text(self.month_litres),
+            std_sum=litres_text(self.std_litres),
+            work_sum=litres_text(self.work_litres),
             remote_charge_times=self.remote.times,
             remote_charge_value=_money(self.remote.last_micro),
             remote_total_value=_money(self.remote.total_micro),

@@ -1,4 +1,4 @@
-"""A meter's readings in the platform's wire shape (spec §4.1), every field filled.
+"""A meter's readings in the platform's wire shape (§3.1.1), every field filled.
 
 Decimals stay `Decimal` (written exactly by `dumps_exact`); times are the
 platform's local text. `receive_time` is added when the platform gets it.
@@ -10,9 +10,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.platform.times import format_platform_time
-from gasbill.simulator.meter import Meter, litres_text, reported
-from gasbill.simulator.profile import BASE_PRESSURE, gas_temperature
+from iotsim.meter import Meter, litres_text, reported
+from iotsim.profile import BASE_PRESSURE, gas_temperature
+from iotsim.times import write_time
 
 DEVICE_TYPE_METER = 1
 DATA_TYPE_NAMES = {0: "实时数据", 1: "冻结数据"}
@@ -87,7 +87,7 @@ def reading(meter: Meter, at: datetime, data_type: int) -> dict[str, Any]:
         "meter_define_no4": "",
         "data_type": data_type,
         "data_type_name": DATA_TYPE_NAMES[data_type],
-        "acquisition_time": format_platform_time(at, meter.zone),
+        "acquisition_time": write_time(at, meter.zone),
         "std_sum": litres_text(meter.std_litres),
         "work_sum": litres_text(meter.work_litres),
         "std_flow": flow,

@@ -1,6 +1,6 @@
 """The platform pushing to an application: readings, alarms, events and command reports.
 
-As the vendor describes it (spec §1): when the application does not answer
+As the vendor describes it (§1.1): when the application does not answer
 with success, the platform keeps the data and pushes it again later, for
 `keep_days` (7) simulated days, then drops it. With the configured
 probabilities a push is delivered twice (`push_duplicate`) or held back so
@@ -24,9 +24,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from gasbill.adapters.platform.jsontext import dumps_exact, loads_exact
-from gasbill.adapters.platform.wire import parse_envelope
-from gasbill.simulator.faults import Faults
+from iotsim.envelope import answer_of
+from iotsim.faults import Faults
+from iotsim.jsonwire import write_json
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class Pusher:
         }
         try:
             response = self.client.post(
-                PATHS[kind], content=dumps_exact(body).encode("utf-8"), headers=headers
+                PATHS[kind], content=write_json(body).encode("utf-8"), headers=headers
             )
         except httpx.HTTPError as exc:
             self.stats.failed_attempts += 1
@@ -177,15 +177,14 @@ class Pusher:
             self.stats.failed_attempts += 1
             raise _Down
         try:
-            envelope = parse_envelope(loads_exact(response.content))
+            ok, message, data = answer_of(response.text)
         except ValueError:
-            envelope = None
-        if envelope is None or not envelope.ok:
+            ok, message, data = False, response.text[:200], None
+        if not ok:
             self.stats.failed_attempts += 1
-            message = envelope.Message if envelope is not None else response.text[:200]
             log.info("the application refused a %s push: %s", kind, message)
             return unit
-        again = self._refused_items(unit, envelope.Data) if kind == "report" else []
+        again = self._refused_items(unit, data) if kind == "report" else []
         self.stats.delivered += len(unit) - len(again)
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + len(unit) - len(again)
         return again

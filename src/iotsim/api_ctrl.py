@@ -1,4 +1,4 @@
-"""`api/Conf/CtrlData/*` (spec §5.2): single and batch, as the vendor's samples show them."""
+"""`api/Conf/CtrlData/*` (§4.2): single and batch, as the vendor's samples show them."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from gasbill.api.platform.envelope import PlatformFailure, envelope, list_envelope
-from gasbill.api.platform.queries import page_of
-from gasbill.simulator.gate import Gate
-from gasbill.simulator.platform import NOT_FOUND, CtrlRecord, CtrlRefused, batch_item, ids_of
+from iotsim.envelope import success, success_list
+from iotsim.gate import Gate
+from iotsim.platform import NOT_FOUND, CtrlRecord, CtrlRefused, batch_item, ids_of
+from iotsim.queries import page_of
 
 CTRL = "/api/Conf/CtrlData/"
 
@@ -21,8 +21,8 @@ def _ctrl_id(text: str) -> int:
     return int(text)
 
 
-def _batch(items: list[dict[str, Any]]) -> Response:
-    return list_envelope(items, total=len(items), start=0)
+def _batch(items: list[dict[str, Any]]) -> str:
+    return success_list(items, total=len(items), start=0)
 
 
 def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
@@ -32,14 +32,12 @@ def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
     def single(name: str, operation: Callable[[Any], CtrlRecord], summary: str) -> None:
         @app.post(f"{CTRL}{name}/{{ctrl_id}}", summary=summary, name=f"ctrl_{name.lower()}")
         async def endpoint(request: Request, ctrl_id: str) -> Response:
-            return await gate.call(
-                request, lambda _: envelope(operation(_ctrl_id(ctrl_id)).ctrl_id)
-            )
+            return await gate.call(request, lambda _: success(operation(_ctrl_id(ctrl_id)).ctrl_id))
 
     def id_batch(name: str, operation: Callable[[Any], CtrlRecord], summary: str) -> None:
         @app.post(f"{CTRL}{name}Multi", summary=summary, name=f"ctrl_{name.lower()}_multi")
         async def endpoint(request: Request) -> Response:
-            def work(body: Any) -> Response:
+            def work(body: Any) -> str:
                 items = []
                 for ctrl_id in ids_of(body):
                     record = store.records.get(ctrl_id) if isinstance(ctrl_id, int) else None
@@ -52,48 +50,48 @@ def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
 
             return await gate.call(request, work, needs_body=True)
 
-    @app.post(CTRL + "Add", summary="Add a command (4.2.1)")
+    @app.post(CTRL + "Add", summary="Add a command (§4.2.1)")
     async def add(request: Request) -> Response:
         return await gate.call(
-            request, lambda body: envelope(store.add(body).ctrl_id), needs_body=True
+            request, lambda body: success(store.add(body).ctrl_id), needs_body=True
         )
 
-    @app.post(CTRL + "Update", summary="Update a waiting command (4.2.2)")
+    @app.post(CTRL + "Update", summary="Update a waiting command (§4.2.2)")
     async def update(request: Request) -> Response:
         return await gate.call(
-            request, lambda body: envelope(store.update(body).ctrl_id), needs_body=True
+            request, lambda body: success(store.update(body).ctrl_id), needs_body=True
         )
 
-    @app.post(CTRL + "GetModel/{ctrl_id}", summary="One command record (4.2.4)")
+    @app.post(CTRL + "GetModel/{ctrl_id}", summary="One command record (§4.2.4)")
     async def get_model(request: Request, ctrl_id: str) -> Response:
-        def work(_: Any) -> Response:
+        def work(_: Any) -> str:
             try:
                 record = store.get(_ctrl_id(ctrl_id))
             except CtrlRefused as refused:
-                raise PlatformFailure(404, refused.message, data=None) from None
-            return envelope(record.wire(zone))
+                raise CtrlRefused(404, refused.message, data=None) from None  # §4.2.4: null
+            return success(record.wire(zone))
 
         return await gate.call(request, work)
 
-    @app.post(CTRL + "GetList", summary="Command records by filter, paged (4.2.5)")
+    @app.post(CTRL + "GetList", summary="Command records by filter, paged (§4.2.5)")
     async def get_list(request: Request) -> Response:
-        def work(body: Any) -> Response:
-            page = page_of(dict(request.query_params), gate.sim.keys)
+        def work(body: Any) -> str:
+            page = page_of(request.query_params)
             found = store.find(body)
             rows = [r.wire(zone) for r in found[page.start : page.start + page.count]]
-            return list_envelope(rows, total=len(found), start=page.start)
+            return success_list(rows, total=len(found), start=page.start)
 
         return await gate.call(request, work)
 
-    @app.post(CTRL + "GetDetial/{ctrl_id}", summary="A command as text (4.2.11, sic)")
+    @app.post(CTRL + "GetDetial/{ctrl_id}", summary="A command as text (§4.2.11, sic)")
     async def get_detail(request: Request, ctrl_id: str) -> Response:
         return await gate.call(
-            request, lambda _: envelope(store.detail(store.get(_ctrl_id(ctrl_id))))
+            request, lambda _: success(store.detail(store.get(_ctrl_id(ctrl_id))))
         )
 
-    @app.post(CTRL + "AddMulti", summary="Add commands (4.2.8)")
+    @app.post(CTRL + "AddMulti", summary="Add commands (§4.2.8)")
     async def add_multi(request: Request) -> Response:
-        def work(body: Any) -> Response:
+        def work(body: Any) -> str:
             if not isinstance(body, list):
                 raise CtrlRefused(400, "the body must be a JSON array of commands")
             items = []
@@ -116,9 +114,9 @@ def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
 
         return await gate.call(request, work, needs_body=True)
 
-    @app.post(CTRL + "UpdateMulti", summary="Update waiting commands (4.2.9)")
+    @app.post(CTRL + "UpdateMulti", summary="Update waiting commands (§4.2.9)")
     async def update_multi(request: Request) -> Response:
-        def work(body: Any) -> Response:
+        def work(body: Any) -> str:
             if not isinstance(body, list):
                 raise CtrlRefused(400, "the body must be a JSON array of command records")
             items = []
@@ -136,9 +134,9 @@ def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
 
         return await gate.call(request, work, needs_body=True)
 
-    single("Delete", store.delete, "Delete a command (4.2.3)")
-    single("Cancel", store.cancel, "Cancel a waiting command (4.2.6)")
-    single("Retry", store.retry, "Send a finished command again (4.2.7)")
-    id_batch("Delete", store.delete, "Delete commands (4.2.10)")
-    id_batch("Cancel", store.cancel, "Cancel waiting commands (4.2.10)")
-    id_batch("Retry", store.retry, "Retry finished commands (4.2.10)")
+    single("Delete", store.delete, "Delete a command (§4.2.3)")
+    single("Cancel", store.cancel, "Cancel a waiting command (§4.2.6)")
+    single("Retry", store.retry, "Send a finished command again (§4.2.7)")
+    id_batch("Delete", store.delete, "Delete commands (§4.2.10)")
+    id_batch("Cancel", store.cancel, "Cancel waiting commands (§4.2.10)")
+    id_batch("Retry", store.retry, "Retry finished commands (§4.2.10)")
