@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -77,6 +78,12 @@ class ReplyFaults:
             await send(message)
 
 
+def net_time(instant: datetime) -> str:
+    """An instant as .NET writes a DateTimeOffset: seven fractional digits and the offset."""
+    text = instant.isoformat(timespec="microseconds")
+    return text[:26] + "0" + text[26:]
+
+
 def password_matches(given: str, password: str) -> bool:
     """`pwd` is the password "做 MD5加密" (§2.2.2): its hex MD5 of the UTF-8 text, either case."""
     digest = hashlib.md5(password.encode("utf-8"), usedforsecurity=False).hexdigest()
@@ -106,7 +113,7 @@ def create_simulator_app(sim: Simulator, *, in_process: bool = False) -> FastAPI
             return success(
                 {
                     "token": token,
-                    "expiration": expires.astimezone(sim.zone).isoformat(timespec="microseconds"),
+                    "expiration": net_time(expires.astimezone(sim.zone)),
                     "admin_id": 1,
                     "company_no": settings.company_no,
                     "admin_name": settings.login_name,

@@ -228,7 +228,7 @@ class CtrlStore:
     def get(self, ctrl_id: Any) -> CtrlRecord:
         record = self.records.get(ctrl_id) if _is_id(ctrl_id) else None
         if record is None:
-            raise CtrlRefused(404, f"{NOT_FOUND}: ctrl_id {ctrl_id!r}")
+            raise CtrlRefused(404, NOT_FOUND)  # as the samples of §4.2.6, §4.2.7
         return record
 
     def update(self, body: Any) -> CtrlRecord:

@@ -1,4 +1,4 @@
-"""Login tokens of the simulated platform (spec §3.2): issued at login, refused once expired."""
+"""Login tokens of the simulated platform (§2.2.2): issued at login, refused once expired."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import secrets
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+TOKEN_BYTES = 192  # 384 hex digits, as long as the login sample's token (§2.2.2)
 
 
 def wall_clock() -> datetime:
@@ -22,7 +24,7 @@ class Tokens:
         self._lock = threading.Lock()
 
     def issue(self) -> tuple[str, datetime]:
-        token = secrets.token_hex(64).upper()
+        token = secrets.token_hex(TOKEN_BYTES).upper()
         now = self.now()
         expires = now + self.lifetime
         with self._lock:

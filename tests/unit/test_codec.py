@@ -1,4 +1,4 @@
-"""iotmeterv1 codec: every command both ways, exact decimals, the spec's sample bodies."""
+"""iotmeterv1 codec: every command both ways, exact decimals, the vendor document's samples."""
 
 import json
 from dataclasses import replace
@@ -14,7 +14,9 @@ from gasbill.adapters.platform.codec import Codec, CodecError
 from gasbill.adapters.platform.jsontext import dumps_exact, loads_exact
 from gasbill.adapters.platform.wire import (
     BatchResultItem,
+    CtrlDataFilter,
     CtrlDataRecord,
+    LoginReply,
     parse_envelope,
 )
 from gasbill.domain.commands import (
@@ -41,6 +43,7 @@ from gasbill.domain.commands import (
 )
 from gasbill.domain.errors import TariffNotEncodable
 from gasbill.domain.money import Money, Price, Volume
+from tests.vendor_samples import COMMAND_TYPES, STRUCTURES, example, sample
 
 ZONE = ZoneInfo("Asia/Shanghai")
 CODEC = Codec(ZONE)
@@ -297,24 +300,11 @@ def test_any_top_up_survives(value):
     assert CODEC.decode_command(*CODEC.encode(command)) == command
 
 
-# -- the spec's sample bodies -------------------------------------------------------------
-
-GET_MODEL_SAMPLE = """{
-  "Data": {
-    "ctrl_id": 2, "upper_ctrl_id": 0, "company_no": "1001", "processor_name": "iotmeter",
-    "ctrl_define_no": "1234567890", "target_comm_no": "1234567890", "target_devtype": 1,
-    "ctrl_time": "2017-04-17T10:12:10", "ctrl_timeout": "2017-04-18T00:00:00",
-    "ctrl_state": 0, "ctrl_state_msg": "等待发送", "ctrl_feedback_msg": "",
-    "ctrl_type": "iotmeter.openvalve", "ctrl_data": "{}", "return_data": "{}",
-    "sync_flag": 0, "sync_time": "2017-04-18T00:00:00", "sync_msg": "syncmsg"
-  },
-  "State": "success",
-  "Message": ""
-}"""
+# -- the vendor's own samples (tests/fixtures/vendor, also read by the simulator's tests) -----
 
 
 def test_get_model_sample():
-    envelope = parse_envelope(loads_exact(GET_MODEL_SAMPLE))
+    envelope = parse_envelope(sample("4.2.4-get-model-reply"))
     assert envelope is not None
     assert envelope.ok
     record = CtrlDataRecord.model_validate(envelope.Data)
@@ -327,6 +317,79 @@ def test_get_model_sample():
     assert CODEC.result_of(as_v1) == EmptyReturn()
     assert CODEC.command_of(as_v1) == SetValveOn()
     assert loads_exact(dumps_exact(record.body())) == envelope.Data
+    assert list(record.body()) == list(envelope.Data)  # every field, in the sample's order
+
+
+def test_get_list_and_update_samples():
+    envelope = parse_envelope(sample("4.2.5-get-list-reply"))
+    assert envelope is not None and envelope.ok
+    assert (envelope.Totalcount, envelope.Startrow, envelope.Rowcount) == (1, 0, 1)
+    (record,) = [CtrlDataRecord.model_validate(r) for r in envelope.Data]
+    assert record.ctrl_id == 2
+    assert set(CtrlDataFilter.model_fields) == set(sample("4.2.5-get-list"))
+    update = CtrlDataRecord.model_validate(sample("4.2.2-update"))
+    assert list(update.body()) == list(sample("4.2.2-update"))
+    assert update.time_of("sync_time", ZONE) == datetime(2017, 4, 17, 16, tzinfo=UTC)
+
+
+def test_add_sample_has_the_fields_we_send():
+    ours = CODEC.new_ctrl_data(
+        SetValveOn(),
+        ctrl_define_no="c-1",
+        target_comm_no="88600000000001",
+        ctrl_time=datetime(2025, 1, 1, tzinfo=UTC),
+        ctrl_timeout=datetime(2025, 1, 2, tzinfo=UTC),
+    )
+    assert list(ours.body()) == list(sample("4.2.1-add"))
+    for item in sample("4.2.8-add-multi"):
+        assert set(item) == set(ours.body())
+    added = parse_envelope(sample("4.2.1-add-reply"))
+    assert added is not None and added.ok and added.Data == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["4.2.8-add-multi-reply", "4.2.9-update-multi-reply", "4.2.10-multi-reply"]
+)
+def test_batch_reply_samples(name):
+    envelope = parse_envelope(sample(name))
+    assert envelope is not None and envelope.ok
+    assert (envelope.Totalcount, envelope.Startrow, envelope.Rowcount) == (2, 0, 2)
+    items = [BatchResultItem.model_validate(i) for i in envelope.Data]
+    assert [i.ctrl_id for i in items] == [8, 9]
+    assert [i.result for i in items] == [name != "4.2.8-add-multi-reply"] * 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["4.2.3-delete-reply-failed", "4.2.6-cancel-reply-failed", "4.2.7-retry-reply-failed"],
+)
+def test_failure_samples(name):
+    envelope = parse_envelope(sample(name))
+    assert envelope is not None and not envelope.ok
+    assert envelope.Data == 0 and envelope.Message.startswith("找不到要")
+
+
+def test_login_sample():
+    envelope = parse_envelope(sample("2.2.2-login-reply"))
+    assert envelope is not None and envelope.ok
+    reply = LoginReply.model_validate(envelope.Data)
+    assert len(reply.token) == 384
+    assert reply.expires_at(ZONE) == datetime(2017, 5, 17, 3, 17, 31, 689502, tzinfo=UTC)
+
+
+def test_command_table_and_structures_are_the_documents():
+    assert {t.value for t in CtrlType} == set(COMMAND_TYPES)
+    for command in COMMANDS:
+        ctrl_type, ctrl_data = CODEC.encode(command)
+        written = json.loads(ctrl_data, parse_float=Decimal)
+        assert list(written) == list(STRUCTURES[COMMAND_TYPES[ctrl_type][0]]), ctrl_type
+
+
+@pytest.mark.parametrize("ctrl_type", sorted(COMMAND_TYPES))
+def test_return_data_with_the_documents_fields_is_read(ctrl_type):
+    structure = COMMAND_TYPES[ctrl_type][1]
+    result = CODEC.decode_result(ctrl_type, dumps_exact(example(structure)))
+    assert not isinstance(result, Unreadable), result
 
 
 def test_record_with_return_data_as_object_keeps_exact_numbers():
@@ -342,19 +405,6 @@ def test_record_with_return_data_as_object_keeps_exact_numbers():
     assert CODEC.command_of(record) == RemoteCharge(Money("0.1"), Money("0.3"), 3)
     assert CODEC.result_of(record) == RemoteChargeReturn(170, 0, 0, Money("0.3"))
     assert '"remain":0.3' in dumps_exact(record.body())
-
-
-def test_add_multi_sample_items():
-    sample = (
-        '{"Data":[{"ctrl_id":8,"target_comm_no":"1234567890","result":false,"message":""},'
-        '{"ctrl_id":9,"target_comm_no":"1234567890","result":false,"message":""}],'
-        '"Totalcount":2,"Startrow":0,"Rowcount":2,"State":"success","Message":""}'
-    )
-    envelope = parse_envelope(loads_exact(sample))
-    assert envelope is not None
-    assert (envelope.Totalcount, envelope.Startrow, envelope.Rowcount) == (2, 0, 2)
-    items = [BatchResultItem.model_validate(i) for i in envelope.Data]
-    assert [(i.ctrl_id, i.result) for i in items] == [(8, False), (9, False)]
 
 
 def test_envelope_failed_and_odd_bodies():
@@ -380,3 +430,12 @@ def test_dumps_exact_never_writes_a_float():
     )
     with pytest.raises(ValueError, match="NaN"):
         loads_exact('{"x":NaN}')
+
+
+def test_report_sample_is_taken_by_our_report_endpoint_model():
+    from gasbill.api.platform.reports import ReportIn
+
+    items = [ReportIn.model_validate(i) for i in sample("4.2.12-report")]
+    assert [(i.ctrl_id, i.ctrl_state, i.meter_comm_no) for i in items] == [(1, 3, "1234567890")] * 2
+    reply = parse_envelope(sample("4.2.12-report-reply"))
+    assert reply is not None and reply.ok and [i["result"] for i in reply.Data] == [False, False]
