@@ -64,7 +64,11 @@ def simulate_command(
     meters: Annotated[int | None, typer.Option(min=0, help="Meters in the fleet.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed: the same seed, the same world.")] = None,
     speed: Annotated[
-        str, typer.Option(help="Simulated seconds per wall second (3600: an hour a second).")
+        str,
+        typer.Option(
+            help="Simulated seconds per wall second (3600: an hour a second); "
+            "0: the clock moves only when told (POST /_sim/clock/advance)."
+        ),
     ] = "3600",
     push_to: Annotated[
         str | None,
@@ -84,34 +88,42 @@ def simulate_command(
         pace_speed = Decimal(speed)
     except InvalidOperation:
         fail(f"--speed: {speed!r} is not a number")
-    if not pace_speed.is_finite() or pace_speed <= 0:
-        fail("--speed must be positive")
+    if not pace_speed.is_finite() or pace_speed < 0:
+        fail("--speed must be 0 or more")
     settings = _settings(config, meters, seed, push_to, faults)
     push_client = None
     if settings.push.url:
         push_client = httpx.Client(base_url=settings.push.url, timeout=10)
     sim = Simulator(settings, push_client=push_client)
     app = create_simulator_app(sim)
-    pace = WallPace(sim.now, pace_speed, time.monotonic_ns())
     stop = threading.Event()
-    loop = threading.Thread(target=_advance_forever, args=(sim, pace, stop), daemon=True)
+    loop = None
+    if pace_speed > 0:
+        pace = WallPace(sim.now, pace_speed, time.monotonic_ns())
+        loop = threading.Thread(target=_advance_forever, args=(sim, pace, stop), daemon=True)
     comm_nos = sim.comm_nos()
     console = Console()
     console.print(
         f"Simulated platform on http://{host}:{port}/ (docs at /docs): {len(comm_nos)} meters"
         + (f" {comm_nos[0]}..{comm_nos[-1]}" if comm_nos else "")
-        + f", seed {settings.seed}, from {sim.now.isoformat()} at {pace_speed}× speed.",
+        + f", seed {settings.seed}, from {sim.now.isoformat()}"
+        + (f" at {pace_speed}× speed." if loop else ", the clock moving only when told."),
         highlight=False,
+    )
+    console.print(
+        f"Control API (clock, faults, meters) at http://{host}:{port}/_sim/.", highlight=False
     )
     console.print(
         f"Login {settings.login_name!r}; pushes to {settings.push.url or 'nobody (query mode)'}.",
         highlight=False,
     )
-    loop.start()
+    if loop is not None:
+        loop.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         stop.set()
-        loop.join(timeout=5)
+        if loop is not None:
+            loop.join(timeout=5)
         if push_client is not None:
             push_client.close()
