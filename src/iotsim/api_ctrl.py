@@ -9,8 +9,8 @@ from fastapi import FastAPI, Request, Response
 
 from iotsim.envelope import success, success_list
 from iotsim.gate import Gate
-from iotsim.platform import NOT_FOUND, CtrlRecord, CtrlRefused, batch_item, ids_of
 from iotsim.queries import page_of
+from iotsim.records import NOT_FOUND, CtrlRecord, CtrlRefused, batch_item, ids_of
 
 CTRL = "/api/Conf/CtrlData/"
 

@@ -31,9 +31,10 @@ from iotsim.datastore import DataStore
 from iotsim.faults import Faults, FaultSettings
 from iotsim.firmware import execute, opened_directly
 from iotsim.meter import PPM, Meter, MeterSpec, MeterStatus, Uplink, micro_of
-from iotsim.platform import CtrlRecord, CtrlStore
+from iotsim.platform import CtrlStore
 from iotsim.pusher import Pusher
 from iotsim.readings import DEVICE_TYPE_METER, reading
+from iotsim.records import CtrlRecord
 from iotsim.settings import SimulatorSettings
 from iotsim.times import write_time
 from iotsim.tokens import Tokens, wall_clock

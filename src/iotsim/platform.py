@@ -14,19 +14,28 @@ could not read is refused there, with the field named.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from iotsim.envelope import Refused
 from iotsim.faults import Faults
 from iotsim.firmware import Nak
 from iotsim.jsonwire import write_json
-from iotsim.times import BadTime, read_time, write_time
+from iotsim.records import (
+    IN_FLIGHT,
+    NOT_FOUND,
+    NOT_FOUND_DELETE,
+    STEP,
+    CommandIn,
+    CtrlFilter,
+    CtrlRecord,
+    CtrlRefused,
+    is_ctrl_id,
+)
+from iotsim.times import BadTime, read_time
 from iotsim.vendor import (
     PROCESSOR_NAME,
     STATE_TEXTS,
@@ -38,111 +47,6 @@ from iotsim.vendor import (
     read_ctrl_data,
     write_return_data,
 )
-
-IN_FLIGHT = (CtrlState.SENT, CtrlState.ACKNOWLEDGED)
-STEP = timedelta(seconds=3)  # between the states of one command at a wake-up
-NOT_FOUND = "找不到要修改的数据"  # the failure sample of Cancel and Retry (§4.2.6, §4.2.7)
-NOT_FOUND_DELETE = "找不到要删除的数据"  # the failure sample of Delete (§4.2.3)
-
-CtrlRefused = Refused  # a refusal of the command store: the same `failed` envelope
-
-
-@dataclass
-class CtrlRecord:
-    ctrl_id: int
-    company_no: str
-    processor_name: str
-    ctrl_define_no: str
-    target_comm_no: str
-    target_devtype: int
-    ctrl_time: datetime
-    ctrl_timeout: datetime
-    ctrl_type: str
-    ctrl_data: str
-    param: Param  # ctrl_data as the meter reads it
-    upper_ctrl_id: int = 0
-    ctrl_state: CtrlState = CtrlState.WAITING
-    ctrl_feedback_msg: str = ""
-    return_data: str = "{}"
-    sync_flag: int = 0
-    sync_time: datetime | None = None
-    sync_msg: str = ""
-    applied: int = 0  # how many times the meter carried it out (whatever was reported)
-    history: list[tuple[datetime, CtrlState]] = field(default_factory=list)
-
-    def wire(self, zone: ZoneInfo) -> dict[str, Any]:
-        return {
-            "ctrl_id": self.ctrl_id,
-            "upper_ctrl_id": self.upper_ctrl_id,
-            "company_no": self.company_no,
-            "processor_name": self.processor_name,
-            "ctrl_define_no": self.ctrl_define_no,
-            "target_comm_no": self.target_comm_no,
-            "target_devtype": self.target_devtype,
-            "ctrl_time": write_time(self.ctrl_time, zone),
-            "ctrl_timeout": write_time(self.ctrl_timeout, zone),
-            "ctrl_state": int(self.ctrl_state),
-            "ctrl_state_msg": STATE_TEXTS[self.ctrl_state],
-            "ctrl_feedback_msg": self.ctrl_feedback_msg,
-            "ctrl_type": self.ctrl_type,
-            "ctrl_data": self.ctrl_data,
-            "return_data": self.return_data,
-            "sync_flag": self.sync_flag,
-            "sync_time": write_time(self.sync_time or self.ctrl_time, zone),
-            "sync_msg": self.sync_msg,
-        }
-
-    def report(self, zone: ZoneInfo) -> dict[str, Any]:
-        """An item of the Report push (§4.2.12)."""
-        return {
-            "ctrl_id": self.ctrl_id,
-            "meter_comm_no": self.target_comm_no,
-            "ctrl_time": write_time(self.ctrl_time, zone),
-            "ctrl_timeout": write_time(self.ctrl_timeout, zone),
-            "ctrl_type": self.ctrl_type,
-            "ctrl_state": int(self.ctrl_state),
-            "ctrl_state_msg": STATE_TEXTS[self.ctrl_state],
-            "ctrl_feedback_msg": self.ctrl_feedback_msg,
-            "return_data": self.return_data,
-        }
-
-
-class _CommandIn(BaseModel):
-    """An Add body or the caller's part of an Update body; unknown fields ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    processor_name: str = ""
-    ctrl_define_no: str | None = ""
-    target_comm_no: str
-    target_devtype: int = TARGET_DEVTYPE_METER
-    ctrl_time: str | None = None
-    ctrl_timeout: str | None = None
-    ctrl_type: str
-    ctrl_data: Any = "{}"
-    upper_ctrl_id: int | None = 0
-    sync_flag: int | None = 0
-    sync_time: str | None = None
-    sync_msg: str | None = ""
-
-
-class _FilterIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    upper_ctrl_id: int | None = None
-    processor_name: str | None = None
-    ctrl_define_no: str | None = None
-    target_comm_no: str | None = None
-    target_devtype: int | None = None
-    ctrl_state: int | None = None
-    ctrl_type: str | None = None
-    ctrl_time_from: str | None = None
-    ctrl_time_to: str | None = None
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 Execute = Callable[[str, Param, datetime], Reply | Nak]
 
@@ -181,7 +85,7 @@ class CtrlStore:
         if not isinstance(body, dict):
             raise CtrlRefused(400, "the command must be a JSON object")
         try:
-            given = _CommandIn.model_validate(body)
+            given = CommandIn.model_validate(body)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -226,7 +130,7 @@ class CtrlStore:
         return record
 
     def get(self, ctrl_id: Any) -> CtrlRecord:
-        record = self.records.get(ctrl_id) if _is_id(ctrl_id) else None
+        record = self.records.get(ctrl_id) if is_ctrl_id(ctrl_id) else None
         if record is None:
             raise CtrlRefused(404, NOT_FOUND)  # as the samples of §4.2.6, §4.2.7
         return record
@@ -241,7 +145,7 @@ class CtrlStore:
         return record
 
     def delete(self, ctrl_id: Any) -> CtrlRecord:
-        record = self.records.get(ctrl_id) if _is_id(ctrl_id) else None
+        record = self.records.get(ctrl_id) if is_ctrl_id(ctrl_id) else None
         if record is None:
             raise CtrlRefused(404, NOT_FOUND_DELETE)
         if record.ctrl_state in IN_FLIGHT:
@@ -274,7 +178,7 @@ class CtrlStore:
         if body is not None and not isinstance(body, dict):
             raise CtrlRefused(400, "the filter must be a JSON object")
         try:
-            where = _FilterIn.model_validate(body or {})
+            where = CtrlFilter.model_validate(body or {})
         except ValidationError as exc:
             raise CtrlRefused(422, str(exc.errors()[0]["msg"])) from None
         start = self._time(where.ctrl_time_from, "ctrl_time_from")
@@ -396,18 +300,3 @@ class CtrlStore:
             return
         return_data = write_return_data(result)
         self.move(record, CtrlState.SUCCESS, at + 2 * STEP, feedback="", return_data=return_data)
-
-
-def batch_item(record: CtrlRecord | None, ctrl_id: int, message: str) -> dict[str, Any]:
-    return {
-        "ctrl_id": ctrl_id,
-        "target_comm_no": record.target_comm_no if record is not None else "",
-        "result": not message,
-        "message": message,
-    }
-
-
-def ids_of(body: Any) -> Iterable[Any]:
-    if not isinstance(body, list):
-        raise CtrlRefused(400, "the body must be a JSON array of ctrl_id, e.g. [8,9]")
-    return body
