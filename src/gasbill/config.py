@@ -126,6 +126,13 @@ class QueryPollSchedule(JobSchedule):
         return value
 
 
+class ReconcileSchedule(JobSchedule):
+    """The nightly reconciliation: its totals logged; the report kept in `report_dir` if set."""
+
+    interval_seconds: int = Field(default=86_400, ge=1)
+    report_dir: str = ""
+
+
 # "gasbill" as a number: the PostgreSQL advisory lock of scheduler leadership
 DEFAULT_LEADER_LOCK_KEY = int.from_bytes(b"gasbill", "big")
 
@@ -145,6 +152,7 @@ class JobSettings(_Section):
     dispatch: JobSchedule = JobSchedule(interval_seconds=15)
     poll_silent: JobSchedule = JobSchedule(interval_seconds=300)
     notify: JobSchedule = JobSchedule(interval_seconds=60)
+    reconcile: ReconcileSchedule = ReconcileSchedule()
 
     @field_validator(
         "query_poll",
@@ -154,6 +162,7 @@ class JobSettings(_Section):
         "dispatch",
         "poll_silent",
         "notify",
+        "reconcile",
         mode="before",
     )
     @classmethod

@@ -197,6 +197,11 @@ def daily(books, first, days, start_fen, per_day_fen, *, skip=(), remain_shift="
     return balance
 
 
+def full(uow, catalog, **kwargs):
+    """The report with agreeing accounts listed too."""
+    return reconcile(uow, catalog, include_agreeing=True, **kwargs)
+
+
 def line_of(report, account_id):
     return next(line for line in report.lines if line.account_id == account_id)
 
@@ -213,7 +218,7 @@ def test_a_meter_that_matches_the_books_agrees_on_every_check(uow, catalog):
     books.funded()
     daily(books, DAY1, 4, 10_000, 300)
     books.charge_state(midnight(DAY1) + timedelta(hours=2), 1, "100.000")
-    report = reconcile(uow, catalog, as_of=AS_OF)
+    report = full(uow, catalog, as_of=AS_OF)
     line = line_of(report, books.account_id)
     assert line.agrees, line.findings
     balance = line.finding(Check.BALANCE)
@@ -226,7 +231,7 @@ def test_the_top_ups_returned_remain_is_a_checkpoint(uow, catalog):
     books = Books(uow, catalog, "A1", "10000000000001")
     books.funded()
     books.charge_state(T0 + timedelta(hours=2), 1, "100.000")
-    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
     balance = line.finding(Check.BALANCE)
     assert balance.source == "top_up" and balance.agrees
 
@@ -241,7 +246,7 @@ def test_a_reading_with_a_top_up_in_flight_is_not_compared(uow, catalog):
     books.reading(midnight(DAY1 + timedelta(days=2)), "146.70")
     books.charge(300, midnight(DAY1 + timedelta(days=2)))
     books.charge_state(flight + timedelta(hours=1), 2, "150.000")
-    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
     balance = line.finding(Check.BALANCE)
     assert balance.agrees and balance.at == midnight(DAY1 + timedelta(days=1))
     assert cause(line, Check.COUNTERS) is Cause.TOP_UP_IN_FLIGHT
@@ -252,7 +257,7 @@ def test_with_only_readings_in_flight_the_difference_is_the_top_up(uow, catalog)
     books.pay(10_000)
     books.top_up(10_000, T0)  # never answered
     books.reading(midnight(DAY1), "100.00")
-    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
     balance = line.finding(Check.BALANCE)
     assert balance.cause is Cause.TOP_UP_IN_FLIGHT
     assert balance.difference == Money("100")
@@ -265,7 +270,7 @@ def test_counters_are_compared_with_what_was_confirmed_when_the_meter_answered(u
     later = midnight(DAY1) + timedelta(hours=5)
     books.pay(5_000, later)
     books.top_up(5_000, later, later + timedelta(hours=1))  # confirmed after the answer
-    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
     counters = line.finding(Check.COUNTERS)
     assert counters.agrees, counters
     assert counters.expected == "1 / 100.000"
@@ -277,9 +282,7 @@ def test_a_price_change_not_on_the_meter(uow, catalog):
     books.pay(10_000, midnight(july) - timedelta(hours=12))
     books.top_up(10_000, midnight(july) - timedelta(hours=12), midnight(july) - timedelta(hours=11))
     books.reading(midnight(july), "95.00", price="3.000")  # the meter charged more than we
-    line = line_of(
-        reconcile(uow, catalog, as_of=datetime(2025, 8, 1, tzinfo=UTC)), books.account_id
-    )
+    line = line_of(full(uow, catalog, as_of=datetime(2025, 8, 1, tzinfo=UTC)), books.account_id)
     assert cause(line, Check.PRICE) is Cause.TARIFF_NOT_ON_METER
     assert line.finding(Check.PRICE).difference is not None
     assert cause(line, Check.BALANCE) is Cause.TARIFF_NOT_ON_METER
@@ -289,7 +292,7 @@ def test_a_few_fen_apart_is_the_meters_rounding(uow, catalog):
     books = Books(uow, catalog, "A1", "10000000000001")
     books.funded()
     daily(books, DAY1, 3, 10_000, 300, remain_shift="-0.04")
-    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
     assert cause(line, Check.BALANCE) is Cause.ROUNDING_ON_METER
     assert line.finding(Check.BALANCE).difference == Money("-0.04")
 
@@ -298,13 +301,13 @@ def test_a_gap_in_the_readings_explains_a_difference(uow, catalog):
     books = Books(uow, catalog, "A1", "10000000000001")
     books.funded()
     daily(books, DAY1, 5, 10_000, 300, skip=(1, 2), remain_shift="-2")
-    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
     assert cause(line, Check.BALANCE) is Cause.MISSING_READINGS
 
 
 def test_an_account_with_no_readings_or_answers_is_missing_them(uow, catalog):
     books = Books(uow, catalog, "A1", "10000000000001")
-    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
     assert [f.cause for f in line.findings] == [Cause.MISSING_READINGS] * 3
 
 
@@ -313,25 +316,30 @@ def test_a_difference_nothing_explains(uow, catalog):
     books.funded()
     daily(books, DAY1, 3, 10_000, 300, remain_shift="-5")
     books.charge_state(midnight(DAY1), 2, "150.000")  # a top-up the books never held
-    line = line_of(reconcile(uow, catalog, as_of=AS_OF), books.account_id)
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
     assert cause(line, Check.BALANCE) is Cause.UNEXPLAINED
     assert cause(line, Check.COUNTERS) is Cause.UNEXPLAINED
 
 
-def test_only_meter_mode_accounts_of_the_company_asked_for_are_reported(uow, catalog):
+def test_accounts_of_both_modes_of_the_company_asked_for_are_reported(uow, catalog):
     meter = Books(uow, catalog, "A1", "10000000000001")
-    make_account(uow, catalog, number="S1", comm_no="10000000000002", mode=BillingMode.SYSTEM)
-    report = reconcile(uow, catalog, as_of=AS_OF)
-    assert [line.account_id for line in report.lines] == [meter.account_id]
-    assert reconcile(uow, catalog, as_of=AS_OF, company_no="9999").lines == ()
-    assert reconcile(uow, catalog, as_of=AS_OF, account_ids=[meter.account_id + 99]).lines == ()
+    system = make_account(
+        uow, catalog, number="S1", comm_no="10000000000002", mode=BillingMode.SYSTEM
+    )
+    report = full(uow, catalog, as_of=AS_OF)
+    assert [(line.account_id, line.billing_mode) for line in report.lines] == [
+        (meter.account_id, "meter"),
+        (system, "system"),
+    ]
+    assert full(uow, catalog, as_of=AS_OF, company_no="9999").lines == ()
+    assert full(uow, catalog, as_of=AS_OF, account_ids=[meter.account_id + 99]).lines == ()
 
 
 def test_readings_and_answers_after_as_of_are_not_seen(uow, catalog):
     books = Books(uow, catalog, "A1", "10000000000001")
     books.funded()
     daily(books, DAY1, 3, 10_000, 300)
-    line = line_of(reconcile(uow, catalog, as_of=midnight(DAY1)), books.account_id)
+    line = line_of(full(uow, catalog, as_of=midnight(DAY1)), books.account_id)
     assert line.finding(Check.BALANCE).at == midnight(DAY1)
 
 
@@ -339,7 +347,7 @@ def test_the_report_renders_as_json_csv_and_an_escaped_page(uow, catalog):
     books = Books(uow, catalog, "<b>&1", "10000000000001")
     books.funded()
     daily(books, DAY1, 3, 10_000, 300, remain_shift="-5")
-    report = reconcile(uow, catalog, as_of=AS_OF)
+    report = full(uow, catalog, as_of=AS_OF)
     data = report_json(report)
     assert data["totals"]["by_cause"]["unexplained"] == 1
     assert data["accounts"][0]["balance"]["difference"] == "-5.000"

@@ -231,7 +231,14 @@ def test_totals_count_accounts_by_cause_and_sum_the_differences():
     assert found.by_cause["unexplained"] == 1
     assert found.by_cause["missing_readings"] == 1
     assert found.by_cause["top_up_in_flight"] == 0
-    assert found.by_check == {"balance": 2, "counters": 1, "price": 0}
+    assert found.by_check == {
+        "balance": 2,
+        "counters": 1,
+        "price": 0,
+        "ledger": 0,
+        "valve": 0,
+        "replacement": 0,
+    }
     assert found.balance_difference == m("-2.95")
     assert found.balance_difference_abs == m("3.05")
     assert two.finding(Check.COUNTERS) is not None and two.causes == (

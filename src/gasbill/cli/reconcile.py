@@ -1,4 +1,8 @@
-"""`gasbill reconcile`: every meter-mode account against the books (DESIGN §9)."""
+"""`gasbill reconcile`: every account against the books (DESIGN §9), with an exit status for cron.
+
+Exit status: 0 every account agrees, 1 some differ, 2 the report could not
+be made (bad options, no database, …).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.cli.options import ConfigOption, settings_from
 from gasbill.cli.staff import current_engine
-from gasbill.service.reconciliation import Report, reconcile
+from gasbill.service.reconciliation import Report, parse_as_of, reconcile
 from gasbill.service.reconciliation_report import render_csv, render_html, render_json
+
+AGREE, DIFFER, ERROR = 0, 1, 2
 
 
 class Format(enum.StrEnum):
@@ -31,6 +37,17 @@ RENDER = {Format.JSON: render_json, Format.CSV: render_csv, Format.HTML: render_
 
 def reconcile_command(
     company: Annotated[str | None, typer.Option("--company", help="Only this company_no.")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The instant to reconcile at: a date (its end, in the utility's zone) or an "
+            "ISO date-time; default now.",
+        ),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="List agreeing accounts too (always counted).")
+    ] = False,
     format: Annotated[Format, typer.Option("--format", help="table, json, csv or html.")] = (
         Format.TABLE
     ),
@@ -39,11 +56,31 @@ def reconcile_command(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Compare each meter's balance, top-up counters and price with the ledger and tariff."""
-    settings = settings_from(config)
-    catalog = TariffCatalog(settings.tariffs.dir, settings.app.timezone)
-    with current_engine(settings) as engine:
-        report = reconcile(UnitOfWork(engine), catalog, as_of=datetime.now(UTC), company_no=company)
+    """Compare each account with the books: meter-mode meters' balance, counters and price;
+    system-mode balances and valves; replaced meters. Exit 0 all agree, 1 differences, 2 error."""
+    try:
+        settings = settings_from(config)
+        when = parse_as_of(as_of, zone=settings.app.timezone, now=datetime.now(UTC))
+        catalog = TariffCatalog(settings.tariffs.dir, settings.app.timezone)
+        with current_engine(settings) as engine:
+            report = reconcile(
+                UnitOfWork(engine),
+                catalog,
+                as_of=when,
+                company_no=company,
+                decisions=settings.decisions,
+                include_agreeing=every,
+            )
+        _write(report, format, output)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # cron must tell a failed run from differences
+        typer.echo(f"reconciliation failed: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(ERROR) from exc
+    raise typer.Exit(DIFFER if report.differs else AGREE)
+
+
+def _write(report: Report, format: Format, output: Path | None) -> None:
     if format is Format.TABLE:
         if output is None:
             _table(Console(), report)
@@ -60,24 +97,33 @@ def reconcile_command(
 
 def _table(console: Console, report: Report) -> None:
     table = Table(title=f"Reconciliation as of {report.as_of:%Y-%m-%d %H:%M} UTC")
-    for name in ("account", "meter", "balance", "counters", "price"):
+    for name in ("account", "mode", "meter", "check", "likely cause", "difference", "action"):
         table.add_column(name)
     for line in report.lines:
-        cells = []
         for found in line.findings:
-            diff = "" if found.difference is None else f" {found.difference.value:+}"
-            cells.append("[green]ok[/]" if found.agrees else f"[red]{found.cause}[/]{diff}")
-        table.add_row(
-            line.account_number,
-            line.meter_comm_no,
-            *cells,
-        )
+            if found.agrees:
+                if report.include_agreeing:
+                    table.add_row(
+                        line.account_number, line.billing_mode, line.meter_comm_no,
+                        str(found.check), "[green]ok[/]", "", "",
+                    )  # fmt: skip
+                continue
+            diff = "" if found.difference is None else f"{found.difference.value:+}"
+            table.add_row(
+                line.account_number,
+                line.billing_mode,
+                line.meter_comm_no,
+                str(found.check),
+                f"[red]{found.cause}[/]",
+                diff,
+                found.action,
+            )
     console.print(table)
     t = report.totals
     causes = ", ".join(f"{k} {v}" for k, v in t.by_cause.items() if v)
     console.print(
         f"{t.accounts} accounts checked, {t.agreeing} agree, {t.differing} differ"
         + (f" ({causes})" if causes else "")
-        + f"; balance differences sum {t.balance_difference.value}",
+        + f"; balance differences sum {t.balance_difference.value} yuan",
         highlight=False,
     )

@@ -27,9 +27,12 @@ CENT_PRICE = Price("0.01")  # a meter that keeps prices in fen differs from the 
 
 
 class Check(enum.StrEnum):
-    BALANCE = "balance"
-    COUNTERS = "counters"
-    PRICE = "price"
+    BALANCE = "balance"  # meter mode: remain_money against meter_credit
+    COUNTERS = "counters"  # meter mode: getchargestate against the confirmed top-ups
+    PRICE = "price"  # meter mode: the meter's prices against the tariff
+    LEDGER = "ledger"  # system mode: the balance against its payments and charges
+    VALVE = "valve"  # system mode: the valve against the cut-off and reopen policy
+    REPLACEMENT = "replacement"  # a replaced meter: final and opening registers
 
 
 class Cause(enum.StrEnum):
@@ -38,6 +41,10 @@ class Cause(enum.StrEnum):
     ROUNDING_ON_METER = "rounding_on_meter"
     MISSING_READINGS = "missing_readings"
     UNEXPLAINED = "unexplained"
+    VALVE_OPEN_PAST_CUTOFF = "valve_open_past_cutoff"
+    VALVE_CLOSED_WITH_CREDIT = "valve_closed_with_credit"
+    LEDGER_TOTALS_DIFFER = "ledger_totals_differ"
+    METER_REPLACED = "meter_replaced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +115,29 @@ class PricePoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """One record that shows a difference, named so that a page can open it.
+
+    `kind` says where it lives: "reading" (`ref` is company/meter/data_type/
+    acquisition time, the reading's key), "command" (`ref` is the command id),
+    "transfer" (`ref` is the transfer id), "ledger" (`ref` is the ledger
+    account code), "binding" (`ref` is the meter binding id), "decision" (the
+    account's decision state). `value` is what it says, amounts in yuan.
+    """
+
+    kind: str
+    ref: str
+    at: datetime | None
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
-    """One check's result; `difference` is the meter's value minus the books'."""
+    """One check's result; `difference` is the meter's value minus the books'.
+
+    `evidence`: the readings, commands and transfers that show it; `action`:
+    what a person should do about a difference, in plain words.
+    """
 
     check: Check
     agrees: bool
@@ -120,6 +148,8 @@ class Finding:
     expected: str = ""
     difference: Money | Price | None = None
     note: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    action: str = ""
 
 
 # -- choosing the observation -------------------------------------------------------------
@@ -270,6 +300,7 @@ class AccountLine:
     company_no: str
     meter_comm_no: str
     findings: tuple[Finding, ...]
+    billing_mode: str = "meter"
 
     @property
     def agrees(self) -> bool:
@@ -296,32 +327,57 @@ class Totals:
     counters_difference_abs: Money
 
 
-def totals(lines: Iterable[AccountLine]) -> Totals:
-    count = agreeing = 0
-    causes: Counter[str] = Counter()
-    checks: Counter[str] = Counter()
-    sums = {Check.BALANCE: [Money("0"), Money("0")], Check.COUNTERS: [Money("0"), Money("0")]}
-    for line in lines:
-        count += 1
-        agreeing += line.agrees
-        causes.update(str(c) for c in line.causes)
+class Tally:
+    """Totals built as lines come: an agreeing account need not be kept to be counted."""
+
+    def __init__(self) -> None:
+        self.count = self.agreeing = 0
+        self.causes: Counter[str] = Counter()
+        self.checks: Counter[str] = Counter()
+        self.sums = {c: [Money("0"), Money("0")] for c in (Check.BALANCE, Check.COUNTERS)}
+
+    def agree(self, accounts: int = 1) -> None:
+        self.count += accounts
+        self.agreeing += accounts
+
+    def add(self, line: AccountLine) -> None:
+        self.count += 1
+        self.agreeing += line.agrees
+        self.causes.update(str(c) for c in line.causes)
         for found in line.findings:
-            if not found.agrees:
-                checks[str(found.check)] += 1
-            if found.check in sums and isinstance(found.difference, Money) and not found.agrees:
-                sums[found.check][0] += found.difference
-                sums[found.check][1] += abs(found.difference)
-    return Totals(
-        accounts=count,
-        agreeing=agreeing,
-        differing=count - agreeing,
-        by_cause={str(c): causes.get(str(c), 0) for c in Cause},
-        by_check={str(c): checks.get(str(c), 0) for c in Check},
-        balance_difference=sums[Check.BALANCE][0],
-        balance_difference_abs=sums[Check.BALANCE][1],
-        counters_difference=sums[Check.COUNTERS][0],
-        counters_difference_abs=sums[Check.COUNTERS][1],
-    )
+            if found.agrees:
+                continue
+            self.checks[str(found.check)] += 1
+            if found.check in self.sums and isinstance(found.difference, Money):
+                self.sums[found.check][0] += found.difference
+                self.sums[found.check][1] += abs(found.difference)
+
+    def totals(self) -> Totals:
+        sums = self.sums
+        return Totals(
+            accounts=self.count,
+            agreeing=self.agreeing,
+            differing=self.count - self.agreeing,
+            by_cause={str(c): self.causes.get(str(c), 0) for c in Cause},
+            by_check={str(c): self.checks.get(str(c), 0) for c in Check},
+            balance_difference=sums[Check.BALANCE][0],
+            balance_difference_abs=sums[Check.BALANCE][1],
+            counters_difference=sums[Check.COUNTERS][0],
+            counters_difference_abs=sums[Check.COUNTERS][1],
+        )
+
+
+def totals(lines: Iterable[AccountLine]) -> Totals:
+    tally = Tally()
+    for line in lines:
+        tally.add(line)
+    return tally.totals()
+
+
+def yuan(value: Money) -> str:
+    """An amount as a person reads it: '12.34 yuan' (thousandths kept when there are any)."""
+    text = f"{value.value:.3f}"
+    return (text[:-1] if text.endswith("0") else text) + " yuan"
 
 
 def _money(value: Money) -> str:

@@ -286,6 +286,20 @@ def run_notify(context: JobContext, now: datetime) -> object:
     )
 
 
+def run_reconcile(context: JobContext, now: datetime) -> object:
+    from gasbill.service.reconciliation_nightly import reconcile_nightly
+
+    settings = context.settings
+    return reconcile_nightly(
+        context.uow_factory(),
+        context.catalog,
+        now=now,
+        decisions=settings.decisions,
+        report_dir=settings.jobs.reconcile.report_dir,
+        codec=context.codec,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     name: str  # also its section in [jobs]
@@ -302,6 +316,7 @@ JOBS: tuple[Job, ...] = (
     Job("dispatch", run_dispatch, "send due commands to the platform"),
     Job("poll_silent", run_poll_silent, "ask after sent commands with no report"),
     Job("notify", run_notify, "deliver recorded warnings"),
+    Job("reconcile", run_reconcile, "reconcile every account against the books (nightly)"),
 )
 
 

@@ -1,59 +1,104 @@
-"""Reconcile every meter-mode account against the books (DESIGN §9): read, compare, report.
+"""Reconcile every account against the books (DESIGN §9): read, compare, report.
 
-Read-only: nothing here writes or commits. Accounts go a page at a time,
-each page answered by a handful of grouped queries.
+Meter-mode accounts: the meter's balance, top-up counters and price against
+meter_credit, the confirmed top-ups and the tariff. System-mode accounts:
+the ledger's balance against its payments and charges, the valve against
+the cut-off and reopen policy. Replaced meters: the register handed over.
+
+Set-based and read-only: accounts go by ranges of ids (`CHUNK`), each range
+answered by one query per kind of fact for all its accounts; an account that
+agrees is counted with integers alone, and only one that differs (or every
+one, with `include_agreeing`) gets its findings built, with evidence and a
+suggested action. Nothing here writes or commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.repositories.reconciliation import (
-    Hold,
-    MeterAccount,
-    ReadingAt,
+    AccountRow,
     ReconciliationStore,
-    ReplyAt,
+    ReplacementRow,
+    Scope,
+    ValveRow,
 )
+from gasbill.adapters.db.repositories.reconciliation_system import SystemStore
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
-from gasbill.domain.commands import CtrlType, LadderPrice, RemoteChargeReturn, RemoteChargeState
+from gasbill.config import DecisionSettings
+from gasbill.domain.commands import CtrlType
 from gasbill.domain.errors import GasbillError
-from gasbill.domain.money import Money, Price
-from gasbill.domain.price_changes import PriceChange, change_in_force, ladder_for, price_changes
-from gasbill.domain.reconciliation import (
-    AccountLine,
-    BalancePoint,
-    CounterPoint,
-    PricePoint,
-    Tolerance,
-    Totals,
-    balance_point,
-    check_balance,
-    check_counters,
-    check_price,
-    totals,
+from gasbill.domain.reconciliation import AccountLine, Finding, Tally, Tolerance, Totals
+from gasbill.domain.reconciliation_system import with_action
+from gasbill.service.reconciliation_meter import MeterChecks, MeterFacts
+from gasbill.service.reconciliation_system import (
+    SystemChecks,
+    base_valve_policy,
+    replacement_findings,
 )
-from gasbill.domain.tariff import Tariff
-from gasbill.service.meter_tariffs import meter_confirmations
 
-PAGE = 500
-JUST_BEFORE = timedelta(microseconds=1)
+
+class AsOfError(GasbillError, ValueError):
+    """An `as_of` that is not an instant we can reconcile at."""
+
+
+def parse_as_of(text: str | None, *, zone: str, now: datetime) -> datetime:
+    """The instant a report is as of: `now` when not given.
+
+    A date alone means the end of that day in the utility's zone (the report
+    sees everything of that day; today: up to now); a date-time without an offset is in that
+    zone. An instant after `now` is refused: the books are not known yet.
+    """
+    if text is None or not text.strip():
+        return now
+    raw = text.strip()
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            start = datetime.combine(day, time(0), ZoneInfo(zone)).astimezone(UTC)
+            local = datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(zone))
+            found = min(local.astimezone(UTC), max(now, start))  # today: up to now
+        else:
+            found = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if found.tzinfo is None:
+                found = found.replace(tzinfo=ZoneInfo(zone))
+            found = found.astimezone(UTC)
+    except ValueError as exc:
+        raise AsOfError(
+            f"as_of {raw!r} is neither a date (2026-03-31) nor a date-time "
+            "(2026-03-31T23:59:59+08:00)"
+        ) from exc
+    if found > now:
+        raise AsOfError(f"as_of {raw!r} is in the future: the books are not known yet")
+    return found
+
+
+CHUNK = 25_000  # accounts per range: bounds memory, not the number of queries per account
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """The reconciliation as of an instant: the lines, and totals over every account checked.
+
+    `lines` holds each account that differs, in account order; agreeing
+    accounts too when `include_agreeing` (they are always counted in `totals`).
+    """
+
     as_of: datetime
     company_no: str | None
     tolerance: Tolerance
     lines: tuple[AccountLine, ...]
     totals: Totals
+    include_agreeing: bool = False
+
+    @property
+    def differs(self) -> bool:
+        return self.totals.differing > 0
 
 
 def reconcile(
@@ -65,212 +110,137 @@ def reconcile(
     account_ids: Sequence[int] | None = None,
     tolerance: Tolerance = Tolerance(),
     codec: Codec | None = None,
+    decisions: DecisionSettings | None = None,
+    include_agreeing: bool = False,
 ) -> Report:
+    """Every account with an active meter (of a company, or these ids) as of `as_of`."""
     codec = codec or Codec(ZoneInfo(catalog.default_zone))
-    lines: list[AccountLine] = []
+    meter = MeterChecks(catalog, codec, tolerance, as_of)
+    policy = base_valve_policy(decisions or DecisionSettings(), catalog.default_zone)
+    system = SystemChecks(policy, as_of)
+    tally, lines = Tally(), []
     with uow:
         store = ReconciliationStore(uow.session)
-        for page in _pages(store, company_no, account_ids):
-            lines.extend(_page(uow, store, catalog, codec, page, as_of, tolerance))
-    return Report(as_of, company_no, tolerance, tuple(lines), totals(lines))
+        wide = Scope(None, None, company_no, account_ids)
+        span = None if account_ids == [] else store.id_range(wide)
+        if span is not None:
+            for lo in range(span[0], span[1] + 1, CHUNK):
+                scope = Scope(lo, min(lo + CHUNK - 1, span[1]), company_no, account_ids)
+                chunk = _Chunk(store, SystemStore(uow.session), scope, as_of, meter, system)
+                for line in chunk.lines(include_agreeing, tally):
+                    lines.append(line)
+        uow.rollback()
+    return Report(as_of, company_no, tolerance, tuple(lines), tally.totals(), include_agreeing)
 
 
-def _pages(
-    store: ReconciliationStore, company_no: str | None, account_ids: Sequence[int] | None
-) -> Iterator[list[MeterAccount]]:
-    after = 0
-    while page := store.meter_accounts(
-        after_id=after, limit=PAGE, company_no=company_no, account_ids=account_ids
-    ):
-        yield page
-        after = page[-1].account_id
-
-
-def _page(
-    uow: UnitOfWork,
-    store: ReconciliationStore,
-    catalog: TariffCatalog,
-    codec: Codec,
-    page: list[MeterAccount],
-    as_of: datetime,
-    tolerance: Tolerance,
-) -> list[AccountLine]:
-    ids = [a.account_id for a in page]
-    meters = [a.meter_id for a in page]
-    holds: dict[int, list[Hold]] = {}
-    for hold in store.holds(ids, as_of):
-        holds.setdefault(hold.account_id, []).append(hold)
-    latest = store.latest_readings(ids, as_of, comparable=False)
-    # only where the latest reading has a top-up in flight is an earlier one looked for
-    in_flight = [a for a, r in latest.items() if _in_flight(holds.get(a, []), r.at)]
-    comparable = {a: r for a, r in latest.items() if a not in in_flight}
-    if in_flight:
-        comparable.update(store.latest_readings(in_flight, as_of, comparable=True))
-    top_ups = store.latest_replies(meters, CtrlType.REMOTE_CHARGE, as_of)
-    states = store.latest_replies(meters, CtrlType.GET_CHARGE_STATE, as_of)
-    prices = store.latest_replies(meters, CtrlType.GET_PRICE, as_of)
-    coverage = store.reading_coverage(meters, as_of)
-    confirmations = CampaignStore(uow.session).confirmations(ids)
-    lines = []
-    for account in page:
-        mine = holds.get(account.account_id, [])
-        behind = _TariffView(catalog, account, confirmations.get(account.account_id, {}))
-        points = [
-            _reading_point(r, mine)
-            for r in (comparable.get(account.account_id), latest.get(account.account_id))
-            if r is not None and r.remain_milli is not None
-        ]
-        top_up = top_ups.get(account.meter_id)
-        if top_up is not None:
-            points.extend(_top_up_point(codec, top_up, mine))
-        point = balance_point(points)
-        balance = check_balance(
-            point,
-            tariff_behind=point is not None and behind.behind(point.at),
-            missing_readings=_missing(coverage.get(account.meter_id), point),
-            tolerance=tolerance,
-        )
-        counters = check_counters(
-            _counter_point(codec, states.get(account.meter_id), mine),
-            tolerance=tolerance,
-        )
-        price = check_price(
-            _price_point(
-                codec, prices.get(account.meter_id), latest.get(account.account_id), behind
-            ),
-            tolerance=tolerance,
-        )
-        lines.append(
-            AccountLine(
-                account.account_id,
-                account.number,
-                account.company_no,
-                account.comm_no,
-                (balance, counters, price),
-            )
-        )
-    return lines
-
-
-def _in_flight(holds: list[Hold], at: datetime) -> Money:
-    return Money.of_fen(sum(h.amount_fen for h in holds if h.in_flight_at(at)))
-
-
-def _reading_point(reading: ReadingAt, holds: list[Hold]) -> BalancePoint:
-    assert reading.remain_milli is not None
-    return BalancePoint(
-        reading.at,
-        "reading",
-        Money(Decimal(reading.remain_milli).scaleb(-3)),
-        Money.of_fen(reading.ledger_fen),
-        _in_flight(holds, reading.at),
-    )
-
-
-def _top_up_point(codec: Codec, reply: ReplyAt, holds: list[Hold]) -> list[BalancePoint]:
-    result = codec.decode_result(str(CtrlType.REMOTE_CHARGE), reply.return_data)
-    if not isinstance(result, RemoteChargeReturn) or result.remain is None or not result.applied:
-        return []
-    ledger = Money.of_fen(reply.ledger_fen)
-    return [BalancePoint(reply.at, "top_up", result.remain, ledger, _in_flight(holds, reply.at))]
-
-
-def _counter_point(codec: Codec, reply: ReplyAt | None, holds: list[Hold]) -> CounterPoint | None:
-    """The meter's remote counters at its answer against the ledger's posted top-ups by then."""
-    if reply is None:
-        return None
-    state = codec.decode_result(str(CtrlType.GET_CHARGE_STATE), reply.return_data)
-    if not isinstance(state, RemoteChargeState):
-        return None
-    posted = [h for h in holds if h.posted_by(reply.at)]
-    pending = [h for h in holds if h.in_flight_at(reply.at)]
-    return CounterPoint(
-        reply.at,
-        state.remote_charge_times,
-        state.remote_total_value,
-        len(posted),
-        Money.of_fen(sum(h.amount_fen for h in posted)),
-        len(pending),
-        Money.of_fen(sum(h.amount_fen for h in pending)),
-    )
-
-
-def _price_point(
-    codec: Codec, reply: ReplyAt | None, reading: ReadingAt | None, view: _TariffView
-) -> PricePoint | None:
-    """The later of the meter's last `getprice` ladder and its last reading's `curr_price`."""
-    if reply is not None and (reading is None or reply.at >= reading.at):
-        ladder = codec.decode_result(str(CtrlType.GET_PRICE), reply.return_data)
-        if isinstance(ladder, LadderPrice):
-            return _against_tariff(view, reply.at, "getprice", ladder.prices)
-    if reading is not None and reading.curr_price_milli is not None:
-        meter = (Price.of_milli(reading.curr_price_milli),)
-        # a frozen reading closes the period before it: priced by the tariff in force then
-        closed = reading.at - JUST_BEFORE
-        return _against_tariff(view, reading.at, "curr_price", meter, priced_at=closed)
-    return None
-
-
-def _against_tariff(
-    view: _TariffView,
-    at: datetime,
-    source: str,
-    meter: tuple[Price, ...],
-    *,
-    priced_at: datetime | None = None,
-) -> PricePoint | None:
-    when = at if priced_at is None else priced_at
-    tariff = view.prices(when)
-    if tariff is None:
-        return None
-    return PricePoint(at, source, meter, tariff, view.behind(when))
-
-
-def _missing(
-    coverage: tuple[int, datetime, datetime, int] | None, point: BalancePoint | None
-) -> int:
-    """Frozen days missing between the meter's first reading and its last, plus unbilled ones."""
-    if coverage is None:
-        return 1
-    count, first, last, unbilled = coverage
-    return max(0, (last - first).days + 1 - count) + unbilled
-
-
-class _TariffView:
-    """An account's tariff: the prices in force at an instant, and whether its meter has them."""
+class _Chunk:
+    """One range of accounts: its facts read in a few grouped queries, then compared."""
 
     def __init__(
-        self, catalog: TariffCatalog, account: MeterAccount, confirmed: dict[str, datetime]
+        self,
+        store: ReconciliationStore,
+        systems: SystemStore,
+        scope: Scope,
+        as_of: datetime,
+        meter: MeterChecks,
+        system: SystemChecks,
     ) -> None:
-        self.account = account
-        self.tariff: Tariff | None
-        self.held: dict[str, datetime]
-        try:
-            self.tariff = catalog.get(account.tariff_id)
-            self.held = meter_confirmations(self.tariff, confirmed, account.opened_on)
-        except GasbillError:
-            self.tariff = None
-            self.held = {}
+        self.store, self.systems, self.scope, self.as_of = store, systems, scope, as_of
+        self.meter, self.system = meter, system
+        self.accounts = store.accounts(scope)
+        modes = {a.mode for a in self.accounts}
+        self.facts: dict[int, MeterFacts] = {}
+        if "meter" in modes:
+            self._meter_facts()
+        self.sums = systems.ledger_sums(scope, as_of) if "system" in modes else {}
+        self.valves: dict[int, list[ValveRow]] = {}
+        if "system" in modes:
+            for row in systems.valve_commands(scope, as_of):
+                self.valves.setdefault(row.account_id, []).append(row)
+        self.replaced: dict[int, list[ReplacementRow]] = {}
+        for found in systems.replacements(scope, as_of):
+            self.replaced.setdefault(found.account_id, []).append(found)
 
-    def _change(self, at: datetime) -> PriceChange | None:
-        if self.tariff is None:
-            return None
-        return change_in_force(price_changes(self.tariff, at), at)
+    def _meter_facts(self) -> None:
+        store, scope, as_of = self.store, self.scope, self.as_of
+        readings = store.latest_readings(scope, as_of)
+        top_ups = store.replies(scope, CtrlType.REMOTE_CHARGE, as_of)
+        states = store.replies(scope, CtrlType.GET_CHARGE_STATE, as_of)
+        prices = store.replies(scope, CtrlType.GET_PRICE, as_of)
+        confirmed = store.confirmations(scope)
+        for a in self.accounts:
+            if a.mode != "meter":
+                continue
+            i = a.account_id
+            self.facts[i] = MeterFacts(
+                readings.get(i),
+                None,
+                top_ups.get(i),
+                states.get(i),
+                prices.get(i),
+                confirmed.get(i, {}),
+            )
 
-    def behind(self, at: datetime) -> bool:
-        change = self._change(at)
-        if change is None:
+    def lines(self, include_agreeing: bool, tally: Tally) -> list[AccountLine]:
+        """Agreeing accounts counted; the others (or all) built, with their evidence."""
+        full: list[AccountRow] = []
+        for account in self.accounts:
+            if not include_agreeing and self._quick(account):
+                tally.agree()
+                continue
+            full.append(account)
+        self._evidence([a for a in full if a.mode == "meter"])
+        out = []
+        for account in full:
+            line = self._line(account)
+            tally.add(line)
+            out.append(line)
+        return out
+
+    def _quick(self, account: AccountRow) -> bool:
+        i = account.account_id
+        if i in self.replaced:
             return False
-        held_at = self.held.get(change.label)
-        return held_at is None or held_at > at
+        if account.mode == "meter":
+            return self.meter.quick(account, self.facts[i])
+        return self.system.quick(account, self.sums.get(i), self.valves.get(i, []))
 
-    def prices(self, at: datetime) -> tuple[Price, ...] | None:
-        change = self._change(at)
-        if change is None or self.tariff is None:
-            return None
-        try:
-            return ladder_for(
-                self.tariff, change, self.account.persons, self.account.opened_on
-            ).prices
-        except GasbillError:
-            return None
+    def _evidence(self, accounts: list[AccountRow]) -> None:
+        """For the meter-mode accounts that need findings: their holds, reading coverage,
+        and (where the latest reading had a top-up in flight) the latest comparable one."""
+        ids = [a.account_id for a in accounts]
+        if not ids:
+            return
+        for hold in self.store.holds(ids, self.as_of):
+            self.facts[hold.account_id].holds.append(hold)
+        coverage = self.store.coverage(ids, self.as_of)
+        scope = Scope(self.scope.lo, self.scope.hi, account_ids=ids)
+        top_ups = self.store.replies(scope, CtrlType.REMOTE_CHARGE, self.as_of, ledger=True)
+        states = self.store.replies(scope, CtrlType.GET_CHARGE_STATE, self.as_of, ledger=True)
+        flying = [i for i in ids if (r := self.facts[i].reading) is not None and r.in_flight_fen]
+        comparable = {}
+        if flying:
+            scope = Scope(self.scope.lo, self.scope.hi, account_ids=flying)
+            comparable = self.store.latest_readings(scope, self.as_of, comparable=True)
+        for i in ids:
+            facts = self.facts[i]
+            facts.coverage = coverage.get(i)
+            facts.comparable = comparable.get(i)
+            facts.top_up, facts.state = top_ups.get(i), states.get(i)
+
+    def _line(self, account: AccountRow) -> AccountLine:
+        i = account.account_id
+        findings: tuple[Finding, ...]
+        if account.mode == "meter":
+            findings = self.meter.findings(account, self.facts[i])
+        else:
+            findings = self.system.findings(account, self.sums.get(i), self.valves.get(i, []))
+        findings += replacement_findings(account, self.replaced.get(i, []))
+        return AccountLine(
+            i,
+            account.number,
+            account.company_no,
+            account.comm_no,
+            tuple(with_action(f) for f in findings),
+            account.mode,
+        )

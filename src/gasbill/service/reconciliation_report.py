@@ -11,7 +11,7 @@ import json
 from html import escape
 from typing import Any
 
-from gasbill.domain.reconciliation import AccountLine, Check, Finding, Totals
+from gasbill.domain.reconciliation import AccountLine, Check, Evidence, Finding, Totals
 from gasbill.service.reconciliation import Report
 
 CSV_COLUMNS = (
@@ -29,6 +29,8 @@ CSV_COLUMNS = (
     "expected",
     "difference",
     "note",
+    "action",
+    "evidence",
 )
 
 
@@ -46,7 +48,23 @@ def finding_json(found: Finding) -> dict[str, Any]:
         "expected": found.expected,
         "difference": None if found.difference is None else _text(found.difference),
         "note": found.note,
+        "action": found.action,
+        "evidence": [evidence_json(e) for e in found.evidence],
     }
+
+
+def evidence_json(item: Evidence) -> dict[str, Any]:
+    return {
+        "kind": item.kind,
+        "ref": item.ref,
+        "at": None if item.at is None else item.at.isoformat(),
+        "value": item.value,
+    }
+
+
+def _evidence_text(found: Finding) -> str:
+    """Evidence in one CSV cell: `kind ref (value)` separated by `; `."""
+    return "; ".join(f"{e.kind} {e.ref} ({e.value})" for e in found.evidence)
 
 
 def line_json(line: AccountLine) -> dict[str, Any]:
@@ -55,6 +73,7 @@ def line_json(line: AccountLine) -> dict[str, Any]:
         "account_number": line.account_number,
         "company_no": line.company_no,
         "meter_comm_no": line.meter_comm_no,
+        "billing_mode": line.billing_mode,
         "agrees": line.agrees,
         "causes": [str(c) for c in line.causes],
         **{str(f.check): finding_json(f) for f in line.findings},
@@ -79,6 +98,7 @@ def report_json(report: Report) -> dict[str, Any]:
     return {
         "as_of": report.as_of.isoformat(),
         "company_no": report.company_no,
+        "include_agreeing": report.include_agreeing,
         "tolerance": {
             "balance": _text(report.tolerance.balance),
             "rounding": _text(report.tolerance.rounding),
@@ -117,6 +137,8 @@ def render_csv(report: Report) -> str:
                     found.expected,
                     data["difference"] or "",
                     found.note,
+                    found.action,
+                    _evidence_text(found),
                 ]
             )
     return out.getvalue()
@@ -175,6 +197,7 @@ def render_html(report: Report) -> str:
                 found.expected,
                 _text(found.difference),
                 found.note,
+                found.action,
             )
             rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     head = (
@@ -187,6 +210,7 @@ def render_html(report: Report) -> str:
         "books say",
         "difference",
         "note",
+        "suggested action",
     )
     return "\n".join(
         [

@@ -7,24 +7,43 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from gasbill.api.deps import CatalogDep, NowDep, UowDep
+from gasbill.api.deps import CatalogDep, ContextDep, NowDep, UowDep
 from gasbill.api.policy import API
-from gasbill.service.reconciliation import reconcile
+from gasbill.service.reconciliation import parse_as_of, reconcile
 from gasbill.service.reconciliation_report import render_csv, report_json
 
 router = APIRouter(prefix=f"{API}/reconciliation", tags=["reconciliation"])
 
 
-@router.get("", summary="Each meter-mode account's meter against the ledger and tariff")
+@router.get("", summary="Each account's meter, balance and valve against the ledger and tariff")
 def reconciliation(
+    ctx: ContextDep,
     uow: UowDep,
     catalog: CatalogDep,
     now: NowDep,
     company: Annotated[str | None, Query(max_length=10)] = None,
     account_id: Annotated[list[int] | None, Query()] = None,
+    as_of: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="A date (its end, in the utility's zone) or an ISO date-time; "
+            "default now. Not in the future.",
+        ),
+    ] = None,
+    every: Annotated[bool, Query(alias="all", description="List agreeing accounts too")] = False,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Any:
-    report = reconcile(uow, catalog, as_of=now, company_no=company, account_ids=account_id)
+    settings = ctx.settings
+    report = reconcile(
+        uow,
+        catalog,
+        as_of=parse_as_of(as_of, zone=settings.app.timezone, now=now),
+        company_no=company,
+        account_ids=account_id,
+        decisions=settings.decisions,
+        include_agreeing=every or account_id is not None,
+    )
     if format == "csv":
         return Response(
             render_csv(report),

@@ -1,31 +1,37 @@
-"""Reconciliation's reads: a page of meter-mode accounts at a time, one grouped query per kind.
+"""Reconciliation's reads, set-based: one query per kind of fact for a whole range of accounts.
 
-Every query takes the page's account (or meter) ids and answers for all of
-them at once; the ledger as of each account's own instant is a correlated
-sum over the (account, effective_at) indexes of `transfer`.
+Every query answers for all accounts whose id lies in [lo, hi] (and a
+company, or a list of ids, when asked) at once; nothing here runs a query
+per account. The ledger as of an instant is the ledger account's running
+balance less what took effect after that instant: recent transfers only,
+found through the (account, effective_at) indexes of `transfer`, so the cost
+does not grow with an account's history. Rows are plain tuples: a report
+covers a million accounts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from datetime import date, datetime
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
+from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
 from gasbill.adapters.db.tables.commands import Command
+from gasbill.adapters.db.tables.decisions import DecisionState
 from gasbill.adapters.db.tables.ledger import LedgerAccount, TransferRow
 from gasbill.adapters.db.tables.readings import BillingInbox, MeterReading
-from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.ledger import AccountKind
 from gasbill.domain.outbox import CommandStatus
 
 FROZEN = 1
 POSTED = ("posted", "post_pending")
+VALVES = (str(CtrlType.SET_VALVE_ON), str(CtrlType.SET_VALVE_OFF))
 
 
 def _t(model: Any) -> sa.Table:
@@ -33,279 +39,340 @@ def _t(model: Any) -> sa.Table:
 
 
 account_t, meter_t, binding_t = _t(Account), _t(Meter), _t(MeterBinding)
-command_t = _t(Command)
+command_t, decision_t = _t(Command), _t(DecisionState)
 ledger_t, transfer_t = _t(LedgerAccount), _t(TransferRow)
 reading_t, inbox_t = _t(MeterReading), _t(BillingInbox)
+campaign_t, campaign_meter_t = _t(Campaign), _t(CampaignMeter)
 
 
 @dataclass(frozen=True, slots=True)
-class MeterAccount:
+class Scope:
+    """Which accounts: ids in [lo, hi] (None: any), of one company, or only these ids."""
+
+    lo: int | None
+    hi: int | None
+    company_no: str | None = None
+    account_ids: Sequence[int] | None = None
+
+    def where(self, account_id: Any, company_no: Any) -> sa.ColumnElement[bool]:
+        found: list[sa.ColumnElement[bool]] = [sa.true()]
+        if self.lo is not None and self.hi is not None:
+            found.append(account_id.between(self.lo, self.hi))
+        if self.company_no is not None:
+            found.append(company_no == self.company_no)
+        if self.account_ids is not None:
+            found.append(account_id.in_(list(self.account_ids)))
+        return sa.and_(*found)
+
+
+class AccountRow(NamedTuple):
     account_id: int
     number: str
     company_no: str
+    mode: str
     tariff_id: str
     persons: int
-    opened_on: Any  # date
+    opened_on: date
+    cutoff_fen: int
+    reopen_fen: int
     meter_id: int
     comm_no: str
+    bound_at: datetime
+    opening_litres: int
+    prepaid_la: int | None
+    prepaid_posted: int
+    credit_la: int | None
+    credit_posted: int
+    below_cutoff_since: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A top-up's (or opening's) hold on meter_credit: in flight from `start` until `end`."""
+class ReadingRow(NamedTuple):
+    """A frozen reading with a balance, and meter_credit (and holds in flight) at its time."""
 
     account_id: int
-    amount_fen: int
-    start: datetime
-    end: datetime | None  # resolved (posted or voided) at; None: still in flight
-    posted: bool = False  # resolved by posting: the meter has the money
-
-    def posted_by(self, at: datetime) -> bool:
-        return self.posted and self.end is not None and self.end <= at
-
-    def in_flight_at(self, at: datetime) -> bool:
-        return self.start <= at and (self.end is None or self.end > at)
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingAt:
-    account_id: int
+    comm_no: str
     at: datetime
-    remain_milli: int | None
+    remain_milli: int
     curr_price_milli: int | None
-    ledger_fen: int
+    credit_fen: int
+    in_flight_fen: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReplyAt:
-    """A command's stored answer, and for a top-up the ledger's meter_credit then."""
+class ReplyRow(NamedTuple):
+    """A command's latest answer; for a top-up meter_credit then, for a charge state the
+    top-ups the ledger had posted (and had in flight) then, since the meter was bound."""
 
     account_id: int
-    meter_id: int
+    command_id: int
     at: datetime
     return_data: str
-    ledger_fen: int = 0
+    credit_fen: int = 0
+    in_flight_fen: int = 0
+    posted_times: int = 0
+    posted_fen: int = 0
+    in_flight_times: int = 0
+
+
+class HoldRow(NamedTuple):
+    account_id: int
+    transfer_id: str
+    amount_fen: int
+    start: datetime
+    end: datetime | None
+    posted: bool
+
+
+class ValveRow(NamedTuple):
+    account_id: int
+    command_id: int
+    ctrl_type: str
+    status: str
+    at: datetime | None
+
+
+class ReplacementRow(NamedTuple):
+    account_id: int
+    binding_id: int
+    old_comm_no: str
+    removed_at: datetime
+    final_litres: int | None
+    last_at: datetime | None
+    last_litres: int | None
+    stray: int
+    new_comm_no: str | None
+    opening_litres: int | None
+    first_at: datetime | None
+    first_litres: int | None
+
+
+def _sum(expr: Any) -> Any:
+    return sa.func.coalesce(sa.func.sum(expr), 0)
+
+
+def _credit_after(la: Any, at: Any) -> Any:
+    """What took effect on ledger account `la` after `at`, signed (credits minus debits)."""
+    c, d = transfer_t.alias("ca"), transfer_t.alias("da")
+    credits = (
+        sa.select(_sum(c.c.amount_fen))
+        .where(c.c.credit_account_id == la, c.c.effective_at > at, c.c.status.in_(POSTED))
+        .scalar_subquery()
+    )
+    debits = (
+        sa.select(_sum(d.c.amount_fen))
+        .where(d.c.debit_account_id == la, d.c.effective_at > at, d.c.status.in_(POSTED))
+        .scalar_subquery()
+    )
+    return credits - debits
+
+
+def _holds_at(la: Any, at: Any, *, since: Any = None, posted: bool = False) -> Any:
+    """Holds into `la` in flight at `at` (or, `posted`: posted by `at`); yields a select of
+    (count, sum) to be made scalar by the caller."""
+    h, r = transfer_t.alias("h"), transfer_t.alias("r")
+    conditions = [h.c.credit_account_id == la, h.c.status == "pending", h.c.effective_at <= at]
+    if since is not None:
+        conditions.append(h.c.effective_at >= since)
+    resolved: sa.ColumnElement[bool]
+    if posted:
+        resolved = sa.exists().where(
+            r.c.pending_id == h.c.id, r.c.effective_at <= at, r.c.status == "post_pending"
+        )
+    else:
+        resolved = ~sa.exists().where(r.c.pending_id == h.c.id, r.c.effective_at <= at)
+    return sa.select(sa.func.count(), _sum(h.c.amount_fen)).where(*conditions, resolved)
+
+
+def _scalar(select: Any, column: int) -> Any:
+    return select.with_only_columns(select.selected_columns[column]).scalar_subquery()
 
 
 class ReconciliationStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def meter_accounts(
-        self,
-        *,
-        after_id: int,
-        limit: int,
-        company_no: str | None = None,
-        account_ids: Sequence[int] | None = None,
-    ) -> list[MeterAccount]:
-        """Meter-mode accounts with their active meter, by id after `after_id`."""
+    def id_range(self, scope: Scope) -> tuple[int, int] | None:
+        """The smallest and largest account id in scope with an active meter."""
         query = (
-            sa.select(
-                account_t.c.id,
-                account_t.c.number,
-                account_t.c.company_no,
-                account_t.c.tariff_id,
-                account_t.c.persons,
-                account_t.c.opened_on,
-                meter_t.c.id,
-                meter_t.c.comm_no,
-            )
+            sa.select(sa.func.min(account_t.c.id), sa.func.max(account_t.c.id))
             .join(binding_t, binding_t.c.account_id == account_t.c.id)
-            .join(meter_t, meter_t.c.id == binding_t.c.meter_id)
-            .where(
-                account_t.c.billing_mode == str(BillingMode.METER),
-                binding_t.c.unbound_at.is_(None),
-                account_t.c.id > after_id,
-            )
-            .order_by(account_t.c.id)
-            .limit(limit)
+            .where(scope.where(account_t.c.id, account_t.c.company_no))
+            .where(binding_t.c.unbound_at.is_(None))
         )
-        if company_no is not None:
-            query = query.where(account_t.c.company_no == company_no)
-        if account_ids is not None:
-            query = query.where(account_t.c.id.in_(list(account_ids)))
-        return [MeterAccount(*row) for row in self.session.execute(query).all()]
+        lo, hi = self.session.execute(query).one()
+        return None if lo is None else (int(lo), int(hi))
 
-    # -- the ledger ---------------------------------------------------------------------
-    def holds(self, account_ids: Sequence[int], as_of: datetime) -> list[Hold]:
-        """Holds into meter_credit up to `as_of`, with when each was resolved (by `as_of`)."""
-        hold, res = transfer_t.alias("hold"), transfer_t.alias("res")
+    def accounts(self, scope: Scope) -> list[AccountRow]:
+        """Accounts with their active meter, ledger accounts and recorded cut-off, by id."""
+        prepaid, credit = ledger_t.alias("lp"), ledger_t.alias("lc")
+        a, b = account_t, binding_t
         query = (
             sa.select(
-                ledger_t.c.account_id,
-                hold.c.amount_fen,
-                hold.c.effective_at,
-                res.c.effective_at,
-                res.c.status,
+                a.c.id,
+                a.c.number,
+                a.c.company_no,
+                a.c.billing_mode,
+                a.c.tariff_id,
+                a.c.persons,
+                a.c.opened_on,
+                a.c.cutoff_fen,
+                a.c.reopen_fen,
+                b.c.meter_id,
+                meter_t.c.comm_no,
+                b.c.bound_at,
+                b.c.opening_litres,
+                prepaid.c.id,
+                sa.func.coalesce(prepaid.c.credits_posted_fen - prepaid.c.debits_posted_fen, 0),
+                credit.c.id,
+                sa.func.coalesce(credit.c.credits_posted_fen - credit.c.debits_posted_fen, 0),
+                decision_t.c.below_cutoff_since,
             )
-            .select_from(
-                hold.join(ledger_t, ledger_t.c.id == hold.c.credit_account_id).outerjoin(
-                    res, sa.and_(res.c.pending_id == hold.c.id, res.c.effective_at <= as_of)
-                )
+            .join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None)))
+            .join(meter_t, meter_t.c.id == b.c.meter_id)
+            .outerjoin(
+                prepaid,
+                sa.and_(prepaid.c.account_id == a.c.id, prepaid.c.kind == str(AccountKind.PREPAID)),
             )
-            .where(
-                ledger_t.c.account_id.in_(list(account_ids)),
-                ledger_t.c.kind == str(AccountKind.METER_CREDIT),
-                hold.c.status == "pending",
-                hold.c.effective_at <= as_of,
+            .outerjoin(
+                credit,
+                sa.and_(
+                    credit.c.account_id == a.c.id, credit.c.kind == str(AccountKind.METER_CREDIT)
+                ),
             )
+            .outerjoin(decision_t, decision_t.c.account_id == a.c.id)
+            .where(scope.where(a.c.id, a.c.company_no))
+            .order_by(a.c.id)
         )
-        return [
-            Hold(int(a), int(fen), start, end, status == "post_pending")
-            for a, fen, start, end, status in self.session.execute(query).all()
-        ]
+        return [AccountRow(*row) for row in self.session.execute(query).all()]
 
-    # -- readings ---------------------------------------------------------------------
+    # -- meter mode: readings and answers -------------------------------------------------
     def latest_readings(
-        self, account_ids: Sequence[int], as_of: datetime, *, comparable: bool
-    ) -> dict[int, ReadingAt]:
-        """Each account's latest frozen reading with a balance (with no top-up in flight if
-        `comparable`), and its meter_credit as of that reading."""
-        r, la = reading_t, ledger_t
-        bound = sa.and_(
-            binding_t.c.meter_id == meter_t.c.id,
-            binding_t.c.bound_at <= r.c.acquisition_time,
-            sa.or_(binding_t.c.unbound_at.is_(None), binding_t.c.unbound_at > r.c.acquisition_time),
-        )
+        self, scope: Scope, as_of: datetime, *, comparable: bool = False
+    ) -> dict[int, ReadingRow]:
+        """Each meter-mode account's latest frozen reading with a balance (by `as_of`), of
+        whichever meter it had then; with `comparable`, the latest with no hold in flight."""
+        a, b, r, la = account_t, binding_t, reading_t, ledger_t
         latest = (
             sa.select(
-                binding_t.c.account_id.label("account_id"),
-                la.c.id.label("la_id"),
+                b.c.account_id.label("account_id"),
+                la.c.id.label("la"),
                 r.c.company_no.label("company_no"),
                 r.c.meter_comm_no.label("comm_no"),
                 sa.func.max(r.c.acquisition_time).label("at"),
             )
             .select_from(
-                r.join(
-                    meter_t,
+                a.join(b, b.c.account_id == a.c.id)
+                .join(meter_t, meter_t.c.id == b.c.meter_id)
+                .join(
+                    r,
                     sa.and_(
-                        meter_t.c.company_no == r.c.company_no,
-                        meter_t.c.comm_no == r.c.meter_comm_no,
+                        r.c.company_no == meter_t.c.company_no,
+                        r.c.meter_comm_no == meter_t.c.comm_no,
+                        r.c.data_type == FROZEN,
+                        r.c.acquisition_time >= b.c.bound_at,
+                        sa.or_(b.c.unbound_at.is_(None), r.c.acquisition_time < b.c.unbound_at),
+                        r.c.acquisition_time <= as_of,
+                        r.c.remain_money.is_not(None),
                     ),
                 )
-                .join(binding_t, bound)
                 .outerjoin(
                     la,
-                    sa.and_(
-                        la.c.account_id == binding_t.c.account_id,
-                        la.c.kind == str(AccountKind.METER_CREDIT),
-                    ),
+                    sa.and_(la.c.account_id == a.c.id, la.c.kind == str(AccountKind.METER_CREDIT)),
                 )
             )
-            .where(
-                binding_t.c.account_id.in_(list(account_ids)),
-                r.c.data_type == FROZEN,
-                r.c.remain_money.is_not(None),
-                r.c.acquisition_time <= as_of,
-            )
-            .group_by(binding_t.c.account_id, la.c.id, r.c.company_no, r.c.meter_comm_no)
+            .where(scope.where(a.c.id, a.c.company_no), a.c.billing_mode == "meter")
+            .group_by(b.c.account_id, la.c.id, r.c.company_no, r.c.meter_comm_no)
         )
         if comparable:
-            latest = latest.where(~_in_flight_at(la.c.id, r.c.acquisition_time, as_of))
+            flight = _scalar(_holds_at(la.c.id, r.c.acquisition_time), 0)
+            latest = latest.where(flight == 0)
         cte = latest.cte("latest")
         r2 = reading_t.alias("r2")
-        query = sa.select(
-            cte.c.account_id,
-            cte.c.at,
-            r2.c.remain_money,
-            r2.c.curr_price,
-            _credit_as_of(cte.c.la_id, cte.c.at),
-        ).join(
-            r2,
-            sa.and_(
-                r2.c.company_no == cte.c.company_no,
-                r2.c.meter_comm_no == cte.c.comm_no,
-                r2.c.data_type == FROZEN,
-                r2.c.acquisition_time == cte.c.at,
-            ),
-        )
-        return {
-            int(a): ReadingAt(int(a), at, remain, price, int(fen or 0))
-            for a, at, remain, price, fen in self.session.execute(query).all()
-        }
-
-    def reading_coverage(
-        self, meter_ids: Sequence[int], as_of: datetime
-    ) -> dict[int, tuple[int, datetime, datetime, int]]:
-        """Per meter: frozen readings by `as_of` (count, first, last), and those not yet billed."""
-        joined = reading_t.join(
-            meter_t,
-            sa.and_(
-                meter_t.c.company_no == reading_t.c.company_no,
-                meter_t.c.comm_no == reading_t.c.meter_comm_no,
-            ),
-        )
-        counts = (
+        flight_at = _scalar(_holds_at(cte.c.la, cte.c.at), 1)
+        query = (
             sa.select(
-                meter_t.c.id,
-                sa.func.count(),
-                sa.func.min(reading_t.c.acquisition_time),
-                sa.func.max(reading_t.c.acquisition_time),
+                cte.c.account_id,
+                cte.c.comm_no,
+                cte.c.at,
+                r2.c.remain_money,
+                r2.c.curr_price,
+                sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0)
+                - sa.func.coalesce(_credit_after(cte.c.la, cte.c.at), 0),
+                flight_at,
             )
-            .select_from(joined)
-            .where(
-                meter_t.c.id.in_(list(meter_ids)),
-                reading_t.c.data_type == FROZEN,
-                reading_t.c.acquisition_time <= as_of,
+            .join(
+                r2,
+                sa.and_(
+                    r2.c.company_no == cte.c.company_no,
+                    r2.c.meter_comm_no == cte.c.comm_no,
+                    r2.c.data_type == FROZEN,
+                    r2.c.acquisition_time == cte.c.at,
+                ),
             )
-            .group_by(meter_t.c.id)
+            .outerjoin(la, la.c.id == cte.c.la)
         )
-        unbilled = (
-            sa.select(meter_t.c.id, sa.func.count())
+        found: dict[int, ReadingRow] = {}
+        for a_id, comm, at, remain, price, credit, flight in self.session.execute(query).all():
+            reading = ReadingRow(a_id, comm, at, remain, price, int(credit), int(flight))
+            held = found.get(reading.account_id)
+            if held is None or reading.at > held.at:  # a replaced meter's and the new one's
+                found[reading.account_id] = reading
+        return found
+
+    def _latest_reply(self, scope: Scope, ctrl_type: CtrlType, as_of: datetime) -> Any:
+        """Per meter-mode account, its active meter's latest answered command of a type."""
+        a, b, c = account_t, binding_t, command_t
+        return (
+            sa.select(
+                b.c.account_id.label("account_id"),
+                b.c.meter_id.label("meter_id"),
+                b.c.bound_at.label("bound_at"),
+                sa.func.max(c.c.finished_at).label("at"),
+            )
             .select_from(
-                inbox_t.join(
-                    meter_t,
+                a.join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None))).join(
+                    c,
                     sa.and_(
-                        meter_t.c.company_no == inbox_t.c.company_no,
-                        meter_t.c.comm_no == inbox_t.c.meter_comm_no,
+                        c.c.meter_id == b.c.meter_id,
+                        c.c.ctrl_type == str(ctrl_type),
+                        c.c.status == str(CommandStatus.DONE),
+                        c.c.return_data.is_not(None),
+                        c.c.finished_at <= as_of,
                     ),
                 )
             )
-            .where(
-                meter_t.c.id.in_(list(meter_ids)),
-                inbox_t.c.handled_at.is_(None),
-                inbox_t.c.acquisition_time <= as_of,
-            )
-            .group_by(meter_t.c.id)
+            .where(scope.where(a.c.id, a.c.company_no), a.c.billing_mode == "meter")
+            .group_by(b.c.account_id, b.c.meter_id, b.c.bound_at)
+            .cte(f"latest_{ctrl_type.value.rsplit('.', 1)[-1]}")
         )
-        waiting = {int(m): int(n) for m, n in self.session.execute(unbilled).all()}
-        return {
-            int(m): (int(n), first, last, waiting.get(int(m), 0))
-            for m, n, first, last in self.session.execute(counts).all()
-        }
 
-    # -- commands' answers ------------------------------------------------------------------
-    def latest_replies(
-        self, meter_ids: Sequence[int], ctrl_type: CtrlType, as_of: datetime
-    ) -> dict[int, ReplyAt]:
-        """Per meter, the latest answered command of a type (by `as_of`), with its return_data.
-
-        For a top-up, the ledger's meter_credit as of its ending comes along:
-        its returned `remain` is a checkpoint of the balance.
-        """
-        c = command_t
-        latest = (
-            sa.select(c.c.meter_id.label("meter_id"), sa.func.max(c.c.finished_at).label("at"))
-            .where(
-                c.c.meter_id.in_(list(meter_ids)),
-                c.c.ctrl_type == str(ctrl_type),
-                c.c.status == str(CommandStatus.DONE),
-                c.c.return_data.is_not(None),
-                c.c.finished_at <= as_of,
-            )
-            .group_by(c.c.meter_id)
-            .cte("latest_reply")
-        )
+    def replies(
+        self, scope: Scope, ctrl_type: CtrlType, as_of: datetime, *, ledger: bool = False
+    ) -> dict[int, ReplyRow]:
+        """Each account's latest answer of a type. A charge state comes with the top-ups the
+        ledger had posted by then; with `ledger` (asked only for accounts that differ: it
+        costs more), a top-up with meter_credit and the holds in flight then, a charge
+        state with the holds in flight then."""
+        latest = self._latest_reply(scope, ctrl_type, as_of)
         c2, la = command_t.alias("c2"), ledger_t
+        columns: list[Any] = [latest.c.account_id, c2.c.id, latest.c.at, c2.c.return_data]
+        if ctrl_type is CtrlType.REMOTE_CHARGE and ledger:
+            columns += [
+                sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0)
+                - sa.func.coalesce(_credit_after(la.c.id, latest.c.at), 0),
+                _scalar(_holds_at(la.c.id, latest.c.at), 1),
+            ]
+        elif ctrl_type is CtrlType.GET_CHARGE_STATE:
+            posted = _holds_at(la.c.id, latest.c.at, since=latest.c.bound_at, posted=True)
+            flight = _holds_at(la.c.id, latest.c.at, since=latest.c.bound_at)
+            columns += [
+                sa.literal(0),
+                _scalar(flight, 1) if ledger else sa.literal(0),
+                _scalar(posted, 0),
+                _scalar(posted, 1),
+                _scalar(flight, 0) if ledger else sa.literal(0),
+            ]
         query = (
-            sa.select(
-                c2.c.account_id,
-                c2.c.meter_id,
-                latest.c.at,
-                c2.c.return_data,
-                _credit_as_of(la.c.id, latest.c.at),
-            )
+            sa.select(*columns)
             .select_from(
                 latest.join(
                     c2,
@@ -318,51 +385,123 @@ class ReconciliationStore:
                 ).outerjoin(
                     la,
                     sa.and_(
-                        la.c.account_id == c2.c.account_id,
+                        la.c.account_id == latest.c.account_id,
                         la.c.kind == str(AccountKind.METER_CREDIT),
                     ),
                 )
             )
             .order_by(c2.c.id)
         )
-        found: dict[int, ReplyAt] = {}
-        for account_id, meter_id, at, data, fen in self.session.execute(query).all():
-            if account_id is not None:
-                found[int(meter_id)] = ReplyAt(
-                    int(account_id), int(meter_id), at, data, int(fen or 0)
-                )
+        return {
+            int(row[0]): ReplyRow(*row[:4], *(int(n) for n in row[4:]))
+            for row in self.session.execute(query).all()
+        }
+
+    def confirmations(self, scope: Scope) -> dict[int, dict[str, datetime]]:
+        """Per account, each price change its meter confirmed (setprice done), and when."""
+        a, cm, c = account_t, campaign_meter_t, command_t
+        query = (
+            sa.select(cm.c.account_id, campaign_t.c.label, c.c.finished_at)
+            .join(campaign_t, campaign_t.c.id == cm.c.campaign_id)
+            .join(a, a.c.id == cm.c.account_id)
+            .join(c, c.c.id == cm.c.setprice_id)
+            .where(
+                scope.where(a.c.id, a.c.company_no),
+                campaign_t.c.tariff_id == a.c.tariff_id,
+                c.c.status == str(CommandStatus.DONE),
+                c.c.finished_at.is_not(None),
+            )
+        )
+        found: dict[int, dict[str, datetime]] = {}
+        for account_id, label, finished in self.session.execute(query).all():
+            found.setdefault(int(account_id), {})[label] = finished
         return found
 
-
-def _in_flight_at(la_id: Any, at: Any, as_of: datetime) -> sa.Exists:
-    """A hold into the ledger account pending at `at`: created by then, not resolved by then."""
-    hold, res = transfer_t.alias("h"), transfer_t.alias("hr")
-    resolved = (
-        sa.select(res.c.seq).where(res.c.pending_id == hold.c.id, res.c.effective_at <= at).exists()
-    )
-    return (
-        sa.select(hold.c.seq)
-        .where(
-            hold.c.credit_account_id == la_id,
-            hold.c.status == "pending",
-            hold.c.effective_at <= at,
-            hold.c.effective_at <= as_of,
-            ~resolved,
+    # -- evidence for the few that differ ---------------------------------------------------
+    def holds(self, account_ids: Sequence[int], as_of: datetime) -> list[HoldRow]:
+        """Holds into meter_credit up to `as_of`, with when each was resolved (by `as_of`)."""
+        if not account_ids:
+            return []
+        hold, res = transfer_t.alias("hold"), transfer_t.alias("res")
+        query = (
+            sa.select(
+                ledger_t.c.account_id,
+                hold.c.id,
+                hold.c.amount_fen,
+                hold.c.effective_at,
+                res.c.effective_at,
+                res.c.status == "post_pending",
+            )
+            .select_from(
+                hold.join(ledger_t, ledger_t.c.id == hold.c.credit_account_id).outerjoin(
+                    res, sa.and_(res.c.pending_id == hold.c.id, res.c.effective_at <= as_of)
+                )
+            )
+            .where(
+                ledger_t.c.account_id.in_(list(account_ids)),
+                ledger_t.c.kind == str(AccountKind.METER_CREDIT),
+                hold.c.status == "pending",
+                hold.c.effective_at <= as_of,
+            )
+            .order_by(hold.c.effective_at)
         )
-        .exists()
-    )
+        return [
+            HoldRow(int(a), tid, int(fen), start, end, bool(posted))
+            for a, tid, fen, start, end, posted in self.session.execute(query).all()
+        ]
 
-
-def _credit_as_of(la_id: Any, at: Any) -> sa.ScalarSelect[Any]:
-    """meter_credit as of `at`: what took effect by then, posted or a posted hold."""
-    t = transfer_t.alias("t")
-    signed = sa.case((t.c.credit_account_id == la_id, t.c.amount_fen), else_=-t.c.amount_fen)
-    return (
-        sa.select(sa.func.coalesce(sa.func.sum(signed), 0))
-        .where(
-            sa.or_(t.c.credit_account_id == la_id, t.c.debit_account_id == la_id),
-            t.c.status.in_(POSTED),
-            t.c.effective_at <= at,
+    def coverage(
+        self, account_ids: Sequence[int], as_of: datetime
+    ) -> dict[int, tuple[int, datetime, datetime, int]]:
+        """Per account's active meter: frozen readings by `as_of` (count, first, last) since
+        it was bound, and those stored but not yet billed."""
+        if not account_ids:
+            return {}
+        m, b = meter_t, binding_t
+        bound = sa.and_(b.c.meter_id == m.c.id, b.c.unbound_at.is_(None))
+        counts = (
+            sa.select(
+                b.c.account_id,
+                sa.func.count(),
+                sa.func.min(reading_t.c.acquisition_time),
+                sa.func.max(reading_t.c.acquisition_time),
+            )
+            .select_from(
+                reading_t.join(
+                    m,
+                    sa.and_(
+                        m.c.company_no == reading_t.c.company_no,
+                        m.c.comm_no == reading_t.c.meter_comm_no,
+                    ),
+                ).join(b, bound)
+            )
+            .where(
+                b.c.account_id.in_(list(account_ids)),
+                reading_t.c.data_type == FROZEN,
+                reading_t.c.acquisition_time <= as_of,
+            )
+            .group_by(b.c.account_id)
         )
-        .scalar_subquery()
-    )
+        unbilled = (
+            sa.select(b.c.account_id, sa.func.count())
+            .select_from(
+                inbox_t.join(
+                    m,
+                    sa.and_(
+                        m.c.company_no == inbox_t.c.company_no,
+                        m.c.comm_no == inbox_t.c.meter_comm_no,
+                    ),
+                ).join(b, bound)
+            )
+            .where(
+                b.c.account_id.in_(list(account_ids)),
+                inbox_t.c.handled_at.is_(None),
+                inbox_t.c.acquisition_time <= as_of,
+            )
+            .group_by(b.c.account_id)
+        )
+        waiting = {int(a): int(n) for a, n in self.session.execute(unbilled).all()}
+        return {
+            int(a): (int(n), first, last, waiting.get(int(a), 0))
+            for a, n, first, last in self.session.execute(counts).all()
+        }
