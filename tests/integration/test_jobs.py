@@ -297,7 +297,15 @@ def test_the_tick_runs_every_job_in_order_at_the_injected_time(db_url):
     runner = TickRunner(context, jobs=tuple(recorded(job) for job in JOBS))
     try:
         runs = runner.run_once()  # the context's clock
-        order = ["inbox", "decisions", "campaigns", "dispatch", "poll_silent", "notify"]
+        order = [
+            "inbox",
+            "decisions",
+            "campaigns",
+            "dispatch",
+            "poll_silent",
+            "notify",
+            "reconcile",
+        ]
         assert [name for name, _ in seen] == order  # query mode is off by default
         assert {now for _, now in seen} == {T0}
         for run in runs:
@@ -352,6 +360,7 @@ def test_serve_builds_the_scheduler_by_default(tmp_path, sqlite_template):
             "dispatch",
             "poll_silent",
             "notify",
+            "reconcile",
         ]
     finally:
         runtime.close()

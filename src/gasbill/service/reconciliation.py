@@ -78,7 +78,7 @@ def parse_as_of(text: str | None, *, zone: str, now: datetime) -> datetime:
     return found
 
 
-CHUNK = 25_000  # accounts per range: bounds memory, not the number of queries per account
+CHUNK = 100_000  # accounts per range: bounds memory, not the number of queries per account
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +121,7 @@ def reconcile(
     tally, lines = Tally(), []
     with uow:
         store = ReconciliationStore(uow.session)
+        store.prepare()
         wide = Scope(None, None, company_no, account_ids)
         span = None if account_ids == [] else store.id_range(wide)
         if span is not None:

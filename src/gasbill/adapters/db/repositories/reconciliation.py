@@ -172,14 +172,17 @@ def _holds_at(la: Any, at: Any, *, since: Any = None, posted: bool = False) -> A
     conditions = [h.c.credit_account_id == la, h.c.status == "pending", h.c.effective_at <= at]
     if since is not None:
         conditions.append(h.c.effective_at >= since)
-    resolved: sa.ColumnElement[bool]
+    # correlated explicitly: `at` belongs to the outermost query, not to the holds' select
+    found = sa.exists().where(r.c.pending_id == h.c.id, r.c.effective_at <= at)
     if posted:
-        resolved = sa.exists().where(
-            r.c.pending_id == h.c.id, r.c.effective_at <= at, r.c.status == "post_pending"
-        )
-    else:
-        resolved = ~sa.exists().where(r.c.pending_id == h.c.id, r.c.effective_at <= at)
-    return sa.select(sa.func.count(), _sum(h.c.amount_fen)).where(*conditions, resolved)
+        found = found.where(r.c.status == "post_pending")
+    found = found.correlate_except(r)
+    resolved = found if posted else ~found
+    return (
+        sa.select(sa.func.count(), _sum(h.c.amount_fen))
+        .where(*conditions, resolved)
+        .correlate_except(h)
+    )
 
 
 def _scalar(select: Any, column: int) -> Any:
@@ -189,6 +192,12 @@ def _scalar(select: Any, column: int) -> Any:
 class ReconciliationStore:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def prepare(self) -> None:
+        """PostgreSQL: no JIT for this transaction. The planner's costs for a range of
+        accounts call for it, and compiling takes several times what the queries run."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(sa.text("SET LOCAL jit = off"))
 
     def id_range(self, scope: Scope) -> tuple[int, int] | None:
         """The smallest and largest account id in scope with an active meter."""
@@ -285,30 +294,32 @@ class ReconciliationStore:
         if comparable:
             flight = _scalar(_holds_at(la.c.id, r.c.acquisition_time), 0)
             latest = latest.where(flight == 0)
-        cte = latest.cte("latest")
+        else:
+            latest = self._latest_by_index(scope, as_of)
+        # computed once, not inlined into every use of `at`
+        cte = latest.cte("latest").prefix_with("MATERIALIZED", dialect="postgresql")
         r2 = reading_t.alias("r2")
+        at_reading = sa.and_(
+            r2.c.company_no == cte.c.company_no,
+            r2.c.meter_comm_no == cte.c.comm_no,
+            r2.c.data_type == FROZEN,
+            r2.c.acquisition_time == cte.c.at,
+        )
         flight_at = _scalar(_holds_at(cte.c.la, cte.c.at), 1)
         query = (
             sa.select(
                 cte.c.account_id,
                 cte.c.comm_no,
                 cte.c.at,
-                r2.c.remain_money,
-                r2.c.curr_price,
+                sa.select(r2.c.remain_money).where(at_reading).scalar_subquery(),
+                sa.select(r2.c.curr_price).where(at_reading).scalar_subquery(),
                 sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0)
                 - sa.func.coalesce(_credit_after(cte.c.la, cte.c.at), 0),
                 flight_at,
             )
-            .join(
-                r2,
-                sa.and_(
-                    r2.c.company_no == cte.c.company_no,
-                    r2.c.meter_comm_no == cte.c.comm_no,
-                    r2.c.data_type == FROZEN,
-                    r2.c.acquisition_time == cte.c.at,
-                ),
-            )
+            .select_from(cte)
             .outerjoin(la, la.c.id == cte.c.la)
+            .where(cte.c.at.is_not(None))
         )
         found: dict[int, ReadingRow] = {}
         for a_id, comm, at, remain, price, credit, flight in self.session.execute(query).all():
@@ -317,6 +328,45 @@ class ReconciliationStore:
             if held is None or reading.at > held.at:  # a replaced meter's and the new one's
                 found[reading.account_id] = reading
         return found
+
+    def _latest_by_index(self, scope: Scope, as_of: datetime) -> Any:
+        """Per binding of a meter-mode account, its meter's latest frozen reading with a
+        balance: one backward step on the readings' primary key per meter, so the cost
+        follows the number of meters, not the length of their history."""
+        a, b, r, la = account_t, binding_t, reading_t.alias("rl"), ledger_t
+        probe = (
+            sa.select(r.c.acquisition_time)
+            .where(
+                r.c.company_no == meter_t.c.company_no,
+                r.c.meter_comm_no == meter_t.c.comm_no,
+                r.c.data_type == FROZEN,
+                r.c.acquisition_time <= as_of,
+                r.c.acquisition_time >= b.c.bound_at,
+                sa.or_(b.c.unbound_at.is_(None), r.c.acquisition_time < b.c.unbound_at),
+                r.c.remain_money.is_not(None),
+            )
+            .order_by(r.c.acquisition_time.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        return (
+            sa.select(
+                b.c.account_id.label("account_id"),
+                la.c.id.label("la"),
+                meter_t.c.company_no.label("company_no"),
+                meter_t.c.comm_no.label("comm_no"),
+                probe.label("at"),
+            )
+            .select_from(
+                a.join(b, b.c.account_id == a.c.id)
+                .join(meter_t, meter_t.c.id == b.c.meter_id)
+                .outerjoin(
+                    la,
+                    sa.and_(la.c.account_id == a.c.id, la.c.kind == str(AccountKind.METER_CREDIT)),
+                )
+            )
+            .where(scope.where(a.c.id, a.c.company_no), a.c.billing_mode == "meter")
+        )
 
     def _latest_reply(self, scope: Scope, ctrl_type: CtrlType, as_of: datetime) -> Any:
         """Per meter-mode account, its active meter's latest answered command of a type."""
