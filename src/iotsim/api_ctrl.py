@@ -100,7 +100,10 @@ def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
                 target = target if isinstance(target, str) else ""
                 try:
                     record = store.add(item)
-                    items.append(batch_item(record, record.ctrl_id, ""))
+                    answered = batch_item(record, record.ctrl_id, "")
+                    if gate.sim.faults.happens("batch_result_false"):
+                        answered["result"] = False  # as the §4.2.8 sample: created, yet false
+                    items.append(answered)
                 except CtrlRefused as refused:
                     items.append(
                         {

@@ -32,6 +32,8 @@ FAULTS: dict[str, str] = {
     "result is lost: reported timed out (6) at its timeout",
     "charge_refused": "the meter refuses a valid top-up (0xbb, reason 4)",
     "missed_wake": "a meter misses its daily wake-up (nothing sent, commands wait)",
+    "batch_result_false": "an AddMulti item is created (ctrl_id > 0) but answered result "
+    "false, as the vendor's own sample of §4.2.8 shows",
     "push_duplicate": "a push is delivered twice",
     "push_reorder": "a push is held back, so later pushes overtake it",
 }
@@ -70,6 +72,7 @@ class FaultSettings(BaseModel):
     applied_timeout: Decimal = Decimal(0)
     charge_refused: Decimal = Decimal(0)
     missed_wake: Decimal = Decimal(0)
+    batch_result_false: Decimal = Decimal(0)
     push_duplicate: Decimal = Decimal(0)
     push_reorder: Decimal = Decimal(0)
     # how late a slow reply is, wall milliseconds

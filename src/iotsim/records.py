@@ -74,12 +74,12 @@ class CtrlRecord:
         }
 
     def report(self, zone: ZoneInfo) -> dict[str, Any]:
-        """An item of the Report push (§4.2.12)."""
+        """An item of the Report push (§4.2.12), its times written as that sample writes them."""
         return {
             "ctrl_id": self.ctrl_id,
             "meter_comm_no": self.target_comm_no,
-            "ctrl_time": write_time(self.ctrl_time, zone),
-            "ctrl_timeout": write_time(self.ctrl_timeout, zone),
+            "ctrl_time": write_time(self.ctrl_time, zone, sep=" "),
+            "ctrl_timeout": write_time(self.ctrl_timeout, zone, sep=" "),
             "ctrl_type": self.ctrl_type,
             "ctrl_state": int(self.ctrl_state),
             "ctrl_state_msg": STATE_TEXTS[self.ctrl_state],

@@ -3,7 +3,8 @@
 Read: `2017-04-17`, `2017-04-17T10:12:10`, `2018-08-11 10:37:56` and
 `2017-05-17T11:17:31.6895023+08:00` (a text without an offset is the
 platform's local time). Written: `YYYY-MM-DDTHH:MM:SS` in local time, as in
-the GetModel sample (§4.2.4); the login's `expiration` carries its offset.
+the GetModel sample (§4.2.4), with a space in the Report push as its sample
+(§4.2.12); the login's `expiration` carries its offset.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ def read_day(text: str, zone: ZoneInfo) -> date:
     return read_time(text, zone).astimezone(zone).date()
 
 
-def write_time(instant: datetime, zone: ZoneInfo) -> str:
+def write_time(instant: datetime, zone: ZoneInfo, *, sep: str = "T") -> str:
+    """Local time as the samples write it: `T` in records (§4.2.4), a space in reports (§4.2.12)."""
     if instant.tzinfo is None:
         raise ValueError("write_time needs an aware datetime")
-    return instant.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S")
+    return instant.astimezone(zone).strftime(f"%Y-%m-%d{sep}%H:%M:%S")
 
 
 def write_day(day: date) -> str:

@@ -27,7 +27,7 @@ ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2025, 3, 1, 9, tzinfo=ZONE)
 FAULTS = {
     "none": FaultSettings(),
-    "lost_reply": FaultSettings(lost_reply=Decimal("0.3")),
+    "lost_reply": FaultSettings(lost_reply=Decimal("0.3"), batch_result_false=Decimal("0.5")),
     "applied_timeout": FaultSettings(applied_timeout=Decimal("0.3")),
     "no_answer": FaultSettings(cmd_no_answer=Decimal("0.3")),
     "failed": FaultSettings(

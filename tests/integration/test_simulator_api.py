@@ -474,3 +474,16 @@ def test_query_mode_serves_the_fleets_data(sim):
     assert listed["Totalcount"] == 3 and listed["Data"][0]["meter_comm_no"] == "88600000000004"
     wrong = http.post("/api/Data/DeviceAlarm/GetList2", headers={**keys, "data_api_key": "x" * 32})
     assert wrong.status_code == 401 and wrong.json()["State"] == "failed"
+
+
+def test_a_command_created_yet_answered_false_is_taken_as_existing(sim, client):
+    sim.set_faults(FaultSettings(batch_result_false=Decimal(1)))
+    body = CODEC.new_ctrl_data(
+        GetChargeState(),
+        ctrl_define_no="f-1",
+        target_comm_no=OPEN,
+        ctrl_time=sim.now,
+        ctrl_timeout=sim.now + timedelta(days=1),
+    )
+    (outcome,) = client.add_multi([body])
+    assert outcome.exists and not outcome.ok and outcome.ctrl_id == 1  # ctrl_id > 0 decides

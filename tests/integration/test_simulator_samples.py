@@ -127,6 +127,15 @@ def test_batches_take_the_samples_bodies_and_answer_in_their_shape(http):
     assert [i["result"] for i in reply["Data"]] == [False, False]
 
 
+def test_created_yet_false_as_the_add_multi_sample(http, sim):
+    sim.set_faults(sim.faults.settings.model_copy(update={"batch_result_false": Decimal(1)}))
+    added = post(http, "/api/Conf/CtrlData/AddMulti", [i | V1 for i in sample("4.2.8-add-multi")])
+    assert added.json()["Data"] == [
+        {"ctrl_id": n, "target_comm_no": METER, "result": False, "message": ""} for n in (1, 2)
+    ]
+    assert sorted(sim.platform.records) == [1, 2]
+
+
 def test_failures_are_the_samples_failures(http):
     assert post(http, "/api/Conf/CtrlData/Delete/1").json() == sample("4.2.3-delete-reply-failed")
     for verb in ("cancel", "retry"):
@@ -163,6 +172,7 @@ def test_report_items_are_the_samples_shape_and_a_refused_item_goes_again(sim):
     item = sim.platform.records[1].report(ZONE)
     assert list(item) == list(sample("4.2.12-report")[0])
     assert kinds(item) == kinds(sample("4.2.12-report")[0])
+    assert item["ctrl_time"] == "2017-04-17 00:00:00"  # as the sample writes it: a space
     # the reply sample answers result false for ctrl_ids 8 and 9: pushed again
     unit = [Push(n, "report", {**item, "ctrl_id": n}, START, START) for n in (8, 9)]
     assert Pusher._refused_items(unit, sample("4.2.12-report-reply")["Data"]) == unit
