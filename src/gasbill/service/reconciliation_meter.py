@@ -69,6 +69,7 @@ class MeterChecks:
         self.balance_milli = int(tolerance.balance.value.scaleb(3))
         self._decoded: dict[tuple[str, str], Any] = {}
         self._views: dict[tuple[Any, ...], _TariffView] = {}
+        self._counted: dict[str, tuple[int, int] | None] = {}
 
     # -- the integer pass ---------------------------------------------------------------
     def quick(self, account: AccountRow, facts: MeterFacts) -> bool:
@@ -89,10 +90,15 @@ class MeterChecks:
 
     def _counters(self, data: str) -> tuple[int, int] | None:
         """A charge state's remote top-ups: (count, total in thousandths of a yuan)."""
+        if data in self._counted:
+            return self._counted[data]
         state = self.decode(CtrlType.GET_CHARGE_STATE, data)
-        if not isinstance(state, RemoteChargeState):
-            return None
-        return state.remote_charge_times, int(state.remote_total_value.value.scaleb(3))
+        found = None
+        if isinstance(state, RemoteChargeState):
+            found = state.remote_charge_times, int(state.remote_total_value.value.scaleb(3))
+        if len(self._counted) < 100_000:
+            self._counted[data] = found
+        return found
 
     def _price_agrees(self, account: AccountRow, facts: MeterFacts) -> bool:
         """The price check's verdict, remembered per tariff view and observation."""
@@ -153,7 +159,9 @@ class MeterChecks:
         return found
 
     def view(self, account: AccountRow, confirmed: Mapping[str, datetime]) -> _TariffView:
-        key = (account.tariff_id, account.persons, account.opened_on, tuple(confirmed.items()))
+        key: tuple[Any, ...] = (account.tariff_id, account.persons, account.opened_on)
+        if confirmed:
+            key += tuple(confirmed.items())
         found = self._views.get(key)
         if found is None:
             found = self._views[key] = _TariffView(self.catalog, account, confirmed, self.as_of)

@@ -30,6 +30,7 @@ from gasbill.domain.ledger import AccountKind
 from gasbill.domain.outbox import CommandStatus
 
 FROZEN = 1
+PLAIN_TIME = sa.DateTime(timezone=True)
 POSTED = ("posted", "post_pending")
 VALVES = (str(CtrlType.SET_VALVE_ON), str(CtrlType.SET_VALVE_OFF))
 
@@ -185,6 +186,50 @@ def _holds_at(la: Any, at: Any, *, since: Any = None, posted: bool = False) -> A
     )
 
 
+def _after(cte: Any, keys: tuple[Any, ...], side: str) -> Any:
+    """Per row of `cte` (la, at): what took effect on `la`'s `side` after `at`, grouped."""
+    t = transfer_t.alias(f"after_{side[:6]}")
+    return (
+        sa.select(*keys, sa.func.sum(t.c.amount_fen).label("fen"))
+        .select_from(
+            cte.join(
+                t,
+                sa.and_(t.c[side] == cte.c.la, t.c.effective_at > cte.c.at, t.c.status.in_(POSTED)),
+            )
+        )
+        .group_by(*keys)
+        .subquery()
+    )
+
+
+def _hold_sums(
+    cte: Any, keys: tuple[Any, ...], at: Any, *, since: Any = None, posted: bool = False
+) -> Any:
+    """Per row of `cte` (la, …): holds into `la` in flight at `at` (or, `posted`: posted by
+    then), started at or after `since`: their count `n` and sum `fen`, grouped."""
+    h, r = transfer_t.alias("hs"), transfer_t.alias("hr")
+    started = sa.and_(h.c.credit_account_id == cte.c.la, h.c.status == "pending")
+    started = sa.and_(started, h.c.effective_at <= at)
+    if since is not None:
+        started = sa.and_(started, h.c.effective_at >= since)
+    ended = sa.and_(r.c.pending_id == h.c.id, r.c.effective_at <= at)
+    joined = cte.join(h, started)
+    if posted:
+        joined = joined.join(r, sa.and_(ended, r.c.status == "post_pending"))
+    else:
+        joined = joined.outerjoin(r, ended)
+    query = sa.select(
+        *keys, sa.func.count().label("n"), sa.func.sum(h.c.amount_fen).label("fen")
+    ).select_from(joined)
+    if not posted:
+        query = query.where(r.c.seq.is_(None))
+    return query.group_by(*keys).subquery()
+
+
+def _same(sub: Any, keys: tuple[Any, ...]) -> Any:
+    return sa.and_(*(sub.c[k.name] == k for k in keys))
+
+
 def _scalar(select: Any, column: int) -> Any:
     return select.with_only_columns(select.selected_columns[column]).scalar_subquery()
 
@@ -192,12 +237,20 @@ def _scalar(select: Any, column: int) -> Any:
 class ReconciliationStore:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.pg = session.get_bind().dialect.name == "postgresql"
+
+    def _time(self, column: Any) -> Any:
+        """A timestamp as the driver gives it: on PostgreSQL (the session in UTC, see
+        `prepare`) psycopg's aware datetime is kept as it is, not converted again per row."""
+        return sa.type_coerce(column, PLAIN_TIME) if self.pg else column
 
     def prepare(self) -> None:
-        """PostgreSQL: no JIT for this transaction. The planner's costs for a range of
-        accounts call for it, and compiling takes several times what the queries run."""
-        if self.session.get_bind().dialect.name == "postgresql":
+        """PostgreSQL: no JIT for this transaction (the planner's costs for a range of
+        accounts call for it, and compiling takes several times what the queries run),
+        and timestamps read in UTC."""
+        if self.pg:
             self.session.execute(sa.text("SET LOCAL jit = off"))
+            self.session.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
 
     def id_range(self, scope: Scope) -> tuple[int, int] | None:
         """The smallest and largest account id in scope with an active meter."""
@@ -227,13 +280,13 @@ class ReconciliationStore:
                 a.c.reopen_fen,
                 b.c.meter_id,
                 meter_t.c.comm_no,
-                b.c.bound_at,
+                self._time(b.c.bound_at),
                 b.c.opening_litres,
                 prepaid.c.id,
                 sa.func.coalesce(prepaid.c.credits_posted_fen - prepaid.c.debits_posted_fen, 0),
                 credit.c.id,
                 sa.func.coalesce(credit.c.credits_posted_fen - credit.c.debits_posted_fen, 0),
-                decision_t.c.below_cutoff_since,
+                self._time(decision_t.c.below_cutoff_since),
             )
             .join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None)))
             .join(meter_t, meter_t.c.id == b.c.meter_id)
@@ -305,20 +358,29 @@ class ReconciliationStore:
             r2.c.data_type == FROZEN,
             r2.c.acquisition_time == cte.c.at,
         )
-        flight_at = _scalar(_holds_at(cte.c.la, cte.c.at), 1)
+        keys = (cte.c.account_id, cte.c.comm_no)
+        credits = _after(cte, keys, "credit_account_id")
+        debits = _after(cte, keys, "debit_account_id")
+        flight = _hold_sums(cte, keys, cte.c.at)
         query = (
             sa.select(
                 cte.c.account_id,
                 cte.c.comm_no,
-                cte.c.at,
-                sa.select(r2.c.remain_money).where(at_reading).scalar_subquery(),
-                sa.select(r2.c.curr_price).where(at_reading).scalar_subquery(),
+                self._time(cte.c.at),
+                r2.c.remain_money,
+                r2.c.curr_price,
                 sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0)
-                - sa.func.coalesce(_credit_after(cte.c.la, cte.c.at), 0),
-                flight_at,
+                - sa.func.coalesce(credits.c.fen, 0)
+                + sa.func.coalesce(debits.c.fen, 0),
+                sa.func.coalesce(flight.c.fen, 0),
             )
-            .select_from(cte)
-            .outerjoin(la, la.c.id == cte.c.la)
+            .select_from(
+                cte.join(r2, at_reading)
+                .outerjoin(la, la.c.id == cte.c.la)
+                .outerjoin(credits, _same(credits, keys))
+                .outerjoin(debits, _same(debits, keys))
+                .outerjoin(flight, _same(flight, keys))
+            )
             .where(cte.c.at.is_not(None))
         )
         found: dict[int, ReadingRow] = {}
@@ -370,16 +432,18 @@ class ReconciliationStore:
 
     def _latest_reply(self, scope: Scope, ctrl_type: CtrlType, as_of: datetime) -> Any:
         """Per meter-mode account, its active meter's latest answered command of a type."""
-        a, b, c = account_t, binding_t, command_t
+        a, b, c, la = account_t, binding_t, command_t, ledger_t.alias("rla")
         return (
             sa.select(
                 b.c.account_id.label("account_id"),
                 b.c.meter_id.label("meter_id"),
                 b.c.bound_at.label("bound_at"),
+                la.c.id.label("la"),
                 sa.func.max(c.c.finished_at).label("at"),
             )
             .select_from(
-                a.join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None))).join(
+                a.join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None)))
+                .join(
                     c,
                     sa.and_(
                         c.c.meter_id == b.c.meter_id,
@@ -389,10 +453,15 @@ class ReconciliationStore:
                         c.c.finished_at <= as_of,
                     ),
                 )
+                .outerjoin(
+                    la,
+                    sa.and_(la.c.account_id == a.c.id, la.c.kind == str(AccountKind.METER_CREDIT)),
+                )
             )
             .where(scope.where(a.c.id, a.c.company_no), a.c.billing_mode == "meter")
-            .group_by(b.c.account_id, b.c.meter_id, b.c.bound_at)
+            .group_by(b.c.account_id, b.c.meter_id, b.c.bound_at, la.c.id)
             .cte(f"latest_{ctrl_type.value.rsplit('.', 1)[-1]}")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
 
     def replies(
@@ -404,48 +473,49 @@ class ReconciliationStore:
         state with the holds in flight then."""
         latest = self._latest_reply(scope, ctrl_type, as_of)
         c2, la = command_t.alias("c2"), ledger_t
-        columns: list[Any] = [latest.c.account_id, c2.c.id, latest.c.at, c2.c.return_data]
+        columns: list[Any] = [
+            latest.c.account_id,
+            c2.c.id,
+            self._time(latest.c.at),
+            c2.c.return_data,
+        ]
         if ctrl_type is CtrlType.REMOTE_CHARGE and ledger:
             columns += [
                 sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0)
                 - sa.func.coalesce(_credit_after(la.c.id, latest.c.at), 0),
                 _scalar(_holds_at(la.c.id, latest.c.at), 1),
             ]
-        elif ctrl_type is CtrlType.GET_CHARGE_STATE:
-            posted = _holds_at(la.c.id, latest.c.at, since=latest.c.bound_at, posted=True)
-            flight = _holds_at(la.c.id, latest.c.at, since=latest.c.bound_at)
-            columns += [
-                sa.literal(0),
-                _scalar(flight, 1) if ledger else sa.literal(0),
-                _scalar(posted, 0),
-                _scalar(posted, 1),
-                _scalar(flight, 0) if ledger else sa.literal(0),
-            ]
-        query = (
-            sa.select(*columns)
-            .select_from(
-                latest.join(
-                    c2,
-                    sa.and_(
-                        c2.c.meter_id == latest.c.meter_id,
-                        c2.c.finished_at == latest.c.at,
-                        c2.c.ctrl_type == str(ctrl_type),
-                        c2.c.status == str(CommandStatus.DONE),
-                    ),
-                ).outerjoin(
-                    la,
-                    sa.and_(
-                        la.c.account_id == latest.c.account_id,
-                        la.c.kind == str(AccountKind.METER_CREDIT),
-                    ),
-                )
-            )
-            .order_by(c2.c.id)
-        )
-        return {
-            int(row[0]): ReplyRow(*row[:4], *(int(n) for n in row[4:]))
-            for row in self.session.execute(query).all()
-        }
+        joins: list[Any] = []
+        if ctrl_type is CtrlType.GET_CHARGE_STATE:
+            keys = (latest.c.account_id,)
+            since = latest.c.bound_at
+            posted = _hold_sums(latest, keys, latest.c.at, since=since, posted=True)
+            joins.append(posted)
+            columns += [sa.literal(0)]
+            if ledger:
+                flight = _hold_sums(latest, keys, latest.c.at, since=since)
+                joins.append(flight)
+                columns += [sa.func.coalesce(flight.c.fen, 0)]
+            else:
+                columns += [sa.literal(0)]
+            columns += [sa.func.coalesce(posted.c.n, 0), sa.func.coalesce(posted.c.fen, 0)]
+            columns += [sa.func.coalesce(flight.c.n, 0) if ledger else sa.literal(0)]
+        joined = latest.join(
+            c2,
+            sa.and_(
+                c2.c.meter_id == latest.c.meter_id,
+                c2.c.finished_at == latest.c.at,
+                c2.c.ctrl_type == str(ctrl_type),
+                c2.c.status == str(CommandStatus.DONE),
+            ),
+        ).outerjoin(la, la.c.id == latest.c.la)
+        for sums in joins:
+            joined = joined.outerjoin(sums, sums.c.account_id == latest.c.account_id)
+        query = sa.select(*columns).select_from(joined).order_by(c2.c.id)
+        rows = self.session.execute(query).all()
+        if len(columns) == 4:
+            return {row[0]: ReplyRow(*row) for row in rows}
+        return {row[0]: ReplyRow(*row[:4], *map(int, row[4:])) for row in rows}
 
     def confirmations(self, scope: Scope) -> dict[int, dict[str, datetime]]:
         """Per account, each price change its meter confirmed (setprice done), and when."""
