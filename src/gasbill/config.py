@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gasbill.adapters.platform.push_settings import PushSettings
 from gasbill.adapters.platform.settings import PlatformSettings
+from gasbill.domain.money import MoneyLimits
 
 CONFIG_ENV = "GASBILL_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
@@ -234,6 +235,36 @@ class NotifySettings(_Section):
         return self
 
 
+def _yuan_to_fen(value: Decimal) -> int:
+    fen = value * 100
+    if fen != fen.to_integral_value():
+        raise ValueError(f"{value} yuan is finer than a fen")
+    return int(fen)
+
+
+class MoneySettings(_Section):
+    """The most one operation may move, in yuan; above it the request is refused (422)."""
+
+    max_payment_yuan: Decimal = Field(default=Decimal("5000"), gt=0, le=Decimal("10000000"))
+    max_refund_yuan: Decimal = Field(default=Decimal("10000"), gt=0, le=Decimal("10000000"))
+    max_adjustment_yuan: Decimal = Field(default=Decimal("10000"), gt=0, le=Decimal("10000000"))
+    max_top_up_yuan: Decimal = Field(default=Decimal("5000"), gt=0, le=Decimal("10000000"))
+
+    @field_validator("*")
+    @classmethod
+    def _whole_fen(cls, value: Decimal) -> Decimal:
+        _yuan_to_fen(value)
+        return value
+
+    def limits(self) -> MoneyLimits:
+        return MoneyLimits(
+            payment_fen=_yuan_to_fen(self.max_payment_yuan),
+            refund_fen=_yuan_to_fen(self.max_refund_yuan),
+            adjustment_fen=_yuan_to_fen(self.max_adjustment_yuan),
+            top_up_fen=_yuan_to_fen(self.max_top_up_yuan),
+        )
+
+
 class Settings(BaseSettings):
     """Every section of config.toml; each documented there, in place."""
 
@@ -255,6 +286,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     decisions: DecisionSettings = DecisionSettings()
     notify: NotifySettings = NotifySettings()
+    money: MoneySettings = MoneySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from gasbill.domain.errors import (
     AlreadyReversed,
+    AmountOutOfRange,
     DuplicateTransferId,
     HoldAlreadyResolved,
     IdempotencyConflict,
@@ -27,6 +28,7 @@ from gasbill.domain.errors import (
     UnknownTransfer,
 )
 from gasbill.domain.ledger import (
+    MAX_BALANCE,
     AccountCode,
     AccountKind,
     Balance,
@@ -38,6 +40,7 @@ from gasbill.domain.ledger import (
     TransferStatus,
     balance_from_transfers,
     balances_from_transfers,
+    check_bounded,
     check_group,
     check_transfer,
     resolve_hold,
@@ -167,8 +170,20 @@ def test_amount_is_a_positive_int_of_fen(amount: object) -> None:
         payment("k", amount)  # type: ignore[arg-type]
 
 
-def test_the_largest_bigint_amount_is_fine() -> None:
-    assert payment("k", 2**63 - 1).amount == 2**63 - 1
+def test_an_amount_is_bounded_far_inside_bigint() -> None:
+    assert payment("k", MAX_BALANCE).amount == MAX_BALANCE
+    for amount in (MAX_BALANCE + 1, 2**63 - 1):
+        with pytest.raises(AmountOutOfRange, match="bound"):
+            payment("k", amount)
+
+
+def test_a_customer_balance_is_bounded_on_both_sides() -> None:
+    prepaid = AccountCode.prepaid("1")
+    with pytest.raises(AmountOutOfRange):
+        check_bounded(prepaid, Balance(credits_posted=MAX_BALANCE + 1))
+    with pytest.raises(AmountOutOfRange):
+        check_bounded(prepaid, Balance(debits_pending=-MAX_BALANCE - 1))
+    assert check_bounded(AccountCode.cash("x"), Balance(credits_posted=2**70))
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,7 @@ DOMAIN_ERRORS: Mapping[type[Exception], tuple[int, str]] = {
     domain.TariffError: (422, "tariff_error"),
     domain.LedgerError: (422, "ledger_error"),
     domain.InvalidTransfer: (422, "invalid_transfer"),
+    domain.AmountOutOfRange: (422, "amount_out_of_range"),
     domain.IdempotencyConflict: (409, "idempotency_conflict"),
     domain.DuplicateTransferId: (409, "conflict"),
     domain.HoldAlreadyResolved: (409, "already_resolved"),

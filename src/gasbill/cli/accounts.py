@@ -18,7 +18,7 @@ from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.cli.staff import current_engine, terminal_actor
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.errors import GasbillError
-from gasbill.domain.money import Money, Volume
+from gasbill.domain.money import Money, Volume, fen_from_yuan_text
 from gasbill.service import ledger
 from gasbill.service.accounts import NewAccount, create_customer, open_account
 
@@ -34,7 +34,7 @@ class ModeChoice(enum.StrEnum):
 
 def _fen(text: str, what: str) -> int:
     try:
-        return Money(text).fen
+        return fen_from_yuan_text(text)
     except GasbillError:
         fail(f"{what} must be yuan with at most 2 decimals, e.g. 100.00, not {text!r}")
 
@@ -204,6 +204,7 @@ def pay_command(
                 idempotency_key=key,
                 actor=terminal_actor(),
                 memo=memo,
+                limits=settings.money.limits(),
             )
         except GasbillError as exc:
             fail(str(exc))

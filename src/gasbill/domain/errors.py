@@ -49,6 +49,10 @@ class InvalidAccountCode(InvalidTransfer):
     """A ledger account code that does not parse or is not one we keep."""
 
 
+class AmountOutOfRange(InvalidTransfer):
+    """An amount above what one operation may move, or a balance pushed past its bound."""
+
+
 class UnknownTransfer(LedgerError, LookupError):
     """A transfer refers to a hold or an original that is not in the ledger."""
 

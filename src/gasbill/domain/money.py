@@ -13,10 +13,12 @@ A float is refused everywhere: binary floating point cannot hold 0.01.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import ClassVar, Self
 
-from gasbill.domain.errors import InvalidAmount, UnitMismatch
+from gasbill.domain.errors import AmountOutOfRange, InvalidAmount, UnitMismatch
 
 FEN = Decimal("0.01")
 MILLI = Decimal("0.001")
@@ -244,3 +246,53 @@ def round_micro_to_fen(micro_yuan: int, rounding: str = DEFAULT_ROUNDING) -> int
             return quotient + (1 if remainder >= 5_000 else 0)
         return quotient + (1 if remainder > 5_000 else 0)
     return int(money_from_micro(micro_yuan).rounded(rounding).value.scaleb(2))
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyLimits:
+    """The most one operation may move, in fen (config.toml [money]).
+
+    A utility's guard against a slip of the keyboard or an abused role: a
+    payment, a refund, an auditor's adjustment or a meter top-up above its
+    maximum is refused before anything is recorded.
+    """
+
+    payment_fen: int = 500_000  # 5,000.00 yuan
+    refund_fen: int = 1_000_000  # 10,000.00 yuan
+    adjustment_fen: int = 1_000_000  # 10,000.00 yuan
+    top_up_fen: int = 500_000  # 5,000.00 yuan
+
+    def check(self, operation: str, amount_fen: int) -> int:
+        """`amount_fen` if `operation` (payment, refund, adjustment, top_up) may move it."""
+        limit = getattr(self, f"{operation}_fen", None)
+        if not isinstance(limit, int):
+            raise ValueError(f"no limit for {operation!r}")
+        if isinstance(amount_fen, bool) or not isinstance(amount_fen, int):
+            raise InvalidAmount(f"a {operation} is a whole number of fen, not {amount_fen!r}")
+        if abs(amount_fen) > limit:
+            what = operation.replace("_", "-")
+            raise AmountOutOfRange(
+                f"a {what} of {_yuan(abs(amount_fen))} is above the maximum of "
+                f"{_yuan(limit)} for one {what} (config [money])"
+            )
+        return amount_fen
+
+
+def _yuan(fen: int) -> str:
+    """Fen as yuan for a message; a number too long to quantize stays in fen."""
+    return f"{Money.of_fen(fen).fixed()} yuan" if abs(fen) < 10**20 else f"{fen} fen"
+
+
+_YUAN_TEXT = re.compile(r"(0|[1-9][0-9]{0,14})(\.[0-9]{1,2})?")
+
+
+def fen_from_yuan_text(text: str) -> int:
+    """Fen from yuan as people type them: `100`, `100.5`, `100.50`.
+
+    Plain digits with at most two decimals: no sign, no exponent (`1e3`), no
+    separators, so what a clerk types is exactly what is recorded.
+    """
+    cleaned = text.strip() if isinstance(text, str) else ""
+    if not _YUAN_TEXT.fullmatch(cleaned):
+        raise InvalidAmount(f"an amount is yuan with at most 2 decimals, e.g. 100.00, not {text!r}")
+    return Money(cleaned).fen

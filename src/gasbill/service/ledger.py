@@ -6,6 +6,10 @@ entry for the change. Idempotency keys are namespaced per operation
 first transfer and writes nothing, the same key with another request raises
 `IdempotencyConflict`. The effective time (`at`, now by default) is set by
 the first request: a replay is not refused for coming later.
+
+Each takes `limits` (config.toml [money]): one payment, refund or
+adjustment above its maximum is refused (`AmountOutOfRange`, a 422) before
+anything is read or written.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from gasbill.domain.ledger import (
     resolve_hold,
     reverse,
 )
+from gasbill.domain.money import MoneyLimits
 from gasbill.service.accounts import NotFound
 
+DEFAULT_LIMITS = MoneyLimits()
 KEY_MAX = 200  # transfer.idempotency_key
 ADJUSTABLE = (AccountKind.PREPAID, AccountKind.METER_CREDIT)
 
@@ -46,6 +52,7 @@ def record_payment(
     actor: str,
     at: datetime | None = None,
     memo: str = "",
+    limits: MoneyLimits = DEFAULT_LIMITS,
 ) -> Transfer:
     """Money in through `channel`: cash:<channel> → prepaid."""
     candidate = payment_transfer(
@@ -57,6 +64,7 @@ def record_payment(
         now=_now(),
         at=at,
         memo=memo,
+        limits=limits,
     )
     with uow:
         _require_account(uow, account_id)
@@ -73,12 +81,15 @@ def payment_transfer(
     now: datetime,
     at: datetime | None = None,
     memo: str = "",
+    limits: MoneyLimits = DEFAULT_LIMITS,
 ) -> Transfer:
     """The transfer of a payment (cash:<channel> → prepaid), keyed `payment:<key>`.
 
     Every way a payment is taken (the counter, a meter-mode top-up, an
-    account's first payment) builds it here, so one key dedupes them all.
+    account's first payment) builds it here, so one key dedupes them all and
+    one maximum bounds them all.
     """
+    limits.check("payment", amount_fen)
     return _transfer(
         key=_key("payment", idempotency_key),
         debit=AccountCode.cash(channel),
@@ -102,8 +113,10 @@ def refund(
     actor: str,
     idempotency_key: str,
     at: datetime | None = None,
+    limits: MoneyLimits = DEFAULT_LIMITS,
 ) -> Transfer:
     """Money paid back through `channel`: prepaid → refunds, at most what is available."""
+    limits.check("refund", amount_fen)
     prepaid = AccountCode.prepaid(str(account_id))
     AccountCode.cash(channel)  # a channel is named like a cash account
     candidate = _transfer(
@@ -141,10 +154,12 @@ def post_adjustment(
     actor: str,
     idempotency_key: str,
     at: datetime | None = None,
+    limits: MoneyLimits = DEFAULT_LIMITS,
 ) -> Transfer:
     """A correction against `adjustments`: a positive amount credits the customer's `target`.
 
-    Adjustments record a decision already taken, so no limit refuses them.
+    Adjustments record a decision already taken, so no overdraft limit
+    refuses them; the maximum for one adjustment does.
     """
     try:
         kind = AccountKind(target)
@@ -156,6 +171,7 @@ def post_adjustment(
         raise InvalidTransfer(
             f"an adjustment is a non-zero whole number of fen, not {amount_fen!r}"
         )
+    limits.check("adjustment", amount_fen)
     customer = AccountCode(AccountKind(target), str(account_id))
     debit, credit = (
         (AccountCode.adjustments(), customer)

@@ -20,10 +20,11 @@ from gasbill.adapters.platform.jsontext import loads_exact
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlState
 from gasbill.domain.ledger import Transfer
+from gasbill.domain.money import MoneyLimits
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import NotFound
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
-from gasbill.service.ledger import describe, payment_transfer, record_once
+from gasbill.service.ledger import DEFAULT_LIMITS, describe, payment_transfer, record_once
 
 # what runs on the account after its balance changed, in the same transaction (decisions)
 Decide = Callable[[UnitOfWork, int, datetime], object]
@@ -48,8 +49,13 @@ def take_payment(
     policy: CommandPolicy,
     memo: str = "",
     decide: Decide | None = None,
+    limits: MoneyLimits = DEFAULT_LIMITS,
 ) -> PaymentOutcome:
-    """Record the payment; queue its top-up (meter mode); let `decide` react (valve on)."""
+    """Record the payment; queue its top-up (meter mode); let `decide` react (valve on).
+
+    Above the maximum payment, or (meter mode) the maximum top-up, nothing
+    is recorded (`AmountOutOfRange`).
+    """
     candidate = payment_transfer(
         account_id=account_id,
         amount_fen=amount_fen,
@@ -58,11 +64,14 @@ def take_payment(
         actor=actor,
         now=now,
         memo=memo,
+        limits=limits,
     )
     with uow:
         account = uow.accounts.get(account_id, lock=True)
         if account is None:
             raise NotFound(f"no account {account_id}")
+        if account.billing_mode == BillingMode.METER:
+            limits.check("top_up", amount_fen)
         payment, new = record_once(uow.ledger, candidate)
         top_up: Command | None = None
         if new and account.billing_mode == BillingMode.METER:

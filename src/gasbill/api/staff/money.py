@@ -59,6 +59,7 @@ def pay(
             policy=ctx.commands,
             memo=body.memo,
             decide=ctx.decide,
+            limits=ctx.settings.money.limits(),
         )
         return PaymentOut.of(outcome.payment, top_up_id=outcome.top_up_id)
 
@@ -78,7 +79,12 @@ def pay(
     summary="Pay money back to the customer out of their prepaid balance",
 )
 def refund(
-    account_id: PathId, body: RefundIn, user: CurrentUser, uow: UowDep, key: IdempotencyKey = None
+    account_id: PathId,
+    body: RefundIn,
+    user: CurrentUser,
+    ctx: ContextDep,
+    uow: UowDep,
+    key: IdempotencyKey = None,
 ) -> JSONResponse:
     return idempotent(
         uow,
@@ -94,6 +100,7 @@ def refund(
                 reason=body.reason,
                 actor=user.username,
                 idempotency_key=k,
+                limits=ctx.settings.money.limits(),
             )
         ),
     )
@@ -109,6 +116,7 @@ def adjust(
     account_id: PathId,
     body: AdjustmentIn,
     user: CurrentUser,
+    ctx: ContextDep,
     uow: UowDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -126,6 +134,7 @@ def adjust(
                 reason=body.reason,
                 actor=user.username,
                 idempotency_key=k,
+                limits=ctx.settings.money.limits(),
             )
         ),
     )

@@ -53,6 +53,7 @@ from gasbill.domain.ledger.balances import (
     balance_changes,
     balance_from_transfers,
     balances_from_transfers,
+    check_bounded,
 )
 from gasbill.domain.ledger.memory import (
     Ledger,
@@ -71,6 +72,7 @@ from gasbill.domain.ledger.rules import (
 )
 from gasbill.domain.ledger.transfers import (
     MAX_AMOUNT,
+    MAX_BALANCE,
     RESOLUTIONS,
     HoldAction,
     Transfer,
@@ -90,6 +92,7 @@ from gasbill.domain.ledger.verification import (
 __all__ = [
     "CUSTOMER_KINDS",
     "MAX_AMOUNT",
+    "MAX_BALANCE",
     "RESOLUTIONS",
     "ZERO_BALANCE",
     "AccountCode",
@@ -108,6 +111,7 @@ __all__ = [
     "balance_from_transfers",
     "balances_from_transfers",
     "check_amount",
+    "check_bounded",
     "check_group",
     "check_reversible",
     "check_transfer",

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gasbill.domain.errors import UnknownTransfer
-from gasbill.domain.ledger.accounts import AccountCode
-from gasbill.domain.ledger.transfers import Transfer, TransferStatus
+from gasbill.domain.errors import AmountOutOfRange, UnknownTransfer
+from gasbill.domain.ledger.accounts import CUSTOMER_KINDS, AccountCode
+from gasbill.domain.ledger.transfers import MAX_BALANCE, Transfer, TransferStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,30 @@ class Balance:
 
 
 ZERO_BALANCE = Balance()
+
+
+def check_bounded(account: AccountCode, balance: Balance) -> Balance:
+    """Refuse a customer account's balance with a figure beyond ±MAX_BALANCE fen.
+
+    Customer accounts keep their totals in BigInteger columns; bounding
+    every figure far inside 64 bits means no addition in storage can
+    overflow (SQLite would silently turn it into a REAL). Global accounts
+    keep no column: their balances are summed from transfers when asked.
+    """
+    if account.kind not in CUSTOMER_KINDS:
+        return balance
+    figures = (
+        balance.debits_posted,
+        balance.credits_posted,
+        balance.debits_pending,
+        balance.credits_pending,
+    )
+    if any(abs(f) > MAX_BALANCE for f in figures):
+        raise AmountOutOfRange(
+            f"{account} would reach {balance}, beyond the ledger's bound of "
+            f"±{MAX_BALANCE} fen per figure"
+        )
+    return balance
 
 
 def balance_changes(

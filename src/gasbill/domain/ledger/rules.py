@@ -19,7 +19,12 @@ from gasbill.domain.errors import (
     UnknownTransfer,
 )
 from gasbill.domain.ledger.accounts import AccountCode
-from gasbill.domain.ledger.balances import ZERO_BALANCE, Balance, balance_changes
+from gasbill.domain.ledger.balances import (
+    ZERO_BALANCE,
+    Balance,
+    balance_changes,
+    check_bounded,
+)
 from gasbill.domain.ledger.resolutions import check_reversible, fits_hold
 from gasbill.domain.ledger.transfers import Transfer, TransferGroup, TransferKind
 
@@ -52,6 +57,8 @@ def check_transfer(
     Limits apply to new debits (posted or held), never to a post, a void or a
     reversal, which record what has happened; pass `enforce_limits=False`
     for other facts that must be recorded whatever the balance (gas burnt).
+    The bound on a customer account's figures (`check_bounded`) applies to
+    everything: it keeps storage from overflowing, not a business limit.
     """
     first = view.transfer_by_key(transfer.idempotency_key)
     if first is not None:
@@ -77,6 +84,8 @@ def check_transfer(
                     f"{transfer.amount} fen from {account} would leave {after.available} "
                     f"available, below the allowance of -{allowance}"
                 )
+    for account, change in balance_changes(transfer, hold):
+        check_bounded(account, view.balance(account) + change)
     return None
 
 

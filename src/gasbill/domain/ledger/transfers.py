@@ -9,10 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from gasbill.domain.errors import InvalidTransfer
+from gasbill.domain.errors import AmountOutOfRange, InvalidTransfer
 from gasbill.domain.ledger.accounts import AccountCode
 
-MAX_AMOUNT = 2**63 - 1  # fen are stored as BigInteger
+# Any balance figure (posted or pending totals) of a customer's ledger account stays
+# within ±MAX_BALANCE fen: ten trillion yuan, far inside BigInteger (±9.2e18), so no
+# sum of two bounded figures can overflow a column on either database.
+MAX_BALANCE = 10**15
+# One transfer moves at most this much; use cases set far lower maxima (config [money]).
+MAX_AMOUNT = MAX_BALANCE
 
 
 class TransferKind(enum.StrEnum):
@@ -73,7 +78,9 @@ def check_amount(amount: object) -> int:
     if amount <= 0:
         raise InvalidTransfer(f"a transfer amount must be positive, not {amount} fen")
     if amount > MAX_AMOUNT:
-        raise InvalidTransfer(f"a transfer amount of {amount} fen does not fit in 64 bits")
+        raise AmountOutOfRange(
+            f"a transfer amount of {amount} fen is above the ledger's bound of {MAX_AMOUNT} fen"
+        )
     return amount
 
 

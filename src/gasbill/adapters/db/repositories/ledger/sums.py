@@ -3,7 +3,9 @@
 A global account (cash, revenue, refunds, adjustments) keeps no balance
 row: its balance is summed from its transfers here, so no posting ever
 waits on one hot row. PostgreSQL's SUM(bigint) is numeric: every sum goes
-through int().
+through int(). SQLite's SUM stops with "integer overflow" past 64 bits:
+then the same figures are added up in Python, so a check of the ledger
+reports what it finds instead of failing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from gasbill.adapters.db.repositories.ledger.rows import TRANSFER
@@ -36,26 +39,50 @@ def derived_balance(session: Session, account_id: int) -> Balance:
     """One ledger account's balance, summed from its transfers."""
     debit = _t.c.debit_account_id == account_id
     credit = _t.c.credit_account_id == account_id
-    row = session.execute(
-        sa.select(
-            _sum_if(sa.and_(debit, _moved)),
-            _sum_if(sa.and_(credit, _moved)),
-            _sum_if(sa.and_(debit, _open_hold)),
-            _sum_if(sa.and_(credit, _open_hold)),
-        ).where(sa.or_(debit, credit))
-    ).one()
+    try:
+        row = session.execute(
+            sa.select(
+                _sum_if(sa.and_(debit, _moved)),
+                _sum_if(sa.and_(credit, _moved)),
+                _sum_if(sa.and_(debit, _open_hold)),
+                _sum_if(sa.and_(credit, _open_hold)),
+            ).where(sa.or_(debit, credit))
+        ).one()
+    except OperationalError:
+        return _added_in_python(session, sa.or_(debit, credit)).get(account_id, Balance())
     return Balance(*(int(v) for v in row))
 
 
 def derived_balances(session: Session) -> dict[int, Balance]:
     """Every ledger account's balance by id, summed from all transfers."""
     sums: dict[int, list[int]] = {}
-    for side, offset in ((_t.c.debit_account_id, 0), (_t.c.credit_account_id, 1)):
-        query = sa.select(side, _sum_if(_moved), _sum_if(_open_hold)).group_by(side)
-        for account_id, posted, pending in session.execute(query):
-            totals = sums.setdefault(int(account_id), [0, 0, 0, 0])
-            totals[offset] = int(posted)
-            totals[2 + offset] = int(pending)
+    try:
+        for side, offset in ((_t.c.debit_account_id, 0), (_t.c.credit_account_id, 1)):
+            query = sa.select(side, _sum_if(_moved), _sum_if(_open_hold)).group_by(side)
+            for account_id, posted, pending in session.execute(query):
+                totals = sums.setdefault(int(account_id), [0, 0, 0, 0])
+                totals[offset] = int(posted)
+                totals[2 + offset] = int(pending)
+    except OperationalError:
+        return _added_in_python(session, sa.true())
+    return {account_id: Balance(*totals) for account_id, totals in sums.items()}
+
+
+def _added_in_python(session: Session, where: sa.ColumnElement[bool]) -> dict[int, Balance]:
+    """The same sums, row by row in Python integers (no overflow): SQLite's fallback."""
+    sums: dict[int, list[int]] = {}
+    query = sa.select(
+        _t.c.debit_account_id,
+        _t.c.credit_account_id,
+        _t.c.amount_fen,
+        sa.case((_moved, 0), (_open_hold, 2), else_=-1),
+    ).where(where)
+    for debit, credit, amount, slot in session.execute(query):
+        debits = sums.setdefault(int(debit), [0, 0, 0, 0])
+        credits = sums.setdefault(int(credit), [0, 0, 0, 0])
+        if slot >= 0:
+            debits[slot] += int(amount)
+            credits[slot + 1] += int(amount)
     return {account_id: Balance(*totals) for account_id, totals in sums.items()}
 
 
