@@ -133,6 +133,17 @@ def test_a_clerk_opens_an_account_and_takes_a_payment_from_the_terminal(tmp_path
     )
     assert fine.exit_code == 2
     assert "at most 2 decimals" in fine.stderr
+    for amount in ("1e3", "-5", "0x10", "1,000"):
+        odd = runner.invoke(
+            app, ["account", "pay", "A0001", "--amount", amount, "--key", "r3", "--config", config]
+        )
+        assert odd.exit_code == 2, (amount, odd.output)
+        assert "at most 2 decimals" in odd.stderr
+    too_much = runner.invoke(
+        app, ["account", "pay", "A0001", "--amount", "5000.01", "--key", "r4", "--config", config]
+    )
+    assert too_much.exit_code == 2
+    assert "maximum of 5000.00 yuan" in too_much.stderr
 
     shown = runner.invoke(app, ["account", "show", "A0001", "--config", config])
     assert shown.exit_code == 0, shown.output

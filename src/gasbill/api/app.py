@@ -19,6 +19,7 @@ from gasbill.adapters.db.migrations import ensure_current
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api import errors, operations
 from gasbill.api.deps import AppContext, Clock
+from gasbill.api.edge import EdgeGuard
 from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
 from gasbill.api.policy import check_covers
@@ -91,6 +92,7 @@ def create_app(
     )
     app.state.gasbill = ctx
     errors.install(app)
+    app.add_middleware(EdgeGuard)  # size, depth and NUL before routing and authentication
     platform_context = PlatformContext(
         engine=db,
         push=settings.push,

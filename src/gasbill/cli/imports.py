@@ -49,6 +49,11 @@ def readings_command(
         check_company_no(company)
     except AccountError as exc:
         fail(str(exc))
+    if company not in settings.push.keys:
+        fail(
+            f"company {company} has no push key in [push] keys: its readings could never "
+            "be pushed or queried; add the company first"
+        )
     engine = make_engine(settings.database.url)
     try:
         ensure_current(engine)

@@ -15,6 +15,23 @@ from gasbill.adapters.import_file import Record
 from gasbill.adapters.platform.push_models import MeterDataIn, describe
 from gasbill.service.ingest import IngestPolicy, RejectedPush, Stored, reading_row, store_rows
 
+REGISTERS = (
+    "std_sum",
+    "work_sum",
+    "this_month_sum",
+    "last_month_sum",
+    "this_cycle_sum",
+    "last_cycle_sum",
+)
+
+
+def _no_negative_register(reading: MeterDataIn) -> None:
+    """A register counts gas up from zero: a negative one is a broken file, not a reading."""
+    for name in REGISTERS:
+        value = getattr(reading, name)
+        if value is not None and value < 0:
+            raise RejectedPush(f"{name}: a register cannot be negative ({value})")
+
 
 @dataclass(slots=True)
 class ImportSummary:
@@ -82,6 +99,7 @@ def import_readings(
                 continue
             try:
                 reading = MeterDataIn.model_validate(item.fields)
+                _no_negative_register(reading)
                 pending.append(reading_row(company_no, reading, policy, now))
             except ValidationError as exc:
                 summary.rejected += 1

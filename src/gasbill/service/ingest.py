@@ -82,7 +82,17 @@ class Stored(NamedTuple):  # a tuple: one is made per reading, and cheaply
     conflict: bool = False
 
 
+def uuid4_bytes(count: int) -> bytes:
+    """`count` random version-4 UUIDs, 16 bytes each (the vendor's data_guid is a uuid)."""
+    raw = bytearray(os.urandom(16 * count))
+    for start in range(0, len(raw), 16):
+        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
+        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
+    return bytes(raw)
+
+
 def guid_text(guid: bytes) -> str:
+    """The wire form: base64 of the 16 bytes, as the vendor's sample LA6owvN3SECEP2zL2fkYxg==."""
     return base64.b64encode(guid).decode("ascii")
 
 
@@ -195,7 +205,7 @@ def store_rows(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> list
         unique.setdefault(key, row)
     # one order for every writer, so concurrent batches cannot deadlock on the unique index
     ordered = [unique[key] for key in sorted(unique)]
-    guids = os.urandom(16 * len(ordered))
+    guids = uuid4_bytes(len(ordered))
     for i, row in enumerate(ordered):
         row["data_guid"] = guids[16 * i : 16 * i + 16]
     new_keys = {_normal(*found) for found in store.store_new(ordered, billed_type=FROZEN)}

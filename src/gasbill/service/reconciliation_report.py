@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from html import escape
 from typing import Any
 
@@ -113,8 +114,21 @@ def render_json(report: Report) -> str:
     return json.dumps(report_json(report), ensure_ascii=False, indent=2)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a
+    leading quote (OWASP CSV injection); plain numbers, negative ones too, stay numbers."""
+    formula = isinstance(value, str) and value.startswith(_FORMULA_START)
+    if formula and not _PLAIN_NUMBER.fullmatch(str(value)):
+        return "'" + str(value)
+    return value
+
+
 def render_csv(report: Report) -> str:
-    """One row per account and check."""
+    """One row per account and check; every text cell neutralised (`csv_cell`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -122,7 +136,8 @@ def render_csv(report: Report) -> str:
         for found in line.findings:
             data = finding_json(found)
             writer.writerow(
-                [
+                csv_cell(cell)
+                for cell in [
                     line.account_id,
                     line.account_number,
                     line.company_no,

@@ -11,6 +11,7 @@ ints.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -45,6 +46,8 @@ def parse_json(body: bytes) -> Any:
         raise BadBody(f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not text.strip():
         raise BadBody("the body is empty; expected JSON")
+    if nests_deeper_than(body, MAX_DEPTH):
+        raise BadBody(f"the JSON nests deeper than {MAX_DEPTH} levels")
     try:
         return loads_exact(text)
     except json.JSONDecodeError as exc:
@@ -53,6 +56,8 @@ def parse_json(body: bytes) -> Any:
         ) from None
     except ValueError as exc:
         raise BadBody(str(exc)) from None
+    except RecursionError:
+        raise BadBody(f"the JSON nests deeper than {MAX_DEPTH} levels") from None
 
 
 def describe(error: ValidationError) -> str:
@@ -70,10 +75,39 @@ def describe(error: ValidationError) -> str:
 # -- field types ----------------------------------------------------------------
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
+    """Refuse a NUL character: PostgreSQL text cannot hold one (the shared text rule)."""
     if "\x00" in value:
         raise ValueError("contains a NUL character")
     return value
+
+
+_no_nul = no_nul
+MAX_DEPTH = 32  # the deepest platform body nests three levels
+
+
+def nests_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether JSON text nests ([ and { outside strings) deeper than `limit`, unparsed.
+
+    Checked before parsing, so a body 30,000 levels deep is refused with a
+    message instead of exhausting the parser. Strings are cut out, all but
+    the brackets dropped, and innermost pairs removed `limit` times, each a
+    pass at C speed; a body with few brackets is not looked at. Unbalanced
+    brackets count as too deep: such a body is malformed anyway.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    brackets = _STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = _INNERMOST.sub(b"", brackets)
+    return bool(brackets)
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 Text50 = Annotated[str, Field(strict=True, max_length=50), AfterValidator(_no_nul)]

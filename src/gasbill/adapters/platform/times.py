@@ -23,6 +23,11 @@ class BadPlatformTime(ValueError):
     """A datetime that is not in one of the platform's forms."""
 
 
+# a sane range for any instant a meter or the platform reports; beyond it the
+# conversion to UTC could leave what a datetime holds (0001-01-01+08:00)
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
+
 def parse_platform_time(text: str, zone: ZoneInfo) -> datetime:
     """An aware UTC datetime from the platform's text; naive text is in `zone`."""
     match = _FORM.match(text.strip())
@@ -40,6 +45,8 @@ def parse_platform_time(text: str, zone: ZoneInfo) -> datetime:
         parsed = datetime.fromisoformat(iso)
     except ValueError as exc:
         raise BadPlatformTime(f"{text!r} is not a valid date-time: {exc}") from None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise BadPlatformTime(f"{text!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)

@@ -36,7 +36,15 @@ class ReportIn(BaseModel):
     return_data: Any = None
 
 
-REPORT_SCHEMA = {"type": "array", "items": ReportIn.model_json_schema(), "maxItems": 1000}
+# The vendor's document sets no size for a batch: a day's outcomes for a large fleet
+# come in one request, so the report has its own limits, well above a push's.
+REPORT_MAX_ITEMS = 5000
+REPORT_MAX_BYTES = 8 * 1024 * 1024
+REPORT_SCHEMA = {
+    "type": "array",
+    "items": ReportIn.model_json_schema(),
+    "maxItems": REPORT_MAX_ITEMS,
+}
 
 
 def report_router(router: APIRouter, context: PlatformContext) -> None:
@@ -57,8 +65,8 @@ def report_router(router: APIRouter, context: PlatformContext) -> None:
         def work(call: Call) -> Response:
             if not isinstance(call.body, list):
                 raise PlatformFailure(400, "the body must be a JSON array of reports")
-            if len(call.body) > 1000:
-                raise PlatformFailure(413, "at most 1000 reports in one request")
+            if len(call.body) > REPORT_MAX_ITEMS:
+                raise PlatformFailure(413, f"at most {REPORT_MAX_ITEMS} reports in one request")
             return envelope([_one(call.company_no, item) for item in call.body])
 
         def _one(company_no: str, raw: Any) -> dict[str, Any]:
@@ -95,4 +103,4 @@ def report_router(router: APIRouter, context: PlatformContext) -> None:
             known = not message or message.startswith("kept")
             return answer | {"result": known, "message": message}
 
-        return await guarded(request, context, needs_body=True, work=work)
+        return await guarded(request, context, needs_body=True, work=work, limit=REPORT_MAX_BYTES)

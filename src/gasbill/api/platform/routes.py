@@ -74,10 +74,13 @@ class Call:
     query: dict[str, str]
 
 
-async def accept(request: Request, context: PlatformContext, *, needs_body: bool) -> Call:
+async def accept(
+    request: Request, context: PlatformContext, *, needs_body: bool, limit: int | None = None
+) -> Call:
+    """Authenticate, then read the body up to `limit` bytes ([push] max_body_bytes)."""
     company_no = company_of(request, context.push)
     declared = request.headers.get("content-length")
-    limit = context.push.max_body_bytes
+    limit = limit or context.push.max_body_bytes
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PlatformFailure(413, f"the body is larger than {limit} bytes")
     chunks, size = [], 0
@@ -138,9 +141,10 @@ async def guarded(
     *,
     needs_body: bool,
     work: Callable[[Call], Response],
+    limit: int | None = None,
 ) -> Response:
     try:
-        call = await accept(request, context, needs_body=needs_body)
+        call = await accept(request, context, needs_body=needs_body, limit=limit)
     except PlatformFailure as failure:
         return failed(failure)
     return await answer(lambda: work(call))

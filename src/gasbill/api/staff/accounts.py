@@ -21,6 +21,7 @@ from gasbill.api.staff.schemas import (
     BalancesOut,
     Id,
     MeterOut,
+    Offset,
     PathId,
     ReplacementIn,
     TransferOut,
@@ -38,7 +39,6 @@ from gasbill.service.accounts import (
 
 router = APIRouter(prefix=f"{API}/accounts", tags=["accounts"])
 
-Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from gasbill.adapters.db.tables.staff import AuditEntry
 from gasbill.api.deps import UowDep
+from gasbill.api.edge import NO_NUL
 from gasbill.api.policy import API
 from gasbill.api.staff.schemas import AuditOut, AuditVerifyOut, ChainBreakOut
 from gasbill.service.audit import verify_audit
@@ -35,7 +36,7 @@ def audit_out(row: AuditEntry) -> AuditOut:
 @router.get("", summary="The latest audit entries, newest first")
 def latest(
     uow: UowDep,
-    entity: Annotated[str | None, Query(max_length=50)] = None,
+    entity: Annotated[str | None, Query(max_length=50, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[AuditOut]:
     with uow:

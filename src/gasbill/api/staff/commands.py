@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.api.deps import ContextDep, CurrentUser, UowDep
 from gasbill.api.policy import API
-from gasbill.api.staff.schemas import PathId
+from gasbill.api.staff.schemas import MAX_ID, PathId
 from gasbill.domain.commands import CtrlType
 from gasbill.service.accounts import NotFound
 from gasbill.service.commands.actions import cancel_command, retry_command
@@ -52,7 +52,7 @@ def top_ups(account_id: PathId, uow: UowDep) -> list[dict[str, Any]]:
 @router.get("/commands", summary="Commands needing a person (status=attention), or an account's")
 def commands(
     uow: UowDep,
-    account_id: int | None = Query(default=None, ge=1),
+    account_id: int | None = Query(default=None, ge=1, le=MAX_ID),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> list[dict[str, Any]]:
     with uow:
@@ -63,7 +63,11 @@ def commands(
         return [command_view(c) for c in found]
 
 
-def _platform(ctx: ContextDep) -> Any:
+def _platform(ctx: ContextDep, uow: UowDep, command_id: int) -> Any:
+    """The platform API for a command that exists: an unknown id is a 404 first."""
+    with uow:
+        if CommandStore(uow.session).get(command_id) is None:
+            raise NotFound(f"no command {command_id}")
     if ctx.platform is None:
         raise HTTPException(503, "the platform's remote-control API is not configured")
     return ctx.platform
@@ -71,11 +75,15 @@ def _platform(ctx: ContextDep) -> Any:
 
 @router.post("/commands/{command_id}/cancel", summary="Cancel a command not yet applied")
 def cancel(command_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> dict[str, Any]:
-    command = cancel_command(uow, _platform(ctx), command_id, actor=user.username, now=ctx.clock())
+    command = cancel_command(
+        uow, _platform(ctx, uow, command_id), command_id, actor=user.username, now=ctx.clock()
+    )
     return command_view(command)
 
 
 @router.post("/commands/{command_id}/retry", summary="Retry a command that needs a person")
 def retry(command_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> dict[str, Any]:
-    command = retry_command(uow, _platform(ctx), command_id, actor=user.username, now=ctx.clock())
+    command = retry_command(
+        uow, _platform(ctx, uow, command_id), command_id, actor=user.username, now=ctx.clock()
+    )
     return command_view(command)

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Query
 
 from gasbill.adapters.db.tables.accounts import Customer
 from gasbill.api.deps import CurrentUser, UowDep
+from gasbill.api.edge import NO_NUL
 from gasbill.api.errors import not_found
 from gasbill.api.policy import API
-from gasbill.api.staff.schemas import CustomerIn, CustomerOut, PathId
+from gasbill.api.staff.schemas import CustomerIn, CustomerOut, Offset, PathId
 from gasbill.service.accounts import create_customer
 
 router = APIRouter(prefix=f"{API}/customers", tags=["customers"])
 
-Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -34,7 +34,7 @@ def create(body: CustomerIn, user: CurrentUser, uow: UowDep) -> CustomerOut:
 @router.get("", summary="Customers, by name or phone")
 def find(
     uow: UowDep,
-    search: Annotated[str, Query(max_length=100)] = "",
+    search: Annotated[str, Query(max_length=100, pattern=NO_NUL)] = "",
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> list[CustomerOut]:

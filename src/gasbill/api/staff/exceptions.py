@@ -11,7 +11,7 @@ from gasbill.adapters.db.tables.billing import BillingException
 from gasbill.api.deps import ContextDep, CurrentUser, UowDep
 from gasbill.api.errors import not_found
 from gasbill.api.policy import API
-from gasbill.api.staff.schemas import ExceptionOut, Id, PathId, ResolutionIn
+from gasbill.api.staff.schemas import ExceptionOut, Id, Offset, PathId, ResolutionIn
 from gasbill.service.exceptions import resolve_exception
 
 router = APIRouter(prefix=f"{API}/exceptions", tags=["exceptions"])
@@ -26,7 +26,7 @@ def find(
     uow: UowDep,
     status: Literal["open", "resolved", "all"] = "open",
     account_id: Annotated[Id | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ExceptionOut]:
     with uow:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from gasbill.api.deps import ContextDep, CurrentUser, UowDep
+from gasbill.api.edge import NO_NUL
 from gasbill.api.idempotency import IdempotencyKey, idempotent
 from gasbill.api.policy import API
 from gasbill.api.staff.schemas import (
@@ -30,7 +31,7 @@ CREATED: dict[int | str, dict[str, Any]] = {
     201: {"model": TransferOut, "description": "The transfer (also on a replay)."},
     400: {"description": "No Idempotency-Key header, or a malformed one."},
 }
-TransferId = Annotated[str, Path(min_length=1, max_length=40)]
+TransferId = Annotated[str, Path(min_length=1, max_length=40, pattern=NO_NUL)]
 
 
 @router.post(

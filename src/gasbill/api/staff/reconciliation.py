@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from gasbill.api.deps import CatalogDep, ContextDep, NowDep, UowDep
+from gasbill.api.edge import NO_NUL
 from gasbill.api.policy import API
+from gasbill.api.staff.schemas import Id
 from gasbill.service.reconciliation import parse_as_of, reconcile
 from gasbill.service.reconciliation_report import render_csv, report_json
 
@@ -21,12 +23,13 @@ def reconciliation(
     uow: UowDep,
     catalog: CatalogDep,
     now: NowDep,
-    company: Annotated[str | None, Query(max_length=10)] = None,
-    account_id: Annotated[list[int] | None, Query()] = None,
+    company: Annotated[str | None, Query(max_length=10, pattern=NO_NUL)] = None,
+    account_id: Annotated[list[Id] | None, Query()] = None,
     as_of: Annotated[
         str | None,
         Query(
             max_length=40,
+            pattern=NO_NUL,
             description="A date (its end, in the utility's zone) or an ISO date-time; "
             "default now. Not in the future.",
         ),

@@ -1,13 +1,20 @@
-"""What the staff API reads and writes: request bodies refuse unknown fields."""
+"""What the staff API reads and writes: request bodies refuse unknown fields.
+
+Every text field of a request refuses NUL (`Text`, and `Body` checks any
+string it is given), integers are bounded to their columns, date-times and
+days to years a utility meets (`Instant`, `CalendarDay`).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from gasbill.adapters.platform.push_models import no_nul
+from gasbill.api.edge import CalendarDay, Instant, Text
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import Transfer
 from gasbill.domain.money import Money
@@ -15,6 +22,9 @@ from gasbill.domain.money import Money
 MAX_ID = 2**31 - 1  # ids are 32-bit keys
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# how far a list may be paged: bounded so no integer reaches past its column
+MAX_OFFSET = 2**31 - 1
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 # Amounts are whole fen (0.01 yuan) as JSON integers; never a float.
 Fen = Annotated[StrictInt, Field(ge=-(2**63) + 1, le=2**63 - 1)]
 PositiveFen = Annotated[StrictInt, Field(gt=0, le=2**63 - 1)]
@@ -24,21 +34,36 @@ TariffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 Channel = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", examples=["cash", "wechat"])
 ]
-Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$")]
 Role = Literal["clerk", "auditor", "admin"]
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_anywhere(cls, value: Any) -> Any:
+        """Any string of any request body, nested too: never a NUL (PostgreSQL refuses it)."""
+        if isinstance(value, str):
+            no_nul(value)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                cls._no_nul_anywhere(item)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                cls._no_nul_anywhere(k)
+                cls._no_nul_anywhere(v)
+        return value
+
 
 # -- customers and accounts -------------------------------------------------------
 
 
 class CustomerIn(Body):
-    name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(default="", max_length=30)
-    address: str = Field(default="", max_length=300)
+    name: Text = Field(min_length=1, max_length=100)
+    phone: Text = Field(default="", max_length=30)
+    address: Text = Field(default="", max_length=300)
 
 
 class CustomerOut(BaseModel):
@@ -51,14 +76,14 @@ class CustomerOut(BaseModel):
 
 class AccountIn(Body):
     customer_id: Id
-    number: str = Field(min_length=1, max_length=30)
-    company_no: str = Field(max_length=10, examples=["1001"])
+    number: Text = Field(min_length=1, max_length=30)
+    company_no: Text = Field(max_length=10, examples=["1001"])
     billing_mode: BillingMode
     tariff_id: TariffId
-    opened_on: date
-    meter_comm_no: str = Field(max_length=50, examples=["12345678901234"])
+    opened_on: CalendarDay
+    meter_comm_no: Text = Field(max_length=50, examples=["12345678901234"])
     opening_register: Register = "0"
-    bound_at: AwareDatetime | None = Field(
+    bound_at: Instant | None = Field(
         default=None, description="When the meter was bound; default: opened_on's local midnight."
     )
     persons: int = Field(default=1, ge=1, le=99)
@@ -77,11 +102,11 @@ class AccountUpdate(Body):
 
 
 class ReplacementIn(Body):
-    at: AwareDatetime
+    at: Instant
     old_final_register: Register
-    new_comm_no: str = Field(max_length=50)
+    new_comm_no: Text = Field(max_length=50)
     new_opening_register: Register = "0"
-    reason: str = Field(default="meter replaced", min_length=1, max_length=200)
+    reason: Text = Field(default="meter replaced", min_length=1, max_length=200)
 
 
 class MeterOut(BaseModel):
@@ -129,7 +154,7 @@ class BalancesOut(BaseModel):
 class PaymentIn(Body):
     amount_fen: PositiveFen
     channel: Channel
-    memo: str = Field(default="", max_length=200)
+    memo: Text = Field(default="", max_length=200)
 
 
 class RefundIn(Body):
@@ -208,7 +233,7 @@ class ExceptionOut(BaseModel):
 
 
 class ResolutionIn(Body):
-    resolution: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+    resolution: Text = Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*\S[^\x00]*$")
 
 
 class AuditOut(BaseModel):
