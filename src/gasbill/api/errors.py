@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gasbill.adapters.db.uow import is_retryable
 from gasbill.api.policy import API
 from gasbill.domain import errors as domain
 from gasbill.domain.accounts import AccountError
@@ -185,6 +186,14 @@ async def _integrity_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if is_retryable(exc):
+        # another transaction held the rows even after the retries: busy, not broken
+        log.warning("lock conflict on %s after retries: %s", request.url.path, exc)
+        if not _staff(request):
+            return PlainTextResponse("busy; retry later", 503, headers={"Retry-After": "1"})
+        return error_response(
+            503, "busy", "the server is busy; retry the request", headers={"Retry-After": "1"}
+        )
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
     if not _staff(request):
         return PlainTextResponse("Internal Server Error", 500)

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.db.uow import UnitOfWork, retried
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.config import JobSchedule, Settings
@@ -206,12 +206,14 @@ def run_query_poll(context: JobContext, now: datetime) -> object:
 
 
 def run_inbox(context: JobContext, now: datetime) -> object:
-    return work_inbox(
-        context.uow_factory(),
-        catalog=context.catalog,
-        limit=context.settings.jobs.inbox_batch,
-        max_flow_m3_per_hour=context.settings.rating.max_flow_m3_per_hour,
-        now=now,
+    return retried(  # a batch that met a lock conflict is billed again, whole
+        lambda: work_inbox(
+            context.uow_factory(),
+            catalog=context.catalog,
+            limit=context.settings.jobs.inbox_batch,
+            max_flow_m3_per_hour=context.settings.rating.max_flow_m3_per_hour,
+            now=now,
+        )
     )
 
 

@@ -7,14 +7,25 @@
 
 Leaving the block without `commit()` rolls everything back. Repositories are
 made on first use and share the unit's session.
+
+`retried(work)` is the edge where a transaction that met a deadlock or a
+serialization failure (PostgreSQL SQLSTATE 40P01, 40001; a lock not granted
+in time, 55P03) runs again from the start, a bounded number of times with
+a short random pause: the whole use case is re-run, never half of it, since
+the failed transaction was rolled back whole.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
@@ -22,6 +33,36 @@ from gasbill.adapters.db.repositories.accounts import AccountRepository
 from gasbill.adapters.db.repositories.audit import AuditLog
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRYABLE = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization, lock timeout
+ATTEMPTS = 5
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether the database refused the transaction only because of another one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        orig = getattr(seen, "orig", None)
+        code = getattr(orig, "sqlstate", None) or getattr(seen, "sqlstate", None)
+        if code in RETRYABLE:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retried(work: Callable[[], T], *, attempts: int = ATTEMPTS, pause: float = 0.02) -> T:
+    """Run a whole use case (its own `with uow:` and commit); again on a lock conflict."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            log.warning("transaction conflict, attempt %d of %d: %s", attempt, attempts, exc.orig)
+            time.sleep(random.uniform(0, pause * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 class UnitOfWork:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from gasbill.adapters.db.uow import retried
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.platform.push_models import Text50, describe
 from gasbill.api.platform.envelope import PlatformFailure, envelope
@@ -85,20 +86,22 @@ def report_router(router: APIRouter, context: PlatformContext) -> None:
                 return answer | {"message": describe(exc)}
             except ValueError:
                 return answer | {"message": f"ctrl_state: unknown state {raw.get('ctrl_state')}"}
-            message = receive_report(
-                context.uow(),
-                codec,
-                company_no,
-                ReportItem(
-                    item.ctrl_id,
-                    item.meter_comm_no,
-                    state,
-                    item.return_data,
-                    item.ctrl_feedback_msg or "",
-                    raw,
-                ),
-                policy=context.commands,
-                now=context.clock(),
+            message = retried(
+                lambda: receive_report(
+                    context.uow(),
+                    codec,
+                    company_no,
+                    ReportItem(
+                        item.ctrl_id,
+                        item.meter_comm_no,
+                        state,
+                        item.return_data,
+                        item.ctrl_feedback_msg or "",
+                        raw,
+                    ),
+                    policy=context.commands,
+                    now=context.clock(),
+                )
             )
             known = not message or message.startswith("kept")
             return answer | {"result": known, "message": message}

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.db.uow import UnitOfWork, is_retryable
 from gasbill.adapters.platform.push_models import BadBody, describe, parse_json
 from gasbill.adapters.platform.push_settings import PushSettings
 from gasbill.api.platform.auth import company_of
@@ -123,6 +123,9 @@ def failure_envelope(exc: Exception) -> Response:
         return failed(exc)
     if isinstance(exc, RejectedPush):
         return failed(PlatformFailure(422, str(exc)))
+    if is_retryable(exc):
+        log.warning("platform request met a lock conflict after retries: %s", exc)
+        return failed(PlatformFailure(503, "the server is busy; retry later"))
     log.error("platform endpoint failed", exc_info=exc)
     return failed(PlatformFailure(500, SERVER_FAILED))
 

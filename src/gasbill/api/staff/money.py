@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from gasbill.adapters.db.uow import retried
 from gasbill.api.deps import ContextDep, CurrentUser, UowDep
 from gasbill.api.edge import NO_NUL
 from gasbill.api.idempotency import IdempotencyKey, idempotent
@@ -49,18 +50,20 @@ def pay(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     def run(k: str) -> PaymentOut:
-        outcome = payments.take_payment(
-            uow,
-            account_id=account_id,
-            amount_fen=body.amount_fen,
-            channel=body.channel,
-            idempotency_key=k,
-            actor=user.username,
-            now=ctx.clock(),
-            policy=ctx.commands,
-            memo=body.memo,
-            decide=ctx.decide,
-            limits=ctx.settings.money.limits(),
+        outcome = retried(
+            lambda: payments.take_payment(
+                uow,
+                account_id=account_id,
+                amount_fen=body.amount_fen,
+                channel=body.channel,
+                idempotency_key=k,
+                actor=user.username,
+                now=ctx.clock(),
+                policy=ctx.commands,
+                memo=body.memo,
+                decide=ctx.decide,
+                limits=ctx.settings.money.limits(),
+            )
         )
         return PaymentOut.of(outcome.payment, top_up_id=outcome.top_up_id)
 
@@ -93,15 +96,17 @@ def refund(
         scope="refund",
         request={"account_id": account_id, **body.model_dump(mode="json")},
         run=lambda k: TransferOut.of(
-            ledger.refund(
-                uow,
-                account_id=account_id,
-                amount_fen=body.amount_fen,
-                channel=body.channel,
-                reason=body.reason,
-                actor=user.username,
-                idempotency_key=k,
-                limits=ctx.settings.money.limits(),
+            retried(
+                lambda: ledger.refund(
+                    uow,
+                    account_id=account_id,
+                    amount_fen=body.amount_fen,
+                    channel=body.channel,
+                    reason=body.reason,
+                    actor=user.username,
+                    idempotency_key=k,
+                    limits=ctx.settings.money.limits(),
+                )
             )
         ),
     )
@@ -127,15 +132,17 @@ def adjust(
         scope="adjustment",
         request={"account_id": account_id, **body.model_dump(mode="json")},
         run=lambda k: TransferOut.of(
-            ledger.post_adjustment(
-                uow,
-                account_id=account_id,
-                amount_fen=body.amount_fen,
-                target=body.target,
-                reason=body.reason,
-                actor=user.username,
-                idempotency_key=k,
-                limits=ctx.settings.money.limits(),
+            retried(
+                lambda: ledger.post_adjustment(
+                    uow,
+                    account_id=account_id,
+                    amount_fen=body.amount_fen,
+                    target=body.target,
+                    reason=body.reason,
+                    actor=user.username,
+                    idempotency_key=k,
+                    limits=ctx.settings.money.limits(),
+                )
             )
         ),
     )
@@ -160,12 +167,14 @@ def reverse(
         scope="reversal",
         request={"transfer_id": transfer_id, **body.model_dump(mode="json")},
         run=lambda k: TransferOut.of(
-            ledger.reverse_transfer(
-                uow,
-                transfer_id=transfer_id,
-                reason=body.reason,
-                actor=user.username,
-                idempotency_key=k,
+            retried(
+                lambda: ledger.reverse_transfer(
+                    uow,
+                    transfer_id=transfer_id,
+                    reason=body.reason,
+                    actor=user.username,
+                    idempotency_key=k,
+                )
             )
         ),
     )

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.commands import CommandReport
+from gasbill.adapters.db.tables.commands import Command, CommandReport
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.client import PlatformError
 from gasbill.adapters.platform.codec import Codec
@@ -30,6 +32,20 @@ class ReportItem:
     raw: dict[str, Any]
 
 
+def _lock_account_first(uow: UnitOfWork, company_no: str, ctrl_id: int) -> None:
+    """The global lock order: the command's account before the command and the ledger.
+
+    A payment locks the account, then its ledger accounts; a report that
+    posted a hold first and reached the account later could deadlock with it.
+    """
+    table = Command.__table__.c  # type: ignore[attr-defined]
+    account_id = uow.session.execute(
+        sa.select(table.account_id).where(table.company_no == company_no, table.ctrl_id == ctrl_id)
+    ).scalar()
+    if account_id is not None:
+        uow.accounts.get(account_id, lock=True)
+
+
 def receive_report(
     uow: UnitOfWork,
     codec: Codec,
@@ -42,6 +58,7 @@ def receive_report(
     """Apply one report; one we cannot match yet is kept until the command is found."""
     with uow:
         store = CommandStore(uow.session)
+        _lock_account_first(uow, company_no, item.ctrl_id)
         command = store.by_ctrl_id(company_no, item.ctrl_id)
         if command is None:
             store.add_report(

@@ -15,12 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
+from gasbill.adapters.db.tables import accounts as _accounts  # noqa: F401  (registers the tables)
 from gasbill.adapters.db.tables import ledger as _tables  # noqa: F401  (registers the tables)
 from gasbill.domain.errors import InvalidTransfer, UnknownLedgerAccount
 from gasbill.domain.ledger import CUSTOMER_KINDS, AccountCode, Balance, Transfer
 
 TRANSFER = SQLModel.metadata.tables["transfer"]
 ACCOUNT = SQLModel.metadata.tables["ledger_account"]
+OWNER = SQLModel.metadata.tables["account"]  # the customer account a ledger account belongs to
 BALANCE_COLUMNS = (
     "debits_posted_fen",
     "credits_posted_fen",
@@ -193,6 +195,8 @@ class AccountDirectory:
         """
         ids = sorted({i.id for i in infos if i.keeps_balance})
         balances: dict[int, Balance] = {}
+        if ids and is_postgres(self.session):
+            self._lock_owners(ids)
         for part in parts(self.session, ids):
             query = (
                 sa.select(ACCOUNT.c.id, *(ACCOUNT.c[n] for n in BALANCE_COLUMNS))
@@ -204,6 +208,26 @@ class AccountDirectory:
             for row in self.session.execute(query):
                 balances[row.id] = balance_of(row)
         return balances
+
+    def _lock_owners(self, ids: Sequence[int]) -> None:
+        """Lock the customer accounts owning these ledger accounts first, ascending.
+
+        The one global order of row locks: an account before its ledger
+        accounts, each kind in ascending id. A use case that locked the
+        account already (a payment, billing) loses nothing; one that reaches
+        the ledger first (a command report posting a hold) now waits on the
+        account instead of deadlocking with a payment holding it.
+        """
+        for part in parts(self.session, list(ids)):
+            owners = sa.select(ACCOUNT.c.account_id).where(
+                any_of(self.session, ACCOUNT.c.id, part), ACCOUNT.c.account_id.is_not(None)
+            )
+            self.session.execute(
+                sa.select(OWNER.c.id)
+                .where(OWNER.c.id.in_(owners))
+                .order_by(OWNER.c.id)
+                .with_for_update(key_share=True)
+            )
 
     def _load(self, column: sa.Column[Any], values: Sequence[Any]) -> None:
         for part in parts(self.session, values):
