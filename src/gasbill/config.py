@@ -11,8 +11,9 @@ import os
 import tomllib
 from datetime import date, time
 from decimal import Decimal
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -20,7 +21,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gasbill.adapters.platform.push_settings import PushSettings
 from gasbill.adapters.platform.settings import PlatformSettings
+from gasbill.domain.audit import DEMO_AUDIT_KEY
 from gasbill.domain.money import MoneyLimits
+from gasbill.secret import Secret
 
 CONFIG_ENV = "GASBILL_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
@@ -50,29 +53,34 @@ class AppSettings(_Section):
     timezone: str = "Asia/Shanghai"
     platform_timezone: str = "Asia/Shanghai"
     secret_key: SecretStr = SecretStr(DEMO_SECRET)
+    audit_key: SecretStr = SecretStr(DEMO_AUDIT_KEY)
 
     _check_zones = field_validator("timezone", "platform_timezone")(_zone)
 
     def insecure_secret(self) -> str | None:
-        """Why the secret cannot be used in this environment, or None if it can."""
+        """Why a secret cannot be used in this environment, or None if they all can."""
         if self.environment == "demo":
             return None
-        secret = self.secret_key.get_secret_value()
-        if secret == DEMO_SECRET:
-            return (
-                f"[app] secret_key is the demo placeholder, refused in environment "
-                f"{self.environment!r}: set GASBILL_APP__SECRET_KEY to a long random value"
-            )
-        if len(secret) < MIN_SECRET_LENGTH:
-            return (
-                f"[app] secret_key must be at least {MIN_SECRET_LENGTH} characters "
-                f"in environment {self.environment!r}"
-            )
+        for name, secret, placeholder in (
+            ("secret_key", self.secret_key, DEMO_SECRET),
+            ("audit_key", self.audit_key, DEMO_AUDIT_KEY),
+        ):
+            value = secret.get_secret_value()
+            if value == placeholder:
+                return (
+                    f"[app] {name} is the demo placeholder, refused in environment "
+                    f"{self.environment!r}: set GASBILL_APP__{name.upper()} to a long random value"
+                )
+            if len(value) < MIN_SECRET_LENGTH:
+                return (
+                    f"[app] {name} must be at least {MIN_SECRET_LENGTH} characters "
+                    f"in environment {self.environment!r}"
+                )
         return None
 
 
 class DatabaseSettings(_Section):
-    url: str = "sqlite:///var/gasbill.db"
+    url: Annotated[str, Secret("dsn")] = "sqlite:///var/gasbill.db"
     echo: bool = False
 
 
@@ -86,8 +94,30 @@ class RatingSettings(_Section):
 
 class StaffSettings(_Section):
     token_ttl_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
-    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures: int = Field(default=5, ge=1)  # per username
+    login_max_failures_per_client: int = Field(default=30, ge=1)  # per client address
     login_window_minutes: int = Field(default=15, ge=1)
+    # addresses (or networks, CIDR) of the reverse proxies whose X-Forwarded-For is believed
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an address or network"
+                ) from None
+        return value
+
+
+class AuditSettings(_Section):
+    """Where the audit log's head is anchored, outside the database."""
+
+    # "" : next to a SQLite database file (<file>.audit-anchor); none for PostgreSQL
+    anchor_file: str = ""
 
 
 class CommandSettings(_Section):
@@ -112,7 +142,7 @@ class QueryPollSchedule(JobSchedule):
 
     enabled: bool = False
     interval_seconds: int = Field(default=900, ge=1)
-    base_url: str = Field(default="", validate_default=True)  # required when enabled
+    base_url: Annotated[str, Secret("url")] = Field(default="", validate_default=True)
     data_api_key: SecretStr = SecretStr("")  # empty: [push] keys[platform.company_no]
     lookback_hours: int = Field(default=48, ge=0)
     page_size: int = Field(default=500, ge=1, le=1000)
@@ -154,6 +184,7 @@ class JobSettings(_Section):
     poll_silent: JobSchedule = JobSchedule(interval_seconds=300)
     notify: JobSchedule = JobSchedule(interval_seconds=60)
     reconcile: ReconcileSchedule = ReconcileSchedule()
+    audit_anchor: JobSchedule = JobSchedule(interval_seconds=60)
 
     @field_validator(
         "query_poll",
@@ -164,6 +195,7 @@ class JobSettings(_Section):
         "poll_silent",
         "notify",
         "reconcile",
+        "audit_anchor",
         mode="before",
     )
     @classmethod
@@ -219,7 +251,7 @@ class NotifySettings(_Section):
     """How recorded low-balance warnings reach customers."""
 
     channel: Literal["log", "webhook"] = "log"
-    webhook_url: str = ""
+    webhook_url: Annotated[str, Secret("host")] = ""
     timeout_seconds: Decimal = Field(default=Decimal("10"), gt=0)
     max_attempts: int = Field(default=10, ge=1)
     retry_base_seconds: int = Field(default=60, ge=1)
@@ -287,6 +319,7 @@ class Settings(BaseSettings):
     decisions: DecisionSettings = DecisionSettings()
     notify: NotifySettings = NotifySettings()
     money: MoneySettings = MoneySettings()
+    audit: AuditSettings = AuditSettings()
 
     @classmethod
     def settings_customise_sources(

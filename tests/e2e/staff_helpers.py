@@ -141,8 +141,8 @@ def login(client, username, password=PASSWORD):
     return client.post(f"{API}/auth/login", json={"username": username, "password": password})
 
 
-def auth(client, username):
-    response = login(client, username)
+def auth(client, username, password=PASSWORD):
+    response = login(client, username, password)
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 

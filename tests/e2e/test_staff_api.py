@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from gasbill.api.app import create_app
-from gasbill.api.staff.settings import masked
 from gasbill.config import AppSettings, ConfigError, DatabaseSettings, Settings
+from gasbill.secret import masked
 from tests.e2e.staff_helpers import (
     API,
     METER,
@@ -342,6 +342,8 @@ def test_settings_are_shown_with_secrets_masked(client, admin):
     shown = client.get(f"{API}/settings", headers=admin).json()
     assert shown["app"]["secret_key"] != "change-me-demo-only"
     assert "change-me" not in str(shown)
+    assert "496d1bac094f11e79d9c0a0027000010" not in str(shown)  # the push key (issue 11)
+    assert shown["push"]["keys"] == {"1001": "********"}
     assert shown["staff"]["token_ttl_minutes"] == 60
 
 
@@ -375,8 +377,14 @@ def test_the_app_refuses_the_placeholder_secret_outside_the_demo(db_url):
     )
     with pytest.raises(ConfigError, match="secret_key"):
         create_app(production)
-    strong = Settings(
+    no_audit_key = Settings(
         app=AppSettings(environment="production", secret_key="x" * 40),
+        database=DatabaseSettings(url=db_url),
+    )
+    with pytest.raises(ConfigError, match="audit_key"):
+        create_app(no_audit_key)
+    strong = Settings(
+        app=AppSettings(environment="production", secret_key="x" * 40, audit_key="y" * 40),
         database=DatabaseSettings(url=db_url),
     )
     create_app(strong)  # builds; its engine is made lazily and never connected

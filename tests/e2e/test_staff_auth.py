@@ -9,6 +9,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from tests.e2e.staff_helpers import (
     API,
     assert_error,
+    auth,
     login,
 )
 
@@ -122,6 +123,23 @@ def test_the_last_admin_cannot_be_removed(client, admin, user_ids):
     demoted = client.put(
         f"{API}/users/{user_ids['admin']}/role", json={"role": "clerk"}, headers=admin
     )
+    assert_error(demoted, 409, "conflict")
+
+
+def test_with_two_active_admins_either_may_go_but_not_both(client, admin, user_ids):
+    made = client.post(
+        f"{API}/users",
+        json={"username": "admin2", "password": "a long password", "role": "admin"},
+        headers=admin,
+    )
+    second = made.json()["id"]
+    gone = client.post(f"{API}/users/{user_ids['admin']}/deactivate", headers=admin)
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["active"] is False
+    other = auth(client, "admin2", "a long password")
+    last = client.post(f"{API}/users/{second}/deactivate", headers=other)
+    assert_error(last, 409, "conflict")
+    demoted = client.put(f"{API}/users/{second}/role", json={"role": "auditor"}, headers=other)
     assert_error(demoted, 409, "conflict")
 
 

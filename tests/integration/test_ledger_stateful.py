@@ -402,6 +402,7 @@ def databases(
     engine = make_engine(postgres_migrated)
     names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # audit_log's
         conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
     def fresh_postgres() -> Engine:

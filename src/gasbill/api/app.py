@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import ensure_current
+from gasbill.adapters.db.repositories.audit import with_audit_key
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api import errors, operations
 from gasbill.api.deps import AppContext, Clock
@@ -56,6 +57,7 @@ def create_app(
         raise ConfigError(problem)
     owns_engine = engine is None
     db = engine or make_engine(settings.database.url, echo=settings.database.echo)
+    db = with_audit_key(db, settings.app.audit_key.get_secret_value())
     ctx = AppContext(
         settings=settings,
         engine=db,

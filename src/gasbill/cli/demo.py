@@ -61,7 +61,7 @@ def demo_command(
         fault_settings = FaultSettings().with_text(faults) if faults else FaultSettings()
     except ValueError as exc:
         fail(f"--faults: {exc}")
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".audit-anchor"):
         Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
     notices = _notices_to_file(DEMO_DB.with_name("demo-warnings.log"))
     url = f"sqlite:///{DEMO_DB}"

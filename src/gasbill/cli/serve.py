@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
+from gasbill.adapters.db.repositories.audit import with_audit_key
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api.app import create_app
 from gasbill.cli.options import ConfigOption, fail, settings_from
@@ -60,6 +61,7 @@ def build_runtime(
     if problem:
         raise ConfigError(problem)
     db = engine or make_engine(settings.database.url, echo=settings.database.echo)
+    db = with_audit_key(db, settings.app.audit_key.get_secret_value())
     try:
         ensure_current(db)
         catalog = TariffCatalog(settings.tariffs.dir, settings.app.timezone)

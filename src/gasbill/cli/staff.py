@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
+from gasbill.adapters.db.repositories.audit import with_audit_key
 from gasbill.cli.options import fail
 from gasbill.config import Settings
 
@@ -26,6 +27,7 @@ def terminal_actor() -> str:
 def current_engine(settings: Settings) -> Iterator[Engine]:
     """An engine on a database at the code's schema revision; disposed afterwards."""
     engine = make_engine(settings.database.url, echo=settings.database.echo)
+    engine = with_audit_key(engine, settings.app.audit_key.get_secret_value())
     try:
         try:
             ensure_current(engine)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import upgrade
+from gasbill.adapters.db.repositories.audit import with_audit_key
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.client import PlatformClient
 from gasbill.adapters.platform.codec import Codec
@@ -186,7 +187,7 @@ def build_world(
 ) -> World:
     settings = demo_settings(settings)
     upgrade(db_url)
-    engine = make_engine(db_url)
+    engine = with_audit_key(make_engine(db_url), settings.app.audit_key.get_secret_value())
     sim = Simulator(sim_settings)
     zone = ZoneInfo(settings.app.platform_timezone)
     platform = PlatformClient(

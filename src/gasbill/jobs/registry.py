@@ -26,10 +26,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
+from gasbill.adapters.audit_anchor import AnchorFile, anchor_path
 from gasbill.adapters.db.uow import UnitOfWork, retried
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.config import JobSchedule, Settings
+from gasbill.service.audit import anchor_head
 from gasbill.service.commands.dispatch import PlatformApi, dispatch
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.reports import poll_silent
@@ -302,6 +304,14 @@ def run_reconcile(context: JobContext, now: datetime) -> object:
     )
 
 
+def run_audit_anchor(context: JobContext, now: datetime) -> object:
+    settings = context.settings
+    path = anchor_path(settings.database.url, settings.audit.anchor_file)
+    if path is None:
+        return Skipped("no anchor file: set [audit] anchor_file")
+    return anchor_head(context.uow_factory(), AnchorFile(path), now=now)
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     name: str  # also its section in [jobs]
@@ -319,6 +329,7 @@ JOBS: tuple[Job, ...] = (
     Job("poll_silent", run_poll_silent, "ask after sent commands with no report"),
     Job("notify", run_notify, "deliver recorded warnings"),
     Job("reconcile", run_reconcile, "reconcile every account against the books (nightly)"),
+    Job("audit_anchor", run_audit_anchor, "anchor the audit log's head outside the database"),
 )
 
 

@@ -171,16 +171,17 @@ def _change(
     now = now or datetime.now(UTC)
     with uow:
         staff = StaffRepository(uow.session)
+        admins = staff.lock_active_admins()  # before any change, so none is counted twice
         user = staff.user(user_id, lock=True)
         if user is None:
             raise NotFound(f"no user {user_id}")
         before = public(user)
-        was_admin = user.role == "admin" and user.active
         if role is not None:
             user.role = role
         if active is not None:
             user.active = active
-        if was_admin and not (user.role == "admin" and user.active) and staff.active_admins() <= 1:
+        still_admin = user.role == "admin" and user.active
+        if user_id in admins and not still_admin and len(admins) <= 1:
             raise Conflict("this is the last active admin: make another admin first")
         uow.session.add(user)
         if not user.active:

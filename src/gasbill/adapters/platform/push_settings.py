@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gasbill.secret import Secret
 
 
 class PushSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # company_no -> data_api_key; several companies may push to one server
-    keys: dict[str, str] = Field(
+    keys: Annotated[dict[str, str], Secret()] = Field(
         default_factory=lambda: {"1001": "496d1bac094f11e79d9c0a0027000010"}
     )
     max_body_bytes: int = Field(default=65_536, ge=1_024)

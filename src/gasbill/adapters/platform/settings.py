@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from gasbill.secret import Secret
 
 
 class PlatformSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Root of the remote-control API (the vendor's test server used port 2101).
-    base_url: str = "http://127.0.0.1:2101/"
+    base_url: Annotated[str, Secret("url")] = "http://127.0.0.1:2101/"
     # Project company number: 4 digit characters, assigned by the platform admin.
     company_no: str = "1001"
     login_name: str = "admin"

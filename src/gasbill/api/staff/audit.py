@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from gasbill.adapters.audit_anchor import AnchorFile, anchor_path
 from gasbill.adapters.db.tables.staff import AuditEntry
-from gasbill.api.deps import UowDep
+from gasbill.api.deps import ContextDep, UowDep
 from gasbill.api.edge import NO_NUL
 from gasbill.api.policy import API
-from gasbill.api.staff.schemas import AuditOut, AuditVerifyOut, ChainBreakOut
+from gasbill.api.staff import schemas
+from gasbill.api.staff.schemas import ChainBreakOut
 from gasbill.service.audit import verify_audit
 
 router = APIRouter(prefix=f"{API}/audit", tags=["audit"])
+
+
+class AuditOut(schemas.AuditOut):
+    hash_version: int  # 1: the first scheme (SHA-256); 2: HMAC under the audit key, UTC
+
+
+class AuditVerifyOut(schemas.AuditVerifyOut):
+    anchors: int  # heads recorded in the anchor file
+    anchored_seq: int | None  # the newest anchored head, if any
+    anchored_at: datetime | None
 
 
 def audit_out(row: AuditEntry) -> AuditOut:
@@ -30,6 +43,7 @@ def audit_out(row: AuditEntry) -> AuditOut:
         after=json.loads(row.after),
         prev_hash=row.prev_hash,
         hash=row.hash,
+        hash_version=row.hash_version,
     )
 
 
@@ -45,10 +59,16 @@ def latest(
 
 
 @router.get("/verify", summary="Walk the whole chain: does every entry follow from the last?")
-def verify(uow: UowDep) -> AuditVerifyOut:
-    result = verify_audit(uow)
+def verify(uow: UowDep, ctx: ContextDep) -> AuditVerifyOut:
+    settings = ctx.settings
+    path = anchor_path(settings.database.url, settings.audit.anchor_file)
+    result = verify_audit(uow, AnchorFile(path) if path is not None else None)
+    newest = result.newest_anchor
     return AuditVerifyOut(
         ok=result.ok,
         entries=result.entries,
         breaks=[ChainBreakOut(seq=b.seq, problem=b.problem) for b in result.breaks],
+        anchors=result.anchors,
+        anchored_seq=newest.seq if newest else None,
+        anchored_at=newest.at if newest else None,
     )

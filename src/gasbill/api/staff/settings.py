@@ -1,43 +1,20 @@
-"""The effective settings (file, environment and defaults combined), secrets masked."""
+"""The effective settings (file, environment and defaults combined), secrets masked.
+
+Which settings are secret is decided by their marking in the settings model
+(`gasbill.secret`), never by their names.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 
 from gasbill.api.deps import ContextDep
 from gasbill.api.policy import API
-from gasbill.config import Settings
+from gasbill.secret import masked
 
 router = APIRouter(prefix=API, tags=["settings"])
-
-MASK = "********"
-SECRET_NAME = re.compile(r"(^|_)(secret|password|passwd|token|key)$", re.IGNORECASE)
-
-
-def masked(settings: Settings) -> dict[str, Any]:
-    """Every setting as JSON; secrets (and a database URL's password) never leave."""
-    document = settings.model_dump(mode="json")
-
-    def scrub(value: Any, name: str = "") -> Any:
-        if isinstance(value, dict):
-            return {k: scrub(v, k) for k, v in value.items()}
-        if isinstance(value, list):
-            return [scrub(v, name) for v in value]
-        if SECRET_NAME.search(name) and value not in (None, ""):
-            return MASK
-        return value
-
-    result: dict[str, Any] = scrub(document)
-    url = settings.database.url
-    try:
-        result["database"]["url"] = sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        result["database"]["url"] = MASK
-    return result
 
 
 @router.get("/settings", summary="The effective settings, secrets masked")

@@ -1,4 +1,9 @@
-"""The audit log table: appended under a lock so the hash chain never forks."""
+"""The audit log table: appended under a lock so the hash chain never forks.
+
+Entries are sealed with the audit key, which lives outside the database: it
+rides on the engine as an execution option (`with_audit_key`), so every unit
+of work on that engine writes and checks with the same key.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,39 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.tables.staff import AuditEntry
-from gasbill.domain.audit import GENESIS, AuditRecord, chain_entry
+from gasbill.domain.audit import DEMO_AUDIT_KEY, GENESIS, AuditRecord, chain_entry
 
 # One key for the transaction-scoped advisory lock that serialises appends on PostgreSQL.
 AUDIT_LOCK_KEY = 0x6761_7362_696C_6C01  # "gasbill" + 1
+# The engine's execution option that carries the audit key.
+AUDIT_KEY_OPTION = "gasbill_audit_key"
+
+
+def with_audit_key(engine: Engine, key: str) -> Engine:
+    """The same engine (same pool) whose units of work seal audit entries with `key`."""
+    if not key:
+        raise ValueError("the audit key cannot be empty")
+    return engine.execution_options(**{AUDIT_KEY_OPTION: key})
+
+
+def audit_key_of(bind: Engine | Connection) -> bytes:
+    key = bind.get_execution_options().get(AUDIT_KEY_OPTION) or DEMO_AUDIT_KEY
+    return str(key).encode("utf-8")
 
 
 class AuditLog:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    @property
+    def key(self) -> bytes:
+        bind = self.session.get_bind()
+        assert isinstance(bind, Engine | Connection)
+        return audit_key_of(bind)
 
     def record(
         self,
@@ -38,6 +64,7 @@ class AuditLog:
             select(AuditEntry.hash).order_by(col(AuditEntry.seq).desc()).limit(1)
         ).first()
         record = chain_entry(
+            key=self.key,
             at=at or datetime.now(UTC),
             actor=actor,
             action=action,
@@ -57,6 +84,7 @@ class AuditLog:
             after=record.after,
             prev_hash=record.prev_hash,
             hash=record.hash,
+            hash_version=record.version,
         )
         self.session.add(row)
         self.session.flush()
@@ -86,8 +114,19 @@ class AuditLog:
                     row.prev_hash,
                     row.hash,
                     row.seq,
+                    row.hash_version,
                 )
             after = rows[-1].seq or after
+
+    def head(self) -> tuple[int, str, int] | None:
+        """The newest entry's seq and hash, and how many entries there are; None when empty."""
+        last = self.session.exec(
+            select(AuditEntry.seq, AuditEntry.hash).order_by(col(AuditEntry.seq).desc()).limit(1)
+        ).first()
+        if last is None or last[0] is None:
+            return None
+        count = self.session.exec(select(sa.func.count()).select_from(AuditEntry)).one()
+        return last[0], last[1], int(count)
 
     def latest(self, limit: int = 50, *, entity: str | None = None) -> list[AuditEntry]:
         query = select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(limit)

@@ -34,9 +34,19 @@ class StaffRepository:
     def users(self) -> Sequence[StaffUser]:
         return self.session.exec(select(StaffUser).order_by(col(StaffUser.id))).all()
 
-    def active_admins(self) -> int:
-        query = select(sa.func.count()).where(StaffUser.role == "admin", col(StaffUser.active))
-        return int(self.session.exec(query).one())
+    def lock_active_admins(self) -> list[int]:
+        """The ids of every active admin, their rows locked (in id order) until commit.
+
+        Two admins removing each other at the same moment then take turns, and
+        the second sees the first one's change: there is always one left.
+        """
+        query = (
+            select(StaffUser.id)
+            .where(StaffUser.role == "admin", col(StaffUser.active))
+            .order_by(col(StaffUser.id))
+            .with_for_update()
+        )
+        return [i for i in self.session.exec(query).all() if i is not None]
 
     # tokens
     def add_token(self, token: ApiToken) -> ApiToken:

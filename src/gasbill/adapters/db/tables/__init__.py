@@ -15,7 +15,13 @@ from gasbill.adapters.db.tables.readings import (
     PollMark,
     PushConflict,
 )
-from gasbill.adapters.db.tables.staff import ApiToken, AuditEntry, LoginAttempt, StaffUser
+from gasbill.adapters.db.tables.staff import (
+    ApiToken,
+    AuditEntry,
+    LoginAttempt,
+    LoginLimit,
+    StaffUser,
+)
 
 __all__ = [
     "Account",
@@ -36,6 +42,7 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerAccount",
     "LoginAttempt",
+    "LoginLimit",
     "Meter",
     "MeterBinding",
     "MeterLatest",

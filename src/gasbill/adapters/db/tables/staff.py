@@ -49,6 +49,22 @@ class LoginAttempt(SQLModel, table=True):
     success: bool = False
 
 
+class LoginLimit(SQLModel, table=True):
+    """Failed logins in the current window, for one username or one client address.
+
+    Counted by one atomic upsert before the password is checked, so concurrent
+    attempts can never pass more checks than the limit allows.
+    """
+
+    __tablename__ = "login_limit"
+    __table_args__ = (sa.CheckConstraint("scope IN ('username', 'client')", name="scope"),)
+
+    scope: str = Field(max_length=10, primary_key=True)
+    key: str = Field(max_length=64, primary_key=True)
+    failures: int = 0
+    window_start: datetime = instant()
+
+
 class AuditEntry(SQLModel, table=True):
     """One change, chained to the previous entry by hash; never updated or deleted."""
 
@@ -64,3 +80,7 @@ class AuditEntry(SQLModel, table=True):
     after: str = Field(default="null", sa_type=sa.Text)  # JSON
     prev_hash: str = Field(max_length=64, unique=True)  # a fork would repeat one
     hash: str = Field(max_length=64, unique=True)
+    # the hash scheme it was written with (domain/audit.py): 1 before the anchored chain
+    hash_version: int = Field(
+        default=1, sa_type=sa.SmallInteger, sa_column_kwargs={"server_default": "1"}
+    )
