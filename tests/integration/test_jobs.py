@@ -29,7 +29,15 @@ from tests.conftest import PG_ENV, ROOT
 T0 = datetime(2025, 3, 1, 2, tzinfo=UTC)
 ONLY_DISPATCH = {
     name: {"enabled": name == "dispatch", "interval_seconds": 1}
-    for name in ("inbox", "decisions", "campaigns", "dispatch", "poll_silent", "notify")
+    for name in (
+        "inbox",
+        "decisions",
+        "campaigns",
+        "dispatch",
+        "poll_silent",
+        "notify",
+        "audit_anchor",
+    )
 }
 
 
@@ -305,6 +313,7 @@ def test_the_tick_runs_every_job_in_order_at_the_injected_time(db_url):
             "poll_silent",
             "notify",
             "reconcile",
+            "audit_anchor",
         ]
         assert [name for name, _ in seen] == order  # query mode is off by default
         assert {now for _, now in seen} == {T0}
@@ -361,6 +370,7 @@ def test_serve_builds_the_scheduler_by_default(tmp_path, sqlite_template):
             "poll_silent",
             "notify",
             "reconcile",
+            "audit_anchor",
         ]
     finally:
         runtime.close()
