@@ -56,14 +56,14 @@ def test_a_wrong_password_is_401_and_audited(client, engine):
     assert ("nobody", "auth.login_failed") in actions
 
 
-def test_failed_logins_are_rate_limited_by_username_and_by_client(client, clock):
+def test_failed_logins_are_rate_limited_by_username(client, clock):
     for _ in range(3):
         assert login(client, "clerk", "wrong password").status_code == 401
     limited = login(client, "clerk")
     assert_error(limited, 429, "too_many_attempts")
     assert int(limited.headers["Retry-After"]) > 0
-    # the same client is held back for other usernames too
-    assert_error(login(client, "auditor"), 429, "too_many_attempts")
+    # the username only: others behind the same address still log in (test_staff_logins.py)
+    assert login(client, "auditor").status_code == 200
     clock.advance(minutes=10, seconds=1)
     assert login(client, "clerk").status_code == 200
 

@@ -68,6 +68,7 @@ def create_app(
         limits=LoginLimits(
             settings.staff.login_max_failures,
             timedelta(minutes=settings.staff.login_window_minutes),
+            settings.staff.login_max_failures_per_client,
         ),
         commands=CommandPolicy.from_settings(settings.commands),
         platform=platform,

@@ -19,6 +19,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api.errors import forbidden, unauthorized
 from gasbill.api.policy import access_for
+from gasbill.api.security import TrustedProxies
 from gasbill.config import Settings
 from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
@@ -114,8 +115,11 @@ def current_identity(
 CurrentUser = Annotated[Identity, Depends(current_identity)]
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request, ctx: ContextDep) -> str:
+    """The caller's address: the peer, or behind a trusted proxy the address it forwarded."""
+    peer = request.client.host if request.client else "unknown"
+    proxies = TrustedProxies.of(ctx.settings.staff.trusted_proxies)
+    return proxies.client(peer, request.headers.getlist("x-forwarded-for"))
 
 
 ClientDep = Annotated[str, Depends(client_address)]

@@ -32,6 +32,7 @@ from gasbill.api.policy import API
 from gasbill.domain import errors as domain
 from gasbill.domain.accounts import AccountError
 from gasbill.service.accounts import Conflict, NotFound
+from gasbill.service.credentials import WrongPassword
 from gasbill.service.staff import LoginRefused, StaffError, TooManyAttempts
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ DOMAIN_ERRORS: Mapping[type[Exception], tuple[int, str]] = {
     Conflict: (409, "conflict"),
     LoginRefused: (401, "login_failed"),
     TooManyAttempts: (429, "too_many_attempts"),
+    WrongPassword: (403, "wrong_password"),
     domain.InvalidAmount: (422, "invalid_amount"),
     domain.TariffError: (422, "tariff_error"),
     domain.LedgerError: (422, "ledger_error"),

@@ -73,12 +73,15 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("POST", f"{API}/auth/login"): PUBLIC,
     ("POST", f"{API}/auth/logout"): ANY_STAFF,
     ("GET", f"{API}/me"): ANY_STAFF,
+    ("PUT", f"{API}/me/password"): ANY_STAFF,
     # staff users
     ("GET", f"{API}/users"): ADMIN_READ,
     ("POST", f"{API}/users"): ADMIN,
     ("GET", f"{API}/users/{{user_id}}"): ADMIN_READ,
     ("PUT", f"{API}/users/{{user_id}}/role"): ADMIN,
     ("POST", f"{API}/users/{{user_id}}/deactivate"): ADMIN,
+    ("POST", f"{API}/users/{{user_id}}/unlock"): ADMIN,
+    ("PUT", f"{API}/users/{{user_id}}/password"): ADMIN,
     # customers
     ("POST", f"{API}/customers"): CLERK,
     ("GET", f"{API}/customers"): CLERK_READ,

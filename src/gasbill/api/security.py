@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from functools import cached_property
+from functools import cache, cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -57,3 +58,42 @@ class HmacTokens:
 
     def digest(self, token: str) -> str:
         return hmac.new(self._key, token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class TrustedProxies:
+    """The reverse proxies whose X-Forwarded-For is believed; none unless configured.
+
+    Behind them, the client is the right-most address in X-Forwarded-For that
+    is not itself a trusted proxy: each proxy appends the address it saw, so
+    whatever a client wrote further left is never believed.
+    """
+
+    def __init__(self, networks: tuple[IPv4Network | IPv6Network, ...] = ()) -> None:
+        self.networks = networks
+
+    @staticmethod
+    @cache
+    def of(configured: tuple[str, ...]) -> TrustedProxies:
+        return TrustedProxies(tuple(ip_network(item, strict=False) for item in configured))
+
+    def trusts(self, address: str) -> bool:
+        try:
+            ip = ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def client(self, peer: str, forwarded: list[str]) -> str:
+        if not self.trusts(peer):
+            return peer
+        hops = [hop.strip() for value in forwarded for hop in value.split(",") if hop.strip()]
+        current = peer
+        for hop in reversed(hops):
+            try:
+                ip_address(hop)
+            except ValueError:
+                return current  # not an address: stop at the last proxy that forwarded it
+            current = hop
+            if not self.trusts(hop):
+                return hop
+        return current

@@ -177,5 +177,5 @@ def serve(console: Console, world: World, host: str, port: int) -> None:
     console.print(f"\nServing the staff API at http://{host}:{port}/docs (Ctrl-C to stop).")
     for role, password in credentials.items():
         console.print(f"  {role}: password {password}", highlight=False)
-    uvicorn.run(world.app, host=host, port=port, log_level="warning")
+    uvicorn.run(world.app, host=host, port=port, log_level="warning", proxy_headers=False)
     world.close()

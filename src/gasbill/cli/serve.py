@@ -123,6 +123,6 @@ def serve_command(
         fail(f"cannot reach the database: {exc.orig}")
     try:
         runtime.start()
-        uvicorn.run(runtime.app, host=host, port=port, log_level="info")
+        uvicorn.run(runtime.app, host=host, port=port, log_level="info", proxy_headers=False)
     finally:
         runtime.close()

@@ -1,9 +1,14 @@
-"""`gasbill user …`: staff users from a terminal (the first admin is made here)."""
+"""`gasbill user …`: staff users from a terminal (the first admin is made here).
+
+`unlock` and `password` are the admin's (the same use cases as the staff API's
+routes); `change-password` is a user's own change, proven by the current one.
+"""
 
 from __future__ import annotations
 
 import enum
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -15,9 +20,11 @@ from gasbill.api.security import Argon2Passwords
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.cli.staff import current_engine, terminal_actor
 from gasbill.domain.errors import GasbillError
-from gasbill.service import staff
+from gasbill.service import credentials, staff
 
-app = typer.Typer(help="Staff users: add, list.", no_args_is_help=True)
+app = typer.Typer(
+    help="Staff users: add, list, unlock, reset or change a password.", no_args_is_help=True
+)
 
 
 class RoleChoice(enum.StrEnum):
@@ -74,3 +81,105 @@ def list_command(config: ConfigOption = None) -> None:
             user.created_at.isoformat(timespec="seconds"),
         )
     Console().print(table)
+
+
+def _password(prompt: str, from_stdin: bool, *, confirm: bool = True) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+@app.command("unlock")
+def unlock_command(
+    username: Annotated[str, typer.Argument(help="The user locked out by failed logins.")] = "",
+    address: Annotated[
+        str, typer.Option(help="Clear a client address's failed logins instead.")
+    ] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Clear the failed logins of a user (or of a client address) so they may log in now."""
+    if bool(username) == bool(address):
+        fail("give a username or --address (one of them)")
+    settings = settings_from(config)
+    with current_engine(settings) as engine:
+        try:
+            if address:
+                cleared = credentials.unlock_address(
+                    UnitOfWork(engine), address, actor=terminal_actor()
+                )
+                who = f"address {address}"
+            else:
+                user = credentials.find_user(UnitOfWork(engine), username)
+                assert user.id is not None
+                _, cleared = credentials.unlock_user(
+                    UnitOfWork(engine), user.id, actor=terminal_actor()
+                )
+                who = f"user {username}"
+        except GasbillError as exc:
+            fail(str(exc))
+    Console().print(f"{who} unlocked ({cleared} failed logins cleared)", highlight=False)
+
+
+@app.command("password")
+def password_command(
+    username: Annotated[str, typer.Argument(help="Whose password to set.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the new password from stdin.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Set a user's password (the admin's reset): their tokens stop working, their lock goes."""
+    settings = settings_from(config)
+    password = _password("New password", password_stdin)
+    with current_engine(settings) as engine:
+        try:
+            user = credentials.find_user(UnitOfWork(engine), username)
+            assert user.id is not None
+            credentials.reset_password(
+                UnitOfWork(engine),
+                user.id,
+                password=password,
+                passwords=Argon2Passwords(),
+                actor=terminal_actor(),
+            )
+        except GasbillError as exc:
+            fail(str(exc))
+    Console().print(f"password of {username} set; their tokens are revoked", highlight=False)
+
+
+@app.command("change-password")
+def change_password_command(
+    username: Annotated[str, typer.Argument(help="Your username.")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the current, then the new password from stdin."
+        ),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Change your own password: the current one proves it is you."""
+    settings = settings_from(config)
+    current = _password("Current password", password_stdin, confirm=False)
+    new = _password("New password", password_stdin)
+    limits = staff.LoginLimits(
+        settings.staff.login_max_failures,
+        timedelta(minutes=settings.staff.login_window_minutes),
+        settings.staff.login_max_failures_per_client,
+    )
+    with current_engine(settings) as engine:
+        try:
+            user = credentials.find_user(UnitOfWork(engine), username)
+            assert user.id is not None
+            credentials.change_own_password(
+                UnitOfWork(engine),
+                user.id,
+                current=current,
+                new=new,
+                passwords=Argon2Passwords(),
+                limits=limits,
+                now=datetime.now(UTC),
+            )
+        except GasbillError as exc:
+            fail(str(exc))
+    Console().print(f"password of {username} changed", highlight=False)

@@ -7,6 +7,7 @@ of each token (`Tokens`). The clock is always passed in.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,8 +64,19 @@ class Tokens(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LoginLimits:
+    """Failed logins allowed per window: per username, and (more) per client address."""
+
     max_failures: int
     window: timedelta
+    max_per_client: int = 30
+
+
+USERNAME_SCOPE, CLIENT_SCOPE = "username", "client"
+
+
+def retry_after(window_start: datetime, limits: LoginLimits, now: datetime) -> int:
+    """Whole seconds until the window that refused an attempt is over (at least 1)."""
+    return max(1, math.ceil((window_start + limits.window - now).total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +108,7 @@ def _check_role(role: str) -> str:
     return role
 
 
-def _check_password(password: str) -> str:
+def check_password(password: str) -> str:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise StaffError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     return password
@@ -121,7 +133,7 @@ def add_user(
             "and starts with a letter or digit"
         )
     _check_role(role)
-    password_hash = passwords.hash(_check_password(password))
+    password_hash = passwords.hash(check_password(password))
     with uow:
         staff = StaffRepository(uow.session)
         if staff.by_username(username) is not None:
@@ -215,24 +227,28 @@ def login(
     limits: LoginLimits,
     now: datetime,
 ) -> IssuedToken:
-    """A token for the right password; every attempt is recorded, failures are rate-limited."""
+    """A token for the right password; every attempt is recorded, failures are rate-limited.
+
+    The attempt is counted (per username, then per client) and committed
+    before the password is checked, so no number of concurrent attempts gets
+    more checks than the limit; a success then clears its username's count
+    and takes back the client's, a failure leaves both counted.
+    """
+    name, address = username[:64], client[:64]
     with uow:
         staff = StaffRepository(uow.session)
-        since = now - limits.window
-        if (
-            staff.recent_failures(since=since, username=username) >= limits.max_failures
-            or staff.recent_failures(since=since, client=client) >= limits.max_failures
-        ):
-            raise TooManyAttempts(
-                "too many failed logins: try again later",
-                int(limits.window.total_seconds()),
-            )
+        refused_since = _admit(staff, limits, username=name, client=address, now=now)
         user = staff.by_username(username)
-        matches = passwords.verify(user.password_hash if user else None, password)
-        ok = user is not None and user.active and matches
-        staff.add_attempt(
-            LoginAttempt(username=username[:64], client=client[:64], at=now, success=ok)
+        uow.commit()
+    if refused_since is not None:
+        raise TooManyAttempts(
+            "too many failed logins: try again later", retry_after(refused_since, limits, now)
         )
+    matches = passwords.verify(user.password_hash if user else None, password)
+    ok = user is not None and user.active and matches
+    with uow:
+        staff = StaffRepository(uow.session)
+        staff.add_attempt(LoginAttempt(username=name, client=address, at=now, success=ok))
         if user is None or not ok:
             uow.audit.record(
                 actor=username[:100],
@@ -245,6 +261,8 @@ def login(
             uow.commit()
             raise LoginRefused("wrong username or password")
         assert user.id is not None
+        staff.clear_failures(USERNAME_SCOPE, name)
+        staff.forgive_failure(CLIENT_SCOPE, address)
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash(password)
             uow.session.add(user)
@@ -264,6 +282,26 @@ def login(
         uow.commit()
         identity = Identity(user.id, user.username, user.role, digest, expires_at)
         return IssuedToken(token, expires_at, identity)
+
+
+def _admit(
+    staff: StaffRepository, limits: LoginLimits, *, username: str, client: str, now: datetime
+) -> datetime | None:
+    """Count the attempt; None if it may be checked, else when the refusing window began.
+
+    An attempt refused for its username does not count against its address
+    (no one locks an office out through one name), nor one refused for its
+    address against its username.
+    """
+    since = now - limits.window
+    failures, start = staff.count_failure(USERNAME_SCOPE, username, now=now, since=since)
+    if failures > limits.max_failures:
+        return start
+    failures, start = staff.count_failure(CLIENT_SCOPE, client, now=now, since=since)
+    if failures > limits.max_per_client:
+        staff.forgive_failure(USERNAME_SCOPE, username)
+        return start
+    return None
 
 
 def authenticate(uow: UnitOfWork, token: str, *, tokens: Tokens, now: datetime) -> Identity | None:

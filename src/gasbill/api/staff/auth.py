@@ -1,4 +1,4 @@
-"""Log in for a bearer token, log out, and who am I."""
+"""Log in for a bearer token, log out, who am I, and change my own password."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from gasbill.api.deps import ClientDep, ContextDep, CurrentUser, UowDep
 from gasbill.api.policy import API
 from gasbill.api.staff.schemas import Body
-from gasbill.service import staff
+from gasbill.service import credentials, staff
 
 router = APIRouter(prefix=API, tags=["auth"])
 
@@ -19,6 +19,11 @@ router = APIRouter(prefix=API, tags=["auth"])
 class LoginIn(Body):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
+
+
+class PasswordChangeIn(Body):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
 
 
 class TokenOut(BaseModel):
@@ -61,3 +66,25 @@ def me(user: CurrentUser) -> MeOut:
     return MeOut(
         id=user.user_id, username=user.username, role=user.role, token_expires_at=user.expires_at
     )
+
+
+@router.put(
+    "/me/password",
+    status_code=204,
+    summary="Change my password (the current one proves it); my other tokens stop working",
+    responses={403: {"description": "the current password is wrong"}},
+)
+def change_password(
+    body: PasswordChangeIn, user: CurrentUser, ctx: ContextDep, uow: UowDep
+) -> Response:
+    credentials.change_own_password(
+        uow,
+        user.user_id,
+        current=body.current_password,
+        new=body.new_password,
+        passwords=ctx.passwords,
+        limits=ctx.limits,
+        now=ctx.clock(),
+        keep_token=user.token_hash,
+    )
+    return Response(status_code=204)

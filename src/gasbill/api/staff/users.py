@@ -1,4 +1,5 @@
-"""Staff users: the admin creates them, changes their role, deactivates them."""
+"""Staff users: the admin creates them, changes their role, deactivates, unlocks them and
+resets their password."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from gasbill.api.deps import ContextDep, CurrentUser, UowDep
 from gasbill.api.errors import not_found
 from gasbill.api.policy import API
 from gasbill.api.staff.schemas import Body, PathId, Role
-from gasbill.service import staff
+from gasbill.service import credentials, staff
 
 router = APIRouter(prefix=f"{API}/users", tags=["users"])
 
@@ -26,6 +27,16 @@ class UserIn(Body):
 
 class RoleIn(Body):
     role: Role
+
+
+class PasswordIn(Body):
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class UnlockOut(BaseModel):
+    id: int
+    username: str
+    failures_cleared: int
 
 
 class UserOut(BaseModel):
@@ -86,4 +97,25 @@ def change_role(
 @router.post("/{user_id}/deactivate", summary="Deactivate a user and revoke their tokens")
 def deactivate(user_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> UserOut:
     changed = staff.deactivate_user(uow, user_id, actor=user.username, now=ctx.clock())
+    return UserOut.of(changed)
+
+
+@router.post("/{user_id}/unlock", summary="Clear a user's failed logins so they may log in now")
+def unlock(user_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> UnlockOut:
+    found, cleared = credentials.unlock_user(uow, user_id, actor=user.username, now=ctx.clock())
+    return UnlockOut(id=user_id, username=found.username, failures_cleared=cleared)
+
+
+@router.put("/{user_id}/password", summary="Set a user's password; their tokens stop working")
+def reset_password(
+    user_id: PathId, body: PasswordIn, user: CurrentUser, ctx: ContextDep, uow: UowDep
+) -> UserOut:
+    changed = credentials.reset_password(
+        uow,
+        user_id,
+        password=body.password,
+        passwords=ctx.passwords,
+        actor=user.username,
+        now=ctx.clock(),
+    )
     return UserOut.of(changed)

@@ -6,9 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from gasbill.adapters.db.tables.staff import ApiToken, LoginAttempt, StaffUser
+from gasbill.adapters.db.tables.staff import ApiToken, LoginAttempt, LoginLimit, StaffUser
+from gasbill.adapters.db.types import UTCDateTime
+
+LIMITS = LoginLimit.__table__  # type: ignore[attr-defined]
 
 
 class StaffRepository:
@@ -62,10 +67,15 @@ class StaffRepository:
         ).first()
         return None if row is None else (row[0], row[1])
 
-    def revoke_tokens(self, user_id: int, at: datetime) -> None:
+    def revoke_tokens(self, user_id: int, at: datetime, *, keep: str = "") -> None:
+        """Revoke every live token of the user but the one whose digest is `keep`."""
         self.session.execute(
             sa.update(ApiToken)
-            .where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
+            .where(
+                col(ApiToken.user_id) == user_id,
+                col(ApiToken.revoked_at).is_(None),
+                col(ApiToken.token_hash) != keep,
+            )
             .values(revoked_at=at)
         )
 
@@ -74,22 +84,46 @@ class StaffRepository:
         self.session.add(attempt)
         self.session.flush()
 
-    def recent_failures(self, *, since: datetime, username: str = "", client: str = "") -> int:
-        """Failures by this username (or from this client) since `since` and its last success."""
-        who = (
-            col(LoginAttempt.username) == username
-            if username
-            else col(LoginAttempt.client) == client
+    def count_failure(
+        self, scope: str, key: str, *, now: datetime, since: datetime
+    ) -> tuple[int, datetime]:
+        """One more failure for (scope, key), in one atomic statement; (failures, window start).
+
+        A window that began at or before `since` starts again at `now`. Concurrent
+        callers each get their own count (the row is locked by the upsert), so
+        no two of them can both see room under the limit.
+        """
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        expired = LIMITS.c.window_start <= since
+        at_now = sa.bindparam("now", now, type_=UTCDateTime())
+        statement = (
+            insert(LIMITS)
+            .values(scope=scope, key=key, failures=1, window_start=now)
+            .on_conflict_do_update(
+                index_elements=[LIMITS.c.scope, LIMITS.c.key],
+                set_={
+                    "failures": sa.case((expired, 1), else_=LIMITS.c.failures + 1),
+                    "window_start": sa.case((expired, at_now), else_=LIMITS.c.window_start),
+                },
+            )
+            .returning(LIMITS.c.failures, LIMITS.c.window_start)
         )
-        last_success = (
-            select(sa.func.max(LoginAttempt.at))
-            .where(who, col(LoginAttempt.success))
-            .scalar_subquery()
+        failures, start = self.session.execute(statement).one()
+        return int(failures), start
+
+    def forgive_failure(self, scope: str, key: str) -> None:
+        """Take back one counted failure (the attempt was not one)."""
+        self.session.execute(
+            sa.update(LIMITS)
+            .where(LIMITS.c.scope == scope, LIMITS.c.key == key, LIMITS.c.failures > 0)
+            .values(failures=LIMITS.c.failures - 1)
         )
-        query = select(sa.func.count()).where(
-            who,
-            sa.not_(col(LoginAttempt.success)),
-            col(LoginAttempt.at) >= since,
-            sa.or_(last_success.is_(None), col(LoginAttempt.at) > last_success),
-        )
-        return int(self.session.exec(query).one())
+
+    def clear_failures(self, scope: str, key: str) -> int:
+        """Forget (scope, key)'s failures; how many there were."""
+        found = self.session.execute(
+            sa.select(LIMITS.c.failures).where(LIMITS.c.scope == scope, LIMITS.c.key == key)
+        ).scalar()
+        self.session.execute(sa.delete(LIMITS).where(LIMITS.c.scope == scope, LIMITS.c.key == key))
+        return int(found or 0)
