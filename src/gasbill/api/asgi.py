@@ -1,6 +1,9 @@
 """The API alone, for an ASGI server's worker processes:
 
-    uvicorn --factory gasbill.api.asgi:api_from_environment --workers 4 --port 8000
+    uvicorn --factory gasbill.api.asgi:api_from_environment --workers 4 --no-proxy-headers
+
+(`--no-proxy-headers`: which proxies' X-Forwarded-For is believed is gasbill's
+`[staff] trusted_proxies`, not uvicorn's default of 127.0.0.1.)
 
 Settings come from `$GASBILL_CONFIG` (or ./config.toml) and `GASBILL_*`
 variables, as for every command. These processes run no scheduled jobs: run
