@@ -162,6 +162,12 @@ class ReconcileSchedule(JobSchedule):
 
     interval_seconds: int = Field(default=86_400, ge=1)
     report_dir: str = ""
+class TrueUpSchedule(JobSchedule):
+    """The price-change true-up: tariff in force minus what the shadow billing posted."""
+
+    interval_seconds: int = Field(default=86_400, ge=1)
+    batch: int = Field(default=200, ge=1)  # accounts per transaction
+    settled_after_days: int = Field(default=31, ge=0)  # after the cycle the divergence ended in
 
 
 # "gasbill" as a number: the PostgreSQL advisory lock of scheduler leadership
@@ -185,6 +191,7 @@ class JobSettings(_Section):
     notify: JobSchedule = JobSchedule(interval_seconds=60)
     reconcile: ReconcileSchedule = ReconcileSchedule()
     audit_anchor: JobSchedule = JobSchedule(interval_seconds=60)
+    true_up: TrueUpSchedule = TrueUpSchedule()
 
     @field_validator(
         "query_poll",
@@ -196,6 +203,7 @@ class JobSettings(_Section):
         "notify",
         "reconcile",
         "audit_anchor",
+        "true_up",
         mode="before",
     )
     @classmethod

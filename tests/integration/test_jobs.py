@@ -37,6 +37,7 @@ ONLY_DISPATCH = {
         "poll_silent",
         "notify",
         "audit_anchor",
+        "true_up",
     )
 }
 
@@ -314,6 +315,7 @@ def test_the_tick_runs_every_job_in_order_at_the_injected_time(db_url):
             "notify",
             "reconcile",
             "audit_anchor",
+            "true_up",
         ]
         assert [name for name, _ in seen] == order  # query mode is off by default
         assert {now for _, now in seen} == {T0}
@@ -371,6 +373,7 @@ def test_serve_builds_the_scheduler_by_default(tmp_path, sqlite_template):
             "notify",
             "reconcile",
             "audit_anchor",
+            "true_up",
         ]
     finally:
         runtime.close()

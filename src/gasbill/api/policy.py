@@ -118,6 +118,8 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", f"{API}/audit/verify"): AUDITOR,
     # reconciliation: meters against the books, the auditors' report
     ("GET", f"{API}/reconciliation"): AUDITOR,
+    # the price-change true-up, run now (the job runs it daily): it only settles the books
+    ("POST", f"{API}/true-ups"): allow(Role.AUDITOR, Role.ADMIN),
     # the platform's side (spec §4, §5.3): it authenticates with company_no + data_api_key
     ("POST", "/api/Data/MeterData/Add"): EXTERNAL,
     ("POST", "/api/Data/MeterData/GetRealModel/{meter_comm_no}"): EXTERNAL,

@@ -15,6 +15,7 @@ from gasbill.cli import (
     serve,
     simulate,
     tariffs,
+    true_up,
     users,
 )
 
@@ -36,6 +37,7 @@ app.command("serve")(serve.serve_command)
 app.add_typer(imports.app, name="import")
 app.command("simulate")(simulate.simulate_command)
 app.command("reconcile")(reconcile.reconcile_command)
+app.command("true-up")(true_up.true_up_command)
 
 
 def main() -> None:

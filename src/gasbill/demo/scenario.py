@@ -20,6 +20,7 @@ from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.demo.world import World
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.service.true_up import TrueUpOutcome, run_true_ups
 from iotsim.faults import FaultSettings
 
 TARIFF = "price-change-example"  # a mid-cycle price change on 2025-07-01
@@ -118,6 +119,18 @@ def run(
     return cast
 
 
-def settle(world: World) -> None:
-    """A last quiet day: every meter wakes once more, reports, and everything is billed."""
+def settle(world: World) -> TrueUpOutcome:
+    """A last quiet day: every meter wakes once more, reports, and everything is billed.
+
+    Then the price-change true-up runs once more (the daily job's run may
+    have come before the last readings were billed), as staff would run it
+    before closing the books.
+    """
     world.advance(world.now + timedelta(days=1))
+    return run_true_ups(
+        world.uow,
+        catalog=world.catalog,
+        now=world.now,
+        max_flow_m3_per_hour=world.settings.rating.max_flow_m3_per_hour,
+        actor="demo",
+    )

@@ -186,3 +186,22 @@ def true_up(official: RatingResult, as_metered: RatingResult) -> dict[DayKey, in
         key: charged.get(key, 0) - deducted.get(key, 0) for key in set(charged) | set(deducted)
     }
     return {key: fen for key, fen in sorted(differences.items()) if fen}
+
+
+def owed(
+    in_force: Mapping[DayKey, int],
+    shadow: Mapping[DayKey, int],
+    first_day: date,
+    last_day: date = date.max,
+) -> dict[DayKey, int]:
+    """Per (cycle, day) from `first_day` to `last_day`: the tariff in force minus the shadow.
+
+    `in_force` is the tariff in force rated over the account's readings;
+    `shadow` what billing actually posted to `meter_credit` for those days
+    (the prices the meter held, switched where the meter took them). Taking
+    the shadow as posted, not re-derived, makes charges plus true-ups equal
+    the tariff in force by construction, day by day.
+    """
+    keys = {k for k in set(in_force) | set(shadow) if first_day <= k[1] <= last_day}
+    differences = {key: in_force.get(key, 0) - shadow.get(key, 0) for key in keys}
+    return {key: fen for key, fen in sorted(differences.items()) if fen}

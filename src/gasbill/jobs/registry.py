@@ -312,6 +312,20 @@ def run_audit_anchor(context: JobContext, now: datetime) -> object:
     return anchor_head(context.uow_factory(), AnchorFile(path), now=now)
 
 
+def run_true_up(context: JobContext, now: datetime) -> object:
+    from gasbill.service.true_up import run_true_ups
+
+    settings = context.settings.jobs.true_up
+    return run_true_ups(
+        context.uow_factory,
+        catalog=context.catalog,
+        now=now,
+        batch=settings.batch,
+        settled_after=timedelta(days=settings.settled_after_days),
+        max_flow_m3_per_hour=context.settings.rating.max_flow_m3_per_hour,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     name: str  # also its section in [jobs]
@@ -330,6 +344,7 @@ JOBS: tuple[Job, ...] = (
     Job("notify", run_notify, "deliver recorded warnings"),
     Job("reconcile", run_reconcile, "reconcile every account against the books (nightly)"),
     Job("audit_anchor", run_audit_anchor, "anchor the audit log's head outside the database"),
+    Job("true_up", run_true_up, "price-change true-up of meter-mode accounts"),
 )
 
 

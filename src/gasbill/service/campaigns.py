@@ -36,6 +36,7 @@ from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import CtrlType, GetPrice, LadderPrice, SetPrice
 from gasbill.domain.decisions.tariff_push import TariffChange, tariff_change_due
 from gasbill.domain.errors import GasbillError
+from gasbill.domain.money import Money
 from gasbill.domain.outbox import CommandStatus
 from gasbill.domain.price_changes import (
     PriceChange,
@@ -87,12 +88,25 @@ class Progress:
     verified: int
     failed: int
     failures: tuple[Failure, ...] = ()
+    # the price-change true-ups credited to this campaign (days netted), in fen
+    true_up_charged_fen: int = 0  # prepaid → revenue: meters that held the cheaper prices
+    true_up_refunded_fen: int = 0  # revenue → prepaid
+    true_up_accounts: int = 0
 
     @property
     def summary(self) -> str:
         return (
             f"{self.confirmed} of {self.total} confirmed, {self.verified} verified, "
             f"{self.failed} failed"
+        )
+
+    @property
+    def true_up_summary(self) -> str:
+        return (
+            f"true-ups: {self.true_up_accounts} "
+            f"account{'' if self.true_up_accounts == 1 else 's'}, "
+            f"{Money.of_fen(self.true_up_charged_fen).fixed()} yuan charged, "
+            f"{Money.of_fen(self.true_up_refunded_fen).fixed()} yuan refunded"
         )
 
 
@@ -426,7 +440,8 @@ def campaign_progress(uow: UnitOfWork, campaign_id: int, *, failures: int = 200)
             Failure(row.account_id, comm_no, row.last_error)
             for row, comm_no in store.failures(campaign_id, failures)
         )
-        return _progress(campaign, counts, failed)
+        totals = store.true_up_totals([campaign_id]).get(campaign_id, (0, 0, 0))
+        return _progress(campaign, counts, failed, totals)
 
 
 def campaigns(uow: UnitOfWork) -> list[Progress]:
@@ -435,11 +450,18 @@ def campaigns(uow: UnitOfWork) -> list[Progress]:
         store = CampaignStore(uow.session)
         rows = list(store.all())
         counts = store.counts()
-        return [_progress(c, counts.get(c.id or 0, {}), ()) for c in rows]
+        totals = store.true_up_totals()
+        return [
+            _progress(c, counts.get(c.id or 0, {}), (), totals.get(c.id or 0, (0, 0, 0)))
+            for c in rows
+        ]
 
 
 def _progress(
-    campaign: Campaign, counts: dict[str, int], failures: tuple[Failure, ...]
+    campaign: Campaign,
+    counts: dict[str, int],
+    failures: tuple[Failure, ...],
+    true_ups: tuple[int, int, int],
 ) -> Progress:
     assert campaign.id is not None
     return Progress(
@@ -455,4 +477,7 @@ def _progress(
         verified=counts.get("verified", 0),
         failed=counts.get("failed", 0),
         failures=failures,
+        true_up_charged_fen=true_ups[0],
+        true_up_refunded_fen=true_ups[1],
+        true_up_accounts=true_ups[2],
     )

@@ -19,7 +19,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.jsontext import loads_exact
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlState
-from gasbill.domain.ledger import Transfer
+from gasbill.domain.ledger import AccountCode, Transfer
 from gasbill.domain.money import MoneyLimits
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import NotFound
@@ -75,16 +75,22 @@ def take_payment(
         payment, new = record_once(uow.ledger, candidate)
         top_up: Command | None = None
         if new and account.billing_mode == BillingMode.METER:
-            top_up = queue_top_up(
-                uow,
-                account,
-                amount_fen,
-                key=idempotency_key,
-                actor=actor,
-                now=now,
-                policy=policy,
-                reason=f"payment {payment.id}",
+            # what a price-change true-up left owing in prepaid is paid first
+            load = min(
+                amount_fen, uow.ledger.balance(AccountCode.prepaid(str(account_id))).available
             )
+            if load > 0:
+                owed = f", {amount_fen - load} fen to what was owed" if load < amount_fen else ""
+                top_up = queue_top_up(
+                    uow,
+                    account,
+                    load,
+                    key=idempotency_key,
+                    actor=actor,
+                    now=now,
+                    policy=policy,
+                    reason=f"payment {payment.id}{owed}",
+                )
         elif not new:
             top_up = _top_up_of(uow, idempotency_key)
         if new and decide is not None:

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,9 +37,15 @@ from gasbill.domain.accounts import BillingMode
 from gasbill.domain.cycles import local_midnight
 from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
 from gasbill.domain.rating import DayKey, charge_difference
-from gasbill.domain.true_up import as_of, true_up, true_up_start
-from gasbill.service.billing import _rate_account, posting
-from gasbill.service.meter_tariffs import SHARED, meter_confirmations
+from gasbill.domain.true_up import owed, true_up_start
+from gasbill.service.billing import (
+    _applied_at,
+    _opening_reading,
+    _rate_account,
+    bill_within,
+    posting,
+)
+from gasbill.service.meter_tariffs import meter_confirmations
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEVER = datetime.max.replace(tzinfo=UTC)
@@ -53,6 +60,15 @@ class TrueUpOutcome:
     days_changed: int = 0
     transfers: list[Transfer] = field(default_factory=list)
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accounts": self.accounts,
+            "days_changed": self.days_changed,
+            "charged_fen": self.charged_fen,
+            "refunded_fen": self.refunded_fen,
+            "transfers": [t.id for t in self.transfers],
+        }
+
 
 def post_true_ups(
     uow: UnitOfWork,
@@ -61,11 +77,17 @@ def post_true_ups(
     catalog: TariffCatalog,
     now: datetime,
     settled_after: timedelta = timedelta(days=31),
+    max_flow_m3_per_hour: Decimal | None = None,
 ) -> TrueUpOutcome:
     """Post the true-ups of a batch of accounts in one transaction (others are skipped)."""
     with uow:
         outcome = true_ups_within(
-            uow, account_ids, catalog=catalog, now=now, settled_after=settled_after
+            uow,
+            account_ids,
+            catalog=catalog,
+            now=now,
+            settled_after=settled_after,
+            max_flow_m3_per_hour=max_flow_m3_per_hour,
         )
         uow.commit()
     return outcome
@@ -78,24 +100,53 @@ def run_true_ups(
     now: datetime,
     batch: int = 200,
     settled_after: timedelta = timedelta(days=31),
+    max_flow_m3_per_hour: Decimal | None = None,
+    actor: str | None = None,
 ) -> TrueUpOutcome:
-    """The scheduled job: every active meter-mode account, a batch per transaction."""
+    """True up every active meter-mode account, a batch per transaction.
+
+    The scheduled job, `gasbill true-up` and `POST /api/v1/true-ups` all run
+    this. A run by a person (`actor`) is written to the audit log with its
+    totals; the job's daily runs are not (their transfers are the record).
+    """
     total = TrueUpOutcome()
     after = 0
     while True:
         with uow_factory() as uow:
             ids = CampaignStore(uow.session).meter_account_ids(after, batch)
         if not ids:
-            return total
+            break
         after = ids[-1]
         done = post_true_ups(
-            uow_factory(), ids, catalog=catalog, now=now, settled_after=settled_after
+            uow_factory(),
+            ids,
+            catalog=catalog,
+            now=now,
+            settled_after=settled_after,
+            max_flow_m3_per_hour=max_flow_m3_per_hour,
         )
         total.accounts += done.accounts
         total.charged_fen += done.charged_fen
         total.refunded_fen += done.refunded_fen
         total.days_changed += done.days_changed
         total.transfers.extend(done.transfers)
+    if actor is not None:
+        with uow_factory() as uow:
+            uow.audit.record(
+                actor=actor,
+                action="true_up.run",
+                entity="true_up",
+                after={
+                    "accounts": total.accounts,
+                    "charged_fen": total.charged_fen,
+                    "refunded_fen": total.refunded_fen,
+                    "days_changed": total.days_changed,
+                    "transfers": [t.id for t in total.transfers],
+                },
+                at=now,
+            )
+            uow.commit()
+    return total
 
 
 def true_ups_within(
@@ -105,11 +156,110 @@ def true_ups_within(
     catalog: TariffCatalog,
     now: datetime,
     settled_after: timedelta = timedelta(days=31),
+    max_flow_m3_per_hour: Decimal | None = None,
 ) -> TrueUpOutcome:
-    """`post_true_ups` inside the caller's unit of work, which commits."""
+    """`post_true_ups` inside the caller's unit of work, which commits.
+
+    Billing runs first, in the same transaction, so that what it posted
+    covers every reading up to `now`; the tariff in force is then rated over
+    those same readings, with the same anomaly rules (`max_flow_m3_per_hour`).
+    """
     outcome = TrueUpOutcome()
     store = BillingStore(uow.session)
     campaigns = CampaignStore(uow.session)
+    plans = _plans(store, campaigns, account_ids, catalog, now, settled_after)
+    if not plans:
+        return outcome
+    ids = sorted(plans)
+    bill_within(uow, ids, catalog=catalog, max_flow_m3_per_hour=max_flow_m3_per_hour, now=now)
+    bindings = store.bindings(ids)
+    starts = store.checkpoints({i: plans[i][2] + ONE_US for i in ids})
+    openings = store.meter_openings(ids)
+    earliest = min((c.state_at for c in starts.values() if c.state_at), default=EPOCH)
+    if len(starts) < len(ids):
+        earliest = EPOCH
+    meters = [(m.company_no, m.comm_no) for i in ids for _, m in bindings.get(i, [])]
+    readings = store.frozen_readings(meters, earliest, with_real_time=meters)
+    posted = store.posted_days({i: _day_before(plans[i][2], plans[i][0], catalog) for i in ids})
+    transfers: list[Transfer] = []
+    day_rows: list[dict[str, Any]] = []
+    of_tariff: dict[str, Sequence[Campaign]] = {}
+    for account_id in ids:
+        account, held, start = plans[account_id]
+        rows = bindings.get(account_id, [])
+        opening = None
+        if account_id in openings:
+            opened_at = openings[account_id]
+            if opened_at is None:
+                continue  # not open on the meter: it deducted nothing, nor did the shadow
+            opening = _opening_reading(_applied_at(opened_at, rows, readings), rows, readings)
+        tariff = catalog.get(account.tariff_id)
+        rater = catalog.rater(tariff.id)
+        checkpoint = _fresh(starts.get(account_id))
+        official = _rate_account(
+            account, rows, checkpoint, readings, rater, max_flow_m3_per_hour, now, opening=opening
+        )
+        if official is None:
+            continue
+        outcome.accounts += 1
+        first_day = start.astimezone(ZoneInfo(tariff.zone)).date()
+        target = owed(official[0].amounts_by_day(), posted.get(account_id, {}), first_day)
+        trued = campaigns.true_up_days(account_id, first_day)
+        difference = charge_difference(target, {k: fen for k, (fen, _) in trued.items()})
+        if not difference:
+            continue
+        outcome.days_changed += len(difference)
+        if tariff.id not in of_tariff:
+            of_tariff[tariff.id] = campaigns.of_tariff(tariff.id)
+        owner = _attribution(of_tariff[tariff.id], held, tariff.zone)
+        last = official[0].state.last
+        effective = last.at if last is not None else now
+        by_campaign = _by_campaign(account_id, difference, trued, owner, now, day_rows)
+        for campaign_id, days in by_campaign.items():
+            stamp = _stamp(account_id, campaign_id, days, trued)
+            transfers.extend(_transfers(account, campaign_id, days, stamp, effective, now, outcome))
+    campaigns.save_true_up_days(day_rows)
+    outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
+    return outcome
+
+
+def _by_campaign(
+    account_id: int,
+    difference: dict[DayKey, int],
+    trued: dict[DayKey, tuple[int, int]],
+    owner: Callable[[date], int | None],
+    now: datetime,
+    day_rows: list[dict[str, Any]],
+) -> dict[int | None, dict[DayKey, int]]:
+    """The day differences grouped by the campaign they belong to; their rows appended."""
+    by_campaign: dict[int | None, dict[DayKey, int]] = defaultdict(dict)
+    for key, fen in difference.items():
+        campaign_id = owner(key[1])
+        by_campaign[campaign_id][key] = fen
+        before, revision = trued.get(key, (0, 0))
+        day_rows.append(
+            {
+                "account_id": account_id,
+                "cycle_key": key[0],
+                "day": key[1],
+                "posted_fen": before + fen,
+                "campaign_id": campaign_id,
+                "revision": revision + 1,
+                "updated_at": now,
+            }
+        )
+    return by_campaign
+
+
+def _plans(
+    store: BillingStore,
+    campaigns: CampaignStore,
+    account_ids: Sequence[int],
+    catalog: TariffCatalog,
+    now: datetime,
+    settled_after: timedelta,
+) -> dict[int, tuple[Account, dict[str, datetime], datetime]]:
+    """The meter-mode accounts (locked) with a divergence still open, and where it starts."""
     accounts = [
         a
         for a in store.accounts(sorted(set(account_ids)), lock=True)
@@ -124,68 +274,12 @@ def true_ups_within(
         start = true_up_start(tariff, held, now, settled_after=settled_after)
         if start is not None:
             plans[account.id] = (account, held, start)
-    if not plans:
-        return outcome
-    ids = sorted(plans)
-    bindings = store.bindings(ids)
-    checkpoints = store.checkpoints({i: plans[i][2] + ONE_US for i in ids})
-    earliest = min((c.state_at for c in checkpoints.values() if c.state_at), default=EPOCH)
-    if len(checkpoints) < len(ids):
-        earliest = EPOCH
-    meters = [(m.company_no, m.comm_no) for i in ids for _, m in bindings.get(i, [])]
-    readings = store.frozen_readings(meters, earliest)
+    return plans
 
-    transfers: list[Transfer] = []
-    day_rows: list[dict[str, Any]] = []
-    of_tariff: dict[str, Sequence[Campaign]] = {}
-    for account_id in ids:
-        account, held, start = plans[account_id]
-        tariff = catalog.get(account.tariff_id)
-        first_day = start.astimezone(ZoneInfo(tariff.zone)).date()
-        checkpoint = _fresh(checkpoints.get(account_id))
-        since = checkpoint.state_at if checkpoint is not None else None
-        metered_rater = SHARED.rater(tariff, held if since is None else as_of(tariff, held, since))
-        rows = bindings.get(account_id, [])
-        official = _rate_account(
-            account, rows, checkpoint, readings, catalog.rater(tariff.id), None, now
-        )
-        metered = _rate_account(account, rows, checkpoint, readings, metered_rater, None, now)
-        if official is None or metered is None:
-            continue
-        outcome.accounts += 1
-        target = {k: v for k, v in true_up(official[0], metered[0]).items() if k[1] >= first_day}
-        posted = campaigns.true_up_days(account_id, first_day)
-        difference = charge_difference(target, {k: fen for k, (fen, _) in posted.items()})
-        if not difference:
-            continue
-        outcome.days_changed += len(difference)
-        if tariff.id not in of_tariff:
-            of_tariff[tariff.id] = campaigns.of_tariff(tariff.id)
-        owner = _attribution(of_tariff[tariff.id], held, tariff.zone)
-        last = metered[0].state.last
-        effective = last.at if last is not None else now
-        by_campaign: dict[int | None, dict[DayKey, int]] = defaultdict(dict)
-        for key, fen in difference.items():
-            campaign_id = owner(key[1])
-            by_campaign[campaign_id][key] = fen
-            before, revision = posted.get(key, (0, 0))
-            day_rows.append(
-                {
-                    "account_id": account_id,
-                    "cycle_key": key[0],
-                    "day": key[1],
-                    "posted_fen": before + fen,
-                    "campaign_id": campaign_id,
-                    "revision": revision + 1,
-                    "updated_at": now,
-                }
-            )
-        for campaign_id, days in by_campaign.items():
-            stamp = _stamp(account_id, campaign_id, days, posted)
-            transfers.extend(_transfers(account, campaign_id, days, stamp, effective, now, outcome))
-    campaigns.save_true_up_days(day_rows)
-    outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
-    return outcome
+
+def _day_before(start: datetime, account: Account, catalog: TariffCatalog) -> date:
+    zone = ZoneInfo(catalog.get(account.tariff_id).zone)
+    return start.astimezone(zone).date() - timedelta(days=1)
 
 
 def _fresh(checkpoint: ChargeDay | None) -> ChargeDay | None:

@@ -21,6 +21,7 @@ from gasbill.api.staff import (
     reconciliation,
     settings,
     tariffs,
+    true_ups,
     users,
 )
 
@@ -40,6 +41,7 @@ AREAS = (
     settings,
     audit,
     reconciliation,
+    true_ups,
 )
 
 

@@ -220,6 +220,29 @@ class CampaignStore:
             for cycle_key, day, posted, revision in self.session.execute(query).all()
         }
 
+    def true_up_totals(
+        self, campaign_ids: Sequence[int] | None = None
+    ) -> dict[int, tuple[int, int, int]]:
+        """Per campaign: (fen charged, fen refunded, accounts) by its true-ups, days netted."""
+        charged = sa.func.sum(sa.case((col(TrueUpDay.posted_fen) > 0, col(TrueUpDay.posted_fen))))
+        refunded = sa.func.sum(sa.case((col(TrueUpDay.posted_fen) < 0, col(TrueUpDay.posted_fen))))
+        query = (
+            sa.select(
+                col(TrueUpDay.campaign_id),
+                charged,
+                refunded,
+                sa.func.count(sa.distinct(col(TrueUpDay.account_id))),
+            )
+            .where(col(TrueUpDay.campaign_id).isnot(None), col(TrueUpDay.posted_fen) != 0)
+            .group_by(col(TrueUpDay.campaign_id))
+        )
+        if campaign_ids is not None:
+            query = query.where(col(TrueUpDay.campaign_id).in_(list(campaign_ids)))
+        return {
+            int(campaign): (int(up or 0), -int(down or 0), int(accounts))
+            for campaign, up, down, accounts in self.session.execute(query).all()
+        }
+
     def save_true_up_days(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
