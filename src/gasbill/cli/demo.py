@@ -129,15 +129,13 @@ def show(console: Console, summary: Summary) -> None:
         ("frozen readings stored", f"{summary.readings:,}"),
         ("gas charged (shadow and system billing)", Money.of_fen(summary.charges_fen).fixed()),
         ("charged days", f"{summary.charge_days:,}"),
-        ("payments taken", str(summary.payments)),
+        ("accounts opened with a first payment", str(summary.openings)),
+        ("payments after the openings", str(summary.payments)),
         (
             "top-ups confirmed by meters (incl. openings)",
             f"{summary.top_ups_confirmed} = {Money.of_fen(summary.top_ups_fen).fixed()} yuan",
         ),
-        (
-            "top-ups ended unknown, settled against the meter",
-            str(sum(n for k, n in summary.commands.items() if k.endswith(" settled"))),
-        ),
+        ("top-ups ended unknown, settled against the meter", str(summary.unknown_settled)),
         ("low-balance warnings", str(summary.warnings)),
         ("valves closed / reopened", f"{summary.valve_off} / {summary.valve_on}"),
     ]
@@ -153,6 +151,23 @@ def show(console: Console, summary: Summary) -> None:
     for label, value in rows:
         table.add_row(label, value)
     table.add_section()
+    table.add_row(
+        "price-change true-ups (accounts: charged / refunded yuan)",
+        f"{summary.true_up_accounts}: {Money.of_fen(summary.true_up_charged_fen).fixed()}"
+        f" / {Money.of_fen(summary.true_up_refunded_fen).fixed()}",
+    )
+    colour = "green" if not summary.in_force_differ else "red"
+    table.add_row(
+        "meter-mode accounts: charges + true-ups = tariff in force",
+        f"[{colour}]{summary.in_force_agree} of "
+        f"{summary.in_force_agree + len(summary.in_force_differ)}[/]",
+    )
+    colour = "green" if summary.readings_agreeing == summary.readings_compared else "red"
+    table.add_row(
+        "frozen readings: meter = ledger (no top-up in flight)",
+        f"[{colour}]{summary.readings_agreeing} of {summary.readings_compared}[/]"
+        f" ({summary.readings_in_flight} in flight, not compared)",
+    )
     table.add_row("meters agreeing with the ledger", f"[green]{summary.agree}[/]")
     colour = "green" if summary.differ == 0 else "red"
     table.add_row("meters differing", f"[{colour}]{summary.differ}[/]")
@@ -160,6 +175,8 @@ def show(console: Console, summary: Summary) -> None:
     for check in summary.checks:
         if not check.agrees:
             console.print(f"  differs: {check}")
+    for account in summary.in_force_differ:
+        console.print(f"  not the tariff in force: {account}")
 
 
 def serve(console: Console, world: World, host: str, port: int) -> None:

@@ -29,6 +29,7 @@ OPENING_FEN = 10_000  # the first payment: 100 yuan
 TOP_UP_FEN = 10_000
 LOW_FEN = 3_000  # a clerk tops up a meter showing less than 30 yuan
 DRY_OPENING_FEN = 1_500  # the household that runs dry starts with 15 yuan
+BAD_DAY_TOP_UPS = 3  # top-ups on their way when the network goes bad (some queued early)
 
 
 @dataclass
@@ -98,15 +99,23 @@ def run(
     faults: FaultSettings,
     on_day: Callable[[int], None] = lambda day: None,
 ) -> Cast:
+    """The days at the counter and on the network.
+
+    With the default faults, one bad day on the network (replies lost,
+    top-ups applied but reported timed out) follows the first morning the
+    clerk queued top-ups (from day 3 on, or by the latest day), with at
+    least three on their way (households with little left top up early), so
+    that it strikes commands in flight however short the run.
+    """
     rng = random.Random(seed)
     cast = open_accounts(world, rng)
-    bad_day = max(3, days * 2 // 5)  # after a busy morning at the counter
-    pay_dry_after = max(bad_day + 5, days * 2 // 3)
-    default_faults = faults == FaultSettings()
+    latest_bad = max(3, days * 2 // 5)
+    pay_dry_after = max(latest_bad + 5, days * 2 // 3)
+    bad_next = False
+    bad_done = faults != FaultSettings()
     for day in range(1, days + 1):
-        bad = default_faults and day == bad_day + 1
+        bad, bad_next = bad_next, False
         if bad:
-            # a bad day on the network: replies lost, top-ups applied but reported timed out
             world.sim.set_faults(
                 FaultSettings(lost_reply=Decimal("0.5"), applied_timeout=Decimal("0.5"))
             )
@@ -114,9 +123,27 @@ def run(
         world.advance(until)
         if bad:
             world.sim.set_faults(faults)
+            bad_done = True
+        before = cast.payments
         daily_clerk(world, cast, day, pay_dry_after=pay_dry_after)
+        if not bad_done and day >= 3 and (cast.payments > before or day >= latest_bad):
+            for early in range(BAD_DAY_TOP_UPS - (cast.payments - before)):
+                _early_top_up(world, cast, day, early)
+            bad_next = True
         on_day(day)
     return cast
+
+
+def _early_top_up(world: World, cast: Cast, day: int, rank: int) -> None:
+    """A meter-mode household with little left (the `rank`-th least) tops up early."""
+    by_balance = sorted(
+        cast.meter_accounts.items(), key=lambda item: world.sim.meter(item[0]).balance.value
+    )
+    comm_no, account_id = by_balance[rank % len(by_balance)]
+    if _top_up_waiting(world, account_id):
+        return
+    world.pay(account_id, TOP_UP_FEN, key=f"early-top-up-{comm_no}-{day}")
+    cast.payments += 1
 
 
 def settle(world: World) -> TrueUpOutcome:

@@ -8,10 +8,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gasbill.demo.checks import check_readings
 from gasbill.demo.scenario import Cast
 from gasbill.demo.world import World
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.money import Money
+from gasbill.service.campaigns import campaigns as campaign_progress
+from gasbill.service.true_up_check import check_in_force
 
 TOLERANCE = Money("0.01")  # the meter deducts exactly; the ledger in whole fen
 
@@ -25,6 +28,10 @@ class MeterCheck:
     meter_top_ups: int
     ledger_top_ups: int
     agrees: bool
+    readings_compared: int = 0  # frozen readings with no top-up in flight
+    readings_agreeing: int = 0
+    readings_in_flight: int = 0
+    first_difference: str = ""
 
 
 @dataclass
@@ -46,6 +53,16 @@ class Summary:
     agree: int
     differ: int
     checks: list[MeterCheck] = field(default_factory=list)
+    openings: int = 0  # accounts opened with a first payment (not in `payments`)
+    readings_compared: int = 0
+    readings_agreeing: int = 0
+    readings_in_flight: int = 0
+    unknown_settled: int = 0  # top-ups whose outcome was unknown, settled against the meter
+    true_up_accounts: int = 0
+    true_up_charged_fen: int = 0
+    true_up_refunded_fen: int = 0
+    in_force_agree: int = 0  # meter-mode accounts: charges + true-ups = the tariff in force
+    in_force_differ: list[dict[str, int]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +107,14 @@ def summarise(world: World, cast: Cast, days: int) -> Summary:
         _check(world, comm_no, account_id) for comm_no, account_id in cast.meter_accounts.items()
     ]
     agree = sum(1 for c in checks if c.agrees)
+    in_force = check_in_force(
+        world.uow(),
+        list(cast.meter_accounts.values()),
+        catalog=world.catalog,
+        now=world.now,
+        max_flow_m3_per_hour=world.settings.rating.max_flow_m3_per_hour,
+    )
+    true_ups = [p for p in campaign_progress(world.uow()) if p.true_up_accounts]
     return Summary(
         meters=len(cast.meter_accounts) + len(cast.system_accounts),
         days=days,
@@ -108,6 +133,25 @@ def summarise(world: World, cast: Cast, days: int) -> Summary:
         agree=agree,
         differ=len(checks) - agree,
         checks=checks,
+        openings=len(cast.meter_accounts) + len(cast.system_accounts),
+        readings_compared=sum(c.readings_compared for c in checks),
+        readings_agreeing=sum(c.readings_agreeing for c in checks),
+        readings_in_flight=sum(c.readings_in_flight for c in checks),
+        unknown_settled=sum(n for k, n in commands.items() if k.endswith(" settled")),
+        true_up_accounts=len({a.account_id for a in in_force if a.trued_up_fen}),
+        true_up_charged_fen=sum(p.true_up_charged_fen for p in true_ups),
+        true_up_refunded_fen=sum(p.true_up_refunded_fen for p in true_ups),
+        in_force_agree=sum(1 for a in in_force if a.agrees),
+        in_force_differ=[
+            {
+                "account_id": a.account_id,
+                "charged_fen": a.charged_fen,
+                "trued_up_fen": a.trued_up_fen,
+                "in_force_fen": a.in_force_fen,
+            }
+            for a in in_force
+            if not a.agrees
+        ],
     )
 
 
@@ -138,9 +182,10 @@ def _campaigns(conn: sa.Connection) -> list[dict[str, Any]]:
 
 
 def _check(world: World, comm_no: str, account_id: int) -> MeterCheck:
-    """The meter's last reported balance and its top-up counters against the ledger's.
+    """The meter's balance and its top-up counters against the ledger's.
 
-    The balance is compared as of the meter's last frozen reading: its
+    The balance is compared at every frozen reading with no top-up in flight
+    (`checks.check_readings`), and shown as of the last one: its
     `remain_money` then, against the ledger's meter_credit counting only what
     took effect by that time.
     """
@@ -179,6 +224,7 @@ def _check(world: World, comm_no: str, account_id: int) -> MeterCheck:
             ),
             {"a": account_id},
         ).one()
+        readings = check_readings(session.connection(), account_id, comm_no)
     reported = Money(Decimal(last.remain_money).scaleb(-3)) if last is not None else Money(0)
     ledger = Money.of_fen(ledger_fen)
     counters_agree = meter.remote_charge_times == int(posted[0]) and Money(
@@ -192,7 +238,11 @@ def _check(world: World, comm_no: str, account_id: int) -> MeterCheck:
         _yuan(ledger),
         meter.remote_charge_times,
         int(posted[0]),
-        counters_agree and balance_agrees,
+        counters_agree and balance_agrees and readings.agreed == readings.compared,
+        readings.compared,
+        readings.agreed,
+        readings.in_flight,
+        readings.first_difference,
     )
 
 

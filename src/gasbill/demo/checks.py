@@ -1,0 +1,108 @@
+"""The demo's own checks: the meters against the ledger at every reading, and the books
+against the tariff in force.
+
+A meter-mode meter deducts with the prices it holds; the shadow billing posts
+the same to `meter_credit`. So at every frozen reading the `remain_money` the
+meter reported must be the ledger's `meter_credit` counting what took effect
+by then — except while a top-up (or opening) is in flight: the meter may
+have loaded it before the ledger posted it, or not yet. Those readings are
+counted apart, not compared.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from gasbill.domain.ledger import AccountCode
+from gasbill.domain.money import Money
+
+TOLERANCE_FEN = 1  # the meter deducts exactly; the ledger in whole fen
+
+
+@dataclass
+class ReadingCheck:
+    """One meter's frozen readings against its ledger: how many compared, agreed, skipped."""
+
+    account_id: int
+    compared: int = 0
+    agreed: int = 0
+    in_flight: int = 0  # a top-up on its way: not compared
+    first_difference: str = ""
+
+
+def _aware(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def check_readings(conn: sa.Connection, account_id: int, comm_no: str) -> ReadingCheck:
+    """Compare the meter's balance with the ledger at each of its frozen readings."""
+    check = ReadingCheck(account_id)
+    code = str(AccountCode.meter_credit(str(account_id)))
+    moves = conn.execute(
+        sa.text(
+            "SELECT t.effective_at, CASE WHEN c.code = :code THEN t.amount_fen "
+            "ELSE -t.amount_fen END FROM transfer t "
+            "JOIN ledger_account c ON c.id = t.credit_account_id "
+            "JOIN ledger_account d ON d.id = t.debit_account_id "
+            "WHERE t.status IN ('posted', 'post_pending') AND (c.code = :code OR d.code = :code)"
+        ),
+        {"code": code},
+    ).all()
+    moves_sorted = sorted((_aware(at), fen) for at, fen in moves)
+    times = [at for at, _ in moves_sorted]
+    running = [0]
+    for _, fen in moves_sorted:
+        running.append(running[-1] + int(fen))
+    windows = _in_flight(conn, account_id)
+    readings = conn.execute(
+        sa.text(
+            "SELECT acquisition_time, remain_money FROM meter_reading WHERE meter_comm_no = :m "
+            "AND data_type = 1 AND remain_money IS NOT NULL ORDER BY acquisition_time"
+        ),
+        {"m": comm_no},
+    ).all()
+    for acquired, remain in readings:
+        at = _aware(acquired)
+        if any(start <= at < end for start, end in windows):
+            check.in_flight += 1
+            continue
+        ledger = running[bisect_right(times, at)]
+        meter = Decimal(int(remain)).scaleb(-1)  # thousandths of a yuan → fen
+        check.compared += 1
+        if abs(meter - ledger) <= TOLERANCE_FEN:
+            check.agreed += 1
+        elif not check.first_difference:
+            check.first_difference = (
+                f"{at.isoformat()}: meter {Money(meter.scaleb(-2)).fixed()} "
+                f"ledger {Money.of_fen(ledger).fixed()}"
+            )
+    return check
+
+
+FAR = datetime.max.replace(tzinfo=UTC)
+
+
+def _in_flight(conn: sa.Connection, account_id: int) -> list[tuple[datetime, datetime]]:
+    """When each of the account's money commands was on its way: queued to settled."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT c.created_at, c.finished_at, h.recorded_at, r.recorded_at FROM command c "
+            "JOIN transfer h ON h.id = c.hold_id "
+            "LEFT JOIN transfer r ON r.pending_id = h.id WHERE c.account_id = :a"
+        ),
+        {"a": account_id},
+    ).all()
+    windows = []
+    for created, finished, held, resolved in rows:
+        start = min(_aware(created), _aware(held))
+        ends = [_aware(v) for v in (finished, resolved) if v is not None]
+        end = max(ends) if len(ends) == 2 else FAR  # both the command and its hold settled
+        windows.append((start, end))
+    return windows
