@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.tables.readings import MeterReading
 from gasbill.adapters.db.uow import UnitOfWork
@@ -25,9 +26,9 @@ from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.rating import FrozenReading, RatingContext, RatingState, rate
 from gasbill.service.billing import bill_accounts
+from gasbill.service.campaigns import campaign_progress, campaigns
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.payments import take_payment
-from gasbill.service.campaigns import campaign_progress, campaigns
 from gasbill.service.true_up import post_true_ups, run_true_ups
 from gasbill.service.true_up_check import check_in_force
 from tests.integration.billing_helpers import COMPANY, daily_series, make_account, store_readings
@@ -155,7 +156,9 @@ def test_a_true_up_is_posted_once_with_its_reason_and_campaign(uow, engine, cata
     assert line.debit_account == AccountCode.prepaid(str(account))
 
 
-def test_later_days_are_billed_first_and_owe_nothing_once_the_meter_holds_the_price(uow, catalog, late_meter):
+def test_later_days_are_billed_first_and_owe_nothing_once_the_meter_holds_the_price(
+    uow, catalog, late_meter
+):
     account, _, readings, now = late_meter
     store_readings(uow, LATE, daily_series(date(2025, 7, 10), [1_500] * 3, readings[-2][1]))
     # readings after `now` are not looked at yet
@@ -213,3 +216,22 @@ def test_the_next_payment_pays_what_the_true_up_left_owing_and_loads_the_rest(
     assert top_up is not None and top_up.amount_fen == 10_000 - 32
     assert "32 fen to what was owed" in top_up.reason
     assert prepaid.available == 0
+
+
+def test_campaign_totals_net_each_accounts_days(uow, late_meter):
+    account, campaign, _, now = late_meter
+    rows = [
+        (date(2025, 7, 1), 3),
+        (date(2025, 7, 2), -1),  # a fen of cumulative rounding the other way
+    ]
+    with uow:
+        store = CampaignStore(uow.session)
+        store.save_true_up_days(
+            [
+                {"account_id": account, "cycle_key": "2025-01-01", "day": day, "posted_fen": fen,
+                 "campaign_id": campaign, "revision": 1, "updated_at": now}
+                for day, fen in rows
+            ]
+        )  # fmt: skip
+        assert store.true_up_totals([campaign]) == {campaign: (2, 0, 1)}
+        uow.commit()

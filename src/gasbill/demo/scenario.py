@@ -137,7 +137,7 @@ def run(
 def _early_top_up(world: World, cast: Cast, day: int, rank: int) -> None:
     """A meter-mode household with little left (the `rank`-th least) tops up early."""
     by_balance = sorted(
-        cast.meter_accounts.items(), key=lambda item: world.sim.meter(item[0]).balance.value
+        cast.meter_accounts.items(), key=lambda item: world.sim.meter(item[0]).balance
     )
     comm_no, account_id = by_balance[rank % len(by_balance)]
     if _top_up_waiting(world, account_id):

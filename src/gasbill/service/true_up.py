@@ -340,40 +340,28 @@ def _transfers(
     now: datetime,
     outcome: TrueUpOutcome,
 ) -> list[Transfer]:
-    owed = sum(fen for fen in days.values() if fen > 0)
-    refunded = -sum(fen for fen in days.values() if fen < 0)
-    outcome.charged_fen += owed
-    outcome.refunded_fen += refunded
+    """One ledger line for the net of the days: a charge, or a refund if it is negative.
+
+    Day by day the two ratings' cumulative rounding can differ by a fen either
+    way even where the prices agree; only the net is owed or due back.
+    """
+    net = sum(days.values())
+    if net == 0:
+        return []
     prepaid = AccountCode.prepaid(str(account.id))
     revenue = AccountCode.revenue("gas")
     span = f"{min(k[1] for k in days)}..{max(k[1] for k in days)}"
     what = f"campaign #{campaign_id}" if campaign_id else "tariff change"
-    out = []
-    if owed:
-        out.append(
-            _true_up_posting(
-                f"true-up:{stamp}",
-                prepaid,
-                revenue,
-                owed,
-                effective,
-                now,
-                f"price-change true-up ({what}) {span}",
-            )
-        )
-    if refunded:
-        out.append(
-            _true_up_posting(
-                f"true-up-refund:{stamp}",
-                revenue,
-                prepaid,
-                refunded,
-                effective,
-                now,
-                f"price-change true-up refund ({what}) {span}",
-            )
-        )
-    return out
+    if net > 0:
+        outcome.charged_fen += net
+        key, debit, credit, reason = f"true-up:{stamp}", prepaid, revenue, "price-change true-up"
+    else:
+        outcome.refunded_fen += -net
+        key, debit, credit = f"true-up-refund:{stamp}", revenue, prepaid
+        reason = "price-change true-up refund"
+    return [
+        _true_up_posting(key, debit, credit, abs(net), effective, now, f"{reason} ({what}) {span}")
+    ]
 
 
 def _true_up_posting(

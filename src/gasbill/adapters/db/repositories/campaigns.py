@@ -223,23 +223,32 @@ class CampaignStore:
     def true_up_totals(
         self, campaign_ids: Sequence[int] | None = None
     ) -> dict[int, tuple[int, int, int]]:
-        """Per campaign: (fen charged, fen refunded, accounts) by its true-ups, days netted."""
-        charged = sa.func.sum(sa.case((col(TrueUpDay.posted_fen) > 0, col(TrueUpDay.posted_fen))))
-        refunded = sa.func.sum(sa.case((col(TrueUpDay.posted_fen) < 0, col(TrueUpDay.posted_fen))))
+        """Per campaign: (fen charged, fen refunded, accounts), each account's days netted."""
+        filters = [col(TrueUpDay.campaign_id).isnot(None)]
+        if campaign_ids is not None:
+            filters.append(col(TrueUpDay.campaign_id).in_(list(campaign_ids)))
+        nets = (
+            sa.select(
+                col(TrueUpDay.campaign_id).label("campaign_id"),
+                col(TrueUpDay.account_id).label("account_id"),
+                sa.func.sum(col(TrueUpDay.posted_fen)).label("net"),
+            )
+            .where(*filters)
+            .group_by(col(TrueUpDay.campaign_id), col(TrueUpDay.account_id))
+            .subquery()
+        )
         query = (
             sa.select(
-                col(TrueUpDay.campaign_id),
-                charged,
-                refunded,
-                sa.func.count(sa.distinct(col(TrueUpDay.account_id))),
+                nets.c.campaign_id,
+                sa.func.sum(sa.case((nets.c.net > 0, nets.c.net), else_=0)),
+                sa.func.sum(sa.case((nets.c.net < 0, -nets.c.net), else_=0)),
+                sa.func.count(),
             )
-            .where(col(TrueUpDay.campaign_id).isnot(None), col(TrueUpDay.posted_fen) != 0)
-            .group_by(col(TrueUpDay.campaign_id))
+            .where(nets.c.net != 0)
+            .group_by(nets.c.campaign_id)
         )
-        if campaign_ids is not None:
-            query = query.where(col(TrueUpDay.campaign_id).in_(list(campaign_ids)))
         return {
-            int(campaign): (int(up or 0), -int(down or 0), int(accounts))
+            int(campaign): (int(up or 0), int(down or 0), int(accounts))
             for campaign, up, down, accounts in self.session.execute(query).all()
         }
 
