@@ -162,6 +162,8 @@ class ReconcileSchedule(JobSchedule):
 
     interval_seconds: int = Field(default=86_400, ge=1)
     report_dir: str = ""
+
+
 class TrueUpSchedule(JobSchedule):
     """The price-change true-up: tariff in force minus what the shadow billing posted."""
 
