@@ -136,6 +136,8 @@ def run(
 
 def _early_top_up(world: World, cast: Cast, day: int, rank: int) -> None:
     """A meter-mode household with little left (the `rank`-th least) tops up early."""
+    if not cast.meter_accounts:
+        return  # every household bills on the platform: no top-ups to send
     by_balance = sorted(
         cast.meter_accounts.items(), key=lambda item: world.sim.meter(item[0]).balance
     )
