@@ -196,3 +196,24 @@ def test_a_report_batch_of_thousands_is_answered_item_by_item(both):
     )
     assert reply.status_code == 200, reply.text[:300]
     assert len(reply.json()["Data"]) == 2000
+
+
+# -- OpenAPI tells the truth --------------------------------------------------------------
+
+
+def test_openapi_shows_login_without_a_token_and_the_edges_statuses(both):
+    spec = both.get("/openapi.json").json()
+    login = spec["paths"]["/api/v1/auth/login"]["post"]
+    assert login["security"] == []
+    assert {"400", "413", "422", "429"} <= set(login["responses"])
+    pay = spec["paths"]["/api/v1/accounts/{account_id}/payments"]["post"]
+    assert {"400", "413", "422", "503"} <= set(pay["responses"])
+    assert "security" not in pay or pay["security"] != []
+
+
+def test_a_wrong_method_is_405_with_every_allowed_method(both, clerk_of):
+    response = both.request("PUT", f"{API}/customers", headers=clerk_of)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"]
+    platform = both.request("PUT", "/api/Data/MeterData/Add", headers=KEYS)
+    assert platform.status_code == 405 and "POST" in platform.headers["Allow"]

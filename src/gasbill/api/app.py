@@ -20,10 +20,10 @@ from gasbill.adapters.db.repositories.audit import with_audit_key
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api import errors, operations
 from gasbill.api.deps import AppContext, Clock
-from gasbill.api.edge import EdgeGuard
+from gasbill.api.edge import EdgeGuard, truthful_openapi
 from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
-from gasbill.api.policy import check_covers
+from gasbill.api.policy import access_for, check_covers
 from gasbill.api.security import Argon2Passwords, HmacTokens
 from gasbill.api.staff import install_staff_api
 from gasbill.config import ConfigError, Settings
@@ -109,4 +109,5 @@ def create_app(
     app.include_router(operations.router)
     install_staff_api(app)  # after the platform's: pushes are the hot path, matched first
     check_covers(app.routes)
+    truthful_openapi(app, lambda method, path: getattr(access_for(method, path), "public", False))
     return app

@@ -139,10 +139,39 @@ def _replay(body: bytes, then: Receive) -> Receive:
     return receive
 
 
-def openapi_statuses() -> dict[int | str, dict[str, Any]]:
-    """What the edge may answer on any staff route, for the OpenAPI document."""
-    return {
-        400: {"description": "Malformed request: bad JSON, nested too deep, bad header."},
-        413: {"description": f"Body larger than {MAX_STAFF_BODY} bytes."},
-        422: {"description": "A field is invalid (the error lists which)."},
-    }
+EDGE_RESPONSES: dict[str, dict[str, Any]] = {
+    "400": {"description": "Malformed: bad JSON, nested too deep, a bad header."},
+    "413": {"description": f"The body is larger than {MAX_STAFF_BODY} bytes."},
+    "422": {"description": "A field is invalid; `details` lists which."},
+    "503": {"description": "Busy: another transaction held the rows; retry."},
+}
+
+
+def truthful_openapi(app: Any, is_public: Any) -> None:
+    """Make the app's OpenAPI say what the edge does.
+
+    Every staff operation documents the edge's 400, 413, 422 and 503; the
+    login documents 429; operations the policy table makes public (the
+    login) need no bearer token.
+    """
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema  # type: ignore[no-any-return]
+        schema: dict[str, Any] = original()
+        for path, operations in schema.get("paths", {}).items():
+            if not _is_staff(path):
+                continue
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for status, answer in EDGE_RESPONSES.items():
+                    responses.setdefault(status, answer)
+                if is_public(method.upper(), path):
+                    operation["security"] = []
+                    responses.pop("403", None)
+                    responses.setdefault("429", {"description": "Too many failed logins."})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

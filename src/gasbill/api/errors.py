@@ -102,6 +102,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "too_many_requests",
@@ -176,7 +177,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if not _staff(request):
         return await http_exception_handler(request, exc)
     code = HTTP_CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed(request)) or headers.get("Allow", "")
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _allowed(request: Request) -> list[str]:
+    """All methods served at the path: Starlette's Allow names only the first route's."""
+    methods: set[str] = set()
+    router = request.scope.get("router") or request.scope.get("app")
+    for route in getattr(router, "routes", ()):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _integrity_error(request: Request, exc: Exception) -> Response:

@@ -37,7 +37,9 @@ def _envelope_http_errors(app: FastAPI) -> None:
     async def handler(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if request.url.path.startswith(PLATFORM_PREFIXES):
-            return failed(PlatformFailure(exc.status_code, str(exc.detail)))
+            response = failed(PlatformFailure(exc.status_code, str(exc.detail)))
+            response.headers.update(exc.headers or {})  # 405 keeps its Allow
+            return response
         return await previous(request, exc)  # type: ignore[misc,no-any-return]
 
     app.add_exception_handler(StarletteHTTPException, handler)
