@@ -1,4 +1,4 @@
-"""The composition root: `create_app(settings)` builds the whole app; nothing at import time.
+"""The app: `create_app(settings, services=…)` on the one composition root (gasbill.bootstrap).
 
 The staff API under /api/v1 and the platform-facing API (spec §4, §5.3) under /api/Data
 and /api/Conf, each with its own error shape.
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import ensure_current
-from gasbill.adapters.db.repositories.audit import with_audit_key
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api import errors, operations
 from gasbill.api.deps import AppContext, Clock
@@ -26,20 +24,16 @@ from gasbill.api.platform import PlatformContext, install_platform_api
 from gasbill.api.policy import access_for, check_covers
 from gasbill.api.security import Argon2Passwords, HmacTokens
 from gasbill.api.staff import install_staff_api
+from gasbill.bootstrap import Services, bootstrap
 from gasbill.config import ConfigError, Settings
 from gasbill.service.commands.dispatch import PlatformApi
-from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.decisions import account_decider
 from gasbill.service.staff import LoginLimits, Passwords
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_app(
     settings: Settings,
     *,
+    services: Services | None = None,
     engine: Engine | None = None,
     catalog: TariffCatalog | None = None,
     clock: Clock | None = None,
@@ -47,22 +41,27 @@ def create_app(
     on_frozen_stored: Callable[[], None] | None = None,
     platform: PlatformApi | None = None,
 ) -> FastAPI:
-    """The app for these settings; an engine it makes itself it also disposes of.
+    """The app on `services` (or on what `bootstrap` builds from these settings and overrides).
 
     Refuses (ConfigError) a placeholder secret outside the demo, and at
-    startup a database whose schema is not current (DatabaseBehind).
+    startup a database whose schema is not current (DatabaseBehind). What it
+    bootstrapped itself it also closes.
     """
     problem = settings.app.insecure_secret()
     if problem:
         raise ConfigError(problem)
-    owns_engine = engine is None
-    db = engine or make_engine(settings.database.url, echo=settings.database.echo)
-    db = with_audit_key(db, settings.app.audit_key.get_secret_value())
+    owns_services = services is None
+    world = services or bootstrap(
+        settings, engine=engine, catalog=catalog, clock=clock, platform=platform
+    )
+    if on_frozen_stored is not None:
+        world.wakers.append(on_frozen_stored)
+    db = world.engine
     ctx = AppContext(
         settings=settings,
         engine=db,
-        catalog=catalog or TariffCatalog(settings.tariffs.dir, settings.app.timezone),
-        clock=clock or utc_now,
+        catalog=world.catalog,
+        clock=world.clock,
         passwords=passwords or Argon2Passwords(),
         tokens=HmacTokens(settings.app.secret_key.get_secret_value()),
         limits=LoginLimits(
@@ -70,9 +69,10 @@ def create_app(
             timedelta(minutes=settings.staff.login_window_minutes),
             settings.staff.login_max_failures_per_client,
         ),
-        commands=CommandPolicy.from_settings(settings.commands),
-        platform=platform,
-        decide=account_decider(settings),
+        commands=world.command_policy,
+        platform=world.lazy_platform(),
+        decide=world.decide,
+        services=world,
     )
 
     @asynccontextmanager
@@ -81,8 +81,8 @@ def create_app(
         try:
             yield
         finally:
-            if owns_engine:
-                db.dispose()
+            if owns_services:
+                world.close()
 
     app = LaneApp(
         title="gasbill",
@@ -101,7 +101,7 @@ def create_app(
         push=settings.push,
         platform_zone=ZoneInfo(settings.app.platform_timezone),
         clock=ctx.clock,
-        on_frozen_stored=on_frozen_stored,
+        on_frozen_stored=world.frozen_stored,
         commands=ctx.commands,
     )
     app.state.platform = platform_context  # its push counters, for /metrics

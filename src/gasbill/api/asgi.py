@@ -21,4 +21,5 @@ from gasbill.config import load_settings
 
 
 def api_from_environment() -> FastAPI:
+    """The app on the composition root (built, and closed at shutdown, by `create_app`)."""
     return create_app(load_settings())

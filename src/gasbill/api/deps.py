@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,6 +21,9 @@ from gasbill.api.errors import forbidden, unauthorized
 from gasbill.api.policy import access_for
 from gasbill.api.security import TrustedProxies
 from gasbill.config import Settings
+
+if TYPE_CHECKING:
+    from gasbill.bootstrap import Services
 from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.payments import Decide
@@ -45,6 +48,8 @@ class AppContext:
     platform: PlatformApi | None = None
     # decisions after a balance change (warnings, valve on), in the same transaction
     decide: Decide | None = None
+    # the composition root's parts (gasbill.bootstrap), for the use cases that need more
+    services: Services | None = None
 
 
 def context(request: Request) -> AppContext:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import current_revision, head_revision, upgrade
+from gasbill.bootstrap import bootstrap
 from gasbill.cli.options import ConfigOption, fail, settings_from
 
 app = typer.Typer(help="The database schema: upgrade, current.", no_args_is_help=True)
@@ -27,13 +27,13 @@ def upgrade_command(config: ConfigOption = None) -> None:
 def current_command(config: ConfigOption = None) -> None:
     """The database's revision and the code's; exits 1 if the database is not at head."""
     settings = settings_from(config)
-    engine = make_engine(settings.database.url)
+    services = bootstrap(settings)
     try:
-        current = current_revision(engine)
+        current = current_revision(services.engine)
     except Exception as exc:
         fail(f"cannot read the database: {exc}", code=1)
     finally:
-        engine.dispose()
+        services.close()
     head = head_revision()
     console = Console(highlight=False)
     console.print(f"database: {current or 'empty (no revision)'}")

@@ -12,10 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gasbill.adapters.db.engine import is_sqlite, make_engine
+from gasbill.adapters.db.engine import is_sqlite
 from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.import_file import records
+from gasbill.bootstrap import bootstrap
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.domain.accounts import AccountError, check_company_no
 from gasbill.service.importer import import_readings
@@ -54,7 +55,8 @@ def readings_command(
             f"company {company} has no push key in [push] keys: its readings could never "
             "be pushed or queried; add the company first"
         )
-    engine = make_engine(settings.database.url)
+    services = bootstrap(settings)
+    engine = services.engine
     try:
         ensure_current(engine)
     except DatabaseBehind as exc:
@@ -90,7 +92,8 @@ def readings_command(
             reject=lambda line, reason: writer.writerow([line, reason]),
             progress=lambda n: progress.advance(task, n),
         )
-    engine.dispose()
+    services.frozen_stored()  # this process bills nothing; a listener elsewhere may
+    services.close()
     console.print(
         f"read {summary.read}, stored {summary.stored}, duplicates {summary.duplicates} "
         f"(of which {summary.conflicts} differed and were kept for review), "

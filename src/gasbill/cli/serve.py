@@ -18,11 +18,9 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
-from gasbill.adapters.db.repositories.audit import with_audit_key
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api.app import create_app
+from gasbill.bootstrap import Services, bootstrap
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.config import ConfigError, Settings
 from gasbill.jobs import JobContext, JobScheduler, leadership_for
@@ -33,8 +31,12 @@ class Runtime:
     """What `gasbill serve` runs: the app, and the scheduler unless it is an API-only node."""
 
     app: FastAPI
-    engine: Engine
+    services: Services
     scheduler: JobScheduler | None
+
+    @property
+    def engine(self) -> Engine:
+        return self.services.engine
 
     def start(self) -> None:
         if self.scheduler is not None:
@@ -45,50 +47,42 @@ class Runtime:
             if self.scheduler is not None:
                 self.scheduler.shutdown(wait=True)
         finally:
-            self.engine.dispose()
+            self.services.close()
 
 
 def build_runtime(
-    settings: Settings, *, scheduler: bool = True, engine: Engine | None = None
+    settings: Settings,
+    *,
+    scheduler: bool = True,
+    engine: Engine | None = None,
+    services: Services | None = None,
 ) -> Runtime:
     """The app and (unless `scheduler` is False or [jobs] says so) its scheduler, not started.
 
     Raises ConfigError (a placeholder secret outside the demo, a bad setting),
-    DatabaseBehind, or OperationalError (no database); the engine it made is
-    disposed of then.
+    DatabaseBehind, or OperationalError (no database); what it built is
+    closed then.
     """
     problem = settings.app.insecure_secret()
     if problem:
         raise ConfigError(problem)
-    db = engine or make_engine(settings.database.url, echo=settings.database.echo)
-    db = with_audit_key(db, settings.app.audit_key.get_secret_value())
+    world = services or bootstrap(settings, engine=engine)
     try:
-        ensure_current(db)
-        catalog = TariffCatalog(settings.tariffs.dir, settings.app.timezone)
+        ensure_current(world.engine)
         jobs: JobScheduler | None = None
         if scheduler and settings.jobs.scheduler:
             jobs = JobScheduler(
-                JobContext.build(settings, db, catalog=catalog),
+                JobContext.of(world),
                 leadership_for(settings.database.url, settings.jobs.advisory_lock_key),
             )
-        woken = jobs
-
-        def on_frozen_stored() -> None:
-            if woken is not None:
-                woken.wake("inbox")
-
-        app = create_app(
-            settings,
-            engine=db,
-            catalog=catalog,
-            on_frozen_stored=on_frozen_stored if jobs is not None else None,
-        )
+            woken = jobs
+            world.wakers.append(lambda: woken.wake("inbox"))
+        app = create_app(settings, services=world)
     except BaseException:
-        if engine is None:
-            db.dispose()
+        world.close()
         raise
     app.state.jobs = jobs  # the scheduler's status() for a status endpoint, or None
-    return Runtime(app=app, engine=db, scheduler=jobs)
+    return Runtime(app=app, services=world, scheduler=jobs)
 
 
 def _log_gasbill() -> None:

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
 
-from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
-from gasbill.adapters.db.repositories.audit import with_audit_key
+from gasbill.bootstrap import Services, bootstrap
 from gasbill.cli.options import fail
 from gasbill.config import Settings
 
@@ -24,15 +23,21 @@ def terminal_actor() -> str:
 
 
 @contextmanager
-def current_engine(settings: Settings) -> Iterator[Engine]:
-    """An engine on a database at the code's schema revision; disposed afterwards."""
-    engine = make_engine(settings.database.url, echo=settings.database.echo)
-    engine = with_audit_key(engine, settings.app.audit_key.get_secret_value())
+def current_services(settings: Settings) -> Iterator[Services]:
+    """The composition root on a database at the code's schema revision; closed afterwards."""
+    services = bootstrap(settings)
     try:
         try:
-            ensure_current(engine)
+            ensure_current(services.engine)
         except DatabaseBehind as exc:
             fail(str(exc))
-        yield engine
+        yield services
     finally:
-        engine.dispose()
+        services.close()
+
+
+@contextmanager
+def current_engine(settings: Settings) -> Iterator[Engine]:
+    """`current_services`' engine, for commands that need only the database."""
+    with current_services(settings) as services:
+        yield services.engine

@@ -19,21 +19,20 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import upgrade
-from gasbill.adapters.db.repositories.audit import with_audit_key
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.client import PlatformClient
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.platform.settings import PlatformSettings
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api.app import create_app
+from gasbill.bootstrap import Services, bootstrap
 from gasbill.config import Settings
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.money import Volume
 from gasbill.jobs.registry import JobContext
 from gasbill.jobs.tick import TickRunner
 from gasbill.service.accounts import NewAccount, create_customer
+from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import Opened, open_with_payment
 from gasbill.service.payments import PaymentOutcome, take_payment
@@ -51,11 +50,12 @@ class World:
     sim: Simulator
     engine: Engine
     app: FastAPI
-    platform: PlatformClient
+    platform: PlatformApi
     catalog: TariffCatalog
     codec: Codec
     policy: CommandPolicy
     jobs: list[tuple[str, Callable[[datetime], object]]] = field(default_factory=list)
+    services: Services | None = None
 
     @property
     def now(self) -> datetime:
@@ -143,22 +143,14 @@ class World:
                 on_step(self.now)
 
     def close(self) -> None:
-        self.platform.close()
-        self.engine.dispose()
+        if self.services is not None:
+            self.services.close()
 
 
 def tick_jobs(world: World) -> list[tuple[str, Callable[[datetime], object]]]:
     """Every scheduled job, run once per step in the scheduler's order, on the simulated clock."""
-    context = JobContext.build(
-        world.settings,
-        world.engine,
-        catalog=world.catalog,
-        codec=world.codec,
-        platform_factory=lambda: world.platform,
-        clock=world.sim.clock,
-        command_policy=world.policy,
-    )
-    runner = TickRunner(context)
+    assert world.services is not None
+    runner = TickRunner(JobContext.of(world.services))
     return [("tick", lambda now: runner.run_due(now))]
 
 
@@ -185,27 +177,39 @@ def build_world(
     catalog: TariffCatalog | None = None,
     policy: CommandPolicy | None = None,
 ) -> World:
-    settings = demo_settings(settings)
-    upgrade(db_url)
-    engine = with_audit_key(make_engine(db_url), settings.app.audit_key.get_secret_value())
-    sim = Simulator(sim_settings)
-    zone = ZoneInfo(settings.app.platform_timezone)
-    platform = PlatformClient(
-        PlatformSettings(
-            base_url="http://platform/",
-            company_no=sim_settings.company_no,
-            login_name=SIM_LOGIN,
-            password=SecretStr(SIM_PASSWORD),
-            read_timeout_seconds=Decimal(30),
-        ),
-        zone=zone,
-        transport=SimulatorTransport(sim),
-        clock=sim.clock,
+    settings = demo_settings(settings).model_copy(
+        update={
+            "database": settings.database.model_copy(update={"url": db_url}),
+            "platform": PlatformSettings(
+                base_url="http://platform/",
+                company_no=sim_settings.company_no,
+                login_name=SIM_LOGIN,
+                password=SecretStr(SIM_PASSWORD),
+                read_timeout_seconds=Decimal(30),
+            ),
+        }
     )
-    catalog = catalog or TariffCatalog(settings.tariffs.dir, settings.app.timezone)
-    policy = policy or CommandPolicy.from_settings(settings.commands)
-    app = create_app(settings, engine=engine, catalog=catalog, clock=sim.clock, platform=platform)
+    upgrade(db_url)
+    sim = Simulator(sim_settings)
+    services = bootstrap(
+        settings,
+        catalog=catalog,
+        clock=sim.clock,
+        command_policy=policy,
+        platform_transport=SimulatorTransport(sim),
+    )
+    app = create_app(settings, services=services)
     sim.connect(httpx.Client(transport=AsgiTransport(app), base_url="http://gasbill/"))
-    world = World(settings, sim, engine, app, platform, catalog, Codec(zone), policy)
+    world = World(
+        settings,
+        sim,
+        services.engine,
+        app,
+        services.platform(),
+        services.catalog,
+        services.codec,
+        services.command_policy,
+        services=services,
+    )
     world.jobs = tick_jobs(world)
     return world

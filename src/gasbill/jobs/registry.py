@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
@@ -39,9 +39,13 @@ from gasbill.service.inbox import work_inbox
 from gasbill.service.ingest import IngestPolicy
 from gasbill.service.poller import DataSource, poll_once
 
+if TYPE_CHECKING:
+    from gasbill.bootstrap import Services
+
 log = logging.getLogger("gasbill.jobs")
 
 Clock = Callable[[], datetime]
+Decide = Callable[[UnitOfWork, int, datetime], object]
 
 
 def utc_now() -> datetime:
@@ -75,6 +79,28 @@ class JobContext:
     _made: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    decide: Decide | None = None
+    services: Services | None = None
+    owns_services: bool = False  # built by `build`: closed with this context
+
+    @classmethod
+    def of(cls, services: Services) -> JobContext:
+        """The jobs' view of the composition root (gasbill.bootstrap)."""
+        return cls(
+            settings=services.settings,
+            engine=services.engine,
+            catalog=services.catalog,
+            codec=services.codec,
+            platform_factory=services.platform,
+            clock=services.clock,
+            uow_factory=services.uow,
+            command_policy=services.command_policy,
+            notifier=services.notifier,
+            data_source_factory=services.data_source_factory,
+            decide=services.decide,
+            services=services,
+        )
+
     @classmethod
     def build(
         cls,
@@ -90,29 +116,29 @@ class JobContext:
         notifier: Any | None = None,
         data_source_factory: Callable[[], DataSource] | None = None,
     ) -> JobContext:
-        """The context for these settings; every port can be replaced (tests, the demo)."""
-        zone = ZoneInfo(settings.app.platform_timezone)
-        now = clock or utc_now
+        """`bootstrap` on this engine, every port replaceable (tests)."""
+        from gasbill.bootstrap import bootstrap
 
-        def platform_client() -> PlatformApi:
-            from gasbill.adapters.platform.client import PlatformClient
-
-            return PlatformClient(settings.platform, zone=zone, clock=now)
-
-        return cls(
-            settings=settings,
+        services = bootstrap(
+            settings,
             engine=engine,
-            catalog=catalog or TariffCatalog(settings.tariffs.dir, settings.app.timezone),
-            codec=codec or Codec(zone),
-            platform_factory=platform_factory or platform_client,
-            clock=now,
-            uow_factory=uow_factory or (lambda: UnitOfWork(engine)),
-            command_policy=command_policy or CommandPolicy.from_settings(settings.commands),
+            catalog=catalog,
+            codec=codec,
+            platform_factory=platform_factory,
+            clock=clock,
+            command_policy=command_policy,
             notifier=notifier,
-            data_source_factory=data_source_factory or _data_client(settings),
+            data_source_factory=data_source_factory,
         )
+        context = cls.of(services)
+        context.owns_services = True
+        if uow_factory is not None:
+            context.uow_factory = uow_factory
+        return context
 
     def _once(self, name: str, factory: Callable[[], Any]) -> Any:
+        if self.services is not None:
+            return self.services.once(name, factory)
         with self._lock:
             if name not in self._made:
                 self._made[name] = factory()
@@ -120,43 +146,29 @@ class JobContext:
 
     def platform(self) -> PlatformApi:
         """The platform client, made on first use and kept (it holds the login token)."""
+        if self.services is not None:
+            return self.services.platform()
         client: PlatformApi = self._once("platform", self.platform_factory)
         return client
 
     def data_source(self) -> DataSource | None:
+        if self.services is not None:
+            return self.services.data_source()
         if self.data_source_factory is None:
             return None
         source: DataSource = self._once("data_source", self.data_source_factory)
         return source
 
     def close(self) -> None:
-        """Close the clients this context made."""
+        """Close the clients this context made (those of its services: by their owner)."""
         with self._lock:
             made, self._made = self._made, {}
         for thing in made.values():
             close = getattr(thing, "close", None)
             if callable(close):
                 close()
-
-
-def _data_client(settings: Settings) -> Callable[[], DataSource] | None:
-    query = settings.jobs.query_poll
-    if not query.base_url:
-        return None
-    company_no = settings.platform.company_no
-    key = query.data_api_key.get_secret_value() or settings.push.keys.get(company_no, "")
-
-    def connect() -> DataSource:
-        from gasbill.adapters.platform.data_client import DataClient
-
-        return DataClient.connect(
-            query.base_url,
-            company_no,
-            key,
-            timeout_seconds=int(settings.platform.read_timeout_seconds),
-        )
-
-    return connect
+        if self.owns_services and self.services is not None:
+            self.services.close()
 
 
 # -- the jobs -----------------------------------------------------------------------------

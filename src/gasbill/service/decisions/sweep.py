@@ -74,10 +74,12 @@ def sweep(
         after = ids[-1]
 
 
-def account_decider(settings: Settings) -> Callable[[UnitOfWork, int, datetime], object]:
+def account_decider(
+    settings: Settings, *, codec: Codec | None = None, policy: CommandPolicy | None = None
+) -> Callable[[UnitOfWork, int, datetime], object]:
     """`decide_account` with these settings, for the services that change a balance."""
-    codec = Codec(ZoneInfo(settings.app.platform_timezone))
-    policy = CommandPolicy.from_settings(settings.commands)
+    codec = codec or Codec(ZoneInfo(settings.app.platform_timezone))
+    policy = policy or CommandPolicy.from_settings(settings.commands)
 
     def decide(uow: UnitOfWork, account_id: int, now: datetime) -> object:
         return decide_account(
