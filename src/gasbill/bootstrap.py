@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -168,6 +168,8 @@ def bootstrap(
         factory = platform_factory or _platform_client(
             settings, zone, now, health, platform_transport
         )
+    decide = account_decider(settings, codec=codec, policy=policy)
+    policy = replace(policy, decide=decide)  # decisions when a top-up or an opening ends
     return Services(
         settings=settings,
         engine=with_audit_key(  # audit entries sealed with this installation's key
@@ -178,7 +180,7 @@ def bootstrap(
         codec=codec,
         clock=now,
         command_policy=policy,
-        decide=account_decider(settings, codec=codec, policy=policy),
+        decide=decide,
         platform_health=health,
         platform_factory=factory,
         data_source_factory=data_source_factory or _data_client(settings),

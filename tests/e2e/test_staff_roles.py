@@ -53,6 +53,7 @@ def walk_params(client, clerk, engine, passwords):
         "exception_id": add_exception(engine, account["id"]),
         "tariff_id": "beijing-residential",
         "command_id": 1,  # none exists: an allowed role gets past the check to a 404
+        "campaign_id": 1,  # none exists either
     }
 
 

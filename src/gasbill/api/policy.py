@@ -94,6 +94,9 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("POST", f"{API}/accounts/{{account_id}}/meter-replacements"): CLERK,
     ("GET", f"{API}/accounts/{{account_id}}/balance"): CLERK_READ,
     ("GET", f"{API}/accounts/{{account_id}}/ledger"): CLERK_READ,
+    ("GET", f"{API}/accounts/{{account_id}}/opening"): CLERK_READ,
+    ("GET", f"{API}/accounts/{{account_id}}/readings"): CLERK_READ,
+    ("POST", f"{API}/accounts/{{account_id}}/closure"): CLERK,
     # money: payments and refunds at the desk, corrections by an auditor
     ("POST", f"{API}/accounts/{{account_id}}/payments"): CLERK,
     ("POST", f"{API}/accounts/{{account_id}}/refunds"): CLERK,
@@ -104,6 +107,11 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", f"{API}/commands"): CLERK_READ,
     ("POST", f"{API}/commands/{{command_id}}/cancel"): CLERK,
     ("POST", f"{API}/commands/{{command_id}}/retry"): CLERK,
+    ("GET", f"{API}/commands/{{command_id}}"): CLERK_READ,
+    # tariff campaigns: progress n of m, failures with reasons; a clerk retries failed meters
+    ("GET", f"{API}/campaigns"): ANY_STAFF,
+    ("GET", f"{API}/campaigns/{{campaign_id}}"): ANY_STAFF,
+    ("POST", f"{API}/campaigns/{{campaign_id}}/retry-failed"): allow(Role.CLERK, Role.ADMIN),
     # billing exceptions
     ("GET", f"{API}/exceptions"): CLERK_READ,
     ("GET", f"{API}/exceptions/{{exception_id}}"): CLERK_READ,

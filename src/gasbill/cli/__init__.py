@@ -5,8 +5,11 @@ from __future__ import annotations
 import typer
 
 from gasbill.cli import (
+    account_money,
     accounts,
     audit,
+    campaigns,
+    commands,
     db,
     demo,
     imports,
@@ -38,6 +41,9 @@ app.add_typer(imports.app, name="import")
 app.command("simulate")(simulate.simulate_command)
 app.command("reconcile")(reconcile.reconcile_command)
 app.command("true-up")(true_up.true_up_command)
+app.add_typer(commands.app, name="command")
+app.add_typer(campaigns.app, name="campaign")
+assert account_money.__name__  # adds pay, refund, adjust, close, readings to `account`
 
 
 def main() -> None:

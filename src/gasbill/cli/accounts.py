@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.cli.options import ConfigOption, fail, settings_from
-from gasbill.cli.staff import current_engine, terminal_actor
+from gasbill.cli.staff import current_services, terminal_actor
 from gasbill.domain.accounts import BillingMode
+from gasbill.domain.commands import CtrlType
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.money import Money, Volume, fen_from_yuan_text
 from gasbill.service import ledger
-from gasbill.service.accounts import NewAccount, create_customer, open_account
+from gasbill.service.accounts import NewAccount, NotFound, create_customer
+from gasbill.service.lookup import find_account
+from gasbill.service.opening import open_with_payment, opening_progress
+from gasbill.service.payments import top_up_progress
 
-app = typer.Typer(help="Accounts: open, show, list, pay.", no_args_is_help=True)
+app = typer.Typer(
+    help="Accounts: open, show, list, pay, refund, adjust, readings, close.",
+    no_args_is_help=True,
+)
 
 AccountArg = Annotated[str, typer.Argument(help="Account id, or its number.")]
 
@@ -32,21 +39,11 @@ class ModeChoice(enum.StrEnum):
     meter = "meter"
 
 
-def _fen(text: str, what: str) -> int:
+def fen_of(text: str, what: str) -> int:
     try:
         return fen_from_yuan_text(text)
     except GasbillError:
         fail(f"{what} must be yuan with at most 2 decimals, e.g. 100.00, not {text!r}")
-
-
-def _find(uow: UnitOfWork, wanted: str) -> Account:
-    with uow:
-        account = uow.accounts.by_number(wanted)
-        if account is None and wanted.isdigit():
-            account = uow.accounts.get(int(wanted))
-    if account is None:
-        fail(f"no account {wanted!r} (give its id or its number)")
-    return account
 
 
 @app.command("open")
@@ -66,18 +63,23 @@ def open_command(
     register: Annotated[str, typer.Option(help="The meter's opening register, m³.")] = "0",
     persons: Annotated[int, typer.Option(min=1, max=99, help="Persons in the household.")] = 1,
     warning: Annotated[str, typer.Option(help="Low-balance warning, yuan.")] = "20.00",
+    pay: Annotated[
+        str, typer.Option(help="The first payment, yuan (meter mode: it goes to the meter).")
+    ] = "0",
+    channel: Annotated[str, typer.Option(help="The first payment's channel.")] = "counter",
     config: ConfigOption = None,
 ) -> None:
-    """Open an account with its meter, for an existing customer or a new one."""
+    """Open an account with its meter, for an existing customer or a new one; a meter-mode
+    meter is opened remotely (`openaccount` with the tariff's ladder and the first payment)."""
     if (customer_id is None) == (customer is None):
         fail("give either --customer-id (existing) or --customer NAME (new)")
     settings = settings_from(config)
     zone = ZoneInfo(settings.app.timezone)
     opened_on: date = opened.date() if opened else datetime.now(zone).date()
     actor = terminal_actor()
-    catalog = TariffCatalog(settings.tariffs.dir, settings.app.timezone)
-    with current_engine(settings) as engine:
-        uow = UnitOfWork(engine)
+    initial_fen = fen_of(pay, "--pay")
+    with current_services(settings) as services:
+        uow = services.uow()
         try:
             if customer is not None:
                 made = create_customer(
@@ -86,7 +88,7 @@ def open_command(
                 assert made.id is not None
                 customer_id = made.id
             assert customer_id is not None
-            account = open_account(
+            result = open_with_payment(
                 uow,
                 NewAccount(
                     customer_id=customer_id,
@@ -99,41 +101,61 @@ def open_command(
                     opening_register=Volume(register),
                     bound_at=datetime.combine(opened_on, time(), zone),
                     persons=persons,
-                    warning_fen=_fen(warning, "--warning"),
+                    warning_fen=fen_of(warning, "--warning"),
                 ),
-                catalog=catalog,
+                initial_fen=initial_fen,
+                channel=channel,
+                idempotency_key=f"open-{number}",
                 actor=actor,
+                now=services.now(),
+                catalog=services.catalog,
+                codec=services.codec,
+                policy=services.command_policy,
             )
         except GasbillError as exc:
             fail(str(exc))
+    account = result.account
+    sent = f"; openaccount queued as command {result.command_id}" if result.command_id else ""
     Console().print(
         f"account {account.number} opened (id {account.id}) for customer {customer_id}, "
-        f"meter {meter}",
+        f"meter {meter}{sent}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
 @app.command("show")
-def show_command(account: AccountArg, config: ConfigOption = None) -> None:
-    """An account, its meter and its balances."""
+def show_command(
+    account: Annotated[str | None, typer.Argument(help="Account id, or its number.")] = None,
+    meter: Annotated[str | None, typer.Option(help="Find it by its meter's number.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """An account (by id, number or meter number), its meter, balances, opening and top-ups."""
+    if (account is None) == (meter is None):
+        fail("give the account (id or number) or --meter NUMBER")
     settings = settings_from(config)
-    with current_engine(settings) as engine:
-        uow = UnitOfWork(engine)
-        found = _find(uow, account)
+    with current_services(settings) as services:
+        uow = services.uow()
+        found = find(uow, account, meter)
         assert found.id is not None
         with uow:
             binding = uow.accounts.active_binding(found.id)
-            meter = uow.accounts.meter_by_id(binding.meter_id) if binding else None
+            meter_row = uow.accounts.meter_by_id(binding.meter_id) if binding else None
+            commands = list(CommandStore(uow.session).of_account(found.id, 20))
+            top_ups = [
+                top_up_progress(c) for c in commands if c.ctrl_type == CtrlType.REMOTE_CHARGE
+            ]
         balances = ledger.account_balances(uow, found.id)
+        opening = opening_progress(uow, found.id) if found.billing_mode == BillingMode.METER else []
     console = Console(highlight=False)
     console.print(
         f"[bold]{found.number}[/] (id {found.id}), customer {found.customer_id}, "
         f"{found.billing_mode} mode, tariff {found.tariff_id}, {found.persons} person(s), "
         f"{found.status}, opened {found.opened_on}"
     )
-    if binding is not None and meter is not None:
+    if binding is not None and meter_row is not None:
         console.print(
-            f"meter {meter.comm_no} (company {meter.company_no}) since "
+            f"meter {meter_row.comm_no} (company {meter_row.company_no}) since "
             f"{binding.bound_at.isoformat(timespec='minutes')}, opening register "
             f"{Volume.of_litres(binding.opening_litres).fixed()} m³"
         )
@@ -148,6 +170,47 @@ def show_command(account: AccountArg, config: ConfigOption = None) -> None:
             Money.of_fen(balance.available).fixed(),
         )
     console.print(table)
+    if opening or top_ups:
+        console.print(progress_table("opening and top-ups (newest last)", opening + top_ups[::-1]))
+
+
+def progress_table(title: str, views: list[dict[str, Any]]) -> Table:
+    """Commands as a clerk sees them: stage, reason, next attempt."""
+    table = Table(title=title)
+    for column in ("command", "kind", "amount", "stage", "reason", "next attempt"):
+        table.add_column(column)
+    for view in views:
+        amount = view.get("amount_fen")
+        table.add_row(
+            str(view["id"]),
+            view["kind"],
+            Money.of_fen(amount).fixed() if amount else "",
+            view["stage"],
+            view["reason"] or "",
+            view["next_attempt_at"] or "",
+        )
+    return table
+
+
+def find(uow: UnitOfWork, wanted: str | None, meter: str | None = None) -> Account:
+    """By meter number, account number, or id; a clear failure otherwise."""
+    try:
+        if meter is not None:
+            return find_account(uow, meter=meter)
+        assert wanted is not None
+        try:
+            return find_account(uow, number=wanted)
+        except NotFound:
+            if not wanted.isdigit():
+                raise
+            with uow:
+                found = uow.accounts.get(int(wanted))
+            if found is None:
+                raise
+            return found
+    except NotFound:
+        what = f"meter {meter!r}" if meter else repr(wanted)
+        fail(f"no account for {what} (give its id, its number or --meter)")
 
 
 @app.command("list")
@@ -158,8 +221,8 @@ def list_command(
 ) -> None:
     """Accounts, oldest first."""
     settings = settings_from(config)
-    with current_engine(settings) as engine:
-        uow = UnitOfWork(engine)
+    with current_services(settings) as services:
+        uow = services.uow()
         with uow:
             accounts = uow.accounts.find(customer_id=customer_id, limit=limit)
     table = Table(title="Accounts")
@@ -175,44 +238,3 @@ def list_command(
             row.status,
         )
     Console().print(table)
-
-
-@app.command("pay")
-def pay_command(
-    account: AccountArg,
-    amount: Annotated[str, typer.Option(help="Yuan, e.g. 100.00.")],
-    key: Annotated[
-        str, typer.Option(help="Idempotency key: the same key never pays twice (e.g. receipt no).")
-    ],
-    channel: Annotated[str, typer.Option(help="Payment channel.")] = "cash",
-    memo: Annotated[str, typer.Option(help="A note kept with the payment.")] = "",
-    config: ConfigOption = None,
-) -> None:
-    """Record a payment into the account's prepaid balance."""
-    settings = settings_from(config)
-    fen = _fen(amount, "--amount")
-    with current_engine(settings) as engine:
-        uow = UnitOfWork(engine)
-        found = _find(uow, account)
-        assert found.id is not None
-        try:
-            transfer = ledger.record_payment(
-                uow,
-                account_id=found.id,
-                amount_fen=fen,
-                channel=channel,
-                idempotency_key=key,
-                actor=terminal_actor(),
-                memo=memo,
-                limits=settings.money.limits(),
-            )
-        except GasbillError as exc:
-            fail(str(exc))
-        balances = ledger.account_balances(uow, found.id)
-    prepaid = balances.get("prepaid")
-    after = f"; prepaid now {Money.of_fen(prepaid.available).fixed()}" if prepaid else ""
-    Console().print(
-        f"payment {transfer.id}: {Money.of_fen(transfer.amount).fixed()} yuan by {channel} "
-        f"into {found.number}{after}",
-        highlight=False,
-    )

@@ -227,6 +227,7 @@ def run_inbox(context: JobContext, now: datetime) -> object:
             limit=context.settings.jobs.inbox_batch,
             max_flow_m3_per_hour=context.settings.rating.max_flow_m3_per_hour,
             now=now,
+            decide=context.decide,
         )
     )
 

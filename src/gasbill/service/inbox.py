@@ -8,6 +8,8 @@ still owed, so doing the work again never charges twice.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +20,11 @@ from gasbill.adapters.db.tables.accounts import MeterBinding
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.service.billing import BillingOutcome, bill_within
+
+log = logging.getLogger("gasbill.inbox")
+
+# the account's decisions after its balance changed (gasbill.service.decisions)
+Decide = Callable[[UnitOfWork, int, datetime], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,7 @@ def work_inbox(
     limit: int = 1000,
     max_flow_m3_per_hour: Decimal | None = None,
     now: datetime | None = None,
+    decide: Decide | None = None,
 ) -> InboxOutcome:
     now = now or datetime.now(UTC)
     with uow:
@@ -68,6 +76,9 @@ def work_inbox(
             max_flow_m3_per_hour=max_flow_m3_per_hour,
             now=now,
         )
+        if decide is not None:
+            for account_id in sorted(since):
+                _decide(uow, decide, account_id, now)
         BillingStore(uow.session).add_exceptions(
             [
                 {
@@ -87,6 +98,15 @@ def work_inbox(
         inbox.mark_handled(outcomes, now)
         uow.commit()
     return InboxOutcome(len(rows), len(unknown), billing)
+
+
+def _decide(uow: UnitOfWork, decide: Decide, account_id: int, now: datetime) -> None:
+    """Decisions right after billing, in its transaction; one failing is left to the sweep."""
+    try:
+        with uow.session.begin_nested():
+            decide(uow, account_id, now)
+    except Exception:
+        log.exception("decisions after billing failed on account %s", account_id)
 
 
 def _binding_at(bindings: list[MeterBinding], at: datetime) -> MeterBinding | None:

@@ -144,6 +144,33 @@ def refund(
         )
 
 
+def closing_refund(
+    uow: UnitOfWork,
+    *,
+    source: AccountCode,
+    amount_fen: int,
+    channel: str,
+    idempotency_key: str,
+    actor: str,
+    now: datetime,
+) -> Transfer:
+    """What a closed account still holds on `source`, paid back; in the caller's unit of work."""
+    AccountCode.cash(channel)
+    candidate = _transfer(
+        key=_key("close-refund", idempotency_key),
+        debit=source,
+        credit=AccountCode.refunds(),
+        amount=amount_fen,
+        kind=TransferKind.REFUND,
+        now=now,
+        at=now,
+        reason=f"{channel}: account closed",
+        actor=actor,
+    )
+    transfer, _ = record_once(uow.ledger, candidate)
+    return transfer
+
+
 def post_adjustment(
     uow: UnitOfWork,
     *,

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.commands import OpenAccount, ladder_price_for
+from gasbill.domain.commands import CtrlType, OpenAccount, ladder_price_for
 from gasbill.domain.cycles import Cycle, local_midnight
 from gasbill.domain.ledger import Transfer
 from gasbill.domain.money import Money
 from gasbill.domain.rating import RatingContext, opening_share
 from gasbill.domain.tariff import TariffVersion
-from gasbill.service.accounts import NewAccount, open_within
+from gasbill.service.accounts import NewAccount, NotFound, open_within
+from gasbill.service.commands.progress import command_progress
 from gasbill.service.commands.queue import (
     CommandPolicy,
     active_meter,
@@ -142,3 +145,25 @@ def _queue_opening(
     )
     assert command.id is not None
     return command.id
+
+
+def opening_progress(uow: UnitOfWork, account_id: int) -> list[dict[str, Any]]:
+    """The account's `openaccount` and the baseline read after it, each where it stands.
+
+    Like a top-up's progress: stage, reason (the meter's refusal in words, a
+    login the platform refused …) and the next attempt while it waits.
+    """
+    with uow:
+        if uow.accounts.get(account_id) is None:
+            raise NotFound(f"no account {account_id}")
+        commands = CommandStore(uow.session).of_account(account_id, 1000)
+        return [
+            command_progress(c)
+            for c in reversed(commands)
+            if c.ctrl_type == CtrlType.OPEN_ACCOUNT
+            or (
+                c.ctrl_type == CtrlType.GET_CHARGE_STATE
+                and c.settles_id is None
+                and c.reason.startswith("baseline")
+            )
+        ]

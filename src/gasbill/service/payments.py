@@ -18,11 +18,10 @@ from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.jsontext import loads_exact
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.commands import CtrlState
 from gasbill.domain.ledger import AccountCode, Transfer
 from gasbill.domain.money import MoneyLimits
-from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import NotFound
+from gasbill.service.commands.progress import command_progress
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
 from gasbill.service.ledger import DEFAULT_LIMITS, describe, payment_transfer, record_once
 
@@ -115,42 +114,17 @@ def _top_up_of(uow: UnitOfWork, idempotency_key: str) -> Command | None:
     return CommandStore(uow.session).by_hold(hold.id)
 
 
-STAGES = {
-    CommandStatus.QUEUED: "queued",
-    CommandStatus.SENDING: "sent",
-    CommandStatus.DONE: "confirmed",
-    CommandStatus.REFUSED: "failed",
-    CommandStatus.UNKNOWN: "checking with the meter",
-    CommandStatus.CANCELLED: "cancelled",
-    CommandStatus.ATTENTION: "needs attention",
-}
-
-
 def top_up_progress(command: Command) -> dict[str, Any]:
-    """Where a top-up stands, in a clerk's words."""
-    status = CommandStatus(command.status)
-    stage = STAGES.get(status, str(status))
-    if status is CommandStatus.SENT:
-        stage = "sent" if not command.platform_state else "waiting for the meter"
-    if status is CommandStatus.SETTLED:
-        stage = "confirmed" if command.outcome == "applied" else "failed"
-    view: dict[str, Any] = {
-        "id": command.id,
+    """Where a top-up stands, in a clerk's words (see `commands.progress`), and its amounts."""
+    view = command_progress(command)
+    view |= {
         "amount_fen": command.amount_fen,
-        "stage": stage,
-        "status": command.status,
         "charge_times": command.charge_times,
-        "platform_state": command.platform_state,
-        "created_at": command.created_at.isoformat(),
-        "finished_at": command.finished_at.isoformat() if command.finished_at else None,
         "meter_balance": None,
-        "reason": "",
     }
-    if stage == "confirmed" and command.return_data:
+    if view["stage"] == "confirmed" and command.return_data:
         remain = _remain(command.return_data)
         view["meter_balance"] = str(remain) if remain is not None else None
-    if stage in ("failed", "needs attention"):
-        view["reason"] = _why(command)
     return view
 
 
@@ -160,14 +134,3 @@ def _remain(return_data: str) -> Any:
     except ValueError:
         return None
     return data.get("remain") if isinstance(data, dict) else None
-
-
-def _why(command: Command) -> str:
-    if command.outcome == "not_applied":
-        return "the meter did not apply it; the money stays in the account (retry or refund)"
-    if command.outcome == "counter_mismatch":
-        return "the meter's top-up counter disagrees with ours; an auditor must reconcile"
-    state = command.platform_state
-    if state is not None and state != int(CtrlState.SUCCESS):
-        return f"the platform ended it in state {state}: {command.feedback or command.last_error}"
-    return command.last_error or command.feedback or command.outcome

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
@@ -19,23 +19,30 @@ from gasbill.api.staff.schemas import (
     AccountUpdate,
     BalanceOut,
     BalancesOut,
+    ClosureIn,
+    ClosureOut,
     Id,
     MeterOut,
     Offset,
     PathId,
+    ReadingOut,
     ReplacementIn,
     TransferOut,
 )
+from gasbill.bootstrap import Services
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.money import Money, Volume
 from gasbill.service import ledger
 from gasbill.service.accounts import (
     NewAccount,
+    NotFound,
     Replacement,
-    open_account,
     replace_meter,
     update_account,
 )
+from gasbill.service.closing import close_account
+from gasbill.service.lookup import account_readings, find_account
+from gasbill.service.opening import open_with_payment, opening_progress
 
 router = APIRouter(prefix=f"{API}/accounts", tags=["accounts"])
 
@@ -77,13 +84,17 @@ def _read(uow: UnitOfWork, account_id: int) -> AccountOut:
         return account_out(uow, account)
 
 
-@router.post("", status_code=201, summary="Open an account with its first meter")
+@router.post(
+    "",
+    status_code=201,
+    summary="Open an account with its first meter (a meter-mode meter is opened remotely)",
+)
 def open_(
     body: AccountIn, user: CurrentUser, ctx: ContextDep, uow: UowDep, catalog: CatalogDep
 ) -> AccountOut:
     zone = ZoneInfo(ctx.settings.app.timezone)
     bound_at = body.bound_at or datetime.combine(body.opened_on, time(), zone)
-    account = open_account(
+    opened = open_with_payment(
         uow,
         NewAccount(
             customer_id=body.customer_id,
@@ -100,28 +111,102 @@ def open_(
             cutoff_fen=body.cutoff_fen,
             reopen_fen=body.reopen_fen,
         ),
-        catalog=catalog,
+        initial_fen=body.initial_fen,
+        channel=body.channel,
+        idempotency_key=f"open-{body.number}",
         actor=user.username,
+        now=ctx.clock(),
+        catalog=catalog,
+        codec=_services(ctx).codec,
+        policy=ctx.commands,
     )
-    assert account.id is not None
-    return _read(uow, account.id)
+    assert opened.account.id is not None
+    return _with_opening(uow, _read(uow, opened.account.id))
 
 
-@router.get("", summary="Accounts, optionally of one customer")
+def _services(ctx: ContextDep) -> Services:
+    assert ctx.services is not None, "the app is built on gasbill.bootstrap"
+    return ctx.services
+
+
+def _with_opening(uow: UnitOfWork, account: AccountOut) -> AccountOut:
+    if account.billing_mode != BillingMode.METER:
+        return account
+    return account.model_copy(update={"opening": opening_progress(uow, account.id)})
+
+
+@router.get("", summary="Accounts: of one customer, by account number or by meter number")
 def find(
     uow: UowDep,
     customer_id: Annotated[Id | None, Query()] = None,
+    number: Annotated[str | None, Query(min_length=1, max_length=30)] = None,
+    meter: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> list[AccountOut]:
+    if number is not None or meter is not None:
+        try:
+            found = find_account(uow, number=number, meter=meter)
+        except NotFound:
+            return []
+        assert found.id is not None
+        return [_read(uow, found.id)]
     with uow:
-        found = uow.accounts.find(customer_id=customer_id, offset=offset, limit=limit)
-        return [account_out(uow, a) for a in found]
+        rows = uow.accounts.find(customer_id=customer_id, offset=offset, limit=limit)
+        return [account_out(uow, a) for a in rows]
 
 
-@router.get("/{account_id}", summary="One account and its meter")
+@router.get("/{account_id}/opening", summary="The meter's opening and baseline read, each stage")
+def opening(account_id: PathId, uow: UowDep) -> list[dict[str, Any]]:
+    return opening_progress(uow, account_id)
+
+
+@router.get("/{account_id}/readings", summary="The account's meter readings, newest first")
+def readings(
+    account_id: PathId,
+    uow: UowDep,
+    all_types: Annotated[bool, Query(description="Not only the daily frozen readings.")] = False,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> list[ReadingOut]:
+    lines = account_readings(uow, account_id, frozen_only=not all_types, offset=offset, limit=limit)
+    return [ReadingOut.model_validate(line, from_attributes=True) for line in lines]
+
+
+@router.post(
+    "/{account_id}/closure",
+    summary="Close the account: final reading, credit paid back, valve closed",
+)
+def close(
+    account_id: PathId,
+    body: ClosureIn,
+    user: CurrentUser,
+    ctx: ContextDep,
+    uow: UowDep,
+) -> ClosureOut:
+    closure = close_account(
+        uow,
+        account_id,
+        final_register=Volume(body.final_register) if body.final_register else None,
+        channel=body.channel,
+        idempotency_key=f"close-{account_id}",
+        actor=user.username,
+        now=ctx.clock(),
+        codec=_services(ctx).codec,
+        policy=ctx.commands,
+    )
+    return ClosureOut(
+        account_id=closure.account_id,
+        final_register=closure.final_register,
+        refunded_fen=closure.refunded_fen,
+        refunds=[t.id for t in closure.refunds],
+        valve_command_id=closure.valve_command_id,
+    )
+
+
+@router.get("/{account_id}", summary="One account and its meter (and the meter's opening)")
 def get(account_id: PathId, uow: UowDep) -> AccountOut:
-    return _read(uow, account_id)
+    return _with_opening(uow, _read(uow, account_id))
 
 
 @router.patch("/{account_id}", summary="Change thresholds, household size, tariff or status")

@@ -13,6 +13,7 @@ from gasbill.api.staff.schemas import MAX_ID, PathId
 from gasbill.domain.commands import CtrlType
 from gasbill.service.accounts import NotFound
 from gasbill.service.commands.actions import cancel_command, retry_command
+from gasbill.service.commands.progress import command_progress
 from gasbill.service.payments import top_up_progress
 
 router = APIRouter(prefix=API, tags=["commands"])
@@ -32,6 +33,7 @@ def command_view(command: Any) -> dict[str, Any]:
         "reason": command.reason,
         "last_error": command.last_error,
         "created_at": command.created_at.isoformat(),
+        "progress": command_progress(command),
     }
     if command.ctrl_type == CtrlType.REMOTE_CHARGE:
         view["top_up"] = top_up_progress(command)
@@ -61,6 +63,15 @@ def commands(
             store.of_account(account_id, limit) if account_id else store.needing_attention(limit)
         )
         return [command_view(c) for c in found]
+
+
+@router.get("/commands/{command_id}", summary="One command: its stage, reason and next attempt")
+def command(command_id: PathId, uow: UowDep) -> dict[str, Any]:
+    with uow:
+        found = CommandStore(uow.session).get(command_id)
+        if found is None:
+            raise NotFound(f"no command {command_id}")
+        return command_view(found)
 
 
 def _platform(ctx: ContextDep, uow: UowDep, command_id: int) -> Any:

@@ -90,6 +90,12 @@ class AccountIn(Body):
     warning_fen: Fen = 2000
     cutoff_fen: Fen = Field(default=0, le=0)
     reopen_fen: Fen = 0
+    initial_fen: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = Field(
+        default=0,
+        description="The first payment, taken with the opening; on a meter-mode account it "
+        "goes to the meter with the `openaccount` (the opening is sent in either case).",
+    )
+    channel: Channel = "counter"
 
 
 class AccountUpdate(Body):
@@ -134,6 +140,33 @@ class AccountOut(BaseModel):
     status: str
     created_at: datetime
     meter: MeterOut | None = None
+    opening: list[dict[str, Any]] | None = None  # the meter's opening, where it stands
+
+
+class ClosureIn(Body):
+    final_register: Register | None = Field(
+        default=None, description="Read off the meter; default: its latest frozen reading."
+    )
+    channel: Channel = "cash"
+
+
+class ClosureOut(BaseModel):
+    account_id: int
+    final_register: str | None
+    refunded_fen: int
+    refunds: list[str]
+    valve_command_id: int | None
+
+
+class ReadingOut(BaseModel):
+    meter_comm_no: str
+    acquisition_time: datetime
+    data_type: int
+    std_sum: str | None
+    work_sum: str | None
+    remain_money: str | None
+    curr_price: str | None
+    meter_state: int | None
 
 
 class BalanceOut(BaseModel):

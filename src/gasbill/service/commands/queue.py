@@ -10,6 +10,7 @@ meter, so the count it carries is always the next one.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -44,6 +45,10 @@ class CommandPolicy:
     lookup_after: timedelta = timedelta(minutes=10)  # a lost Add reply: find it by define_no
     poll_after: timedelta = timedelta(hours=6)  # no news of a sent command: ask for it
     batch_size: int = 50
+    # the account's decisions, run when a top-up or an opening ends (set by gasbill.bootstrap)
+    decide: Callable[[UnitOfWork, int, datetime], object] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def timeout_for(self, ctrl_type: CtrlType) -> timedelta:
         return self.timeouts.get(ctrl_type, self.timeout)

@@ -113,6 +113,28 @@ def apply_state(
     store.save(command)
     if ctrl_type in (CtrlType.SET_VALVE_OFF, CtrlType.SET_VALVE_ON):
         on_valve_command_ended(uow, command, now)
+    if ctrl_type in MONEY_ENDINGS or (
+        ctrl_type is CtrlType.GET_CHARGE_STATE and command.settles_id
+    ):
+        decide_after(uow, policy, command.account_id, now)
+
+
+# a top-up or an opening ending (or settled) changes what the meter holds: decide at once
+MONEY_ENDINGS = frozenset({CtrlType.REMOTE_CHARGE, CtrlType.OPEN_ACCOUNT})
+
+
+def decide_after(
+    uow: UnitOfWork, policy: CommandPolicy, account_id: int | None, now: datetime
+) -> None:
+    """The account's decisions (valve on, warnings) in this unit of work, in a savepoint:
+    a failing decision is logged and left to the sweep, never fails the ending itself."""
+    if account_id is None or policy.decide is None:
+        return
+    try:
+        with uow.session.begin_nested():
+            policy.decide(uow, account_id, now)
+    except Exception:
+        log.exception("decisions after a command's ending failed on account %s", account_id)
 
 
 def _text(value: Any) -> str | None:

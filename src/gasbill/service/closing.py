@@ -1,0 +1,179 @@
+"""Closing an account: its final reading, its credit paid back, its valve closed.
+
+In one transaction: the meter is unbound at its final register (the clerk
+reads it off the meter; by default the latest frozen reading), what the
+customer still has is paid back through the channel given (the available
+prepaid money, and in meter mode the credit the books say the meter holds),
+a `setvalveoff` is queued so no more gas flows on a closed account, and the
+account is marked closed. A prepay command still in flight on the meter
+blocks the closing: its outcome decides the credit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+
+from gasbill.adapters.db.repositories.commands import CommandStore
+from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.codec import Codec
+from gasbill.domain.accounts import AccountError, BillingMode
+from gasbill.domain.commands import CtrlType, SetValveOff
+from gasbill.domain.ledger import AccountCode, Transfer
+from gasbill.domain.money import Volume
+from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.service.accounts import Conflict, NotFound, snapshot
+from gasbill.service.commands.queue import CommandPolicy, queue_intent
+from gasbill.service.ledger import closing_refund
+
+FROZEN = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    account_id: int
+    final_register: str | None  # m³
+    refunds: tuple[Transfer, ...]
+    refunded_fen: int
+    valve_command_id: int | None
+
+
+def close_account(
+    uow: UnitOfWork,
+    account_id: int,
+    *,
+    final_register: Volume | None,
+    channel: str,
+    idempotency_key: str,
+    actor: str,
+    now: datetime,
+    codec: Codec,
+    policy: CommandPolicy,
+) -> Closure:
+    """Close the account: final reading, credit paid back, valve closed; audited."""
+    with uow:
+        account = uow.accounts.get(account_id, lock=True)
+        if account is None:
+            raise NotFound(f"no account {account_id}")
+        if account.status != "active":
+            raise Conflict(f"account {account.number} is already {account.status}")
+        before = snapshot(account)
+        binding = uow.accounts.active_binding(account_id)
+        meter = uow.accounts.meter_by_id(binding.meter_id) if binding is not None else None
+        if meter is not None and meter.id is not None:
+            _no_prepay_in_flight(uow, meter.id)
+        final = final_register
+        if binding is not None and meter is not None:
+            final = final or _latest_register(uow, meter.company_no, meter.comm_no)
+            if final is not None and final.litres < binding.opening_litres:
+                raise AccountError(
+                    f"the final register {final.fixed()} m³ is below the opening "
+                    f"{Volume.of_litres(binding.opening_litres).fixed()} m³"
+                )
+            binding.unbound_at = now
+            binding.final_litres = final.litres if final is not None else None
+            uow.session.add(binding)
+        refunds = _pay_back(
+            uow, account_id, account.billing_mode, channel, idempotency_key, actor, now
+        )
+        valve_id = None
+        if meter is not None:
+            command = queue_intent(
+                uow,
+                codec,
+                SetValveOff(),
+                meter=meter,
+                now=now,
+                policy=policy,
+                account_id=account_id,
+                reason=f"account {account.number} closed",
+                actor=actor,
+            )
+            valve_id = command.id
+        account.status = "closed"
+        uow.session.add(account)
+        uow.flush()
+        uow.audit.record(
+            actor=actor,
+            action="account.close",
+            entity="account",
+            entity_id=account_id,
+            before=before,
+            after={
+                **snapshot(account),
+                "final_register": final.fixed() if final is not None else None,
+                "refunds": [t.id for t in refunds],
+                "valve_command": valve_id,
+            },
+            at=now,
+        )
+        uow.commit()
+        return Closure(
+            account_id,
+            final.fixed() if final is not None else None,
+            tuple(refunds),
+            sum(t.amount for t in refunds),
+            valve_id,
+        )
+
+
+def _no_prepay_in_flight(uow: UnitOfWork, meter_id: int) -> None:
+    store = CommandStore(uow.session)
+    for command in store.open_of_meter(meter_id):
+        if CtrlType(command.ctrl_type).is_prepay and CommandStatus(command.status) in (
+            OPEN | {CommandStatus.UNKNOWN}
+        ):
+            raise Conflict(
+                f"{command.ctrl_type.rsplit('.', 1)[-1]} #{command.id} is still {command.status}: "
+                "close the account once it has ended (or cancel it)"
+            )
+    state = store.prepay_state(meter_id)
+    if state.blocked_by is not None:
+        raise Conflict(f"command #{state.blocked_by} is being settled with the meter: wait for it")
+
+
+def _latest_register(uow: UnitOfWork, company_no: str, comm_no: str) -> Volume | None:
+    litres = uow.session.exec(
+        select(MeterReading.std_sum)
+        .where(
+            MeterReading.company_no == company_no,
+            MeterReading.meter_comm_no == comm_no,
+            MeterReading.data_type == FROZEN,
+        )
+        .order_by(col(MeterReading.acquisition_time).desc())
+        .limit(1)
+    ).first()
+    return Volume.of_litres(litres) if litres is not None else None
+
+
+def _pay_back(
+    uow: UnitOfWork,
+    account_id: int,
+    mode: str,
+    channel: str,
+    key: str,
+    actor: str,
+    now: datetime,
+) -> list[Transfer]:
+    sources = [AccountCode.prepaid(str(account_id))]
+    if mode == BillingMode.METER:
+        sources.append(AccountCode.meter_credit(str(account_id)))
+    refunds = []
+    for source in sources:
+        available = uow.ledger.lock([source])[source].available
+        if available > 0:
+            refunds.append(
+                closing_refund(
+                    uow,
+                    source=source,
+                    amount_fen=available,
+                    channel=channel,
+                    idempotency_key=f"{key}:{source.kind}",
+                    actor=actor,
+                    now=now,
+                )
+            )
+    return refunds

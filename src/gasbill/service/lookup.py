@@ -1,0 +1,114 @@
+"""Finding an account the way a customer names it, and what its meters reported.
+
+A customer at the counter gives an account number or reads the number off
+the meter; both find the account (a meter's number finds the account it is
+bound to now, else the last one it was bound to). An account's readings are
+those of each meter while it was bound to the account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
+from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.service.accounts import NotFound
+
+FROZEN = 1  # data_type of a daily frozen reading
+
+
+def find_account(
+    uow: UnitOfWork, *, number: str | None = None, meter: str | None = None
+) -> Account:
+    """The account with this number, or the one this meter is (or was last) bound to."""
+    with uow:
+        found: Account | None = None
+        if number:
+            found = uow.accounts.by_number(number.strip())
+        elif meter:
+            found = _by_meter(uow, meter.strip())
+        if found is None:
+            what = f"account number {number!r}" if number else f"meter {meter!r}"
+            raise NotFound(f"no account for {what}")
+        return found
+
+
+def _by_meter(uow: UnitOfWork, comm_no: str) -> Account | None:
+    row = uow.session.exec(
+        select(MeterBinding)
+        .join(Meter, col(Meter.id) == col(MeterBinding.meter_id))
+        .where(Meter.comm_no == comm_no)
+        .order_by(col(MeterBinding.unbound_at).is_(None).desc(), col(MeterBinding.bound_at).desc())
+        .limit(1)
+    ).first()
+    return uow.accounts.get(row.account_id) if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingLine:
+    meter_comm_no: str
+    acquisition_time: datetime
+    data_type: int
+    std_sum: str | None  # m³, 3 decimals
+    work_sum: str | None
+    remain_money: str | None  # yuan, as the meter reported it
+    curr_price: str | None
+    meter_state: int | None
+
+
+def _thousandths(value: int | None) -> str | None:
+    """A decimal(18,3) as stored (thousandths), back to its text: exact."""
+    return None if value is None else f"{Decimal(value) / 1000:.3f}"
+
+
+def account_readings(
+    uow: UnitOfWork,
+    account_id: int,
+    *,
+    frozen_only: bool = True,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[ReadingLine]:
+    """The account's readings, newest first: each meter's while it was bound to it."""
+    with uow:
+        if uow.accounts.get(account_id) is None:
+            raise NotFound(f"no account {account_id}")
+        clauses = []
+        for binding in uow.accounts.bindings(account_id):
+            meter = uow.accounts.meter_by_id(binding.meter_id)
+            assert meter is not None
+            clause = (
+                (col(MeterReading.company_no) == meter.company_no)
+                & (col(MeterReading.meter_comm_no) == meter.comm_no)
+                & (col(MeterReading.acquisition_time) > binding.bound_at)
+            )
+            if binding.unbound_at is not None:
+                clause = clause & (col(MeterReading.acquisition_time) <= binding.unbound_at)
+            clauses.append(clause)
+        if not clauses:
+            return []
+        query = select(MeterReading).where(sa.or_(*clauses))
+        if frozen_only:
+            query = query.where(MeterReading.data_type == FROZEN)
+        rows = uow.session.exec(
+            query.order_by(col(MeterReading.acquisition_time).desc()).offset(offset).limit(limit)
+        ).all()
+        return [
+            ReadingLine(
+                meter_comm_no=r.meter_comm_no,
+                acquisition_time=r.acquisition_time,
+                data_type=r.data_type,
+                std_sum=_thousandths(r.std_sum),
+                work_sum=_thousandths(r.work_sum),
+                remain_money=_thousandths(r.remain_money),
+                curr_price=_thousandths(r.curr_price),
+                meter_state=r.meter_state,
+            )
+            for r in rows
+        ]

@@ -1,0 +1,93 @@
+"""The clerk's doors from a terminal: a meter opened remotely, a payment that becomes a
+top-up, refunds, adjustments, commands, campaigns, readings and a closing."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from gasbill.adapters.db.repositories.commands import CommandStore
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.cli import app
+from gasbill.domain.commands import CtrlType
+from tests.integration.test_cli_staff import write_config
+
+runner = CliRunner()
+pytestmark = pytest.mark.db
+
+OPEN = [
+    "account", "open", "M0001", "--customer", "李雷", "--meter", "12345678901234",
+    "--company", "1001", "--tariff", "beijing-residential", "--mode", "meter",
+    "--register", "3", "--persons", "3", "--pay", "200.00",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    for name in ("GASBILL_CONFIG", "GASBILL_DATABASE__URL", "GASBILL_APP__ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(config, *args):
+    return runner.invoke(app, [*args, "--config", config])
+
+
+def test_a_meter_mode_account_opened_and_paid_from_the_terminal_reaches_the_meter(
+    tmp_path, db_url, engine
+):
+    config = write_config(tmp_path, db_url)
+    opened = run(config, *OPEN)
+    assert opened.exit_code == 0, opened.output
+    assert "openaccount queued as command" in opened.stdout
+
+    paid = run(config, "account", "pay", "M0001", "--amount", "50.00", "--key", "r-1")
+    assert paid.exit_code == 0, paid.output
+    assert "top-up" in paid.stdout and "queued" in paid.stdout
+    with UnitOfWork(engine) as uow:
+        commands = CommandStore(uow.session).of_account(1)
+        assert sorted(c.ctrl_type for c in commands) == sorted(
+            [CtrlType.OPEN_ACCOUNT, CtrlType.REMOTE_CHARGE]
+        )
+
+    shown = run(config, "account", "show", "--meter", "12345678901234")
+    assert shown.exit_code == 0, shown.output
+    assert "account opening" in shown.stdout and "top-up" in shown.stdout
+    listed = run(config, "command", "list", "--account", "M0001")
+    assert listed.exit_code == 0, listed.output
+    assert "account opening" in listed.stdout
+    one = run(config, "command", "show", "1")
+    assert one.exit_code == 0 and "queued" in one.stdout
+    assert run(config, "command", "show", "99").exit_code == 2
+    refused = run(config, "command", "retry", "1")  # queued, not needing attention
+    assert refused.exit_code == 2 and "attention" in refused.stderr
+    cancelled = run(config, "command", "cancel", "2")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "cancelled" in cancelled.stdout
+
+
+def test_refund_adjust_readings_close_and_campaigns_from_the_terminal(tmp_path, db_url):
+    config = write_config(tmp_path, db_url)
+    opened = run(
+        config, "account", "open", "S0001", "--customer", "韩梅梅", "--meter", "12345678900001",
+        "--company", "1001", "--tariff", "beijing-residential", "--pay", "80.00",
+    )  # fmt: skip
+    assert opened.exit_code == 0, opened.output
+    refund = run(
+        config, "account", "refund", "S0001", "--amount", "10.00", "--reason", "overpaid",
+        "--key", "rf-1",
+    )  # fmt: skip
+    assert refund.exit_code == 0, refund.output
+    assert "prepaid now 70.00" in refund.stdout
+    adjusted = run(
+        config, "account", "adjust", "S0001", "--amount", "-5.00", "--reason", "voucher",
+        "--key", "adj-1",
+    )  # fmt: skip
+    assert adjusted.exit_code == 0, adjusted.output
+    assert run(config, "account", "readings", "S0001").exit_code == 0
+    closed = run(config, "account", "close", "S0001", "--final", "9.5")
+    assert closed.exit_code == 0, closed.output
+    assert "65.00 yuan paid back" in closed.stdout
+    assert run(config, "account", "close", "S0001").exit_code == 2
+    campaigns = run(config, "campaign", "list")
+    assert campaigns.exit_code == 0, campaigns.output
+    assert run(config, "campaign", "show", "3").exit_code == 2
