@@ -154,10 +154,12 @@ def bootstrap(
     client logs in on its first call. `platform_transport` carries the
     client's HTTP elsewhere (the demo's in-process simulator).
     """
+    from gasbill.jobs.wakeup import billing_notifier
     from gasbill.service.decisions import account_decider
 
     zone = ZoneInfo(settings.app.platform_timezone)
     now = clock or utc_now
+    owns_engine = engine is None
     codec = codec or Codec(zone)
     policy = command_policy or CommandPolicy.from_settings(settings.commands)
     health = PlatformHealth()
@@ -170,12 +172,14 @@ def bootstrap(
         )
     decide = account_decider(settings, codec=codec, policy=policy)
     policy = replace(policy, decide=decide)  # decisions when a top-up or an opening ends
-    return Services(
+    engine = with_audit_key(  # audit entries sealed with this installation's key
+        engine or make_engine(settings.database.url, echo=settings.database.echo),
+        settings.app.audit_key.get_secret_value(),
+    )
+    notifier_of_billing = billing_notifier(engine)  # other processes bill: NOTIFY them
+    services = Services(
         settings=settings,
-        engine=with_audit_key(  # audit entries sealed with this installation's key
-            engine or make_engine(settings.database.url, echo=settings.database.echo),
-            settings.app.audit_key.get_secret_value(),
-        ),
+        engine=engine,
         catalog=catalog or TariffCatalog(settings.tariffs.dir, settings.app.timezone),
         codec=codec,
         clock=now,
@@ -185,8 +189,11 @@ def bootstrap(
         platform_factory=factory,
         data_source_factory=data_source_factory or _data_client(settings),
         notifier=notifier,
-        owns_engine=engine is None,
+        owns_engine=owns_engine,
     )
+    if notifier_of_billing is not None:
+        services.wakers.append(notifier_of_billing)
+    return services
 
 
 def _platform_client(

@@ -183,6 +183,7 @@ class JobSettings(_Section):
     advisory_lock_key: int = Field(default=DEFAULT_LEADER_LOCK_KEY, ge=-(2**63), le=2**63 - 1)
     misfire_grace_seconds: int = Field(default=60, ge=1)
     inbox_batch: int = Field(default=1000, ge=1)
+    slice_seconds: int = Field(default=20, ge=1)  # a run drains its queue for at most this long
     notify_batch: int = Field(default=100, ge=1)
     query_poll: QueryPollSchedule = QueryPollSchedule()
     inbox: JobSchedule = JobSchedule(interval_seconds=30)

@@ -118,8 +118,17 @@ def test_readings_of_an_unknown_meter_wait_as_exceptions_until_it_is_bound(uow, 
     outcome = work_inbox(uow, catalog=catalog, now=NOW)
     assert outcome.unknown_meter == len(SERIES)
     with uow:
-        kinds = uow.session.execute(sa.text("SELECT DISTINCT kind FROM billing_exception")).all()
-    assert kinds == [("unknown_meter",)]
+        rows = uow.session.execute(
+            sa.text("SELECT kind, meter_comm_no, detail FROM billing_exception")
+        ).all()
+    # one exception for the meter, not one per reading: its count, first and last reading
+    assert [(kind, meter) for kind, meter, _ in rows] == [("unknown_meter", "55555555555555")]
+    assert rows[0][2].startswith(f"{len(SERIES)} frozen readings")
+    push_series(uow, [(SERIES[-1][0] + (SERIES[1][0] - SERIES[0][0]), 99_000)], "55555555555555")
+    work_inbox(uow, catalog=catalog, now=NOW)
+    with uow:
+        details = uow.session.execute(sa.text("SELECT detail FROM billing_exception")).all()
+    assert len(details) == 1 and details[0][0].startswith(f"{len(SERIES) + 1} frozen readings")
     account = make_account(uow, catalog, comm_no="55555555555555")
     from gasbill.service.billing import bill_accounts
 

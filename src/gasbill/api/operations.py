@@ -2,7 +2,9 @@
 
 Neither needs a staff token (probes and scrapers carry none): serve them to
 the internal network only. `/health` answers 200 when the database answers
-and its schema is the one this code needs, else 503 saying which. `/metrics`
+and its schema is the one this code needs, else 503 saying which; 200 with
+status "degraded" while the platform refuses our login (no command reaches a
+meter). `/metrics` also counts this process's platform errors by kind. `/metrics`
 is the Prometheus text format: what waits in the database (readings to
 bill, commands in flight, exceptions, push conflicts), this process's push
 transactions, and, where this process runs the jobs, each job's runs and
@@ -59,7 +61,13 @@ def health(request: Request) -> JSONResponse:
             },
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "database": "ok", "schema": current})
+    body = {"status": "ok", "database": "ok", "schema": current}
+    services = _context(request).services
+    refused = services.platform_health.login_refused if services is not None else None
+    if refused:
+        # still serving (200), but no command reaches a meter until the login is fixed
+        body |= {"status": "degraded", "platform": f"login refused: {refused}"}
+    return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -120,6 +128,8 @@ def metrics(request: Request) -> Response:
             "Transactions those readings were written in (group commit).",
             [({}, readings.batches)],
         )
+    if ctx.services is not None:
+        _platform_metrics(text, ctx.services.platform_health.snapshot())
     jobs = getattr(request.app.state, "jobs", None)
     if jobs is not None:
         _job_metrics(text, jobs.status())
@@ -128,6 +138,23 @@ def metrics(request: Request) -> Response:
 
 def _scalar(conn: sa.Connection, sql: str, **params: Any) -> int:
     return int(conn.execute(sa.text(sql), params).scalar_one())
+
+
+def _platform_metrics(text: Exposition, health: dict[str, Any]) -> None:
+    text.counter(
+        "gasbill_platform_errors",
+        "Calls of this process to the platform's remote control that failed, by kind "
+        "(login_refused, unreachable, refused).",
+        [({"kind": kind}, n) for kind, n in sorted(health["errors"].items())],
+    )
+    text.counter(
+        "gasbill_platform_calls", "Calls of this process to the platform.", [({}, health["calls"])]
+    )
+    text.gauge(
+        "gasbill_platform_login_refused",
+        "1 while the platform refuses this process's login.",
+        [({}, int(bool(health["login_refused"])))],
+    )
 
 
 def _job_metrics(text: Exposition, status: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from gasbill.bootstrap import Services, bootstrap
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.config import ConfigError, Settings
 from gasbill.jobs import JobContext, JobScheduler, leadership_for
+from gasbill.jobs.wakeup import BillingListener
 
 
 @dataclass(eq=False)
@@ -33,6 +34,7 @@ class Runtime:
     app: FastAPI
     services: Services
     scheduler: JobScheduler | None
+    listener: BillingListener | None = None
 
     @property
     def engine(self) -> Engine:
@@ -41,9 +43,13 @@ class Runtime:
     def start(self) -> None:
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.listener is not None:
+            self.listener.start()
 
     def close(self) -> None:
         try:
+            if self.listener is not None:
+                self.listener.stop()
             if self.scheduler is not None:
                 self.scheduler.shutdown(wait=True)
         finally:
@@ -82,7 +88,11 @@ def build_runtime(
         world.close()
         raise
     app.state.jobs = jobs  # the scheduler's status() for a status endpoint, or None
-    return Runtime(app=app, services=world, scheduler=jobs)
+    listener = None
+    if jobs is not None:  # readings stored by other processes wake billing here (PostgreSQL)
+        scheduled = jobs
+        listener = BillingListener(settings.database.url, lambda: scheduled.wake("inbox"))
+    return Runtime(app=app, services=world, scheduler=jobs, listener=listener)
 
 
 def _log_gasbill() -> None:

@@ -220,16 +220,46 @@ def run_query_poll(context: JobContext, now: datetime) -> object:
 
 
 def run_inbox(context: JobContext, now: datetime) -> object:
-    return retried(  # a batch that met a lock conflict is billed again, whole
-        lambda: work_inbox(
-            context.uow_factory(),
-            catalog=context.catalog,
-            limit=context.settings.jobs.inbox_batch,
-            max_flow_m3_per_hour=context.settings.rating.max_flow_m3_per_hour,
-            now=now,
-            decide=context.decide,
-        )
+    """Bill batch after batch until the inbox is empty or the run's time slice is spent."""
+    jobs = context.settings.jobs
+    return drain(
+        lambda: retried(  # a batch that met a lock conflict is billed again, whole
+            lambda: work_inbox(
+                context.uow_factory(),
+                catalog=context.catalog,
+                limit=jobs.inbox_batch,
+                max_flow_m3_per_hour=context.settings.rating.max_flow_m3_per_hour,
+                now=now,
+                decide=context.decide,
+            )
+        ),
+        more=lambda outcome: outcome.claimed >= jobs.inbox_batch,
+        seconds=jobs.slice_seconds,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """What a draining run did: its batches, and the last batch's outcome."""
+
+    batches: int
+    items: int
+    last: object
+    emptied: bool
+
+
+def drain(batch: Callable[[], Any], *, more: Callable[[Any], bool], seconds: float) -> Drained:
+    """Run `batch` until `more` says the queue is empty or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    batches = items = 0
+    while True:
+        outcome = batch()
+        batches += 1
+        items += int(getattr(outcome, "claimed", 0) or 0)
+        if not more(outcome):
+            return Drained(batches, items, outcome, True)
+        if time.monotonic() >= deadline:
+            return Drained(batches, items, outcome, False)
 
 
 def run_decisions(context: JobContext, now: datetime) -> object:
@@ -260,12 +290,17 @@ def run_campaigns(context: JobContext, now: datetime) -> object:
 
 
 def run_dispatch(context: JobContext, now: datetime) -> object:
-    return dispatch(
-        context.uow_factory,
-        context.platform(),
-        context.codec,
-        policy=context.command_policy,
-        now=now,
+    """Send due commands, round after round, until none is due or the time slice is spent."""
+    return drain(
+        lambda: dispatch(
+            context.uow_factory,
+            context.platform(),
+            context.codec,
+            policy=context.command_policy,
+            now=now,
+        ),
+        more=lambda outcome: outcome.claimed > 0 and outcome.sent > 0,
+        seconds=context.settings.jobs.slice_seconds,
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+from sqlmodel import select
 
 from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
 from gasbill.adapters.db.tables.billing import BillingException
@@ -47,3 +50,75 @@ def resolve_exception(
         )
         uow.commit()
         return row
+
+
+UNKNOWN_METER = "unknown_meter"
+_COUNTED = re.compile(r"^(\d+) frozen reading")
+
+
+def unknown_meter_detail(count: int, first: datetime, last: datetime) -> str:
+    """`N frozen readings, first … last, …`: the count leads, so a later batch can add to it."""
+    noun = "reading" if count == 1 else "readings"
+    return (
+        f"{count} frozen {noun} for a meter bound to no account, first at "
+        f"{first.isoformat(timespec='minutes')}, last at {last.isoformat(timespec='minutes')}; "
+        "bind the meter to an account (they are billed then) or resolve this"
+    )
+
+
+def record_unknown_meters(
+    uow: UnitOfWork, readings: list[tuple[str, str, datetime]], now: datetime
+) -> int:
+    """One open exception per unknown meter, counting its readings (first and last).
+
+    `readings` are (company_no, meter_comm_no, acquisition_time); inside the
+    caller's unit of work. Returns how many meters are new exceptions.
+    """
+    by_meter: dict[tuple[str, str], list[datetime]] = {}
+    for company_no, comm_no, at in readings:
+        by_meter.setdefault((company_no, comm_no), []).append(at)
+    created = 0
+    for (company_no, comm_no), times in sorted(by_meter.items()):
+        row = uow.session.exec(
+            select(BillingException)
+            .where(
+                BillingException.kind == UNKNOWN_METER,
+                BillingException.status == "open",
+                BillingException.company_no == company_no,
+                BillingException.meter_comm_no == comm_no,
+            )
+            .with_for_update()
+        ).first()
+        first, last = min(times), max(times)
+        if row is None:
+            uow.session.add(
+                BillingException(
+                    kind=UNKNOWN_METER,
+                    company_no=company_no,
+                    meter_comm_no=comm_no,
+                    reading_at=first,
+                    detail=unknown_meter_detail(len(times), first, last),
+                    created_at=now,
+                )
+            )
+            created += 1
+            continue
+        counted = _COUNTED.match(row.detail)
+        before = int(counted.group(1)) if counted else 1
+        earliest = min(first, row.reading_at) if row.reading_at else first
+        latest = max(last, _last_of(row.detail) or last)
+        row.reading_at = earliest
+        row.detail = unknown_meter_detail(before + len(times), earliest, latest)
+        uow.session.add(row)
+    uow.flush()
+    return created
+
+
+def _last_of(detail: str) -> datetime | None:
+    found = re.search(r"last at (\S+?);", detail)
+    if not found:
+        return None
+    try:
+        return datetime.fromisoformat(found.group(1))
+    except ValueError:
+        return None

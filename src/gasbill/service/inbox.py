@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from gasbill.adapters.db.repositories.billing import BillingStore
 from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.db.tables.accounts import MeterBinding
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.service.billing import BillingOutcome, bill_within
+from gasbill.service.exceptions import record_unknown_meters
 
 log = logging.getLogger("gasbill.inbox")
 
@@ -79,21 +79,8 @@ def work_inbox(
         if decide is not None:
             for account_id in sorted(since):
                 _decide(uow, decide, account_id, now)
-        BillingStore(uow.session).add_exceptions(
-            [
-                {
-                    "kind": "unknown_meter",
-                    "status": "open",
-                    "account_id": None,
-                    "company_no": row.company_no,
-                    "meter_comm_no": row.meter_comm_no,
-                    "reading_at": row.acquisition_time,
-                    "detail": "a frozen reading for a meter bound to no account at that time",
-                    "resolution": "",
-                    "created_at": now,
-                }
-                for row in unknown
-            ]
+        record_unknown_meters(
+            uow, [(r.company_no, r.meter_comm_no, r.acquisition_time) for r in unknown], now
         )
         inbox.mark_handled(outcomes, now)
         uow.commit()

@@ -9,6 +9,7 @@ no command can reach a meter then.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from gasbill.service.commands.dispatch import PlatformApi
 
 T = TypeVar("T")
+log = logging.getLogger("gasbill.platform")
 
 KINDS = ("login_refused", "unreachable", "refused")
 
@@ -60,6 +62,8 @@ class PlatformHealth:
     def ok(self) -> None:
         with self._lock:
             self.calls += 1
+            if self.login_refused is not None:
+                log.info("the platform lets us in again")
             self.login_refused = None
             self.last_ok_at = datetime.now(UTC)
 
@@ -71,6 +75,10 @@ class PlatformHealth:
             self.last_error = f"{kind}: {exc}"[:500]
             self.last_error_at = datetime.now(UTC)
             if kind == "login_refused":
+                if self.login_refused is None:
+                    log.error(
+                        "%s: no command reaches a meter until it is fixed", describe_error(exc)
+                    )
                 self.login_refused = str(exc)
             elif kind == "refused":
                 self.login_refused = None  # we were let in: only the request was refused

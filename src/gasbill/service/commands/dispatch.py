@@ -29,6 +29,7 @@ from gasbill.domain.money import Money
 from gasbill.domain.outbox import CommandStatus, Waiting, dispatchable
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.results import apply_record, apply_stored_reports, retry_later
+from gasbill.service.platform_health import describe_error, error_kind
 
 log = logging.getLogger("gasbill.dispatch")
 
@@ -181,18 +182,13 @@ def send(
     try:
         replies = platform.add_multi(batch)
     except PlatformRefused as exc:
-        with uow:
-            store = CommandStore(uow.session)
-            for item in batch:
-                command = store.get(item.upper_ctrl_id or 0, lock=True)
-                if command is not None and command.status == CommandStatus.SENDING:
-                    retry_later(uow, command, f"refused: {exc.message}", policy=policy, now=now)
-            uow.commit()
+        _not_sent(uow, batch, exc, policy=policy, now=now)
         outcome.failed += len(batch)
         outcome.errors.append(str(exc))
         return
     except PlatformError as exc:
         # the reply was lost or never came: maybe added, maybe not; step 1 finds out
+        _note(uow, batch, f"{describe_error(exc)}; looked up on the platform before resending")
         outcome.errors.append(f"AddMulti: {exc}")
         return
     with uow:
@@ -214,4 +210,40 @@ def send(
                 retry_later(uow, command, f"refused: {reply.message}", policy=policy, now=now)
                 outcome.failed += 1
             # an unmatched reply: left `sending`, looked up by define_no next time
+        uow.commit()
+
+
+def _not_sent(
+    uow: UnitOfWork,
+    batch: list[NewCtrlData],
+    exc: PlatformRefused,
+    *,
+    policy: CommandPolicy,
+    now: datetime,
+) -> None:
+    """Back to the queue with the reason. A refused login is ours to fix, not the
+    command's: it costs no attempt, so it never gives up on the commands."""
+    login = error_kind(exc) == "login_refused"
+    why = describe_error(exc)
+    with uow:
+        store = CommandStore(uow.session)
+        for item in batch:
+            command = store.get(item.upper_ctrl_id or 0, lock=True)
+            if command is None or command.status != CommandStatus.SENDING:
+                continue
+            if login:
+                command.attempts = max(0, command.attempts - 1)
+            retry_later(uow, command, why, policy=policy, now=now)
+        uow.commit()
+
+
+def _note(uow: UnitOfWork, batch: list[NewCtrlData], why: str) -> None:
+    """Say on each command why it is not sent yet (it stays `sending`)."""
+    with uow:
+        store = CommandStore(uow.session)
+        for item in batch:
+            command = store.get(item.upper_ctrl_id or 0, lock=True)
+            if command is not None and command.status == CommandStatus.SENDING:
+                command.last_error = why[:1000]
+                store.save(command)
         uow.commit()
