@@ -28,6 +28,7 @@ from gasbill.bootstrap import Services, bootstrap
 from gasbill.config import ConfigError, Settings
 from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.staff import LoginLimits, Passwords
+from gasbill.web import install_web
 
 
 def create_app(
@@ -92,6 +93,7 @@ def create_app(
         '`{"error": {"code", "message", "details"}}`.',
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by gasbill.web from the package's own Swagger UI files
     )
     app.state.gasbill = ctx
     errors.install(app)
@@ -108,6 +110,7 @@ def create_app(
     install_platform_api(app, platform_context)
     app.include_router(operations.router)
     install_staff_api(app)  # after the platform's: pushes are the hot path, matched first
+    install_web(app)  # the staff pages under /ui, and /docs without a CDN
     check_covers(app.routes)
     truthful_openapi(app, lambda method, path: getattr(access_for(method, path), "public", False))
     return app

@@ -27,6 +27,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 API = "/api/v1"
+UI = "/ui"  # the staff pages
 
 
 class Role(enum.StrEnum):
@@ -128,6 +129,50 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", f"{API}/reconciliation"): AUDITOR,
     # the price-change true-up, run now (the job runs it daily): it only settles the books
     ("POST", f"{API}/true-ups"): allow(Role.AUDITOR, Role.ADMIN),
+    # the staff pages (gasbill.web), checked by the same Access rules as the API
+    ("GET", f"{UI}/"): ANY_STAFF,
+    ("GET", f"{UI}/login"): PUBLIC,
+    ("POST", f"{UI}/login"): PUBLIC,
+    ("POST", f"{UI}/logout"): ANY_STAFF,
+    ("GET", f"{UI}/lang/{{language}}"): PUBLIC,
+    ("GET", f"{UI}/customers"): CLERK_READ,
+    ("GET", f"{UI}/customers/new"): CLERK,
+    ("POST", f"{UI}/customers/new"): CLERK,
+    ("GET", f"{UI}/accounts/new"): CLERK,
+    ("POST", f"{UI}/accounts/new"): CLERK,
+    ("GET", f"{UI}/accounts/{{account_id}}"): CLERK_READ,
+    ("GET", f"{UI}/accounts/{{account_id}}/pay"): CLERK,
+    ("POST", f"{UI}/accounts/{{account_id}}/pay"): CLERK,
+    ("GET", f"{UI}/receipts/{{transfer_id}}"): CLERK_READ,
+    ("GET", f"{UI}/top-ups/{{command_id}}"): CLERK_READ,
+    ("GET", f"{UI}/accounts/{{account_id}}/refund"): CLERK,
+    ("POST", f"{UI}/accounts/{{account_id}}/refund"): CLERK,
+    ("GET", f"{UI}/accounts/{{account_id}}/replace-meter"): CLERK,
+    ("POST", f"{UI}/accounts/{{account_id}}/replace-meter"): CLERK,
+    ("POST", f"{UI}/accounts/{{account_id}}/close"): CLERK,
+    ("GET", f"{UI}/accounts/{{account_id}}/statement"): CLERK_READ,
+    ("GET", f"{UI}/exceptions"): CLERK_READ,
+    ("POST", f"{UI}/exceptions/{{exception_id}}/resolve"): CLERK,
+    ("POST", f"{UI}/commands/{{command_id}}/{{action}}"): CLERK,
+    ("GET", f"{UI}/day-end"): CLERK_READ,
+    ("GET", f"{UI}/day-end/export"): CLERK_READ,
+    ("GET", f"{UI}/reconciliation"): AUDITOR,
+    ("GET", f"{UI}/reconciliation/{{account_id}}"): AUDITOR,
+    ("GET", f"{UI}/ledger"): CLERK_READ,
+    ("GET", f"{UI}/accounts/{{account_id}}/adjust"): AUDITOR,
+    ("POST", f"{UI}/accounts/{{account_id}}/adjust"): AUDITOR,
+    ("GET", f"{UI}/transfers/{{transfer_id}}/reverse"): AUDITOR,
+    ("POST", f"{UI}/transfers/{{transfer_id}}/reverse"): AUDITOR,
+    ("GET", f"{UI}/audit"): AUDITOR,
+    ("GET", f"{UI}/admin/users"): ADMIN_READ,
+    ("POST", f"{UI}/admin/users"): ADMIN,
+    ("POST", f"{UI}/admin/users/{{user_id}}/{{action}}"): ADMIN,
+    ("GET", f"{UI}/admin/tariffs"): ANY_STAFF,
+    ("GET", f"{UI}/admin/campaigns"): ADMIN_READ,
+    ("GET", f"{UI}/admin/settings"): ADMIN_READ,
+    ("GET", f"{UI}/exports/ledger"): CLERK_READ,
+    ("GET", f"{UI}/exports/payments"): CLERK_READ,
+    ("GET", f"{UI}/exports/reconciliation"): AUDITOR,
     # the platform's side (spec §4, §5.3): it authenticates with company_no + data_api_key
     ("POST", "/api/Data/MeterData/Add"): EXTERNAL,
     ("POST", "/api/Data/MeterData/GetRealModel/{meter_comm_no}"): EXTERNAL,

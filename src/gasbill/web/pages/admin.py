@@ -1,0 +1,104 @@
+"""Administration: staff users and roles, tariffs and their versions, campaigns, settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gasbill.api.staff.settings import masked
+from gasbill.service import staff
+from gasbill.service.campaigns import campaign_progress, campaigns
+from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
+from gasbill.web.render import PREFIX, gettext, render
+from gasbill.web.session import WebUser
+
+router = APIRouter(prefix=PREFIX + "/admin", include_in_schema=False)
+
+
+def _users_page(request: Request, error: str | None = None, status: int = 200,
+                values: dict[str, str] | None = None) -> Response:
+    users = staff.list_users(uow_of(request))
+    return render(request, "users.html", status, users=users, error=error,
+                  values=values or {"role": "clerk"}, done=request.query_params.get("done"),
+                  roles=staff.ROLES, can_unlock=hasattr(staff, "unlock_user"),
+                  can_reset=hasattr(staff, "reset_password"))
+
+
+@router.get("/users")
+def users(request: Request, user: WebUser) -> Response:
+    return _users_page(request)
+
+
+@router.post("/users")
+async def user_add(request: Request, user: WebUser) -> Response:
+    form = await request.form()
+    values = {k: form_text(form, k) for k in ("username", "role")}
+    password = form.get("password")
+    ctx = ctx_of(request)
+    _, error = attempt(lambda: staff.add_user(
+        uow_of(request), username=values["username"],
+        password=password if isinstance(password, str) else "", role=values["role"],
+        passwords=ctx.passwords, actor=user.username, now=ctx.clock()))
+    if error:
+        return _users_page(request, error, 422, values)
+    return go("/admin/users?done=added")
+
+
+@router.post("/users/{user_id}/{action}")
+async def user_action(request: Request, user_id: int, action: str, user: WebUser) -> Response:
+    """deactivate, role, unlock, password: each the service's own use case."""
+    form = await request.form()
+    ctx = ctx_of(request)
+    uow = uow_of(request)
+    run: Any = None
+    if action == "deactivate":
+        run = lambda: staff.deactivate_user(uow, user_id, actor=user.username, now=ctx.clock())  # noqa: E731
+    elif action == "role":
+        role = form_text(form, "role")
+        run = lambda: staff.change_role(uow, user_id, role, actor=user.username, now=ctx.clock())  # noqa: E731
+    elif action == "unlock" and hasattr(staff, "unlock_user"):
+        run = lambda: staff.unlock_user(uow, user_id, actor=user.username, now=ctx.clock())  # noqa: E731
+    elif action == "password" and hasattr(staff, "reset_password"):
+        password = form_text(form, "password")
+        run = lambda: staff.reset_password(  # noqa: E731
+            uow, user_id, password, passwords=ctx.passwords, actor=user.username, now=ctx.clock())
+    if run is None:
+        return render(request, "message.html", 404, message=gettext(request, "Not found."))
+    _, error = attempt(run)
+    if error:
+        return _users_page(request, error, 422)
+    return go(f"/admin/users?done={action}")
+
+
+@router.get("/tariffs")
+def tariffs(request: Request, user: WebUser) -> Response:
+    ctx = ctx_of(request)
+    now = ctx.clock()
+    rows = []
+    for tariff in ctx.catalog.all():
+        current = None
+        try:
+            current = tariff.version_index_at(now)
+        except Exception:  # noqa: BLE001 - a tariff not yet in force shows without a current one
+            current = None
+        rows.append((tariff, current))
+    return render(request, "tariffs.html", tariffs=rows)
+
+
+@router.get("/campaigns")
+def campaign_list(request: Request, user: WebUser, show: int = 0) -> Response:
+    found = campaigns(uow_of(request))
+    detail = None
+    if show:
+        try:
+            detail = campaign_progress(uow_of(request), show)
+        except LookupError:
+            detail = None
+    return render(request, "campaigns.html", campaigns=found, detail=detail)
+
+
+@router.get("/settings")
+def settings(request: Request, user: WebUser) -> Response:
+    return render(request, "settings.html", sections=masked(ctx_of(request).settings))
