@@ -69,8 +69,12 @@ def _populate(world: World) -> tuple[str, int]:
     accounts = []
     for i, (comm_no, name, mode) in enumerate(zip(comm_nos[:-1], names, modes, strict=False)):
         opened = world.open_account(
-            comm_no, number=f"B{i + 1:04d}", tariff_id=TARIFF, mode=mode,
-            initial_fen=10_000, name=name,
+            comm_no,
+            number=f"B{i + 1:04d}",
+            tariff_id=TARIFF,
+            mode=mode,
+            initial_fen=10_000,
+            name=name,
         )
         accounts.append(opened.account.id)
     # a difference for the auditor: the first meter loses 12.34 yuan the books know nothing of
@@ -95,14 +99,31 @@ def start(tmp: Path) -> Live:
     )
     free, differing = _populate(world)
     customer = "李娜"
-    create_customer(world.uow(), name=customer, phone="13800138000",
-                    address="北京市朝阳区幸福路 8 号", actor="seed")
+    create_customer(
+        world.uow(),
+        name=customer,
+        phone="13800138000",
+        address="北京市朝阳区幸福路 8 号",
+        actor="seed",
+    )
     passwords = Argon2Passwords()
     for role in ("clerk", "auditor", "admin"):
-        add_user(world.uow(), username=role, password=PASSWORD, role=role,
-                 passwords=passwords, actor="seed")
-    add_user(world.uow(), username="locked", password=PASSWORD, role="clerk",
-             passwords=passwords, actor="seed")
+        add_user(
+            world.uow(),
+            username=role,
+            password=PASSWORD,
+            role=role,
+            passwords=passwords,
+            actor="seed",
+        )
+    add_user(
+        world.uow(),
+        username="locked",
+        password=PASSWORD,
+        role="clerk",
+        passwords=passwords,
+        actor="seed",
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning")
@@ -128,7 +149,7 @@ def _tick(live: Live) -> None:
         with live.lock:
             try:
                 live.world.advance(live.world.now + STEP, step=STEP)
-            except Exception:  # noqa: BLE001 - keep ticking; the test sees what did not happen
+            except Exception:
                 import logging
 
                 logging.getLogger(__name__).exception("tick failed")

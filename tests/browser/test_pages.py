@@ -33,7 +33,9 @@ def test_clerk_opens_an_account_takes_a_payment_and_sees_the_meter_confirm_it(
     page.click("#results a[href*='/accounts/new']")
     page.fill("input[name=number]", "B9001")
     page.fill("input[name=meter_comm_no]", live.free_meter)
-    page.fill("input[name=opening_register]", str(live.world.sim.meter(live.free_meter).std_sum.value))
+    page.fill(
+        "input[name=opening_register]", str(live.world.sim.meter(live.free_meter).std_sum.value)
+    )
     page.select_option("select[name=billing_mode]", "meter")
     page.select_option("select[name=tariff_id]", "price-change-example")
     page.fill("input[name=persons]", "3")
@@ -139,19 +141,33 @@ def test_an_admin_unlocks_a_user(browser: Any, live: Live, shots: Path) -> None:
 
 
 PAGES = {
-    "clerk": ["/ui/customers?q=张", "/ui/customers/new", "/ui/accounts/1", "/ui/accounts/1/pay",
-              "/ui/accounts/1/refund", "/ui/accounts/1/replace-meter", "/ui/accounts/1/statement",
-              "/ui/exceptions", "/ui/day-end", "/ui/accounts/new?customer_id=4", "/ui/ledger"],
-    "auditor": ["/ui/reconciliation", "/ui/ledger", "/ui/audit", "/ui/accounts/1/adjust",
-                "/ui/day-end?clerk=clerk", "/ui/admin/users"],
+    "clerk": [
+        "/ui/customers?q=张",
+        "/ui/customers/new",
+        "/ui/accounts/1",
+        "/ui/accounts/1/pay",
+        "/ui/accounts/1/refund",
+        "/ui/accounts/1/replace-meter",
+        "/ui/accounts/1/statement",
+        "/ui/exceptions",
+        "/ui/day-end",
+        "/ui/accounts/new?customer_id=4",
+        "/ui/ledger",
+    ],
+    "auditor": [
+        "/ui/reconciliation",
+        "/ui/ledger",
+        "/ui/audit",
+        "/ui/accounts/1/adjust",
+        "/ui/day-end?clerk=clerk",
+        "/ui/admin/users",
+    ],
     "admin": ["/ui/admin/users", "/ui/admin/tariffs", "/ui/admin/campaigns", "/ui/admin/settings"],
 }
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_every_page_in_both_languages(
-    browser: Any, live: Live, shots: Path, language: str
-) -> None:
+def test_every_page_in_both_languages(browser: Any, live: Live, shots: Path, language: str) -> None:
     page = new_page(browser, live, language=language)
     page.goto("/ui/login")
     shot(page, shots, "login")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from gasbill.domain.errors import GasbillError
 
 Model = TypeVar("Model", bound=BaseModel)
-YUAN = re.compile(r"^-?\d{1,16}(\.\d{1,2})?$")
+YUAN = re.compile(r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$")
 
 
 class FormProblem(ValueError):

@@ -101,18 +101,22 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
     identity = session_identity(request)
     ctx = context(request)
     role = identity.role if identity else None
-    page = environment(language).get_template(template).render(
-        request=request,
-        user=identity,
-        lang=language,
-        languages=i18n.LANGUAGES,
-        csrf=csrf_token(ctx, csrf_value(request)),
-        may=lambda method, path: may(role, method, PREFIX + path),
-        local=local_time(request),
-        zone=ctx.settings.app.timezone,
-        now=ctx.clock(),
-        P=PREFIX,
-        **values,
+    page = (
+        environment(language)
+        .get_template(template)
+        .render(
+            request=request,
+            user=identity,
+            lang=language,
+            languages=i18n.LANGUAGES,
+            csrf=csrf_token(ctx, csrf_value(request)),
+            may=lambda method, path: may(role, method, PREFIX + path),
+            local=local_time(request),
+            zone=ctx.settings.app.timezone,
+            now=ctx.clock(),
+            P=PREFIX,
+            **values,
+        )
     )
     response = HTMLResponse(page, status)
     new = getattr(request.state, "new_csrf", None)

@@ -127,7 +127,9 @@ def current(request: Request) -> Identity:
 WebUser = Annotated[Identity, Depends(current)]
 
 
-def set_cookie(request: Request, response: Response, name: str, value: str, **extra: object) -> None:
+def set_cookie(
+    request: Request, response: Response, name: str, value: str, **extra: object
+) -> None:
     response.set_cookie(
         name,
         value,

@@ -140,7 +140,7 @@ def account_view(
             tariff_name=tariff_name,
             version_label=label,
             tiers=tiers,
-            readings=_readings(uow, meter, binding),
+            readings=readings_of(uow, meter, binding),
             transfers=transfer_rows(uow, account_id=account_id, limit=20),
             commands=command_rows(uow, account_id, limit=20),
         )
@@ -188,7 +188,7 @@ def _tiers(
     return tariff.name, version.label, tiers
 
 
-def _readings(
+def readings_of(
     uow: UnitOfWork, meter: Meter | None, binding: MeterBinding | None, days: int = 30
 ) -> list[dict[str, Any]]:
     """The meter's latest frozen readings (oldest first), with each day's use in litres."""
@@ -250,7 +250,8 @@ def transfer_rows(
     seq: int | None = None,
 ) -> list[dict[str, Any]]:
     """Ledger lines with both sides' codes, newest first, filtered as asked."""
-    debit, credit = aliased(LedgerAccount), aliased(LedgerAccount)
+    debit: Any = aliased(LedgerAccount)
+    credit: Any = aliased(LedgerAccount)
     query = (
         sa.select(
             TransferRow,
@@ -258,34 +259,38 @@ def transfer_rows(
             credit.code.label("credit_code"),
             sa.func.coalesce(debit.account_id, credit.account_id).label("account_id"),
         )
-        .join(debit, debit.id == TransferRow.debit_account_id)
-        .join(credit, credit.id == TransferRow.credit_account_id)
+        .join(debit, debit.id == col(TransferRow.debit_account_id))
+        .join(credit, credit.id == col(TransferRow.credit_account_id))
         .order_by(col(TransferRow.seq).desc())
         .limit(limit)
     )
     if account_number:
-        wanted = sa.select(Account.id).where(Account.number == account_number).scalar_subquery()
+        wanted = (
+            sa.select(col(Account.id))
+            .where(col(Account.number) == account_number)
+            .scalar_subquery()
+        )
         query = query.where(sa.or_(debit.account_id == wanted, credit.account_id == wanted))
     if account_id is not None:
         query = query.where(sa.or_(debit.account_id == account_id, credit.account_id == account_id))
     if seq is not None:
-        query = query.where(TransferRow.seq == seq)
+        query = query.where(col(TransferRow.seq) == seq)
     if kinds:
         query = query.where(col(TransferRow.kind).in_(kinds))
     if actor:
-        query = query.where(TransferRow.actor == actor)
+        query = query.where(col(TransferRow.actor) == actor)
     if since is not None:
         query = query.where(col(TransferRow.effective_at) >= since)
     if until is not None:
         query = query.where(col(TransferRow.effective_at) < until)
     rows = uow.session.execute(query).all()
-    numbers = dict(
-        uow.session.execute(
-            sa.select(Account.id, Account.number).where(
-                col(Account.id).in_({r.account_id for r in rows if r.account_id})
-            )
+    wanted_ids = {r.account_id for r in rows if r.account_id}
+    numbers: dict[int, str] = {
+        int(i): str(n)
+        for i, n in uow.session.execute(
+            sa.select(col(Account.id), col(Account.number)).where(col(Account.id).in_(wanted_ids))
         ).all()
-    )
+    }
     return [_transfer(r, numbers) for r in rows]
 
 
@@ -352,160 +357,3 @@ def day_end(uow: UnitOfWork, day: date, actor: str, zone: str) -> DayEnd:
 
 def price_text(price: Price) -> str:
     return f"{price.value:.2f}"
-
-
-CUSTOMER_KINDS = ("prepaid", "meter_credit")
-MOVES = ("posted", "post_pending")
-
-
-def receipt(uow: UnitOfWork, transfer_id: str) -> dict[str, Any] | None:
-    """A payment as its receipt shows it; None if there is no such payment."""
-    with uow:
-        found = transfer_rows_by_id(uow, transfer_id)
-        if found is None or found["kind"] != "payment" or not found["account_id"]:
-            return None
-        account = uow.accounts.get(found["account_id"])
-        assert account is not None
-        command = None
-        key = uow.session.exec(
-            select(TransferRow.idempotency_key).where(TransferRow.id == transfer_id)
-        ).first()
-        if key and key.startswith("payment:"):
-            hold = uow.ledger.transfer_by_key(f"top-up-hold:{key.removeprefix('payment:')}")
-            if hold is not None:
-                command = CommandStore(uow.session).by_hold(hold.id)
-        return {
-            **found,
-            "number": f"{found['at']:%Y%m%d}-{found['seq']:08d}",
-            "account": account,
-            "customer": uow.accounts.customer(account.customer_id),
-            "meter": meter_of(uow, account.id or 0),
-            "top_up_id": command.id if command is not None else None,
-        }
-
-
-def transfer_rows_by_id(uow: UnitOfWork, transfer_id: str) -> dict[str, Any] | None:
-    seq = uow.session.exec(select(TransferRow.seq).where(TransferRow.id == transfer_id)).first()
-    if seq is None:
-        return None
-    rows = transfer_rows(uow, since=None, limit=1, seq=seq)
-    return rows[0] if rows else None
-
-
-@dataclass
-class Statement:
-    account: Account
-    customer: Customer | None
-    start: date
-    end: date
-    opening_fen: int
-    closing_fen: int
-    readings: list[dict[str, Any]]
-    tiers: list[dict[str, Any]]
-    lines: list[dict[str, Any]]
-    charged_fen: int
-    paid_fen: int
-    refunded_fen: int
-
-
-def statement(uow: UnitOfWork, account_id: int, start: date, end: date, zone: str) -> Statement | None:
-    """对账单: an account's readings, m³ per tier, charges, payments and balance over [start, end]."""
-    since, _ = local_day(start, zone)
-    _, until = local_day(end, zone)
-    with uow:
-        account = uow.accounts.get(account_id)
-        if account is None:
-            return None
-        own = set(
-            uow.session.exec(
-                select(LedgerAccount.id).where(
-                    LedgerAccount.account_id == account_id,
-                    col(LedgerAccount.kind).in_(CUSTOMER_KINDS),
-                )
-            ).all()
-        )
-        opening = _money_before(uow, own, since)
-        lines = transfer_rows(uow, account_id=account_id, since=since, until=until, limit=5000)
-        lines.reverse()
-        change = 0
-        for line in lines:
-            line["effect"] = _effect(line, account_id)
-            change += line["effect"]
-        days = uow.session.exec(
-            select(ChargeDay).where(
-                ChargeDay.account_id == account_id,
-                col(ChargeDay.day) >= start,
-                col(ChargeDay.day) <= end,
-            )
-        ).all()
-        per_tier: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
-        for day in days:
-            for _version, tier, price_milli, litres, cost_micro in json.loads(day.lines):
-                slot = per_tier[(int(tier), int(price_milli))]
-                slot[0] += int(litres)
-                slot[1] += int(cost_micro)
-        tiers = [
-            {"tier": t, "price": Price.of_milli(p), "litres": s[0], "cost_micro": s[1]}
-            for (t, p), s in sorted(per_tier.items())
-        ]
-        binding = uow.accounts.active_binding(account_id)
-        readings = _readings(uow, meter_of(uow, account_id), binding, days=400)
-        readings = [r for r in readings if since <= r["at"] < until]
-        return Statement(
-            account=account,
-            customer=uow.accounts.customer(account.customer_id),
-            start=start,
-            end=end,
-            opening_fen=opening,
-            closing_fen=opening + change,
-            readings=readings,
-            tiers=tiers,
-            lines=lines,
-            charged_fen=sum(r["amount_fen"] for r in lines if r["kind"] in ("charge", "true_up")),
-            paid_fen=sum(r["amount_fen"] for r in lines if r["kind"] == "payment"),
-            refunded_fen=sum(r["amount_fen"] for r in lines if r["kind"] == "refund"),
-        )
-
-
-def _effect(line: dict[str, Any], account_id: int) -> int:
-    """What a ledger line did to the money the customer has with us (prepaid + meter credit)."""
-    if line["status"] not in MOVES:
-        return 0
-    into = line["credit"].partition(":")[0] in CUSTOMER_KINDS
-    out_of = line["debit"].partition(":")[0] in CUSTOMER_KINDS
-    if into and not out_of:
-        return int(line["amount_fen"])
-    if out_of and not into:
-        return -int(line["amount_fen"])
-    return 0
-
-
-def _money_before(uow: UnitOfWork, own: set[int], before: datetime) -> int:
-    if not own:
-        return 0
-    moved = sa.and_(
-        col(TransferRow.status).in_(MOVES), col(TransferRow.effective_at) < before
-    )
-    credit = sa.func.coalesce(
-        sa.func.sum(
-            sa.case(
-                (
-                    sa.and_(
-                        col(TransferRow.credit_account_id).in_(own),
-                        col(TransferRow.debit_account_id).not_in(own),
-                    ),
-                    col(TransferRow.amount_fen),
-                ),
-                (
-                    sa.and_(
-                        col(TransferRow.debit_account_id).in_(own),
-                        col(TransferRow.credit_account_id).not_in(own),
-                    ),
-                    -col(TransferRow.amount_fen),
-                ),
-                else_=0,
-            )
-        ),
-        0,
-    )
-    return int(uow.session.execute(sa.select(credit).where(moved)).scalar_one())

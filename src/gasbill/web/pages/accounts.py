@@ -17,11 +17,11 @@ from gasbill.domain.money import Volume
 from gasbill.service import ledger
 from gasbill.service.accounts import Replacement, replace_meter, update_account
 from gasbill.service.payments import take_payment, top_up_progress
-from gasbill.web import views
+from gasbill.web import statements, views
 from gasbill.web.charts import column_chart
 from gasbill.web.forms import fen_from_yuan, validated
-from gasbill.web.pages.counter import CHANNELS
 from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
+from gasbill.web.pages.counter import CHANNELS
 from gasbill.web.render import PREFIX, gettext, render
 from gasbill.web.session import WebUser
 
@@ -46,14 +46,22 @@ def account(request: Request, account_id: int, user: WebUser) -> Response:
     if view is None:
         return _missing(request)
     points = [
-        (r["at"].astimezone(ZoneInfo(ctx_of(request).settings.app.timezone)).strftime("%m-%d"),
-         Volume.of_litres(r["use"]).value)
+        (
+            r["at"].astimezone(ZoneInfo(ctx_of(request).settings.app.timezone)).strftime("%m-%d"),
+            Volume.of_litres(r["use"]).value,
+        )
         for r in view.readings
         if r["use"] is not None
     ]
     chart = column_chart(points, title=gettext(request, "Daily use"), unit="m³")
-    return render(request, "account.html", v=view, chart=chart, final=FINAL,
-                  done=request.query_params.get("done"))
+    return render(
+        request,
+        "account.html",
+        v=view,
+        chart=chart,
+        final=FINAL,
+        done=request.query_params.get("done"),
+    )
 
 
 @router.get("/accounts/{account_id}/pay")
@@ -94,18 +102,19 @@ async def pay(request: Request, account_id: int, user: WebUser) -> Response:
         )
 
     outcome, error = attempt(run)
-    if error:
+    if error or outcome is None:
         view = _view(request, account_id)
         if view is None:
             return _missing(request)
-        return render(request, "pay.html", 422, v=view, values=values, error=error,
-                      channels=CHANNELS)
+        return render(
+            request, "pay.html", 422, v=view, values=values, error=error, channels=CHANNELS
+        )
     return go(f"/receipts/{outcome.payment.id}")
 
 
 @router.get("/receipts/{transfer_id}")
 def receipt(request: Request, transfer_id: str, user: WebUser) -> Response:
-    found = views.receipt(uow_of(request), transfer_id[:40])
+    found = statements.receipt(uow_of(request), transfer_id[:40])
     if found is None:
         return render(request, "message.html", 404, message=gettext(request, "No such payment."))
     view = _view(request, found["account_id"])
@@ -161,8 +170,9 @@ async def refund(request: Request, account_id: int, user: WebUser) -> Response:
         view = _view(request, account_id)
         if view is None:
             return _missing(request)
-        return render(request, "refund.html", 422, v=view, values=values, error=error,
-                      channels=CHANNELS)
+        return render(
+            request, "refund.html", 422, v=view, values=values, error=error, channels=CHANNELS
+        )
     return go(f"/accounts/{account_id}?done=refund")
 
 
@@ -171,8 +181,12 @@ def replace_form(request: Request, account_id: int, user: WebUser) -> Response:
     view = _view(request, account_id)
     if view is None:
         return _missing(request)
-    values = {"old_final_register": "", "new_comm_no": "", "new_opening_register": "0",
-              "reason": ""}
+    values = {
+        "old_final_register": "",
+        "new_comm_no": "",
+        "new_opening_register": "0",
+        "reason": "",
+    }
     return render(request, "replace.html", v=view, values=values, error=None)
 
 
@@ -215,8 +229,13 @@ def close(request: Request, account_id: int, user: WebUser) -> Response:
     """Closed as the API's PATCH closes it (status); the balance is refunded first by hand."""
     ctx = ctx_of(request)
     _, error = attempt(
-        lambda: update_account(uow_of(request), account_id, {"status": "closed"},
-                               catalog=ctx.catalog, actor=user.username)
+        lambda: update_account(
+            uow_of(request),
+            account_id,
+            {"status": "closed"},
+            catalog=ctx.catalog,
+            actor=user.username,
+        )
     )
     if error:
         return render(request, "message.html", 422, message=error)
@@ -233,11 +252,19 @@ def statement(
         first = date.fromisoformat(start) if start else today.replace(day=1)
         last = date.fromisoformat(end) if end else today
     except ValueError:
-        return render(request, "message.html", 422, message=gettext(request, "Dates are YYYY-MM-DD."))
+        return render(
+            request, "message.html", 422, message=gettext(request, "Dates are YYYY-MM-DD.")
+        )
     if last < first or last - first > timedelta(days=366):
-        return render(request, "message.html", 422,
-                      message=gettext(request, "A statement covers one day to one year."))
-    found = views.statement(uow_of(request), account_id, first, last, ctx.settings.app.timezone)
+        return render(
+            request,
+            "message.html",
+            422,
+            message=gettext(request, "A statement covers one day to one year."),
+        )
+    found = statements.statement(
+        uow_of(request), account_id, first, last, ctx.settings.app.timezone
+    )
     if found is None:
         return _missing(request)
     return render(request, "statement.html", s=found, micro=Decimal("0.000001"))

@@ -17,13 +17,25 @@ from gasbill.web.session import WebUser
 router = APIRouter(prefix=PREFIX + "/admin", include_in_schema=False)
 
 
-def _users_page(request: Request, error: str | None = None, status: int = 200,
-                values: dict[str, str] | None = None) -> Response:
+def _users_page(
+    request: Request,
+    error: str | None = None,
+    status: int = 200,
+    values: dict[str, str] | None = None,
+) -> Response:
     users = staff.list_users(uow_of(request))
-    return render(request, "users.html", status, users=users, error=error,
-                  values=values or {"role": "clerk"}, done=request.query_params.get("done"),
-                  roles=staff.ROLES, can_unlock=hasattr(staff, "unlock_user"),
-                  can_reset=hasattr(staff, "reset_password"))
+    return render(
+        request,
+        "users.html",
+        status,
+        users=users,
+        error=error,
+        values=values or {"role": "clerk"},
+        done=request.query_params.get("done"),
+        roles=staff.ROLES,
+        can_unlock=hasattr(staff, "unlock_user"),
+        can_reset=hasattr(staff, "reset_password"),
+    )
 
 
 @router.get("/users")
@@ -37,10 +49,17 @@ async def user_add(request: Request, user: WebUser) -> Response:
     values = {k: form_text(form, k) for k in ("username", "role")}
     password = form.get("password")
     ctx = ctx_of(request)
-    _, error = attempt(lambda: staff.add_user(
-        uow_of(request), username=values["username"],
-        password=password if isinstance(password, str) else "", role=values["role"],
-        passwords=ctx.passwords, actor=user.username, now=ctx.clock()))
+    _, error = attempt(
+        lambda: staff.add_user(
+            uow_of(request),
+            username=values["username"],
+            password=password if isinstance(password, str) else "",
+            role=values["role"],
+            passwords=ctx.passwords,
+            actor=user.username,
+            now=ctx.clock(),
+        )
+    )
     if error:
         return _users_page(request, error, 422, values)
     return go("/admin/users?done=added")
@@ -63,7 +82,8 @@ async def user_action(request: Request, user_id: int, action: str, user: WebUser
     elif action == "password" and hasattr(staff, "reset_password"):
         password = form_text(form, "password")
         run = lambda: staff.reset_password(  # noqa: E731
-            uow, user_id, password, passwords=ctx.passwords, actor=user.username, now=ctx.clock())
+            uow, user_id, password, passwords=ctx.passwords, actor=user.username, now=ctx.clock()
+        )
     if run is None:
         return render(request, "message.html", 404, message=gettext(request, "Not found."))
     _, error = attempt(run)
@@ -81,7 +101,7 @@ def tariffs(request: Request, user: WebUser) -> Response:
         current = None
         try:
             current = tariff.version_index_at(now)
-        except Exception:  # noqa: BLE001 - a tariff not yet in force shows without a current one
+        except Exception:
             current = None
         rows.append((tariff, current))
     return render(request, "tariffs.html", tariffs=rows)

@@ -81,7 +81,5 @@ def logout(request: Request, user: WebUser) -> Response:
 def language(request: Request, language: str, next: str = "") -> Response:
     """Remember the language for a year; back to the page the user was on."""
     response = RedirectResponse(safe_next(next), status_code=303)
-    set_cookie(
-        request, response, i18n.COOKIE, i18n.pick(language), max_age=365 * 24 * 3600
-    )
+    set_cookie(request, response, i18n.COOKIE, i18n.pick(language), max_age=365 * 24 * 3600)
     return response

@@ -52,19 +52,36 @@ async def customer_add(request: Request, user: WebUser) -> Response:
         return create_customer(uow_of(request), **body.model_dump(), actor=user.username)
 
     customer, error = attempt(run)
-    if error:
+    if error or customer is None:
         return render(request, "customer_new.html", 422, error=error, values=values)
     return go(f"/accounts/new?customer_id={customer.id}")
 
 
-FIELDS = ("customer_id", "number", "billing_mode", "tariff_id", "meter_comm_no",
-          "opening_register", "persons", "initial", "channel", "key")
+FIELDS = (
+    "customer_id",
+    "number",
+    "billing_mode",
+    "tariff_id",
+    "meter_comm_no",
+    "opening_register",
+    "persons",
+    "initial",
+    "channel",
+    "key",
+)
 
 
 @router.get("/accounts/new")
 def account_form(request: Request, user: WebUser, customer_id: str = "") -> Response:
-    values = {"customer_id": customer_id, "billing_mode": "meter", "persons": "1",
-              "opening_register": "0", "initial": "0", "channel": "cash", "key": uuid.uuid4().hex}
+    values = {
+        "customer_id": customer_id,
+        "billing_mode": "meter",
+        "persons": "1",
+        "opening_register": "0",
+        "initial": "0",
+        "channel": "cash",
+        "key": uuid.uuid4().hex,
+    }
     return _account_page(request, values, None)
 
 
@@ -130,7 +147,7 @@ async def account_open(request: Request, user: WebUser) -> Response:
         )
 
     opened, error = attempt(run)
-    if error:
+    if error or opened is None:
         return _account_page(request, values, error)
     return go(f"/accounts/{opened.account.id}")
 
@@ -161,8 +178,14 @@ def exceptions(request: Request, user: WebUser, status: str = "open") -> Respons
             status=None if status == "all" else status, account_id=None, offset=0, limit=200
         )
         commands = CommandStore(uow.session).needing_attention(200)
-    return render(request, "exceptions.html", rows=rows, commands=commands, shown=status,
-                  message=request.query_params.get("done"))
+    return render(
+        request,
+        "exceptions.html",
+        rows=rows,
+        commands=commands,
+        shown=status,
+        message=request.query_params.get("done"),
+    )
 
 
 @router.post("/exceptions/{exception_id}/resolve")
@@ -172,8 +195,13 @@ async def exception_resolve(request: Request, exception_id: int, user: WebUser) 
 
     def run() -> Any:
         body = validated(ResolutionIn, {"resolution": form_text(form, "resolution")})
-        return resolve_exception(uow_of(request), exception_id, resolution=body.resolution,
-                                 actor=user.username, now=ctx.clock())
+        return resolve_exception(
+            uow_of(request),
+            exception_id,
+            resolution=body.resolution,
+            actor=user.username,
+            now=ctx.clock(),
+        )
 
     _, error = attempt(run)
     if error:
@@ -186,13 +214,15 @@ def command_action(request: Request, command_id: int, action: str, user: WebUser
     ctx = ctx_of(request)
     if action not in ("retry", "cancel"):
         return render(request, "message.html", 404, message=gettext(request, "Not found."))
-    if ctx.platform is None:
+    platform = ctx.platform
+    if platform is None:
         message = gettext(request, "The platform's remote-control API is not configured.")
         return render(request, "message.html", 503, message=message)
     use_case = retry_command if action == "retry" else cancel_command
-    command, error = attempt(
-        lambda: use_case(uow_of(request), ctx.platform, command_id, actor=user.username,
-                         now=ctx.clock())
+    _command, error = attempt(
+        lambda: use_case(
+            uow_of(request), platform, command_id, actor=user.username, now=ctx.clock()
+        )
     )
     if error:
         return render(request, "message.html", 422, message=error)

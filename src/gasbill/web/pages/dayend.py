@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -22,8 +23,11 @@ def _day_and_clerk(request: Request, role: str, username: str) -> tuple[date, st
     ctx = ctx_of(request)
     text = request.query_params.get("day", "")
     try:
-        day = date.fromisoformat(text) if text else ctx.clock().astimezone(
-            ZoneInfo(ctx.settings.app.timezone)).date()
+        day = (
+            date.fromisoformat(text)
+            if text
+            else ctx.clock().astimezone(ZoneInfo(ctx.settings.app.timezone)).date()
+        )
     except ValueError:
         return None
     # a clerk sees their own day; an auditor may look at any clerk's
@@ -35,7 +39,9 @@ def _day_and_clerk(request: Request, role: str, username: str) -> tuple[date, st
 def day_end(request: Request, user: WebUser) -> Response:
     picked = _day_and_clerk(request, user.role, user.username)
     if picked is None:
-        return render(request, "message.html", 422, message=gettext(request, "Dates are YYYY-MM-DD."))
+        return render(
+            request, "message.html", 422, message=gettext(request, "Dates are YYYY-MM-DD.")
+        )
     day, clerk = picked
     report = views.day_end(uow_of(request), day, clerk, ctx_of(request).settings.app.timezone)
     return render(request, "dayend.html", d=report)
@@ -49,12 +55,28 @@ def day_end_export(request: Request, user: WebUser, fmt: str = "csv") -> Respons
     day, clerk = picked
     report = views.day_end(uow_of(request), day, clerk, ctx_of(request).settings.app.timezone)
     show = local_time(request)
-    t = lambda text: gettext(request, text)  # noqa: E731
-    header = [t("Time"), t("Kind"), t("Account"), t("Channel"), t("Amount (yuan)"), t("By"),
-              t("Reason"), t("Transfer")]
+    t = partial(gettext, request)
+    header = [
+        t("Time"),
+        t("Kind"),
+        t("Account"),
+        t("Channel"),
+        t("Amount (yuan)"),
+        t("By"),
+        t("Reason"),
+        t("Transfer"),
+    ]
     rows = [
-        [show(r["at"], "%Y-%m-%d %H:%M:%S"), t(r["kind"]), r["account_number"], r["channel"],
-         Money.of_fen(r["amount_fen"]).value, r["actor"], r["reason"], r["id"]]
+        [
+            show(r["at"], "%Y-%m-%d %H:%M:%S"),
+            t(r["kind"]),
+            r["account_number"],
+            r["channel"],
+            Money.of_fen(r["amount_fen"]).value,
+            r["actor"],
+            r["reason"],
+            r["id"],
+        ]
         for r in report.rows
     ]
     rows.append(["", t("Payments"), "", "", Money.of_fen(report.payments_fen).value, "", "", ""])

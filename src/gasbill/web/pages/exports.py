@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -38,16 +39,38 @@ def _lines(request: Request, kinds: tuple[str, ...], name: str, fmt: str) -> Res
         return Response(status_code=422)
     number = request.query_params.get("account", "")[:30]
     with uow_of(request) as uow:
-        found = views.transfer_rows(uow, account_number=number, kinds=kinds, since=since,
-                                    until=until, limit=MAX_ROWS)
+        found = views.transfer_rows(
+            uow, account_number=number, kinds=kinds, since=since, until=until, limit=MAX_ROWS
+        )
     show = local_time(request)
-    t = lambda text: gettext(request, text)  # noqa: E731
-    header = [t("Time"), t("Kind"), t("Account"), t("From"), t("To"), t("Amount (yuan)"),
-              t("Status"), t("By"), t("Reason"), t("Channel"), t("Transfer")]
+    t = partial(gettext, request)
+    header = [
+        t("Time"),
+        t("Kind"),
+        t("Account"),
+        t("From"),
+        t("To"),
+        t("Amount (yuan)"),
+        t("Status"),
+        t("By"),
+        t("Reason"),
+        t("Channel"),
+        t("Transfer"),
+    ]
     rows: list[list[Any]] = [
-        [show(r["at"], "%Y-%m-%d %H:%M:%S"), r["kind"], r["account_number"], r["debit"],
-         r["credit"], Money.of_fen(r["amount_fen"]).value, r["status"], r["actor"], r["reason"],
-         r["channel"], r["id"]]
+        [
+            show(r["at"], "%Y-%m-%d %H:%M:%S"),
+            r["kind"],
+            r["account_number"],
+            r["debit"],
+            r["credit"],
+            Money.of_fen(r["amount_fen"]).value,
+            r["status"],
+            r["actor"],
+            r["reason"],
+            r["channel"],
+            r["id"],
+        ]
         for r in found
     ]
     return _download(header, rows, name, fmt)
@@ -74,8 +97,22 @@ def reconciliation(request: Request, user: WebUser, fmt: str = "csv") -> Respons
     for line in report.lines:
         for found in line.findings:
             f = finding_json(found)
-            rows.append([line.account_id, line.account_number, line.company_no,
-                         line.meter_comm_no, line.agrees, str(found.check), f["agrees"],
-                         f["cause"] or "", f["at"] or "", f["source"], f["meter"], f["expected"],
-                         f["difference"] or "", f["note"]])
+            rows.append(
+                [
+                    line.account_id,
+                    line.account_number,
+                    line.company_no,
+                    line.meter_comm_no,
+                    line.agrees,
+                    str(found.check),
+                    f["agrees"],
+                    f["cause"] or "",
+                    f["at"] or "",
+                    f["source"],
+                    f["meter"],
+                    f["expected"],
+                    f["difference"] or "",
+                    f["note"],
+                ]
+            )
     return _download(list(CSV_COLUMNS), rows, "reconciliation", fmt)

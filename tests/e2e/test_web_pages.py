@@ -1,0 +1,167 @@
+"""The staff pages in-process: sessions, CSRF, the policy table, the API's input rules, audit.
+
+What each bad request gets: no CSRF token → 403 and nothing stored; no
+session → a redirect to the login page; a role the policy table does not
+allow → 403; an amount the API would refuse → 422 with the reason on the
+form and nothing stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.service import ledger
+from gasbill.service.accounts import create_customer
+from tests.e2e.staff_helpers import PASSWORD, account_body
+
+pytestmark = pytest.mark.db
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(client: TestClient, path: str = "/ui/login") -> str:
+    found = CSRF.search(client.get(path).text)
+    assert found is not None
+    return found.group(1)
+
+
+def web_login(client: TestClient, username: str) -> None:
+    token = csrf_of(client)
+    answer = client.post(
+        "/ui/login",
+        data={"csrf_token": token, "username": username, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+
+
+@pytest.fixture
+def account_id(engine, client, clerk) -> int:
+    customer = create_customer(UnitOfWork(engine), name="=HYPERLINK(1)", actor="setup")
+    body = account_body(customer.id, number="+A0001")
+    answer = client.post("/api/v1/accounts", json=body, headers=clerk)
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["id"])
+
+
+def test_login_gives_a_strict_httponly_cookie_and_secure_over_tls(app) -> None:
+    with TestClient(app, base_url="https://testserver") as client:
+        token = csrf_of(client)
+        answer = client.post(
+            "/ui/login",
+            data={"csrf_token": token, "username": "clerk", "password": PASSWORD},
+            follow_redirects=False,
+        )
+    cookie = next(v for k, v in answer.headers.multi_items() if "gasbill_session=" in v)
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Secure" in cookie
+    assert "Max-Age=3600" in cookie  # the token's lifetime (60 minutes in these tests)
+    assert answer.headers["location"] == "/ui/customers"
+
+
+def test_a_post_without_the_csrf_token_is_refused(client, engine) -> None:
+    web_login(client, "clerk")
+    answer = client.post("/ui/customers/new", data={"name": "王五"})
+    assert answer.status_code == 403
+    bad = client.post("/ui/customers/new", data={"name": "王五", "csrf_token": "forged"})
+    assert bad.status_code == 403
+    with UnitOfWork(engine) as uow:
+        assert not uow.accounts.customers(search="王五")
+
+
+def test_without_a_session_pages_send_to_the_login_and_never_elsewhere(client) -> None:
+    answer = client.get("/ui/day-end", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui/login?next=/ui/day-end"
+    page = client.get("/ui/login?next=//evil.example/x").text
+    assert 'value="/ui/"' in page  # the next page is ours only
+
+
+def test_a_clerk_is_refused_an_auditors_page_and_not_offered_it(client) -> None:
+    web_login(client, "clerk")
+    assert client.get("/ui/reconciliation").status_code == 403
+    assert client.get("/ui/admin/settings").status_code == 403
+    nav = client.get("/ui/customers").text
+    assert "/ui/reconciliation" not in nav
+    assert "/ui/day-end" in nav
+
+
+def test_sessions_expire_and_logout_ends_them(client, clock) -> None:
+    web_login(client, "clerk")
+    assert client.get("/ui/customers", follow_redirects=False).status_code == 200
+    clock.advance(minutes=61)
+    assert client.get("/ui/customers", follow_redirects=False).status_code == 303
+    web_login(client, "clerk")
+    token = csrf_of(client, "/ui/customers")
+    client.post("/ui/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert client.get("/ui/customers", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("amount", ["1.234", "-5", "0", "abc", "1e3"])
+def test_a_payment_the_api_would_refuse_is_refused_and_nothing_stored(
+    client, engine, account_id, amount
+) -> None:
+    web_login(client, "clerk")
+    token = csrf_of(client, f"/ui/accounts/{account_id}/pay")
+    answer = client.post(
+        f"/ui/accounts/{account_id}/pay",
+        data={"csrf_token": token, "amount": amount, "channel": "cash", "key": "k1"},
+    )
+    assert answer.status_code == 422
+    assert 'role="alert"' in answer.text
+    assert ledger.account_transfers(UnitOfWork(engine), account_id) == []
+
+
+def test_a_payment_gives_a_receipt_in_capitals_once_and_is_audited(
+    client, engine, account_id
+) -> None:
+    web_login(client, "clerk")
+    token = csrf_of(client, f"/ui/accounts/{account_id}/pay")
+    form = {"csrf_token": token, "amount": "100.50", "channel": "wechat", "key": "same-key"}
+    first = client.post(f"/ui/accounts/{account_id}/pay", data=form, follow_redirects=False)
+    again = client.post(f"/ui/accounts/{account_id}/pay", data=form, follow_redirects=False)
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == again.headers["location"]  # a double click pays once
+    receipt = client.get(first.headers["location"]).text
+    assert "壹佰元伍角整" in receipt
+    assert "100.50" in receipt
+    assert len(ledger.account_transfers(UnitOfWork(engine), account_id)) == 1
+    with UnitOfWork(engine) as uow:
+        entry = uow.audit.latest(1)[0]
+    assert (entry.action, entry.actor) == ("ledger.payment", "clerk")
+
+
+def test_exports_neutralise_formula_cells(client, account_id) -> None:
+    web_login(client, "clerk")
+    token = csrf_of(client, f"/ui/accounts/{account_id}/pay")
+    client.post(
+        f"/ui/accounts/{account_id}/pay",
+        data={"csrf_token": token, "amount": "5", "channel": "cash", "key": "k-export"},
+    )
+    answer = client.get("/ui/exports/payments?fmt=csv")
+    assert answer.status_code == 200
+    rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert rows[1][2] == "'+A0001"  # the account number, made inert
+    assert rows[1][5] == "5.00"
+    xlsx = client.get("/ui/exports/ledger?fmt=xlsx")
+    assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+
+
+def test_docs_load_nothing_from_outside(client) -> None:
+    page = client.get("/docs").text
+    assert "/ui/static/swagger/swagger-ui-bundle.js" in page
+    assert not re.search(r"(src|href)=\"https?://", page)
+    assert client.get("/ui/static/swagger/swagger-ui-bundle.js").status_code == 200
+
+
+def test_the_language_is_chinese_by_default_and_remembered(client) -> None:
+    assert "登录" in client.get("/ui/login").text
+    client.get("/ui/lang/en?next=/ui/login")
+    assert "Log in" in client.get("/ui/login").text
