@@ -25,7 +25,7 @@ from gasbill.demo.world import World, build_world
 from gasbill.domain.accounts import BillingMode
 from gasbill.service.accounts import create_customer
 from gasbill.service.staff import add_user
-from gasbill.simulator.settings import SimulatorSettings
+from iotsim.settings import SimulatorSettings
 
 START = datetime.fromisoformat("2025-06-01T09:00:00+08:00")
 TARIFF = "price-change-example"

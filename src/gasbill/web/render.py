@@ -53,6 +53,11 @@ def cubic_value(value: Decimal | Volume | str | None) -> str:
     return f"{amount:,.3f}"
 
 
+def plain(value: object) -> object:
+    """A Money, Volume or Price as its Decimal; anything else as it is."""
+    return getattr(value, "value", value)
+
+
 @cache
 def environment(language: str) -> Environment:
     env = Environment(
@@ -69,6 +74,7 @@ def environment(language: str) -> Environment:
         m3=cubic,
         m3_value=cubic_value,
         capitals=amount_in_capitals,
+        plain=plain,
     )
     return env
 

@@ -27,7 +27,7 @@ from gasbill.web.render import PREFIX, gettext, render
 from gasbill.web.session import WebUser
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-MONEY_CHECKS = (Check.BALANCE, Check.COUNTERS)
+PRICE_CHECKS = (Check.PRICE,)  # differences in yuan per m³, not in yuan: not summed
 
 
 def yuan_by(report: Report, key: Any) -> dict[str, Decimal]:
@@ -35,10 +35,11 @@ def yuan_by(report: Report, key: Any) -> dict[str, Decimal]:
     sums: dict[str, Decimal] = defaultdict(Decimal)
     for line in report.lines:
         for found in line.findings:
-            if found.agrees or found.check not in MONEY_CHECKS:
+            if found.agrees or found.check in PRICE_CHECKS or found.difference is None:
                 continue
-            if isinstance(found.difference, Money):
-                sums[key(line, found)] += abs(found.difference.value)
+            value = found.difference
+            amount = value.value if isinstance(value, Money) else Decimal(str(value))
+            sums[key(line, found)] += abs(amount)
     return dict(sums)
 
 
