@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from gasbill.service import staff
 from tests.browser.live import Live
 from tests.browser.pages import login, new_page, shot
 
@@ -122,13 +121,14 @@ def test_the_language_switch_is_remembered(browser: Any, live: Live, shots: Path
     assert "日结" in page.inner_text("main h1")
 
 
-@pytest.mark.skipif(not hasattr(staff, "unlock_user"), reason="unlocking users has not landed")
 def test_an_admin_unlocks_a_user(browser: Any, live: Live, shots: Path) -> None:
     page = new_page(browser, live)
-    for _ in range(live.world.settings.staff.login_max_failures):
-        login(page, "locked", "wrong-password")
-    page = new_page(browser, live)
     login(page, "admin")
+    page.goto("/ui/admin/users")
+    if page.locator("tr[data-user=locked] button.unlock").count() == 0:
+        pytest.skip("unlocking users has not landed (issue 12's security work)")
+    for _ in range(live.world.settings.staff.login_max_failures):
+        login(new_page(browser, live), "locked", "wrong-password")
     page.goto("/ui/admin/users")
     page.click("tr[data-user=locked] button.unlock")
     page.wait_for_selector("[role=status]")

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.api.policy import POLICY, UI
 from gasbill.service import ledger
 from gasbill.service.accounts import create_customer
 from tests.e2e.staff_helpers import PASSWORD, account_body
@@ -165,3 +166,51 @@ def test_the_language_is_chinese_by_default_and_remembered(client) -> None:
     assert "登录" in client.get("/ui/login").text
     client.get("/ui/lang/en?next=/ui/login")
     assert "Log in" in client.get("/ui/login").text
+
+
+def test_every_page_answers_every_role_as_the_policy_table_says(
+    app, client, engine, account_id
+) -> None:
+    """Nobody is sent to the login; a role the table does not allow gets 403; others get in."""
+    web_login(client, "clerk")
+    token = csrf_of(client, "/ui/customers")
+    form = {"csrf_token": token, "amount": "1", "channel": "cash", "key": "walk"}
+    paid = client.post(f"/ui/accounts/{account_id}/pay", data=form, follow_redirects=False)
+    transfer_id = paid.headers["location"].rsplit("/", 1)[-1]
+    values = {
+        "account_id": account_id,
+        "transfer_id": transfer_id,
+        "command_id": 1,
+        "exception_id": 1,
+        "user_id": 1,
+        "action": "none",  # an unknown action: past the role check, changes nothing
+        "language": "en",
+    }
+    pages = sorted(
+        (k for k in POLICY if k[1].startswith(UI) and not POLICY[k].public),
+        key=lambda k: k == ("POST", f"{UI}/logout"),
+    )
+    for role in (None, "clerk", "auditor", "admin"):
+        client.cookies.clear()
+        if role:
+            web_login(client, role)
+        token = csrf_of(client)
+        for method, template in pages:
+            access = POLICY[(method, template)]
+            path = template.format(**values)
+            answer = client.request(
+                method,
+                path,
+                data={"csrf_token": token} if method == "POST" else None,
+                follow_redirects=False,
+            )
+            where = f"{method} {template} as {role or 'nobody'}: {answer.status_code}"
+            to_login = answer.headers.get("location", "").startswith(f"{UI}/login")
+            if role is None:
+                assert answer.status_code == 303 and to_login, where
+            elif template == f"{UI}/logout":
+                assert answer.status_code == 303 and to_login, where  # logged out: to the login
+            elif access.allows(role):
+                assert answer.status_code not in (401, 403) and not to_login, where
+            else:
+                assert answer.status_code == 403, where
