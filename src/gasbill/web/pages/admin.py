@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from gasbill.api.staff.settings import masked
+from gasbill.secret import masked
 from gasbill.service import staff
 from gasbill.service.campaigns import campaign_progress, campaigns
 from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
