@@ -105,13 +105,12 @@ def metrics(request: Request) -> Response:
         )
         text.gauge(
             "gasbill_push_conflicts_unreviewed",
-            "Re-pushes that differed from what was stored first, not reviewed yet.",
+            "Re-pushes that differed from what was stored, not reviewed yet: one per record "
+            "and value however often it came.",
             [
                 (
                     {},
-                    _scalar(
-                        conn, "SELECT COUNT(*) FROM push_conflict WHERE reviewed = :no", no=False
-                    ),
+                    _scalar(conn, "SELECT COUNT(*) FROM push_conflict WHERE status = 'open'"),
                 )
             ],
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -24,8 +26,19 @@ from gasbill.adapters.db.tables.readings import DeviceAlarm, DeviceEvent, PushCo
 
 ALARM_TABLE: sa.Table = DeviceAlarm.__table__  # type: ignore[attr-defined]
 EVENT_TABLE: sa.Table = DeviceEvent.__table__  # type: ignore[attr-defined]
+PUSH_CONFLICT_TABLE: sa.Table = PushConflict.__table__  # type: ignore[attr-defined]
 ALARM_KEY = ("company_no", "device_comm_no", "alarm_time", "alarm_code")
 EVENT_KEY = ("company_no", "device_comm_no", "event_time", "event_code")
+
+
+def conflict_fingerprint(second: str) -> str:
+    """What makes two differing re-pushes the same correction: the values they carry (JSON
+    text), but for the platform's receive time when anything else differs. The migration
+    e4f5a6b7c8d9 keeps a frozen copy of this."""
+    values: dict[str, Any] = json.loads(second)
+    compared = {k: v for k, v in values.items() if k != "receive_time"} or values
+    text = json.dumps(compared, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class ReadingStore:
@@ -121,17 +134,37 @@ class ReadingStore:
     def add_conflict(
         self, *, kind: str, company_no: str, key: str, first: str, second: str, at: datetime
     ) -> None:
-        self.session.execute(
-            sa.insert(PushConflict).values(
-                kind=kind,
-                company_no=company_no,
-                natural_key=key,
-                first=first,
-                second=second,
-                received_at=at,
-                reviewed=False,
-            )
+        """Keep a differing re-push for review: once per record and value. The same value
+        again counts on its row (times seen, last seen), whatever was decided about it."""
+        table = PUSH_CONFLICT_TABLE
+        statement = self._insert(table).values(
+            kind=kind,
+            company_no=company_no,
+            natural_key=key,
+            first=first,
+            second=second,
+            received_at=at,
+            reviewed=False,
+            fingerprint=conflict_fingerprint(second),
+            times_seen=1,
+            last_seen_at=at,
+            status="open",
+            review_reason="",
         )
+        statement = statement.on_conflict_do_update(
+            index_elements=["kind", "company_no", "natural_key", "fingerprint"],
+            set_={
+                "times_seen": table.c.times_seen + 1,
+                "last_seen_at": sa.case(
+                    (
+                        table.c.last_seen_at < statement.excluded.last_seen_at,
+                        statement.excluded.last_seen_at,
+                    ),
+                    else_=table.c.last_seen_at,
+                ),
+            },
+        )
+        self.session.execute(statement)
 
     def insert_device_record(self, kind: str, row: dict[str, Any]) -> int | None:
         """Store an alarm or event unless its key is stored; its new id, or None."""

@@ -114,10 +114,19 @@ class DeviceEvent(SQLModel, table=True):
 
 
 class PushConflict(SQLModel, table=True):
-    """A re-push that differed from what was stored: the first stays, this one is kept."""
+    """A re-push that differed from what was stored: the first stays, this one is kept.
+
+    One row per stored record and differing value (its `fingerprint`): the same
+    value seen again counts (`times_seen`, `last_seen_at`); another value is
+    another row. A clerk dismisses it (`dismissed`) or an auditor accepts the
+    correction (`accepted`); `reviewed` is set by either.
+    """
 
     __tablename__ = "push_conflict"
-    __table_args__ = (sa.Index("ix_push_conflict_reviewed_received", "reviewed", "received_at"),)
+    __table_args__ = (
+        sa.Index("ix_push_conflict_reviewed_received", "reviewed", "received_at"),
+        sa.UniqueConstraint("kind", "company_no", "natural_key", "fingerprint"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=10)  # reading | alarm | event
@@ -127,6 +136,13 @@ class PushConflict(SQLModel, table=True):
     second: str = Field(sa_type=sa.Text)  # JSON of the re-pushed values
     received_at: datetime = now_column()
     reviewed: bool = False
+    fingerprint: str = Field(default="", max_length=64)  # sha256 of the re-pushed values
+    times_seen: int = big(default=1)
+    last_seen_at: datetime | None = instant(default=None)
+    status: str = Field(default="open", max_length=10)  # open | accepted | dismissed
+    reviewed_by: str | None = Field(default=None, max_length=64)
+    reviewed_at: datetime | None = instant(default=None)
+    review_reason: str = Field(default="", sa_type=sa.Text)
 
 
 class BillingInbox(SQLModel, table=True):
