@@ -16,8 +16,12 @@ from gasbill.adapters.platform.data_client import DataClient
 from gasbill.adapters.platform.push_settings import PushSettings
 from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
+from gasbill.config import Settings
+from gasbill.jobs import JobContext
+from gasbill.jobs.registry import run_query_poll
 from gasbill.service.ingest import IngestPolicy
 from gasbill.service.poller import month_windows, poll_once
+from tests.conftest import ROOT
 
 ZONE = ZoneInfo("Asia/Shanghai")
 KEYS = {"company_no": "1001", "data_api_key": "496d1bac094f11e79d9c0a0027000010"}
@@ -48,7 +52,8 @@ def test_month_windows_cover_the_span_inside_single_months():
     ]
 
 
-def test_the_poller_stores_each_reading_once_and_keeps_its_mark(engine, tmp_path, sqlite_template):
+def platform_with_week_of_readings(tmp_path, sqlite_template):
+    """Our own query API on another database, holding 7 frozen readings and an alarm."""
     platform_db = tmp_path / "platform.db"
     shutil.copyfile(sqlite_template, platform_db)
     platform_engine = make_engine(f"sqlite:///{platform_db}")
@@ -82,9 +87,13 @@ def test_the_poller_stores_each_reading_once_and_keeps_its_mark(engine, tmp_path
             }
         ),
     )
+    return platform_engine, DataClient(client, KEYS["company_no"], KEYS["data_api_key"])
 
-    source = DataClient(client, KEYS["company_no"], KEYS["data_api_key"])
+
+def test_the_poller_stores_each_reading_once_and_keeps_its_mark(engine, tmp_path, sqlite_template):
+    platform_engine, source = platform_with_week_of_readings(tmp_path, sqlite_template)
     uow = UnitOfWork(engine)
+    wakes: list[int] = []
     first = poll_once(
         uow,
         source,
@@ -93,14 +102,47 @@ def test_the_poller_stores_each_reading_once_and_keeps_its_mark(engine, tmp_path
         lookback=timedelta(days=10),
         page_size=3,
         now=NOW,
+        on_frozen_stored=lambda: wakes.append(1),
     )
     assert first.fetched["reading"] == 7
     assert first.stored == {"reading": 7, "alarm": 1, "event": 0}
-    again = poll_once(uow, source, "1001", IngestPolicy(ZONE), page_size=3, now=NOW)
+    assert len(wakes) == 3  # billing woken after each page of new frozen readings (3 + 3 + 1)
+    again = poll_once(
+        uow,
+        source,
+        "1001",
+        IngestPolicy(ZONE),
+        page_size=3,
+        now=NOW,
+        on_frozen_stored=lambda: wakes.append(1),
+    )
     assert again.stored == {"reading": 0, "alarm": 0, "event": 0}
+    assert len(wakes) == 3  # nothing new: billing is not woken
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM meter_reading")).scalar_one() == 7
         assert conn.execute(sa.text("SELECT COUNT(*) FROM billing_inbox")).scalar_one() == 7
         marks = dict(conn.execute(sa.text("SELECT kind, mark_at FROM poll_mark")).all())
     assert set(marks) == {"reading", "alarm"}
     platform_engine.dispose()
+
+
+def test_the_query_poll_job_wakes_billing_like_a_push(engine, tmp_path, sqlite_template):
+    """What the poll stores is billed at once: the job wakes the inbox through the same
+    wakers a push uses (the scheduler's inbox job in this process, NOTIFY for others)."""
+    platform_engine, source = platform_with_week_of_readings(tmp_path, sqlite_template)
+    settings = Settings(
+        tariffs={"dir": ROOT / "tariffs"},
+        platform={"company_no": "1001"},
+        jobs={"query_poll": {"lookback_hours": 240, "page_size": 500}},
+    )
+    context = JobContext.build(settings, engine, data_source_factory=lambda: source)
+    woken: list[str] = []
+    assert context.services is not None
+    context.services.wakers.append(lambda: woken.append("inbox"))
+    try:
+        outcome = run_query_poll(context, NOW)
+        assert outcome.stored["reading"] == 7
+        assert woken == ["inbox"]
+    finally:
+        context.close()
+        platform_engine.dispose()

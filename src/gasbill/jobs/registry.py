@@ -216,6 +216,8 @@ def run_query_poll(context: JobContext, now: datetime) -> object:
         lookback=timedelta(hours=settings.jobs.query_poll.lookback_hours),
         page_size=settings.jobs.query_poll.page_size,
         now=now,
+        # wake billing as a push does (gasbill.bootstrap.Services.frozen_stored)
+        on_frozen_stored=context.services.frozen_stored if context.services else None,
     )
 
 

@@ -5,14 +5,15 @@ acquired since the persisted high-water mark, less a look-back (data can
 reach the platform late), month by month as the query API requires, page by
 page. Every row goes through the same validation and dedupe as a push, so
 overlapping polls store nothing twice; the mark then moves to the newest
-time seen.
+time seen. New frozen readings wake billing as a push does (`on_frozen_stored`),
+so they are billed without waiting for the inbox job's interval.
 """
 
 from __future__ import annotations
 
 import calendar
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn, describe
 from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.service.ingest import (
+    FROZEN,
     IngestPolicy,
     RejectedPush,
     reading_row,
@@ -45,6 +47,7 @@ class PollOutcome:
     fetched: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     stored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     rejected: list[str] = field(default_factory=list)
+    frozen_new: int = 0  # new frozen readings not yet announced to billing
 
 
 def month_windows(start: datetime, end: datetime, policy: IngestPolicy) -> Iterator[dict[str, int]]:
@@ -78,6 +81,7 @@ def poll_once(
     lookback: timedelta = timedelta(days=2),
     page_size: int = 500,
     now: datetime | None = None,
+    on_frozen_stored: Callable[[], None] | None = None,
 ) -> PollOutcome:
     now = now or datetime.now(UTC)
     outcome = PollOutcome()
@@ -91,6 +95,9 @@ def poll_once(
                 page = source.page(kind, window, startrow=startrow, rowcount=page_size)
                 outcome.fetched[kind] += len(page.rows)
                 seen = _store(uow, kind, company_no, page.rows, policy, now, outcome)
+                if kind == "reading" and outcome.frozen_new and on_frozen_stored is not None:
+                    on_frozen_stored()  # each page's, so billing starts while polling goes on
+                    outcome.frozen_new = 0
                 if seen is not None and (newest is None or seen > newest):
                     newest = seen
                 startrow += len(page.rows)
@@ -137,6 +144,9 @@ def _store(
             results = store_rows(uow.session, good)
             uow.commit()
         outcome.stored[kind] += sum(1 for r in results if r.new)
+        outcome.frozen_new += sum(
+            1 for r, row in zip(results, good, strict=True) if r.new and row["data_type"] == FROZEN
+        )
     return newest
 
 
