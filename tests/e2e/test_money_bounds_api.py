@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from tests.e2e.staff_helpers import API, assert_error, key, open_account
+from decimal import Decimal
+
+from fastapi.testclient import TestClient
+
+from gasbill.api.app import create_app
+from gasbill.config import MoneySettings
+from tests.e2e.staff_helpers import (
+    API,
+    account_body,
+    assert_error,
+    key,
+    login,
+    open_account,
+    staff_settings,
+)
 
 
 def test_the_overflow_attack_answers_422_and_changes_nothing(client, clerk, auditor):
@@ -47,3 +61,35 @@ def test_a_meter_mode_payment_above_the_top_up_maximum_is_refused(client, clerk)
         headers={**clerk, **key()},
     )
     assert_error(refused, 422, "amount_out_of_range")
+
+
+def _lower_limits_client(db_url, engine, catalog, clock, passwords):
+    """An app whose [money] maxima are 100 yuan a payment and 50 yuan a top-up."""
+    settings = staff_settings(db_url).model_copy(
+        update={
+            "money": MoneySettings(max_payment_yuan=Decimal("100"), max_top_up_yuan=Decimal("50"))
+        }
+    )
+    app = create_app(settings, engine=engine, catalog=catalog, clock=clock, passwords=passwords)
+    return TestClient(app)
+
+
+def test_an_openings_first_payment_keeps_the_configured_maxima(
+    db_url, engine, catalog, clock, passwords, user_ids
+):
+    with _lower_limits_client(db_url, engine, catalog, clock, passwords) as client:
+        clerk = {"Authorization": f"Bearer {login(client, 'clerk').json()['access_token']}"}
+        customer = client.post(f"{API}/customers", json={"name": "王芳"}, headers=clerk).json()
+        cases = [
+            ("system", 10_001, "A0001"),  # above the payment maximum
+            ("meter", 5_001, "A0002"),  # above the top-up maximum: it goes to the meter
+        ]
+        for mode, fen, number in cases:
+            body = account_body(customer["id"], billing_mode=mode, initial_fen=fen, number=number)
+            refused = client.post(f"{API}/accounts", json=body, headers=clerk)
+            error = assert_error(refused, 422, "amount_out_of_range")
+            assert "maximum" in error["message"] and "config [money]" in error["message"]
+        listed = client.get(f"{API}/accounts?customer_id={customer['id']}", headers=clerk)
+        assert listed.status_code == 200 and listed.json() == [], listed.text
+        within = account_body(customer["id"], billing_mode="meter", initial_fen=5_000)
+        assert client.post(f"{API}/accounts", json=within, headers=clerk).status_code == 201

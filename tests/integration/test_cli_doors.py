@@ -91,3 +91,18 @@ def test_refund_adjust_readings_close_and_campaigns_from_the_terminal(tmp_path, 
     campaigns = run(config, "campaign", "list")
     assert campaigns.exit_code == 0, campaigns.output
     assert run(config, "campaign", "show", "3").exit_code == 2
+
+
+def test_an_openings_first_payment_from_the_terminal_keeps_the_configured_maxima(
+    tmp_path, db_url, engine
+):
+    money = "[money]\nmax_payment_yuan = 500\nmax_top_up_yuan = 100\n"
+    config = write_config(tmp_path, db_url, money)
+    for pay in ("500.01", "100.01"):  # above the payment, then the top-up maximum
+        refused = run(config, *OPEN[:-1], pay)
+        assert refused.exit_code != 0
+        assert "above the maximum" in refused.output
+    with UnitOfWork(engine) as uow:
+        assert uow.accounts.by_number("M0001") is None
+        assert CommandStore(uow.session).of_account(1) == []
+    assert run(config, *OPEN[:-1], "100.00").exit_code == 0

@@ -111,6 +111,7 @@ def open_command(
                 catalog=services.catalog,
                 codec=services.codec,
                 policy=services.command_policy,
+                limits=settings.money.limits(),
             )
         except GasbillError as exc:
             fail(str(exc))

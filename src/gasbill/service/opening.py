@@ -24,7 +24,7 @@ from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType, OpenAccount, ladder_price_for
 from gasbill.domain.cycles import Cycle, local_midnight
 from gasbill.domain.ledger import Transfer
-from gasbill.domain.money import Money
+from gasbill.domain.money import Money, MoneyLimits
 from gasbill.domain.rating import RatingContext, opening_share
 from gasbill.domain.tariff import TariffVersion
 from gasbill.service.accounts import NewAccount, NotFound, open_within
@@ -35,7 +35,7 @@ from gasbill.service.commands.queue import (
     hold_for_meter,
     queue_intent,
 )
-from gasbill.service.ledger import payment_transfer, record_once
+from gasbill.service.ledger import DEFAULT_LIMITS, payment_transfer, record_once
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,17 @@ def open_with_payment(
     catalog: TariffCatalog,
     codec: Codec,
     policy: CommandPolicy,
+    limits: MoneyLimits = DEFAULT_LIMITS,
 ) -> Opened:
+    """Open the account, take its first payment and (meter mode) queue the `openaccount`.
+
+    The first payment is bounded like any payment, and on a meter-mode
+    account like any top-up, since it goes to the meter: above either
+    maximum nothing is opened (`AmountOutOfRange`).
+    """
+    limits.check("payment", initial_fen)
+    if new.billing_mode is BillingMode.METER:
+        limits.check("top_up", initial_fen)
     with uow:
         account = open_within(uow, new, catalog=catalog, actor=actor)
         assert account.id is not None
@@ -73,6 +83,7 @@ def open_with_payment(
                     actor=actor,
                     now=now,
                     memo="initial payment",
+                    limits=limits,
                 ),
             )
         command_id = None

@@ -119,6 +119,7 @@ def open_(
         catalog=catalog,
         codec=_services(ctx).codec,
         policy=ctx.commands,
+        limits=ctx.settings.money.limits(),
     )
     assert opened.account.id is not None
     return _with_opening(uow, _read(uow, opened.account.id))

@@ -144,6 +144,7 @@ async def account_open(request: Request, user: WebUser) -> Response:
             catalog=ctx.catalog,
             codec=Codec(ZoneInfo(ctx.settings.app.platform_timezone)),
             policy=ctx.commands,
+            limits=ctx.settings.money.limits(),
         )
 
     opened, error = attempt(run)
