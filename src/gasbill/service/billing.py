@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -105,8 +105,14 @@ def bill_within(
     since: dict[int, datetime] | None = None,
     max_flow_m3_per_hour: Decimal | None = None,
     now: datetime | None = None,
+    cause: str = "",
+    actor: str = "billing",
 ) -> BillingOutcome:
-    """`bill_accounts` inside the caller's unit of work, which commits."""
+    """`bill_accounts` inside the caller's unit of work, which commits.
+
+    `cause` (an accepted correction, say) leads each ledger line's reason, and
+    `actor` is who the lines are by, when a person's decision set billing off.
+    """
     now = now or datetime.now(UTC)
     since = since or {}
     outcome = BillingOutcome()
@@ -176,7 +182,8 @@ def bill_within(
             )
         )
         exception_rows.extend(_exception_rows(account, anomalies, now))
-        transfers.extend(_transfers(account, difference, result, now, outcome))
+        made = _transfers(account, difference, result, now, outcome)
+        transfers.extend(_because(made, cause, actor) if cause else made)
         outcome.days_changed += len(difference)
     store.save_days(day_rows)
     store.add_exceptions(exception_rows)
@@ -486,6 +493,11 @@ def _transfers(
                 )
             )
     return out
+
+
+def _because(transfers: list[Transfer], cause: str, actor: str) -> list[Transfer]:
+    """The lines with their cause leading the reason, by `actor`."""
+    return [replace(t, reason=f"{cause}: {t.reason}", actor=actor) for t in transfers]
 
 
 def _day_ends(result: RatingResult) -> dict[DayKey, datetime]:

@@ -56,7 +56,7 @@ def work_inbox(
         for row in rows:
             assert row.id is not None
             history = bindings.get((row.company_no, row.meter_comm_no), [])
-            binding = _binding_at(history, row.acquisition_time)
+            binding = binding_at(history, row.acquisition_time)
             if binding is None and history:
                 # history from before the meter was bound (an import, say): kept, not billed
                 outcomes[row.id] = "before the meter was bound to an account: not billed"
@@ -96,7 +96,7 @@ def _decide(uow: UnitOfWork, decide: Decide, account_id: int, now: datetime) -> 
         log.exception("decisions after billing failed on account %s", account_id)
 
 
-def _binding_at(bindings: list[MeterBinding], at: datetime) -> MeterBinding | None:
+def binding_at(bindings: list[MeterBinding], at: datetime) -> MeterBinding | None:
     """The binding whose register produced a reading at `at`: (bound_at, unbound_at]."""
     for binding in bindings:
         if binding.bound_at < at and (binding.unbound_at is None or at <= binding.unbound_at):
