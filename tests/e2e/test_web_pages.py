@@ -19,7 +19,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.api.policy import POLICY, UI
 from gasbill.service import ledger
 from gasbill.service.accounts import create_customer
-from tests.e2e.staff_helpers import PASSWORD, account_body
+from tests.e2e.staff_helpers import PASSWORD, account_body, make_target_user
 
 pytestmark = pytest.mark.db
 
@@ -214,3 +214,79 @@ def test_every_page_answers_every_role_as_the_policy_table_says(
                 assert answer.status_code not in (401, 403) and not to_login, where
             else:
                 assert answer.status_code == 403, where
+
+
+def _web_login_answer(client: TestClient, username: str, password: str):
+    client.cookies.clear()
+    token = csrf_of(client)
+    data = {"csrf_token": token, "username": username, "password": password}
+    return client.post("/ui/login", data=data, follow_redirects=False)
+
+
+def test_an_admin_unlocks_a_user_and_resets_a_password_in_the_pages(
+    app, client, engine, passwords
+) -> None:
+    """The API's use cases (credentials.unlock_user, reset_password), audited as the API's."""
+    target = make_target_user(engine, passwords)
+    limit = app.state.gasbill.limits.max_failures
+    for _ in range(limit + 1):
+        _web_login_answer(client, "target", "wrong-password")
+    assert _web_login_answer(client, "target", PASSWORD).status_code == 429
+    web_login(client, "admin")
+    page = client.get("/ui/admin/users").text
+    assert f'/ui/admin/users/{target}/unlock"' in page
+    token = csrf_of(client, "/ui/admin/users")
+    unlocked = client.post(
+        f"/ui/admin/users/{target}/unlock", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert unlocked.status_code == 303
+    short = client.post(
+        f"/ui/admin/users/{target}/password", data={"csrf_token": token, "password": "short"}
+    )
+    assert short.status_code == 422  # the API's rule: 8 to 1024 characters
+    reset = client.post(
+        f"/ui/admin/users/{target}/password",
+        data={"csrf_token": token, "password": "a-new-password-1"},
+        follow_redirects=False,
+    )
+    assert reset.status_code == 303
+    with UnitOfWork(engine) as uow:
+        actions = [(e.action, e.actor) for e in uow.audit.latest(2)]
+    assert set(actions) == {("user.unlock", "admin"), ("user.password_reset", "admin")}
+    assert _web_login_answer(client, "target", PASSWORD).status_code == 401
+    assert _web_login_answer(client, "target", "a-new-password-1").status_code == 303
+
+
+def test_every_staff_member_changes_their_own_password_in_the_pages(client) -> None:
+    web_login(client, "auditor")
+    token = csrf_of(client, "/ui/me/password")
+    form = {"csrf_token": token, "current": PASSWORD, "new": "another-pw-1", "again": "x"}
+    assert client.post("/ui/me/password", data=form).status_code == 422  # the two differ
+    wrong = {**form, "current": "not-my-password", "again": "another-pw-1"}
+    assert client.post("/ui/me/password", data=wrong).status_code == 422
+    right = {**form, "again": "another-pw-1"}
+    changed = client.post("/ui/me/password", data=right, follow_redirects=False)
+    assert changed.status_code == 303
+    assert client.get("/ui/me/password").status_code == 200  # this session stays
+    assert _web_login_answer(client, "auditor", PASSWORD).status_code == 401
+    assert _web_login_answer(client, "auditor", "another-pw-1").status_code == 303
+
+
+def test_closing_an_account_in_the_pages_is_the_apis_closure(client, engine, account_id) -> None:
+    """Final reading, the credit paid back, the account closed; a second close is refused."""
+    web_login(client, "clerk")
+    token = csrf_of(client, f"/ui/accounts/{account_id}/pay")
+    paid = {"csrf_token": token, "amount": "30.00", "channel": "cash", "key": "before-close"}
+    client.post(f"/ui/accounts/{account_id}/pay", data=paid, follow_redirects=False)
+    assert "final_register" in client.get(f"/ui/accounts/{account_id}/close").text
+    form = {"csrf_token": token, "final_register": "12.5", "channel": "cash"}
+    closed = client.post(f"/ui/accounts/{account_id}/close", data=form, follow_redirects=False)
+    assert closed.status_code == 303, closed.text
+    with UnitOfWork(engine) as uow:
+        account = uow.accounts.get(account_id)
+        assert account is not None and account.status == "closed"
+        assert uow.audit.latest(1)[0].action == "account.close"
+    kinds = [t.kind for t in ledger.account_transfers(UnitOfWork(engine), account_id)]
+    assert "refund" in kinds, kinds
+    again = client.post(f"/ui/accounts/{account_id}/close", data=form)
+    assert again.status_code == 422

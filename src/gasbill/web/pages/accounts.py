@@ -12,15 +12,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.api.staff.schemas import PaymentIn, RefundIn, ReplacementIn
+from gasbill.adapters.db.uow import retried
+from gasbill.api.staff.schemas import ClosureIn, PaymentIn, RefundIn, ReplacementIn
 from gasbill.domain.money import Volume
 from gasbill.service import ledger
-from gasbill.service.accounts import Replacement, replace_meter, update_account
+from gasbill.service.accounts import Replacement, replace_meter
+from gasbill.service.closing import close_account
 from gasbill.service.payments import take_payment, top_up_progress
 from gasbill.web import statements, views
 from gasbill.web.charts import column_chart
 from gasbill.web.forms import fen_from_yuan, validated
-from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
+from gasbill.web.pages.common import attempt, codec_of, ctx_of, form_text, go, uow_of
 from gasbill.web.pages.counter import CHANNELS
 from gasbill.web.render import PREFIX, gettext, render
 from gasbill.web.session import WebUser
@@ -88,17 +90,21 @@ async def pay(request: Request, account_id: int, user: WebUser) -> Response:
                 "memo": values["memo"],
             },
         )
-        return take_payment(
-            uow_of(request),
-            account_id=account_id,
-            amount_fen=body.amount_fen,
-            channel=body.channel,
-            idempotency_key=f"web:{values['key'] or uuid.uuid4().hex}"[:100],
-            actor=user.username,
-            now=ctx.clock(),
-            policy=ctx.commands,
-            memo=body.memo,
-            decide=ctx.decide,
+        key = f"web:{values['key'] or uuid.uuid4().hex}"[:100]
+        return retried(
+            lambda: take_payment(
+                uow_of(request),
+                account_id=account_id,
+                amount_fen=body.amount_fen,
+                channel=body.channel,
+                idempotency_key=key,
+                actor=user.username,
+                now=ctx.clock(),
+                policy=ctx.commands,
+                memo=body.memo,
+                decide=ctx.decide,
+                limits=ctx.settings.money.limits(),
+            )
         )
 
     outcome, error = attempt(run)
@@ -145,6 +151,7 @@ def refund_form(request: Request, account_id: int, user: WebUser) -> Response:
 async def refund(request: Request, account_id: int, user: WebUser) -> Response:
     form = await request.form()
     values = {k: form_text(form, k) for k in ("amount", "channel", "reason", "key")}
+    ctx = ctx_of(request)
 
     def run() -> Any:
         body = validated(
@@ -155,14 +162,18 @@ async def refund(request: Request, account_id: int, user: WebUser) -> Response:
                 "reason": values["reason"],
             },
         )
-        return ledger.refund(
-            uow_of(request),
-            account_id=account_id,
-            amount_fen=body.amount_fen,
-            channel=body.channel,
-            reason=body.reason,
-            actor=user.username,
-            idempotency_key=f"web:{values['key'] or uuid.uuid4().hex}"[:100],
+        key = f"web:{values['key'] or uuid.uuid4().hex}"[:100]
+        return retried(
+            lambda: ledger.refund(
+                uow_of(request),
+                account_id=account_id,
+                amount_fen=body.amount_fen,
+                channel=body.channel,
+                reason=body.reason,
+                actor=user.username,
+                idempotency_key=key,
+                limits=ctx.settings.money.limits(),
+            )
         )
 
     _, error = attempt(run)
@@ -224,21 +235,47 @@ async def replace(request: Request, account_id: int, user: WebUser) -> Response:
     return go(f"/accounts/{account_id}?done=replaced")
 
 
+@router.get("/accounts/{account_id}/close")
+def close_form(request: Request, account_id: int, user: WebUser) -> Response:
+    view = _view(request, account_id)
+    if view is None:
+        return _missing(request)
+    values = {"final_register": "", "channel": "cash"}
+    return render(request, "close.html", v=view, values=values, error=None, channels=CHANNELS)
+
+
 @router.post("/accounts/{account_id}/close")
-def close(request: Request, account_id: int, user: WebUser) -> Response:
-    """Closed as the API's PATCH closes it (status); the balance is refunded first by hand."""
+async def close(request: Request, account_id: int, user: WebUser) -> Response:
+    """The API's closure (POST /accounts/{id}/closure): final reading, credit back, valve shut."""
+    form = await request.form()
+    values = {k: form_text(form, k) for k in ("final_register", "channel")}
     ctx = ctx_of(request)
-    _, error = attempt(
-        lambda: update_account(
+
+    def run() -> Any:
+        body = validated(
+            ClosureIn,
+            {"final_register": values["final_register"] or None, "channel": values["channel"]},
+        )
+        return close_account(
             uow_of(request),
             account_id,
-            {"status": "closed"},
-            catalog=ctx.catalog,
+            final_register=Volume(body.final_register) if body.final_register else None,
+            channel=body.channel,
+            idempotency_key=f"close-{account_id}",
             actor=user.username,
+            now=ctx.clock(),
+            codec=codec_of(ctx),
+            policy=ctx.commands,
         )
-    )
+
+    _, error = attempt(run)
     if error:
-        return render(request, "message.html", 422, message=error)
+        view = _view(request, account_id)
+        if view is None:
+            return _missing(request)
+        return render(
+            request, "close.html", 422, v=view, values=values, error=error, channels=CHANNELS
+        )
     return go(f"/accounts/{account_id}?done=closed")
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from gasbill.secret import masked
-from gasbill.service import staff
+from gasbill.service import credentials, staff
 from gasbill.service.campaigns import campaign_progress, campaigns
 from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
 from gasbill.web.render import PREFIX, gettext, render
@@ -33,9 +34,6 @@ def _users_page(
         values=values or {"role": "clerk"},
         done=request.query_params.get("done"),
         roles=staff.ROLES,
-        # unlocking and password resets come with their use cases (issue 12's security work)
-        can_unlock=False,
-        can_reset=False,
     )
 
 
@@ -68,22 +66,41 @@ async def user_add(request: Request, user: WebUser) -> Response:
 
 @router.post("/users/{user_id}/{action}")
 async def user_action(request: Request, user_id: int, action: str, user: WebUser) -> Response:
-    """deactivate or role: each the service's own use case."""
+    """deactivate, role, unlock or password: each the use case the API's route calls."""
     form = await request.form()
-    ctx = ctx_of(request)
-    uow = uow_of(request)
-    run: Any = None
-    if action == "deactivate":
-        run = lambda: staff.deactivate_user(uow, user_id, actor=user.username, now=ctx.clock())  # noqa: E731
-    elif action == "role":
-        role = form_text(form, "role")
-        run = lambda: staff.change_role(uow, user_id, role, actor=user.username, now=ctx.clock())  # noqa: E731
+    run = _user_action(request, user_id, action, form, user.username)
     if run is None:
         return render(request, "message.html", 404, message=gettext(request, "Not found."))
     _, error = attempt(run)
     if error:
         return _users_page(request, error, 422)
     return go(f"/admin/users?done={action}")
+
+
+def _user_action(
+    request: Request, user_id: int, action: str, form: Any, actor: str
+) -> Callable[[], object] | None:
+    ctx = ctx_of(request)
+    uow = uow_of(request)
+    now = ctx.clock()
+    if action == "deactivate":
+        return lambda: staff.deactivate_user(uow, user_id, actor=actor, now=now)
+    if action == "role":
+        role = form_text(form, "role")
+        return lambda: staff.change_role(uow, user_id, role, actor=actor, now=now)
+    if action == "unlock":
+        return lambda: credentials.unlock_user(uow, user_id, actor=actor, now=now)
+    if action == "password":
+        password = form.get("password")
+        return lambda: credentials.reset_password(
+            uow,
+            user_id,
+            password=password if isinstance(password, str) else "",
+            passwords=ctx.passwords,
+            actor=actor,
+            now=now,
+        )
+    return None
 
 
 @router.get("/tariffs")

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from gasbill.adapters.db.uow import retried
 from gasbill.api.staff.schemas import AdjustmentIn, ReversalIn
 from gasbill.domain.money import Money
 from gasbill.domain.reconciliation import Check
@@ -162,14 +163,18 @@ async def adjust(request: Request, account_id: int, user: WebUser) -> Response:
                 "reason": values["reason"],
             },
         )
-        return ledger.post_adjustment(
-            uow_of(request),
-            account_id=account_id,
-            amount_fen=body.amount_fen,
-            target=body.target,
-            reason=body.reason,
-            actor=user.username,
-            idempotency_key=f"web:{values['key'] or uuid.uuid4().hex}"[:100],
+        key = f"web:{values['key'] or uuid.uuid4().hex}"[:100]
+        return retried(
+            lambda: ledger.post_adjustment(
+                uow_of(request),
+                account_id=account_id,
+                amount_fen=body.amount_fen,
+                target=body.target,
+                reason=body.reason,
+                actor=user.username,
+                idempotency_key=key,
+                limits=ctx_of(request).settings.money.limits(),
+            )
         )
 
     _, error = attempt(run)
@@ -203,12 +208,15 @@ async def reverse(request: Request, transfer_id: str, user: WebUser) -> Response
 
     def run() -> Any:
         body = validated(ReversalIn, {"reason": values["reason"]})
-        return ledger.reverse_transfer(
-            uow_of(request),
-            transfer_id=transfer_id,
-            reason=body.reason,
-            actor=user.username,
-            idempotency_key=f"web:{values['key'] or uuid.uuid4().hex}"[:100],
+        key = f"web:{values['key'] or uuid.uuid4().hex}"[:100]
+        return retried(
+            lambda: ledger.reverse_transfer(
+                uow_of(request),
+                transfer_id=transfer_id,
+                reason=body.reason,
+                actor=user.username,
+                idempotency_key=key,
+            )
         )
 
     _done, error = attempt(run)

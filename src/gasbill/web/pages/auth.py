@@ -8,9 +8,9 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from gasbill.service import staff
+from gasbill.service import credentials, staff
 from gasbill.web import i18n
-from gasbill.web.pages.common import ctx_of, form_text, go, safe_next, uow_of
+from gasbill.web.pages.common import attempt, ctx_of, form_text, go, safe_next, uow_of
 from gasbill.web.render import PREFIX, gettext, render
 from gasbill.web.session import CSRF, SESSION, WebUser, session_identity, set_cookie
 
@@ -83,3 +83,35 @@ def language(request: Request, language: str, next: str = "") -> Response:
     response = RedirectResponse(safe_next(next), status_code=303)
     set_cookie(request, response, i18n.COOKIE, i18n.pick(language), max_age=365 * 24 * 3600)
     return response
+
+
+@router.get("/me/password")
+def password_form(request: Request, user: WebUser) -> Response:
+    done = request.query_params.get("done")
+    return render(request, "password.html", error=None, done=done)
+
+
+@router.post("/me/password")
+async def password_change(request: Request, user: WebUser) -> Response:
+    """Any staff member's own change, as PUT /api/v1/me/password makes it; this session stays."""
+    form = await request.form()
+    current, new, again = (form.get(k) for k in ("current", "new", "again"))
+    ctx = ctx_of(request)
+    if not all(isinstance(v, str) for v in (current, new, again)) or new != again:
+        differ = gettext(request, "The two new passwords differ.")
+        return render(request, "password.html", 422, error=differ, done=None)
+    _, error = attempt(
+        lambda: credentials.change_own_password(
+            uow_of(request),
+            user.user_id,
+            current=str(current),
+            new=str(new),
+            passwords=ctx.passwords,
+            limits=ctx.limits,
+            now=ctx.clock(),
+            keep_token=user.token_hash,
+        )
+    )
+    if error:
+        return render(request, "password.html", 422, error=error, done=None)
+    return go("/me/password?done=password")

@@ -12,7 +12,6 @@ from fastapi.responses import Response
 
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
-from gasbill.adapters.platform.codec import Codec
 from gasbill.api.staff.schemas import AccountIn, CustomerIn, PaymentIn, ResolutionIn
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.money import Volume
@@ -22,7 +21,7 @@ from gasbill.service.exceptions import resolve_exception
 from gasbill.service.opening import open_with_payment
 from gasbill.web import views
 from gasbill.web.forms import FormProblem, fen_from_yuan, validated
-from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
+from gasbill.web.pages.common import attempt, codec_of, ctx_of, form_text, go, uow_of
 from gasbill.web.render import PREFIX, gettext, render
 from gasbill.web.session import WebUser
 
@@ -142,7 +141,7 @@ async def account_open(request: Request, user: WebUser) -> Response:
             actor=user.username,
             now=now,
             catalog=ctx.catalog,
-            codec=Codec(ZoneInfo(ctx.settings.app.platform_timezone)),
+            codec=codec_of(ctx),
             policy=ctx.commands,
             limits=ctx.settings.money.limits(),
         )
