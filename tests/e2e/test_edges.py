@@ -217,3 +217,26 @@ def test_a_wrong_method_is_405_with_every_allowed_method(both, clerk_of):
     assert response.headers["Allow"]
     platform = both.request("PUT", "/api/Data/MeterData/Add", headers=KEYS)
     assert platform.status_code == 405 and "POST" in platform.headers["Allow"]
+
+
+def test_a_405_names_every_method_of_its_path_on_both_apis(both, clerk_of):
+    """Every path in OpenAPI, asked with a method it does not serve: Allow lists its methods."""
+    spec = both.get("/openapi.json").json()
+    methods = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    wrong, asked = [], 0
+    for template, operations in spec["paths"].items():
+        served = {m.upper() for m in operations if m.upper() in methods}
+        unserved = [m for m in methods if m not in served]
+        if not unserved:
+            continue
+        path = template.replace("{", "").replace("}", "")  # any segment: only the method matters
+        path = "/".join("1" if "_" in s and s.endswith("id") else s for s in path.split("/"))
+        response = both.request(unserved[0], path, headers={**clerk_of, **KEYS})
+        if response.status_code == 404:  # another template serves it (tariffs/{id}: reload)
+            continue
+        asked += 1
+        allow = {m.strip() for m in response.headers.get("Allow", "").split(",") if m.strip()}
+        if response.status_code != 405 or allow - {"HEAD", "OPTIONS"} != served:
+            wrong.append((template, unserved[0], response.status_code, sorted(allow), served))
+    assert wrong == [], "\n".join(map(str, wrong))
+    assert asked > 40

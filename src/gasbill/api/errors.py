@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gasbill.adapters.db.uow import is_retryable
 from gasbill.api.policy import API
@@ -179,19 +180,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = HTTP_CODES.get(exc.status_code, "error")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        headers["Allow"] = ", ".join(_allowed(request)) or headers.get("Allow", "")
+        headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 
-def _allowed(request: Request) -> list[str]:
-    """All methods served at the path: Starlette's Allow names only the first route's."""
-    methods: set[str] = set()
-    router = request.scope.get("router") or request.scope.get("app")
-    for route in getattr(router, "routes", ()):
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.url.path):
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """All methods served at the path: Starlette's Allow names only the first route's.
+
+    Each method is put to the app's routes as the router itself would (a
+    route's `matches` is Starlette's public interface, and FastAPI's
+    included routers answer it too), so it holds for every API of the app.
+    """
+    served = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        for route in request.app.router.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                served.append(method)
+                break
+    return served
 
 
 async def _integrity_error(request: Request, exc: Exception) -> Response:

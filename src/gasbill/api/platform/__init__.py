@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gasbill.api.errors import allowed_methods
 from gasbill.api.lanes import LaneApp
 from gasbill.api.platform.envelope import PlatformFailure, failed
 from gasbill.api.platform.pushes import push_router
@@ -38,7 +39,9 @@ def _envelope_http_errors(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if request.url.path.startswith(PLATFORM_PREFIXES):
             response = failed(PlatformFailure(exc.status_code, str(exc.detail)))
-            response.headers.update(exc.headers or {})  # 405 keeps its Allow
+            response.headers.update(exc.headers or {})
+            if exc.status_code == 405:
+                response.headers["Allow"] = ", ".join(allowed_methods(request))
             return response
         return await previous(request, exc)  # type: ignore[misc,no-any-return]
 
