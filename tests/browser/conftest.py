@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.live import Live, start
+from tests.browser.pages import Roles
 
 CHROMIUM = Path(os.environ.get("GASBILL_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -45,6 +46,13 @@ def browser() -> Iterator[object]:
         )
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="package")
+def roles(browser: object, live: Live) -> Iterator[Roles]:
+    shared = Roles(browser, live)
+    yield shared
+    shared.close()
 
 
 @pytest.fixture

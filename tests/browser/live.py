@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import uvicorn
@@ -30,8 +31,9 @@ from iotsim.settings import SimulatorSettings
 START = datetime.fromisoformat("2025-06-01T09:00:00+08:00")
 TARIFF = "price-change-example"
 PASSWORD = "browser-test-pw-1"
-STEP = timedelta(hours=2)  # simulated time per tick: meters wake up about daily
+STEP = timedelta(hours=6)  # simulated time per tick: meters wake up about daily
 TICK = 0.15  # seconds between ticks
+DIFFERENCE = Decimal("12.34")  # yuan on a meter that the books do not have
 
 
 @dataclass
@@ -77,10 +79,10 @@ def _populate(world: World) -> tuple[str, int]:
             name=name,
         )
         accounts.append(opened.account.id)
-    # a difference for the auditor: the first meter loses 12.34 yuan the books know nothing of
+    # a difference for the auditor: 12.34 yuan loaded on the first meter by an IC card at the
+    # meter (the simulator's public control), which the books know nothing of
     world.advance(START + timedelta(days=3))
-    with world.sim.lock:
-        world.sim._meters[comm_nos[0]].balance_micro -= 12_340_000
+    world.sim.card_top_up(comm_nos[0], DIFFERENCE)
     world.advance(START + timedelta(days=5))
     assert accounts[0] is not None
     return comm_nos[-1], accounts[0]
@@ -90,7 +92,10 @@ def start(tmp: Path) -> Live:
     url = f"sqlite:///{tmp / 'browser.db'}"
     settings = Settings().model_copy(update={"database": DatabaseSettings(url=url)})
     # sessions age on the simulated clock, which runs fast while the meters work
-    staff = settings.staff.model_copy(update={"token_ttl_minutes": 30 * 24 * 60})
+    # and a user is locked out after two failed logins (fewer slow password checks to test it)
+    staff = settings.staff.model_copy(
+        update={"token_ttl_minutes": 30 * 24 * 60, "login_max_failures": 2}
+    )
     settings = settings.model_copy(update={"staff": staff})
     world = build_world(
         settings,
