@@ -61,6 +61,7 @@ def walk_params(client, clerk, engine, passwords):
         "tariff_id": "beijing-residential",
         "command_id": 1,  # none exists: an allowed role gets past the check to a 404
         "campaign_id": 1,  # none exists either
+        "conflict_id": 1,  # none exists either
     }
 
 

@@ -60,6 +60,7 @@ AUDITOR = allow(Role.AUDITOR)
 ADMIN = allow(Role.ADMIN)
 CLERK_READ = allow(Role.CLERK, Role.AUDITOR)  # what clerks keep, auditors read
 ADMIN_READ = allow(Role.ADMIN, Role.AUDITOR)  # what admins keep, auditors read
+MONEY_JUDGED = allow(Role.AUDITOR, Role.ADMIN)  # a person's judgement that moves money
 
 POLICY: Mapping[tuple[str, str], Access] = {
     # the API's own documentation
@@ -117,6 +118,10 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", f"{API}/exceptions"): CLERK_READ,
     ("GET", f"{API}/exceptions/{{exception_id}}"): CLERK_READ,
     ("POST", f"{API}/exceptions/{{exception_id}}/resolve"): CLERK,
+    # push conflicts (corrected re-pushes): accepting moves money, dismissing does not
+    ("GET", f"{API}/exceptions/conflicts"): CLERK_READ,
+    ("POST", f"{API}/exceptions/conflicts/{{conflict_id}}/accept"): MONEY_JUDGED,
+    ("POST", f"{API}/exceptions/conflicts/{{conflict_id}}/dismiss"): ANY_STAFF,
     # tariffs: everyone reads them (clerks choose one for an account)
     ("GET", f"{API}/tariffs"): ANY_STAFF,
     ("GET", f"{API}/tariffs/{{tariff_id}}"): ANY_STAFF,

@@ -81,8 +81,18 @@ def list_conflicts(
 ) -> list[ConflictReview]:
     """Conflicts for the exceptions queue, oldest first, each beside its stored record."""
     with uow:
-        rows = ConflictStore(uow.session).find(status=status, limit=limit)
+        statuses = None if status is None else [status]
+        rows = ConflictStore(uow.session).find(statuses=statuses, limit=limit)
         return [review(uow, r) for r in rows]
+
+
+def conflict_review(uow: UnitOfWork, conflict_id: int) -> ConflictReview:
+    """One conflict beside its stored record; NotFound if there is none."""
+    with uow:
+        row = ConflictStore(uow.session).get(conflict_id)
+        if row is None:
+            raise NotFound(f"no push conflict {conflict_id}")
+        return review(uow, row)
 
 
 def accept_correction(

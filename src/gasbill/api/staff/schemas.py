@@ -250,7 +250,30 @@ class TransferOut(BaseModel):
 # -- the rest ---------------------------------------------------------------------
 
 
+class ConflictOut(BaseModel):
+    """A corrected re-push: the stored values beside the re-pushed ones (decimals in
+    thousandths, as stored), how often it came, and what was decided."""
+
+    status: Literal["open", "accepted", "dismissed"]
+    record: str  # reading | alarm | event
+    data_type: int | None
+    stored: dict[str, Any]
+    corrected: dict[str, Any]
+    times_seen: int
+    first_seen_at: datetime
+    last_seen_at: datetime | None
+    accept: str  # the route of each action (accept: auditor, admin; dismiss: any staff)
+    dismiss: str
+
+
+class ConflictDecisionIn(Body):
+    reason: Reason
+
+
 class ExceptionOut(BaseModel):
+    """A billing exception, or (kind `push_conflict`, id the conflict's) a corrected re-push
+    waiting for review, with its `conflict` details and actions."""
+
     id: int
     kind: str
     status: str
@@ -263,6 +286,7 @@ class ExceptionOut(BaseModel):
     resolved_by: str | None
     resolved_at: datetime | None
     created_at: datetime
+    conflict: ConflictOut | None = None
 
 
 class ResolutionIn(Body):

@@ -23,11 +23,11 @@ class ConflictStore:
             query = query.with_for_update()
         return self.session.exec(query).first()
 
-    def find(self, *, status: str | None, limit: int) -> Sequence[PushConflict]:
+    def find(self, *, statuses: Sequence[str] | None, limit: int) -> Sequence[PushConflict]:
         """Oldest first, like the exceptions they are listed beside."""
         query = select(PushConflict).order_by(col(PushConflict.id))
-        if status is not None:
-            query = query.where(PushConflict.status == status)
+        if statuses is not None:
+            query = query.where(col(PushConflict.status).in_(list(statuses)))
         return self.session.exec(query.limit(limit)).all()
 
     def save(self, row: PushConflict) -> PushConflict:
