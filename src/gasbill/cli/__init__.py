@@ -12,6 +12,7 @@ from gasbill.cli import (
     commands,
     db,
     demo,
+    exceptions,
     imports,
     quote,
     reconcile,
@@ -43,6 +44,7 @@ app.command("reconcile")(reconcile.reconcile_command)
 app.command("true-up")(true_up.true_up_command)
 app.add_typer(commands.app, name="command")
 app.add_typer(campaigns.app, name="campaign")
+app.add_typer(exceptions.app, name="exceptions")
 assert account_money.__name__  # adds pay, refund, adjust, close, readings to `account`
 
 

@@ -106,6 +106,7 @@ def accept_correction(
     now: datetime | None = None,
 ) -> Accepted:
     """Replace the stored values with the re-pushed ones and re-rate from that reading on."""
+    _need_reason(reason)
     now = now or datetime.now(UTC)
     with uow:
         store = ConflictStore(uow.session)
@@ -160,6 +161,7 @@ def dismiss_conflict(
     uow: UnitOfWork, conflict_id: int, *, reason: str, actor: str, now: datetime | None = None
 ) -> PushConflict:
     """Keep the stored values; the conflict is closed with why. No money moves."""
+    _need_reason(reason)
     now = now or datetime.now(UTC)
     with uow:
         store = ConflictStore(uow.session)
@@ -181,9 +183,12 @@ def _open(store: ConflictStore, conflict_id: int) -> PushConflict:
     return row
 
 
-def _decide(row: PushConflict, status: str, reason: str, actor: str, now: datetime) -> None:
+def _need_reason(reason: str) -> None:
     if not reason.strip():
         raise AccountError("a reason says why")
+
+
+def _decide(row: PushConflict, status: str, reason: str, actor: str, now: datetime) -> None:
     row.status, row.reviewed, row.reviewed_by = status, True, actor
     row.reviewed_at, row.review_reason = now, reason
 
