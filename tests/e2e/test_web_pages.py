@@ -105,7 +105,7 @@ def test_sessions_expire_and_logout_ends_them(client, clock) -> None:
     assert client.get("/ui/customers", follow_redirects=False).status_code == 303
 
 
-@pytest.mark.parametrize("amount", ["1.234", "-5", "0", "abc", "1e3"])
+@pytest.mark.parametrize("amount", ["1.234", "-5", "0", "abc", "1e3", "5000.01"])  # over [money]
 def test_a_payment_the_api_would_refuse_is_refused_and_nothing_stored(
     client, engine, account_id, amount
 ) -> None:
