@@ -13,6 +13,7 @@ endpoints have their own envelope and map their own errors.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -190,18 +191,29 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 def allowed_methods(request: Request) -> list[str]:
     """All methods served at the path: Starlette's Allow names only the first route's.
 
-    Each method is put to the app's routes as the router itself would (a
-    route's `matches` is Starlette's public interface, and FastAPI's
-    included routers answer it too), so it holds for every API of the app.
+    The path's own template in OpenAPI decides, a literal one before one
+    with parameters (`/tariffs/reload` is not `/tariffs/{tariff_id}`), so
+    Allow says what the document says; a path outside the document has
+    each method put to the app's routes as the router would (`matches`).
     """
+    templates = [
+        (template.count("{"), operations)
+        for template, operations in request.app.openapi().get("paths", {}).items()
+        if _template(template).fullmatch(request.url.path)
+    ]
+    if templates:
+        operations = min(templates, key=lambda found: found[0])[1]
+        return [m for m in METHODS if m.lower() in operations]
     served = []
     for method in METHODS:
         scope = {**request.scope, "method": method}
-        for route in request.app.router.routes:
-            if route.matches(scope)[0] is Match.FULL:
-                served.append(method)
-                break
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            served.append(method)
     return served
+
+
+def _template(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)))
 
 
 async def _integrity_error(request: Request, exc: Exception) -> Response:
