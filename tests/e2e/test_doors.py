@@ -122,3 +122,40 @@ def test_campaigns_are_listed_and_an_unknown_one_is_404(client, clerk, admin):
 
 def test_an_unknown_command_is_404(client, clerk):
     assert_error(client.get(f"{API}/commands/77", headers=clerk), 404, "not_found")
+
+
+def test_a_meter_mode_meter_is_replaced_once_its_opening_has_ended(client, clerk, engine):
+    """The old meter's credit decides what the new one is opened with: not while a prepay
+    command is still in flight; afterwards the new meter gets an `openaccount` of its own."""
+    account = open_account(
+        client, clerk, billing_mode="meter", initial_fen=20_000, opened_on="2025-03-01"
+    )
+    body = {
+        "at": "2025-03-01T07:00:00+00:00",  # the fake clock says 08:00
+        "old_final_register": "12.5",
+        "new_comm_no": "98765432109876",
+    }
+    url = f"{API}/accounts/{account['id']}/meter-replacements"
+    assert_error(client.post(url, json=body, headers=clerk), 409, "conflict")
+    command_id = account["opening"][0]["id"]
+    cancelled = client.post(f"{API}/commands/{command_id}/cancel", headers=clerk)
+    assert cancelled.status_code == 200, cancelled.text
+
+    replaced = client.post(url, json=body, headers=clerk)
+    assert replaced.status_code == 201, replaced.text
+    done = replaced.json()
+    assert (done["comm_no"], done["billing_mode"], done["ledger_credit"]) == (
+        "98765432109876",
+        "meter",
+        "0.00",
+    )
+    assert done["old_final_register"] == "12.500" and done["meter_remain"] is None
+    shown = client.get(f"{API}/accounts/{account['id']}", headers=clerk).json()
+    assert shown["meter"]["comm_no"] == "98765432109876"
+    assert [s["stage"] for s in shown["opening"]] == ["cancelled", "queued"]
+    assert shown["opening"][-1]["id"] == done["opening_command_id"]
+    with UnitOfWork(engine) as uow:
+        opening = CommandStore(uow.session).get(done["opening_command_id"])
+        assert opening.ctrl_type == CtrlType.OPEN_ACCOUNT
+    future = {**body, "at": "2999-01-01T00:00:00+00:00", "new_comm_no": "11112222333344"}
+    assert_error(client.post(url, json=future, headers=clerk), 422, "invalid_request")

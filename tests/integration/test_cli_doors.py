@@ -106,3 +106,25 @@ def test_an_openings_first_payment_from_the_terminal_keeps_the_configured_maxima
         assert uow.accounts.by_number("M0001") is None
         assert CommandStore(uow.session).of_account(1) == []
     assert run(config, *OPEN[:-1], "100.00").exit_code == 0
+
+
+def test_a_meter_is_replaced_from_the_terminal(tmp_path, db_url):
+    config = write_config(tmp_path, db_url)
+    opened = run(
+        config, "account", "open", "S0002", "--customer", "韩梅梅", "--meter", "12345678900002",
+        "--company", "1001", "--tariff", "beijing-residential", "--register", "3",
+    )  # fmt: skip
+    assert opened.exit_code == 0, opened.output
+    replaced = run(
+        config, "account", "replace-meter", "S0002", "--new-meter", "12345678900003",
+        "--final", "40.5", "--opening", "0.01",
+    )  # fmt: skip
+    assert replaced.exit_code == 0, replaced.output
+    assert "old meter closed at 40.5 m³, meter 12345678900003 bound" in replaced.stdout
+    shown = run(config, "account", "show", "--meter", "12345678900003")
+    assert shown.exit_code == 0 and "S0002" in shown.stdout
+    below = run(
+        config, "account", "replace-meter", "S0002", "--new-meter", "12345678900004",
+        "--final", "0.001",
+    )  # fmt: skip
+    assert below.exit_code == 2 and "below the old meter's opening" in below.stderr

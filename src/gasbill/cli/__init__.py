@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from gasbill.cli import (
+    account_meter,
     account_money,
     accounts,
     audit,
@@ -46,6 +47,7 @@ app.add_typer(commands.app, name="command")
 app.add_typer(campaigns.app, name="campaign")
 app.add_typer(exceptions.app, name="exceptions")
 assert account_money.__name__  # adds pay, refund, adjust, close, readings to `account`
+assert account_meter.__name__  # adds replace-meter to `account`
 
 
 def main() -> None:

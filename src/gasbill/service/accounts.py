@@ -173,45 +173,70 @@ def replace_meter(
     uow: UnitOfWork, replacement: Replacement, *, actor: str, last_billed_litres: int | None = None
 ) -> MeterBinding:
     """Close the old meter at its final reading and bind the new one at its opening reading."""
-    check_comm_no(replacement.new_comm_no)
     with uow:
-        account = uow.accounts.get(replacement.account_id, lock=True)
-        if account is None:
-            raise NotFound(f"no account {replacement.account_id}")
-        old = uow.accounts.active_binding(replacement.account_id)
-        if old is None:
-            raise Conflict(f"account {account.number} has no meter to replace")
-        if replacement.at <= old.bound_at:
-            raise AccountError("the replacement must come after the old meter was bound")
-        check_replacement(
-            old_final_litres=replacement.old_final_register.litres,
-            last_billed_litres=last_billed_litres,
-            new_opening_litres=replacement.new_opening_register.litres,
-        )
-        before = snapshot(old)
-        old.unbound_at = replacement.at
-        old.final_litres = replacement.old_final_register.litres
-        uow.session.add(old)
-        uow.flush()
-        new = _bind(
-            uow,
-            account,
-            account.company_no,
-            replacement.new_comm_no,
-            replacement.at,
-            replacement.new_opening_register.litres,
-            reason=replacement.reason,
-        )
-        uow.audit.record(
-            actor=actor,
-            action="meter.replace",
-            entity="account",
-            entity_id=account.id,
-            before=before,
-            after={"closed": snapshot(old), "opened": snapshot(new)},
+        _, new = replace_within(
+            uow, replacement, actor=actor, last_billed_litres=last_billed_litres
         )
         uow.commit()
         return new
+
+
+def replace_within(
+    uow: UnitOfWork,
+    replacement: Replacement,
+    *,
+    actor: str,
+    last_billed_litres: int | None = None,
+) -> tuple[MeterBinding, MeterBinding]:
+    """`replace_meter` inside the caller's unit of work, which commits: (old, new) bindings.
+
+    Billing closes the old register at its final reading and opens the new
+    one at its opening reading.
+    """
+    check_comm_no(replacement.new_comm_no)
+    account = uow.accounts.get(replacement.account_id, lock=True)
+    if account is None:
+        raise NotFound(f"no account {replacement.account_id}")
+    if account.status != "active":
+        raise Conflict(f"account {account.number} is {account.status}")
+    old = uow.accounts.active_binding(replacement.account_id)
+    if old is None:
+        raise Conflict(f"account {account.number} has no meter to replace")
+    if replacement.at <= old.bound_at:
+        raise AccountError("the replacement must come after the old meter was bound")
+    if replacement.old_final_register.litres < old.opening_litres:
+        raise AccountError(
+            f"the final register {replacement.old_final_register.fixed()} m³ is below the "
+            f"old meter's opening {Volume.of_litres(old.opening_litres).fixed()} m³"
+        )
+    check_replacement(
+        old_final_litres=replacement.old_final_register.litres,
+        last_billed_litres=last_billed_litres,
+        new_opening_litres=replacement.new_opening_register.litres,
+    )
+    before = snapshot(old)
+    old.unbound_at = replacement.at
+    old.final_litres = replacement.old_final_register.litres
+    uow.session.add(old)
+    uow.flush()
+    new = _bind(
+        uow,
+        account,
+        account.company_no,
+        replacement.new_comm_no,
+        replacement.at,
+        replacement.new_opening_register.litres,
+        reason=replacement.reason,
+    )
+    uow.audit.record(
+        actor=actor,
+        action="meter.replace",
+        entity="account",
+        entity_id=account.id,
+        before=before,
+        after={"closed": snapshot(old), "opened": snapshot(new)},
+    )
+    return old, new
 
 
 ADJUSTABLE = ("persons", "warning_fen", "cutoff_fen", "reopen_fen", "tariff_id", "status")

@@ -27,6 +27,7 @@ from gasbill.api.staff.schemas import (
     PathId,
     ReadingOut,
     ReplacementIn,
+    ReplacementOut,
     TransferOut,
 )
 from gasbill.bootstrap import Services
@@ -37,12 +38,12 @@ from gasbill.service.accounts import (
     NewAccount,
     NotFound,
     Replacement,
-    replace_meter,
     update_account,
 )
 from gasbill.service.closing import close_account
 from gasbill.service.lookup import account_readings, find_account
 from gasbill.service.opening import open_with_payment, opening_progress
+from gasbill.service.replacing import Replaced, replace_account_meter
 
 router = APIRouter(prefix=f"{API}/accounts", tags=["accounts"])
 
@@ -226,10 +227,13 @@ def update(
 @router.post(
     "/{account_id}/meter-replacements",
     status_code=201,
-    summary="Replace the meter: the old one's final reading, the new one's opening reading",
+    summary="Replace the meter: the old one's final reading, the new one's opening reading "
+    "(meter mode: the old meter's credit settled, the new meter opened with it)",
 )
-def replace(account_id: PathId, body: ReplacementIn, user: CurrentUser, uow: UowDep) -> MeterOut:
-    binding = replace_meter(
+def replace(
+    account_id: PathId, body: ReplacementIn, user: CurrentUser, ctx: ContextDep, uow: UowDep
+) -> ReplacementOut:
+    done = replace_account_meter(
         uow,
         Replacement(
             account_id=account_id,
@@ -239,10 +243,33 @@ def replace(account_id: PathId, body: ReplacementIn, user: CurrentUser, uow: Uow
             new_opening_register=Volume(body.new_opening_register),
             reason=body.reason,
         ),
+        idempotency_key=f"replace-{account_id}-{body.new_comm_no}-{int(body.at.timestamp())}",
         actor=user.username,
+        now=ctx.clock(),
+        catalog=ctx.catalog,
+        codec=_services(ctx).codec,
+        policy=ctx.commands,
     )
     with uow:
-        return meter_out(uow, binding)
+        return replacement_out(uow, done)
+
+
+def replacement_out(uow: UnitOfWork, done: Replaced) -> ReplacementOut:
+    """Call inside `with uow:`: the new meter, and how the old one was settled."""
+
+    def yuan(fen: int | None) -> str | None:
+        return None if fen is None else Money.of_fen(fen).fixed()
+
+    final = done.old.final_litres
+    return ReplacementOut(
+        **meter_out(uow, done.new).model_dump(),
+        billing_mode=done.billing_mode,
+        old_final_register=None if final is None else Volume.of_litres(final).fixed(),
+        ledger_credit=yuan(done.ledger_credit_fen),
+        meter_remain=yuan(done.meter_remain_fen),
+        difference=yuan(done.difference_fen),
+        opening_command_id=done.opening_command_id,
+    )
 
 
 @router.get("/{account_id}/balance", summary="The account's balances in the ledger")

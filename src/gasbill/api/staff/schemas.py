@@ -125,6 +125,17 @@ class MeterOut(BaseModel):
     reason: str = ""
 
 
+class ReplacementOut(MeterOut):
+    """The new meter's binding; in meter mode, how the old meter was settled."""
+
+    billing_mode: str = "system"
+    old_final_register: str | None = None  # m³
+    ledger_credit: str | None = None  # yuan moved from meter_credit to prepaid, then to the meter
+    meter_remain: str | None = None  # yuan: the old meter's last reported balance
+    difference: str | None = None  # yuan: meter_remain − ledger_credit
+    opening_command_id: int | None = None  # the new meter's openaccount
+
+
 class AccountOut(BaseModel):
     id: int
     number: str

@@ -16,9 +16,10 @@ from gasbill.adapters.db.uow import retried
 from gasbill.api.staff.schemas import ClosureIn, PaymentIn, RefundIn, ReplacementIn
 from gasbill.domain.money import Volume
 from gasbill.service import ledger
-from gasbill.service.accounts import Replacement, replace_meter
+from gasbill.service.accounts import Replacement
 from gasbill.service.closing import close_account
 from gasbill.service.payments import take_payment, top_up_progress
+from gasbill.service.replacing import replace_account_meter
 from gasbill.web import statements, views
 from gasbill.web.charts import column_chart
 from gasbill.web.forms import fen_from_yuan, validated
@@ -213,7 +214,7 @@ async def replace(request: Request, account_id: int, user: WebUser) -> Response:
             ReplacementIn,
             {**values, "at": ctx.clock(), "reason": values["reason"] or "meter replaced"},
         )
-        return replace_meter(
+        return replace_account_meter(
             uow_of(request),
             Replacement(
                 account_id=account_id,
@@ -223,7 +224,12 @@ async def replace(request: Request, account_id: int, user: WebUser) -> Response:
                 new_opening_register=Volume(body.new_opening_register),
                 reason=body.reason,
             ),
+            idempotency_key=f"web-replace:{account_id}:{body.new_comm_no}:{uuid.uuid4().hex}",
             actor=user.username,
+            now=body.at,
+            catalog=ctx.catalog,
+            codec=codec_of(ctx),
+            policy=ctx.commands,
         )
 
     _, error = attempt(run)
