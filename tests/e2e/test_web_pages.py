@@ -182,6 +182,7 @@ def test_every_page_answers_every_role_as_the_policy_table_says(
         "transfer_id": transfer_id,
         "command_id": 1,
         "exception_id": 1,
+        "conflict_id": 1,
         "user_id": 1,
         "action": "none",  # an unknown action: past the role check, changes nothing
         "language": "en",
@@ -290,3 +291,43 @@ def test_closing_an_account_in_the_pages_is_the_apis_closure(client, engine, acc
     assert "refund" in kinds, kinds
     again = client.post(f"/ui/accounts/{account_id}/close", data=form)
     assert again.status_code == 422
+
+
+def test_a_corrected_reading_is_dismissed_by_a_clerk_and_accepted_by_an_auditor_in_the_pages(
+    client, engine, account_id
+) -> None:
+    """The exceptions page lists corrections beside the stored value; each role its action."""
+    from tests.e2e.test_conflicts_api import push
+
+    push(engine, "2025-01-02", "14.0")
+    push(engine, "2025-01-03", "16.0")
+    push(engine, "2025-01-02", "14.5")  # a correction
+    push(engine, "2025-01-03", "99.0")  # another
+    web_login(client, "clerk")
+    page = client.get("/ui/exceptions").text
+    assert len(re.findall(r"conflicts/\d+/dismiss", page)) == 2, page[-3000:]
+    assert "/accept" not in page  # accepting moves money
+    token = csrf_of(client, "/ui/exceptions")
+    first, second = re.findall(r"/ui/exceptions/conflicts/(\d+)/dismiss", page)
+    done = client.post(
+        f"/ui/exceptions/conflicts/{second}/dismiss",
+        data={"csrf_token": token, "reason": "a misread"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    refused = client.post(
+        f"/ui/exceptions/conflicts/{first}/accept", data={"csrf_token": token, "reason": "x"}
+    )
+    assert refused.status_code == 403
+    client.cookies.clear()
+    web_login(client, "auditor")
+    token = csrf_of(client, "/ui/exceptions")
+    accepted = client.post(
+        f"/ui/exceptions/conflicts/{first}/accept",
+        data={"csrf_token": token, "reason": "the platform corrected it"},
+        follow_redirects=False,
+    )
+    assert accepted.status_code == 303, accepted.text
+    with UnitOfWork(engine) as uow:
+        assert uow.audit.latest(1)[0].action == "push_conflict.accept"
+    assert "/accept" not in client.get("/ui/exceptions").text

@@ -161,6 +161,8 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", f"{UI}/accounts/{{account_id}}/statement"): CLERK_READ,
     ("GET", f"{UI}/exceptions"): CLERK_READ,
     ("POST", f"{UI}/exceptions/{{exception_id}}/resolve"): CLERK,
+    ("POST", f"{UI}/exceptions/conflicts/{{conflict_id}}/accept"): MONEY_JUDGED,
+    ("POST", f"{UI}/exceptions/conflicts/{{conflict_id}}/dismiss"): ANY_STAFF,
     ("POST", f"{UI}/commands/{{command_id}}/{{action}}"): CLERK,
     ("GET", f"{UI}/day-end"): CLERK_READ,
     ("GET", f"{UI}/day-end/export"): CLERK_READ,

@@ -12,13 +12,20 @@ from fastapi.responses import Response
 
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
-from gasbill.api.staff.schemas import AccountIn, CustomerIn, PaymentIn, ResolutionIn
+from gasbill.api.staff.schemas import (
+    AccountIn,
+    ConflictDecisionIn,
+    CustomerIn,
+    PaymentIn,
+    ResolutionIn,
+)
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.money import Volume
 from gasbill.service.accounts import NewAccount, create_customer
 from gasbill.service.commands.actions import cancel_command, retry_command
 from gasbill.service.exceptions import resolve_exception
 from gasbill.service.opening import open_with_payment
+from gasbill.service.push_conflicts import accept_correction, dismiss_conflict, list_conflicts
 from gasbill.web import views
 from gasbill.web.forms import FormProblem, fen_from_yuan, validated
 from gasbill.web.pages.common import attempt, codec_of, ctx_of, form_text, go, uow_of
@@ -178,11 +185,15 @@ def exceptions(request: Request, user: WebUser, status: str = "open") -> Respons
             status=None if status == "all" else status, account_id=None, offset=0, limit=200
         )
         commands = CommandStore(uow.session).needing_attention(200)
+    conflicts = list_conflicts(uow_of(request), status="open" if status == "open" else None)
+    if status == "resolved":
+        conflicts = [c for c in conflicts if c.conflict.status != "open"]
     return render(
         request,
         "exceptions.html",
         rows=rows,
         commands=commands,
+        conflicts=conflicts,
         shown=status,
         message=request.query_params.get("done"),
     )
@@ -207,6 +218,48 @@ async def exception_resolve(request: Request, exception_id: int, user: WebUser) 
     if error:
         return render(request, "message.html", 422, message=error)
     return go("/exceptions?done=resolved")
+
+
+@router.post("/exceptions/conflicts/{conflict_id}/accept")
+async def conflict_accept(request: Request, conflict_id: int, user: WebUser) -> Response:
+    """Accept a corrected reading: re-rated from that day, the difference posted."""
+    form = await request.form()
+    ctx = ctx_of(request)
+
+    def run() -> Any:
+        body = validated(ConflictDecisionIn, {"reason": form_text(form, "reason")})
+        return accept_correction(
+            uow_of(request),
+            conflict_id,
+            reason=body.reason,
+            actor=user.username,
+            catalog=ctx.catalog,
+            max_flow_m3_per_hour=ctx.settings.rating.max_flow_m3_per_hour,
+            now=ctx.clock(),
+        )
+
+    _, error = attempt(run)
+    if error:
+        return render(request, "message.html", 422, message=error)
+    return go("/exceptions?done=accepted")
+
+
+@router.post("/exceptions/conflicts/{conflict_id}/dismiss")
+async def conflict_dismiss(request: Request, conflict_id: int, user: WebUser) -> Response:
+    """Dismiss a corrected reading with a reason: no money moves."""
+    form = await request.form()
+    ctx = ctx_of(request)
+
+    def run() -> Any:
+        body = validated(ConflictDecisionIn, {"reason": form_text(form, "reason")})
+        return dismiss_conflict(
+            uow_of(request), conflict_id, reason=body.reason, actor=user.username, now=ctx.clock()
+        )
+
+    _, error = attempt(run)
+    if error:
+        return render(request, "message.html", 422, message=error)
+    return go("/exceptions?done=dismissed")
 
 
 @router.post("/commands/{command_id}/{action}")
