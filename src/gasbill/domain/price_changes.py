@@ -22,9 +22,10 @@ from gasbill.domain.commands import LadderPrice, ladder_price_for
 from gasbill.domain.cycles import Cycle, local_midnight
 from gasbill.domain.money import Price
 from gasbill.domain.rating import RatingContext, opening_share
-from gasbill.domain.tariff import Tariff, TariffVersion
+from gasbill.domain.tariff import Proration, Tariff, TariffVersion
 
 BASE = "base"  # the label part of a season change back to a version's own prices
+FULL_LADDER = "full ladder"  # the label part of a push back to the full thresholds
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,79 @@ def opening_instant(tariff: Tariff, opened_on: date) -> datetime:
     return local_midnight(opened_on, ZoneInfo(tariff.zone))
 
 
+def opening_cycle_end(tariff: Tariff, opened_on: date) -> datetime:
+    """The next cycle boundary after an opening: where a prorated opening cycle ends."""
+    zone = ZoneInfo(tariff.zone)
+    opened = opening_instant(tariff, opened_on)
+    version = tariff.version_at(max(opened, tariff.versions[0].effective_from))
+    return local_midnight(version.cycle.bounds(opened_on)[1], zone)
+
+
+def held_share(tariff: Tariff, change: PriceChange, opened_on: date | None) -> tuple[int, int]:
+    """The share of the thresholds in the ladder a meter gets for `change`.
+
+    The opening proration of the cycle the ladder is pushed for: that of the
+    change, or of the opening when the change was already in force then (the
+    meter was opened with it). Full, (1, 1), from the cycle after the opening.
+    """
+    version = tariff.versions[change.version_index]
+    if version.opening_proration is Proration.NONE or opened_on is None:
+        return 1, 1
+    zone = ZoneInfo(tariff.zone)
+    day = max(change.at, opening_instant(tariff, opened_on)).astimezone(zone).date()
+    first, last = version.cycle.bounds(day)
+    cycle = Cycle(local_midnight(first, zone), local_midnight(last, zone), tariff.zone)
+    context = RatingContext(opened_on=opened_on, whole_m3=True)
+    return opening_share(version.opening_proration, version, cycle, context)
+
+
+def full_ladder_change(tariff: Tariff, opened_on: date) -> PriceChange | None:
+    """The push that puts a prorated meter back on the full ladder, if it needs one.
+
+    At the first cycle boundary after a prorated opening the meter still
+    holds its opening thresholds: it needs the prices in force then with the
+    full thresholds. None when the opening was not prorated, or when a price
+    change falls on that boundary (its own push carries the full ladder).
+    """
+    boundary = opening_cycle_end(tariff, opened_on)
+    changes = price_changes(tariff, boundary)
+    opened = change_in_force(changes, opening_instant(tariff, opened_on)) or changes[0]
+    if held_share(tariff, opened, opened_on) == (1, 1):
+        return None
+    return full_ladder_at(tariff, boundary)
+
+
+def full_ladder_at(tariff: Tariff, boundary: datetime) -> PriceChange | None:
+    """The full-ladder push at a cycle boundary: the prices in force then, labelled as such.
+
+    None where a price change falls on the boundary (its push is full already).
+    """
+    in_force = change_in_force(price_changes(tariff, boundary), boundary)
+    if in_force is None or in_force.at == boundary:
+        return None
+    zone = ZoneInfo(tariff.zone)
+    label = f"{in_force.label} {FULL_LADDER} {boundary.astimezone(zone):%Y-%m-%d}"
+    return PriceChange(boundary, label, in_force.version_index, in_force.prices)
+
+
+def is_full_ladder(label: str) -> bool:
+    """Whether a campaign's label names a full-ladder push (not a price change)."""
+    return f" {FULL_LADDER} " in label
+
+
+def meter_changes(tariff: Tariff, until: datetime, opened_on: date | None) -> list[PriceChange]:
+    """Every ladder a meter opened on `opened_on` may be pushed, at or before `until`, in order.
+
+    The tariff's price changes, and the full-ladder push after a prorated opening.
+    """
+    changes = price_changes(tariff, until)
+    full = None if opened_on is None else full_ladder_change(tariff, opened_on)
+    if full is not None and full.at <= until:
+        changes.append(full)
+        changes.sort(key=lambda change: change.at)
+    return changes
+
+
 def ladder_for(
     tariff: Tariff, change: PriceChange, persons: int | None, opened_on: date | None
 ) -> LadderPrice:
@@ -96,13 +170,10 @@ def ladder_for(
 
     The cycle start sent is the version's cycle anchor (as for every push of
     that cycle rule), so a meter keeps counting its cycle across a price
-    change and restarts it only when the cycle rule itself changes.
+    change and restarts it only when the cycle rule itself changes. The
+    thresholds are those of `held_share`.
     """
     version = tariff.versions[change.version_index]
-    zone = ZoneInfo(tariff.zone)
-    day = change.at.astimezone(zone).date()
-    first, last = version.cycle.bounds(day)
-    cycle = Cycle(local_midnight(first, zone), local_midnight(last, zone), tariff.zone)
-    context = RatingContext(persons=persons, opened_on=opened_on, whole_m3=True)
-    share = opening_share(version.opening_proration, version, cycle, context)
+    day = change.at.astimezone(ZoneInfo(tariff.zone)).date()
+    share = held_share(tariff, change, opened_on)
     return ladder_price_for(version, persons, month=day.month, share=share, tariff_id=tariff.id)

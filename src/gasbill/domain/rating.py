@@ -342,7 +342,13 @@ class Rater:
 def opening_share(
     policy: Proration, version: TariffVersion, cycle: Cycle, context: RatingContext
 ) -> tuple[int, int]:
-    """The share of the opening cycle left when the account opened: (numerator, denominator)."""
+    """The share of the opening cycle left when the account opened: (numerator, denominator).
+
+    A version of a tariff as a meter applied it carries the share the meter
+    holds (`meter_share`), in every cycle.
+    """
+    if version.meter_share is not None:
+        return version.meter_share
     opened = context.opened_on
     if policy is Proration.NONE or opened is None:
         return 1, 1

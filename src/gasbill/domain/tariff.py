@@ -80,6 +80,11 @@ class TariffVersion:
     household: HouseholdPolicy = field(default_factory=HouseholdPolicy)
     opening_proration: Proration = Proration.NONE
     reset_on_change: bool = False
+    # Tariffs as a meter applied them only: the share (numerator, denominator)
+    # of the thresholds the meter holds in every cycle, whatever the opening
+    # rule says (a meter keeps its prorated opening ladder until it gets a
+    # full one). None: `opening_proration` decides, cycle by cycle.
+    meter_share: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         where = f"version {self.label!r}"

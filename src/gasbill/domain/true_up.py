@@ -23,6 +23,9 @@ from gasbill.domain.errors import TariffError
 from gasbill.domain.price_changes import (
     PriceChange,
     change_in_force,
+    full_ladder_change,
+    held_share,
+    meter_changes,
     opening_instant,
     price_changes,
 )
@@ -33,19 +36,21 @@ LABEL_HORIZON = timedelta(days=366)  # how far past the last confirmation labels
 
 
 def meter_entries(
-    tariff: Tariff, confirmed: Mapping[str, datetime]
+    tariff: Tariff, confirmed: Mapping[str, datetime], opened_on: date | None = None
 ) -> list[tuple[datetime, PriceChange]]:
     """The ladders the meter held, in order: (from when, which change).
 
     Ordered by confirmation time (a meter holds what it confirmed last); of
     two confirmed at one instant the later change wins. Labels that are not
-    this tariff's changes are ignored.
+    this tariff's changes (or, given the opening day, its full-ladder push)
+    are ignored.
     """
     if not confirmed:
         return []
     horizon = max(confirmed.values()) + LABEL_HORIZON
+    changes = meter_changes(tariff, horizon, opened_on)
     found = sorted(
-        ((confirmed[c.label], c) for c in price_changes(tariff, horizon) if c.label in confirmed),
+        ((confirmed[c.label], c) for c in changes if c.label in confirmed),
         key=lambda entry: (entry[0], entry[1].at),
     )
     entries: list[tuple[datetime, PriceChange]] = []
@@ -57,15 +62,20 @@ def meter_entries(
     return entries
 
 
-def meter_tariff(tariff: Tariff, confirmed: Mapping[str, datetime]) -> Tariff:
+def meter_tariff(
+    tariff: Tariff, confirmed: Mapping[str, datetime], opened_on: date | None = None
+) -> Tariff:
     """The tariff as the meter applied it: each confirmed change in force from its confirmation.
 
     One version per ladder the meter held, with that ladder's prices and no
     seasons (the meter knows none). The meter restarts its cycle count only
     when the cycle rule changes, never at a price change, so no version here
-    resets the counter.
+    resets the counter. Given the opening day, each version carries the
+    share of the thresholds the meter held with it (`held_share`), in every
+    cycle: a prorated opening ladder stays prorated until a full one is
+    confirmed.
     """
-    entries = meter_entries(tariff, confirmed)
+    entries = meter_entries(tariff, confirmed, opened_on)
     if not entries:
         raise TariffError(f"tariff {tariff.id!r}: no price change confirmed on the meter")
     versions = tuple(
@@ -76,6 +86,7 @@ def meter_tariff(tariff: Tariff, confirmed: Mapping[str, datetime]) -> Tariff:
             prices=change.prices,
             seasons=(),
             reset_on_change=False,
+            meter_share=None if opened_on is None else held_share(tariff, change, opened_on),
         )
         for at, change in entries
     )
@@ -95,7 +106,10 @@ def with_opening(
 
 
 def as_of(
-    tariff: Tariff, confirmed: Mapping[str, datetime], since: datetime
+    tariff: Tariff,
+    confirmed: Mapping[str, datetime],
+    since: datetime,
+    opened_on: date | None = None,
 ) -> dict[str, datetime]:
     """The confirmations that still matter when rating from `since` on.
 
@@ -107,7 +121,7 @@ def as_of(
     """
     if len({version.cycle for version in tariff.versions}) > 1:
         return dict(confirmed)
-    entries = meter_entries(tariff, confirmed)
+    entries = meter_entries(tariff, confirmed, opened_on)
     kept = {change.label: at for at, change in entries if at > since}
     earlier = [(at, change) for at, change in entries if at <= since]
     if earlier:
@@ -117,18 +131,27 @@ def as_of(
 
 
 def divergence(
-    tariff: Tariff, confirmed: Mapping[str, datetime], until: datetime
+    tariff: Tariff,
+    confirmed: Mapping[str, datetime],
+    until: datetime,
+    opened_on: date | None = None,
 ) -> list[tuple[datetime, datetime]]:
-    """The stretches [start, end) up to `until` where the meter held other prices than in force."""
-    entries = meter_entries(tariff, confirmed)
+    """The stretches [start, end) up to `until` where the meter held another ladder than in force.
+
+    Other prices, or (given the opening day) prorated opening thresholds
+    after the opening cycle has ended.
+    """
+    entries = meter_entries(tariff, confirmed, opened_on)
     if not entries or until <= entries[0][0]:
         return []
     official = price_changes(tariff, until)
+    full = None if opened_on is None else full_ladder_change(tariff, opened_on)
     first = entries[0][0]
     points = sorted(
         {first}
         | {c.at for c in official if first < c.at <= until}
         | {at for at, _ in entries if at <= until}
+        | ({full.at} if full is not None and first < full.at <= until else set())
     )
     stretches: list[tuple[datetime, datetime]] = []
     for k, start in enumerate(points):
@@ -137,7 +160,15 @@ def divergence(
             continue
         in_force = change_in_force(official, start)
         held = [change for at, change in entries if at <= start][-1]
-        if in_force is not None and in_force.label == held.label:
+        # prorated opening thresholds held past the opening cycle
+        stale = (
+            full is not None and start >= full.at and held_share(tariff, held, opened_on) != (1, 1)
+        )
+        if (
+            in_force is not None
+            and (in_force.version_index, in_force.prices) == (held.version_index, held.prices)
+            and not stale
+        ):
             continue
         if stretches and stretches[-1][1] == start:
             stretches[-1] = (stretches[-1][0], end)
@@ -152,6 +183,7 @@ def true_up_start(
     now: datetime,
     *,
     settled_after: timedelta = timedelta(days=31),
+    opened_on: date | None = None,
 ) -> datetime | None:
     """Where re-rating for the true-up must start: the cycle of the earliest open divergence.
 
@@ -161,7 +193,7 @@ def true_up_start(
     """
     zone = ZoneInfo(tariff.zone)
     starts = []
-    for start, end in divergence(tariff, confirmed, now):
+    for start, end in divergence(tariff, confirmed, now, opened_on):
         last = end - timedelta(microseconds=1)
         cycle_end = tariff.version_at(last).cycle.bounds(last.astimezone(zone).date())[1]
         if local_midnight(cycle_end, zone) > now - settled_after:

@@ -19,7 +19,13 @@ from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import SetPrice
 from gasbill.domain.errors import GasbillError
-from gasbill.domain.price_changes import PriceChange, ladder_for, price_changes
+from gasbill.domain.price_changes import (
+    PriceChange,
+    full_ladder_at,
+    is_full_ladder,
+    ladder_for,
+    price_changes,
+)
 from gasbill.domain.tariff import Tariff
 from gasbill.service.accounts import Conflict, NotFound
 from gasbill.service.commands.queue import CommandPolicy, queue_intent
@@ -50,13 +56,17 @@ def retry_failed_meters(
         if campaign is None:
             raise NotFound(f"no campaign {campaign_id}")
         tariff = catalog.get(campaign.tariff_id)
-        change = next(
-            (
-                c
-                for c in price_changes(tariff, max(now, campaign.effective_at))
-                if c.label == campaign.label
-            ),
-            None,
+        change = (
+            full_ladder_at(tariff, campaign.effective_at)
+            if is_full_ladder(campaign.label)
+            else next(
+                (
+                    c
+                    for c in price_changes(tariff, max(now, campaign.effective_at))
+                    if c.label == campaign.label
+                ),
+                None,
+            )
         )
         if change is None:
             raise Conflict(f"campaign {campaign_id}: {campaign.label!r} is no longer in the tariff")

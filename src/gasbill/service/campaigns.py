@@ -5,6 +5,8 @@
 1. for each tariff of a meter-mode account, creates the campaign of the
    price change now due (a version or a season becoming effective, within
    the lead time) — once: a campaign is unique by (tariff, change label);
+   Then, past a cycle boundary, the meters opened prorated in the cycle
+   that ended get the full ladder (`full_ladder`), as a campaign of its own;
 2. enrols every active meter-mode meter on that tariff that lacks the
    change: a `setprice` with its own ladder (household size, opening
    proration, whole-m³ thresholds, the cycle) goes into the outbox, tagged
@@ -47,6 +49,7 @@ from gasbill.domain.price_changes import (
 )
 from gasbill.domain.tariff import Tariff
 from gasbill.service.commands.queue import CommandPolicy, queue_intent
+from gasbill.service.full_ladder import full_ladders_due
 from gasbill.service.meter_tariffs import meter_confirmations
 
 log = logging.getLogger("gasbill.campaigns")
@@ -129,6 +132,9 @@ def run_campaigns(
             outcome.errors.append(f"tariff {tariff_id}: {exc}")
             continue
         _create_due(uow_factory, tariff, first_opened, now, lead, outcome)
+        outcome.enrolled += full_ladders_due(
+            uow_factory, tariff, codec=codec, policy=policy, now=now, push=_push
+        )
     with uow_factory() as uow:
         enrolling = list(CampaignStore(uow.session).all(status="enrolling"))
     for campaign in enrolling:

@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from datetime import date, datetime
 
 from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.domain.price_changes import held_share
 from gasbill.domain.rating import Rater
-from gasbill.domain.tariff import Tariff
-from gasbill.domain.true_up import as_of, meter_tariff, with_opening
+from gasbill.domain.tariff import Proration, Tariff
+from gasbill.domain.true_up import as_of, meter_entries, meter_tariff, with_opening
 
-RaterKey = tuple[int, frozenset[tuple[str, datetime]]]
+RaterKey = tuple[int, frozenset[tuple[str, datetime]], date | None]
 
 
 class MeterRaters:
@@ -29,14 +30,19 @@ class MeterRaters:
         self._raters: OrderedDict[RaterKey, tuple[Tariff, Rater]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def rater(self, tariff: Tariff, confirmed: Mapping[str, datetime]) -> Rater:
-        key = (id(tariff), frozenset(confirmed.items()))
+    def rater(
+        self, tariff: Tariff, confirmed: Mapping[str, datetime], opened_on: date | None = None
+    ) -> Rater:
+        """The rater of `meter_tariff`; the opening day is part of the key only where it counts."""
+        # every ladder held full: meters opened on any day share one rater
+        shared = opened_on is None or not _prorated(tariff, confirmed, opened_on)
+        key = (id(tariff), frozenset(confirmed.items()), None if shared else opened_on)
         with self._lock:
             found = self._raters.get(key)
             if found is not None and found[0] is tariff:
                 self._raters.move_to_end(key)
                 return found[1]
-        rater = Rater(meter_tariff(tariff, confirmed))
+        rater = Rater(meter_tariff(tariff, confirmed, opened_on))
         with self._lock:
             self._raters[key] = (tariff, rater)
             self._raters.move_to_end(key)
@@ -47,6 +53,16 @@ class MeterRaters:
     def clear(self) -> None:
         with self._lock:
             self._raters.clear()
+
+
+def _prorated(tariff: Tariff, confirmed: Mapping[str, datetime], opened_on: date) -> bool:
+    """Whether any ladder the meter held has prorated thresholds."""
+    if all(v.opening_proration is Proration.NONE for v in tariff.versions):
+        return False
+    return any(
+        held_share(tariff, change, opened_on) != (1, 1)
+        for _, change in meter_entries(tariff, confirmed, opened_on)
+    )
 
 
 SHARED = MeterRaters()
@@ -71,4 +87,5 @@ def meter_rater(
     """The rater of the tariff as this account's meter applied it, for rating from `since` on."""
     tariff = catalog.get(tariff_id)
     full = meter_confirmations(tariff, confirmed, opened_on)
-    return raters.rater(tariff, full if since is None else as_of(tariff, full, since))
+    kept = full if since is None else as_of(tariff, full, since, opened_on)
+    return raters.rater(tariff, kept, opened_on)

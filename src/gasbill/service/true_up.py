@@ -271,7 +271,9 @@ def _plans(
         assert account.id is not None
         tariff = catalog.get(account.tariff_id)
         held = meter_confirmations(tariff, confirmed.get(account.id, {}), account.opened_on)
-        start = true_up_start(tariff, held, now, settled_after=settled_after)
+        start = true_up_start(
+            tariff, held, now, settled_after=settled_after, opened_on=account.opened_on
+        )
         if start is not None:
             plans[account.id] = (account, held, start)
     return plans
