@@ -71,3 +71,36 @@ def test_group_commit_counts_the_same_correction_on_one_row(engine):
         batch = [reading_row("1001", reading(100_500), POLICY, NOW) for _ in range(2)]
         write_reading_rows(engine, batch)
     assert [n for _, _, n in conflicts(engine)] == [6]
+
+
+def test_the_migration_merges_the_rows_written_one_per_arrival(tmp_path):
+    """Rows from before e4f5a6b7c8d9 (one per arrival) become one per value, counted."""
+    from gasbill.adapters.db.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "d1e2f3a4b5c6")
+    engine = sa.create_engine(url)
+    key = '["12345678901234",1,"2025-02-01T00:00:00+08:00"]'
+    values = [
+        ('{"std_sum":100500}', "2025-03-01 00:00:00", 0),
+        ('{"std_sum":100500}', "2025-03-02 00:00:00", 0),
+        ('{"std_sum":100500}', "2025-03-03 00:00:00", 0),
+        ('{"std_sum":100700}', "2025-03-04 00:00:00", 1),
+    ]
+    with engine.begin() as conn:
+        for second, at, reviewed in values:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO push_conflict (kind, company_no, natural_key, first, second, "
+                    "received_at, reviewed) VALUES ('reading', '1001', :k, :f, :s, :at, :r)"
+                ),
+                {"k": key, "f": '{"std_sum":100000}', "s": second, "at": at, "r": reviewed},
+            )
+    upgrade(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT times_seen, status, last_seen_at FROM push_conflict ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [(n, s) for n, s, _ in rows] == [(3, "open"), (1, "dismissed")]
+    assert str(rows[0][2]).startswith("2025-03-03")
