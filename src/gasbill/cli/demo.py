@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from gasbill.api.security import Argon2Passwords
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.config import DatabaseSettings
 from gasbill.demo import scenario
+from gasbill.demo.live import LiveClock
 from gasbill.demo.summary import Summary, summarise
 from gasbill.demo.world import World, build_world
 from gasbill.domain.money import Money
@@ -34,6 +36,16 @@ from iotsim.faults import FaultSettings
 from iotsim.settings import SimulatorSettings
 
 DEMO_DB = Path("var/demo.db")
+DEMO_SESSION_MINUTES = 90 * 24 * 60  # in simulated time
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse before minutes of simulation, not after, when the port is taken."""
+    try:
+        with socket.socket() as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port} afterwards ({exc.strerror}): choose --port")
 
 
 def demo_command(
@@ -57,6 +69,8 @@ def demo_command(
 ) -> None:
     """Run the whole loop on a simulated fleet and show that the ledger and the meters agree."""
     settings = settings_from(config)
+    if not exit_after:
+        _check_port(host, port)
     try:
         fault_settings = FaultSettings().with_text(faults) if faults else FaultSettings()
     except ValueError as exc:
@@ -65,7 +79,11 @@ def demo_command(
         Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
     notices = _notices_to_file(DEMO_DB.with_name("demo-warnings.log"))
     url = f"sqlite:///{DEMO_DB}"
-    settings = settings.model_copy(update={"database": DatabaseSettings(url=url)})
+    # staff sessions age on the simulated clock, which hurries while commands wait for meters
+    staff = settings.staff.model_copy(
+        update={"token_ttl_minutes": max(settings.staff.token_ttl_minutes, DEMO_SESSION_MINUTES)}
+    )
+    settings = settings.model_copy(update={"database": DatabaseSettings(url=url), "staff": staff})
     console = Console(stderr=as_json)
     world = build_world(
         settings,
@@ -194,5 +212,14 @@ def serve(console: Console, world: World, host: str, port: int) -> None:
     console.print(f"\nServing the staff API at http://{host}:{port}/docs (Ctrl-C to stop).")
     for role, password in credentials.items():
         console.print(f"  {role}: password {password}", highlight=False)
-    uvicorn.run(world.app, host=host, port=port, log_level="warning", proxy_headers=False)
-    world.close()
+    console.print(
+        "The simulated world lives on: its clock follows yours, and hurries while a command "
+        "waits for its meter (meters take commands when they wake, about once a day)."
+    )
+    live = LiveClock(world)
+    live.start()
+    try:
+        uvicorn.run(world.app, host=host, port=port, log_level="warning", proxy_headers=False)
+    finally:
+        live.stop()
+        world.close()

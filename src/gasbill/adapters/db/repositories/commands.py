@@ -51,6 +51,11 @@ class CommandStore:
         )
         return [int(meter_id) for meter_id, _ in self.session.execute(query).all()]
 
+    def count_open(self) -> int:
+        """Commands queued, being sent, or sent and not ended yet: work waiting on meters."""
+        query = sa.select(sa.func.count()).where(col(Command.status).in_(list(OPEN)))
+        return int(self.session.execute(query).scalar_one())
+
     def open_of_meter(self, meter_id: int) -> Sequence[Command]:
         """A meter's queued and in-flight commands, locked (one dispatcher at a time per meter)."""
         return self.session.exec(
