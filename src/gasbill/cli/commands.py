@@ -63,7 +63,8 @@ def show_command(command: CommandArg, config: ConfigOption = None) -> None:
 
 @app.command("retry")
 def retry_cmd(command: CommandArg, config: ConfigOption = None) -> None:
-    """Give a command that needs a person another go (the platform's Retry, or a resend)."""
+    """Give a command that needs a person another go (the platform's Retry, or a resend);
+    a top-up the meter refused is topped up again with the same amount from prepaid."""
     settings = settings_from(config)
     with current_services(settings) as services:
         try:
@@ -73,11 +74,13 @@ def retry_cmd(command: CommandArg, config: ConfigOption = None) -> None:
                 command,
                 actor=terminal_actor(),
                 now=services.now(),
+                policy=services.command_policy,
             )
         except GasbillError as exc:
             fail(str(exc))
         view = command_progress(done)
-    Console(highlight=False, soft_wrap=True).print(f"command {command}: {view['stage']}")
+    again = f" (refused: topped up again as command {done.id})" if done.id != command else ""
+    Console(highlight=False, soft_wrap=True).print(f"command {command}{again}: {view['stage']}")
 
 
 @app.command("cancel")

@@ -92,9 +92,18 @@ def cancel(command_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) 
     return command_view(command)
 
 
-@router.post("/commands/{command_id}/retry", summary="Retry a command that needs a person")
+@router.post(
+    "/commands/{command_id}/retry",
+    summary="Retry a command that needs a person; a refused top-up is topped up again "
+    "(the new command is returned)",
+)
 def retry(command_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> dict[str, Any]:
     command = retry_command(
-        uow, _platform(ctx, uow, command_id), command_id, actor=user.username, now=ctx.clock()
+        uow,
+        _platform(ctx, uow, command_id),
+        command_id,
+        actor=user.username,
+        now=ctx.clock(),
+        policy=ctx.commands,
     )
     return command_view(command)

@@ -1,4 +1,9 @@
-"""What a person can do with a command: cancel it, or have the platform retry it."""
+"""What a person can do with a command: cancel it, or have the platform retry it.
+
+A top-up the meter refused (0xbb) has ended for good: its hold was voided
+and the money is back in `prepaid`. Retrying it queues a new top-up of the
+same amount from that money, once (a second retry names the first).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.client import PlatformError
-from gasbill.domain.commands import CtrlState
-from gasbill.domain.ledger import HoldAction
+from gasbill.domain.commands import CtrlState, CtrlType
+from gasbill.domain.ledger import AccountCode, HoldAction
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import Conflict, NotFound
 from gasbill.service.commands.dispatch import PlatformApi
+from gasbill.service.commands.queue import CommandPolicy, queue_top_up
 from gasbill.service.commands.results import resolve_hold_of
 
 
@@ -72,13 +78,19 @@ def retry_command(
     *,
     actor: str,
     now: datetime,
+    policy: CommandPolicy | None = None,
 ) -> Command:
-    """Give a command that needs a person another go: the platform's Retry, or a resend."""
+    """Give a command that needs a person another go: the platform's Retry, or a resend;
+    a refused top-up, a new top-up of the same amount (the command returned is the new one)."""
     with uow:
         store = CommandStore(uow.session)
         command = store.get(command_id, lock=True)
         if command is None:
             raise NotFound(f"no command {command_id}")
+        if command.status == CommandStatus.REFUSED and command.ctrl_type == CtrlType.REMOTE_CHARGE:
+            again = _top_up_again(uow, command, actor, now, policy or CommandPolicy())
+            uow.commit()
+            return again
         if command.status != CommandStatus.ATTENTION:
             raise Conflict(
                 f"only a command needing attention is retried, not a {command.status} one"
@@ -109,3 +121,49 @@ def retry_command(
         )
         uow.commit()
         return command
+
+
+def _top_up_again(
+    uow: UnitOfWork, refused: Command, actor: str, now: datetime, policy: CommandPolicy
+) -> Command:
+    """A new top-up of the refused one's amount, from the money its void put back in prepaid."""
+    amount = refused.amount_fen or 0
+    if refused.account_id is None or amount <= 0:
+        raise Conflict(f"command {refused.id} carries no account or amount to top up again")
+    key = f"retry-of-{refused.id}"
+    earlier = uow.ledger.transfer_by_key(f"top-up-hold:{key}")
+    if earlier is not None:
+        again = CommandStore(uow.session).by_hold(earlier.id)
+        raise Conflict(
+            f"command {refused.id} was already topped up again as command "
+            f"{again.id if again is not None else '?'}"
+        )
+    account = uow.accounts.get(refused.account_id, lock=True)
+    if account is None or account.status != "active":
+        raise Conflict(f"account {refused.account_id} is not active: refund the money instead")
+    prepaid = AccountCode.prepaid(str(account.id))
+    available = uow.ledger.lock([prepaid])[prepaid].available
+    if available < amount:
+        raise Conflict(
+            f"only {available} fen of the {amount} are still in prepaid "
+            "(refunded or used since): take a payment or top up less"
+        )
+    again = queue_top_up(
+        uow,
+        account,
+        amount,
+        key=key,
+        actor=actor,
+        now=now,
+        policy=policy,
+        reason=f"remote top-up, again after command {refused.id} was refused",
+    )
+    uow.audit.record(
+        actor=actor,
+        action="command.retry",
+        entity="command",
+        entity_id=refused.id,
+        before={"status": refused.status},
+        after={"topped_up_again_as": again.id, "amount_fen": amount},
+    )
+    return again

@@ -271,12 +271,22 @@ def command_action(request: Request, command_id: int, action: str, user: WebUser
     if platform is None:
         message = gettext(request, "The platform's remote-control API is not configured.")
         return render(request, "message.html", 503, message=message)
-    use_case = retry_command if action == "retry" else cancel_command
-    _command, error = attempt(
-        lambda: use_case(
+
+    def run() -> Any:
+        if action == "retry":
+            return retry_command(
+                uow_of(request),
+                platform,
+                command_id,
+                actor=user.username,
+                now=ctx.clock(),
+                policy=ctx.commands,
+            )
+        return cancel_command(
             uow_of(request), platform, command_id, actor=user.username, now=ctx.clock()
         )
-    )
+
+    _command, error = attempt(run)
     if error:
         return render(request, "message.html", 422, message=error)
     back = request.query_params.get("account")
