@@ -213,3 +213,34 @@ def test_a_clerks_day_over_http_against_a_separate_platform(two_processes):
     balances = app.get(f"{API}/accounts/{account['id']}/balance", headers=clerk).json()
     assert balances["balances"]["meter_credit"]["posted_fen"] >= 0
     assert balances["balances"]["prepaid"]["available_fen"] == 0  # all of it went to the meter
+
+    # the meter refuses the next top-up (0xbb): the money is back in prepaid; the clerk
+    # retries it from the same door and the meter takes the same amount
+    assert sim.put("/_sim/faults", json={"charge_refused": 1}).status_code == 200
+    paid = app.post(
+        f"{API}/accounts/{account['id']}/payments",
+        json={"amount_fen": 5_000, "channel": "cash"},
+        headers={**clerk, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert paid.status_code == 201, paid.text
+    refused = paid.json()["top_up_id"]
+    wait_for(
+        f"command {refused} sent",
+        lambda: stage_of(app, clerk, refused) not in ("queued", "sending"),
+    )
+    for _ in range(3):
+        sim.post("/_sim/clock/advance", json={"days": 1})
+        try:
+            wait_for("the refusal", lambda: stage_of(app, clerk, refused) == "failed", 10)
+            break
+        except AssertionError:
+            continue
+    assert stage_of(app, clerk, refused) == "failed"
+    prepaid = app.get(f"{API}/accounts/{account['id']}/balance", headers=clerk).json()
+    assert prepaid["balances"]["prepaid"]["available_fen"] == 5_000
+    assert sim.put("/_sim/faults", json={}).status_code == 200
+    again = app.post(f"{API}/commands/{refused}/retry", headers=clerk)
+    assert again.status_code == 200, again.text
+    until_confirmed(app, sim, clerk, again.json()["id"])
+    state = sim.get(f"/_sim/meters/{meter_no}").json()
+    assert Decimal(str(state["remote_total_value"])) == Decimal(350)
