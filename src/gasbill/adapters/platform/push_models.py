@@ -110,10 +110,32 @@ _INNERMOST = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-Text50 = Annotated[str, Field(strict=True, max_length=50), AfterValidator(_no_nul)]
-Text500 = Annotated[str, Field(strict=True, max_length=500), AfterValidator(_no_nul)]
-LongText = Annotated[str, Field(strict=True, max_length=1_000_000), AfterValidator(_no_nul)]
-Sequence4 = Annotated[str, Field(strict=True, max_length=4), AfterValidator(_no_nul)]
+# what OpenAPI shows of each rule the validators keep (schemathesis holds them to it)
+_NO_NUL = {"pattern": "^[^\\x00]*$"}
+_SOME_TEXT = {"pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"}  # not empty nor blank
+_TIME = {
+    "pattern": r"^(19\d\d|2[01]\d\d)-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+    r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(\.\d{1,9})?)?(Z|[+-](0\d|1[0-4]):?[0-5]\d)?$"
+}
+Text50 = Annotated[
+    str, Field(strict=True, max_length=50, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)
+]
+CommNo = Annotated[
+    str, Field(strict=True, max_length=50, json_schema_extra=_SOME_TEXT), AfterValidator(_no_nul)
+]
+Text500 = Annotated[
+    str, Field(strict=True, max_length=500, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)
+]
+LongText = Annotated[
+    str,
+    Field(strict=True, max_length=1_000_000, json_schema_extra=_NO_NUL),
+    AfterValidator(_no_nul),
+]
+Sequence4 = Annotated[
+    str,
+    Field(strict=True, max_length=4, json_schema_extra={"enum": ["asc", "desc"]}),
+    AfterValidator(_no_nul),
+]
 
 
 def _decimal_18_3(value: Any) -> Decimal:
@@ -137,7 +159,16 @@ def _decimal_18_3(value: Any) -> Decimal:
 THOUSANDTH = Decimal("0.001")
 # the whole check (no second pass by pydantic's own Decimal): a JSON number, exact
 Decimal18_3 = Annotated[Decimal, PlainValidator(_decimal_18_3), WithJsonSchema({"type": "number"})]
-Int32 = Annotated[StrictInt, Field(ge=-INT32 - 1, le=INT32)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON's 1.0 is the integer 1 (as JSON Schema counts it); 1.5 stays refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int32 = Annotated[StrictInt, Field(ge=-INT32 - 1, le=INT32), BeforeValidator(_integral)]
 
 
 def _json_object(value: Any) -> dict[str, Any]:
@@ -164,7 +195,9 @@ def _time_text(value: Any) -> str:
     return _no_nul(value)
 
 
-PlatformTime = Annotated[str, BeforeValidator(_time_text)]  # parsed with the zone by the service
+PlatformTime = Annotated[
+    str, BeforeValidator(_time_text), Field(json_schema_extra=_TIME)
+]  # parsed with the zone by the service
 
 
 class _Strict(BaseModel):
@@ -177,8 +210,10 @@ class _Strict(BaseModel):
 class MeterDataIn(_Strict):
     """A reading (spec §4.1). Unknown extra fields are ignored, as the platform may add some."""
 
-    meter_comm_no: Text50
-    data_type: Int32
+    meter_comm_no: CommNo
+    data_type: Annotated[
+        StrictInt, BeforeValidator(_integral), Field(json_schema_extra={"enum": [0, 1]})
+    ]
     acquisition_time: PlatformTime
     receive_time: PlatformTime | None = None
     device_type: Int32 | None = None
@@ -275,7 +310,14 @@ class RealListQuery(_Strict):
     acq_end_time: PlatformTime | None = None
     rec_start_time: PlatformTime | None = None
     rec_end_time: PlatformTime | None = None
-    orderby: Text50 | None = None
+    orderby: (
+        Annotated[
+            str,
+            Field(strict=True, max_length=50, json_schema_extra={"enum": list(REAL_ORDER)}),
+            AfterValidator(_no_nul),
+        ]
+        | None
+    ) = None
     sequence: Sequence4 | None = None
 
     @field_validator("orderby")
@@ -293,9 +335,9 @@ class RealListQuery(_Strict):
         return value
 
 
-Day = Annotated[StrictInt, Field(ge=1, le=31)]
-Hour = Annotated[StrictInt, Field(ge=0, le=23)]
-Minute = Annotated[StrictInt, Field(ge=0, le=59)]
+Day = Annotated[StrictInt, Field(ge=1, le=31), BeforeValidator(_integral)]
+Hour = Annotated[StrictInt, Field(ge=0, le=23), BeforeValidator(_integral)]
+Minute = Annotated[StrictInt, Field(ge=0, le=59), BeforeValidator(_integral)]
 
 
 class MonthWindow(_Strict):
@@ -303,8 +345,8 @@ class MonthWindow(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    year: Annotated[StrictInt, Field(ge=2000, le=2100)] | None = None
-    month: Annotated[StrictInt, Field(ge=1, le=12)] | None = None
+    year: Annotated[StrictInt, Field(ge=2000, le=2100), BeforeValidator(_integral)] | None = None
+    month: Annotated[StrictInt, Field(ge=1, le=12), BeforeValidator(_integral)] | None = None
     start_day: Day | None = None
     start_hour: Hour | None = None
     start_minute: Minute | None = None

@@ -177,7 +177,7 @@ def paging_parameters() -> list[dict[str, Any]]:
             "name": "rowcount",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 1},
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
         },
     ]
 
