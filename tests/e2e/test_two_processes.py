@@ -1,6 +1,7 @@
 """`gasbill serve` and `gasbill simulate` as two processes on real sockets, and a clerk's
 day over HTTP only: a meter-mode account opened on its meter, a payment topped up on the
-meter and agreeing with the ledger.
+meter and agreeing with the ledger, a top-up the meter refused retried by the clerk, the
+meter replaced (the new one opened with the old one's credit).
 
 The simulator's clock moves only when told (`--speed 0`, `POST /_sim/clock/advance`), so
 each meter wakes when the test says; the product runs its jobs every second. Bounded:
@@ -244,3 +245,26 @@ def test_a_clerks_day_over_http_against_a_separate_platform(two_processes):
     until_confirmed(app, sim, clerk, again.json()["id"])
     state = sim.get(f"/_sim/meters/{meter_no}").json()
     assert Decimal(str(state["remote_total_value"])) == Decimal(350)
+
+    # the meter is replaced: the old one's credit (the ledger's) is carried onto the new
+    # meter by its own openaccount
+    new_no = sim.get("/_sim/meters").json()["comm_nos"][1]
+    old_state = sim.get(f"/_sim/meters/{meter_no}").json()
+    new_state = sim.get(f"/_sim/meters/{new_no}").json()
+    replaced = app.post(
+        f"{API}/accounts/{account['id']}/meter-replacements",
+        json={
+            "at": datetime.now(UTC).isoformat(),
+            "old_final_register": str(old_state["std_sum"]),
+            "new_comm_no": new_no,
+            "new_opening_register": str(new_state["std_sum"]),
+        },
+        headers=clerk,
+    )
+    assert replaced.status_code == 201, replaced.text
+    done = replaced.json()
+    assert done["billing_mode"] == "meter" and done["meter_remain"] is not None
+    until_confirmed(app, sim, clerk, done["opening_command_id"])
+    opened_new = sim.get(f"/_sim/meters/{new_no}").json()
+    assert opened_new["opened"] is True
+    assert Decimal(str(opened_new["remote_total_value"])) == Decimal(done["ledger_credit"])
