@@ -162,8 +162,15 @@ Decimal18_3 = Annotated[Decimal, PlainValidator(_decimal_18_3), WithJsonSchema({
 
 
 def _integral(value: Any) -> Any:
-    """JSON's 1.0 is the integer 1 (as JSON Schema counts it); 1.5 stays refused."""
-    if isinstance(value, float) and value.is_integer():
+    """JSON's 1.0 is the integer 1 (as JSON Schema counts it); 1.5 stays refused.
+
+    Bodies are read exactly (`loads_exact`), so 1.0 arrives as a Decimal.
+    """
+    if isinstance(value, Decimal):
+        # beyond 2**63 no field fits: refused as it is, with no huge int made
+        if value.is_finite() and value.adjusted() < 19 and value == value.to_integral_value():
+            return int(value)
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 2.0**63:
         return int(value)
     return value
 
