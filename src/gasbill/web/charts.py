@@ -67,7 +67,7 @@ def bar_chart(
         )
     for row, (label, value) in enumerate(items):
         y = 32 + row * (BAR + GAP)
-        width = float(abs(value) / top) * plot
+        width = abs(value) * plot / top  # pixels, from the Decimal itself
         sign = "neg" if value < 0 else "pos"
         parts.append(
             f'<text x="{LABEL_W - 6}" y="{y + BAR * 0.7:.1f}" text-anchor="end" '
@@ -104,11 +104,11 @@ def column_chart(
         )
     every = max(1, len(points) // 10)  # label at most ~10 dates
     for i, (label, value) in enumerate(points):
-        bar_h = float(max(value, Decimal(0)) / top) * plot_h
+        bar_h = max(value, Decimal(0)) * plot_h / top
         x = left + i * slot + slot * 0.15
-        y = height - bottom - bar_h
+        bar_y = height - bottom - bar_h
         parts.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" height="{bar_h:.1f}" '
+            f'<rect x="{x:.1f}" y="{bar_y:.1f}" width="{slot * 0.7:.1f}" height="{bar_h:.1f}" '
             f'class="bar pos"><title>{escape(label)}: {escape(_fmt(value, places))}</title></rect>'
         )
         if i % every == 0:
