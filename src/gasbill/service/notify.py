@@ -21,54 +21,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-import sqlalchemy as sa
-from sqlmodel import col, select
-
-from gasbill.adapters.db.tables.accounts import Account, Customer
-from gasbill.adapters.db.tables.decisions import BalanceWarning
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.config import NotifySettings
+from gasbill.service.ports import UnitOfWork, WarningNotice
 
 log = logging.getLogger("gasbill.notify")
-
-
-@dataclass(frozen=True, slots=True)
-class WarningNotice:
-    """What a notifier is given: one warning, and who it is for."""
-
-    id: int
-    account_id: int
-    account_number: str
-    customer_name: str
-    customer_phone: str
-    level: str  # low | below_zero
-    reason: str  # by_amount | by_days | below_zero
-    balance_fen: int
-    balance_source: str
-    days_left: str | None
-    message: str
-    at: datetime
-    attempt: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": "low_balance_warning",
-            "account_id": self.account_id,
-            "account_number": self.account_number,
-            "customer_name": self.customer_name,
-            "customer_phone": self.customer_phone,
-            "level": self.level,
-            "reason": self.reason,
-            "balance_fen": self.balance_fen,
-            "balance_source": self.balance_source,
-            "days_left": self.days_left,
-            "message": self.message,
-            "at": self.at.isoformat(),
-            "attempt": self.attempt,
-        }
 
 
 class DeliveryFailed(Exception):
@@ -142,17 +100,18 @@ def deliver_pending(
     with uow_factory() as uow:
         for notice, error, retryable in results:
             if error is None:
-                outcome.delivered += _stamp_delivered(uow, notice, now)
+                outcome.delivered += uow.warnings.stamp_delivered(notice.id, at=now)
                 continue
             outcome.errors.append((notice.id, error))
             give_up = not retryable or notice.attempt >= policy.max_attempts
-            values: dict[str, Any] = {"last_error": error[:1000]}
-            if give_up:
-                values.update(next_attempt_at=None, given_up_at=now)
-            else:
-                values["next_attempt_at"] = now + policy.retry_after(notice.attempt)
             # only this claim's own row: a later claim (our lease ran out) decides for itself
-            changed = _update(uow, notice, values, attempts=notice.attempt)
+            changed = uow.warnings.stamp_failed(
+                notice.id,
+                attempt=notice.attempt,
+                error=error,
+                at=now,
+                retry_at=None if give_up else now + policy.retry_after(notice.attempt),
+            )
             if changed and give_up:
                 outcome.given_up += 1
             elif changed:
@@ -165,66 +124,7 @@ def _claim(
     uow_factory: Callable[[], UnitOfWork], *, now: datetime, batch: int, policy: DeliveryPolicy
 ) -> list[WarningNotice]:
     with uow_factory() as uow:
-        rows = uow.session.exec(
-            select(BalanceWarning)
-            .where(
-                col(BalanceWarning.delivered_at).is_(None),
-                col(BalanceWarning.next_attempt_at).is_not(None),
-                col(BalanceWarning.next_attempt_at) <= now,
-            )
-            .order_by(col(BalanceWarning.next_attempt_at), col(BalanceWarning.id))
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        ).all()
-        if not rows:
-            return []
-        people = {
-            account.id: (account, customer)
-            for account, customer in uow.session.exec(
-                select(Account, Customer)
-                .join(Customer, col(Customer.id) == col(Account.customer_id))
-                .where(col(Account.id).in_({row.account_id for row in rows}))
-            ).all()
-        }
-        notices = []
-        for row in rows:
-            assert row.id is not None
-            row.attempts += 1
-            row.next_attempt_at = now + policy.lease
-            uow.session.add(row)
-            account, customer = people[row.account_id]
-            notices.append(
-                WarningNotice(
-                    id=row.id,
-                    account_id=row.account_id,
-                    account_number=account.number,
-                    customer_name=customer.name,
-                    customer_phone=customer.phone,
-                    level=row.level,
-                    reason=row.reason,
-                    balance_fen=row.balance_fen,
-                    balance_source=row.balance_source,
-                    days_left=row.days_left,
-                    message=row.message,
-                    at=row.at,
-                    attempt=row.attempts,
-                )
-            )
-        uow.commit()
+        notices = uow.warnings.claim_due(now=now, batch=batch, lease_until=now + policy.lease)
+        if notices:
+            uow.commit()
         return notices
-
-
-def _stamp_delivered(uow: UnitOfWork, notice: WarningNotice, now: datetime) -> int:
-    """Stamp once: a warning already stamped (by another worker) keeps its first stamp."""
-    return _update(uow, notice, {"delivered_at": now, "next_attempt_at": None, "given_up_at": None})
-
-
-def _update(
-    uow: UnitOfWork, notice: WarningNotice, values: dict[str, Any], *, attempts: int | None = None
-) -> int:
-    table = BalanceWarning.__table__  # type: ignore[attr-defined]
-    where = [table.c.id == notice.id, table.c.delivered_at.is_(None)]
-    if attempts is not None:
-        where.append(table.c.attempts == attempts)
-    result = uow.session.execute(sa.update(table).where(*where).values(**values))
-    return int(getattr(result, "rowcount", 0) or 0)

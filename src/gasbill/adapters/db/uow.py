@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from gasbill.adapters.db.repositories.accounts import AccountRepository
 from gasbill.adapters.db.repositories.audit import AuditLog
+from gasbill.adapters.db.repositories.decisions import SqlDecisionStates, SqlWarnings
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
 
@@ -127,3 +128,11 @@ class UnitOfWork:
     @property
     def idempotency(self) -> IdempotencyStore:
         return IdempotencyStore(self.session)
+
+    @property
+    def warnings(self) -> SqlWarnings:
+        return SqlWarnings(self.session)
+
+    @property
+    def decision_states(self) -> SqlDecisionStates:
+        return SqlDecisionStates(self.session)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from gasbill.service.notify import WarningNotice
+from gasbill.service.ports import WarningNotice
 
 LOGGER = "gasbill.notify"
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import httpx
 
-from gasbill.service.notify import DeliveryFailed, WarningNotice
+from gasbill.service.notify import DeliveryFailed
+from gasbill.service.ports import WarningNotice
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 

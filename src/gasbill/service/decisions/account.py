@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gasbill.adapters.db.tables.decisions import BalanceWarning
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.config import DecisionSettings
@@ -23,6 +22,7 @@ from gasbill.service.decisions.outcomes import Decision
 from gasbill.service.decisions.policies import valve_policy, warning_policy
 from gasbill.service.decisions.state import state_row
 from gasbill.service.decisions.valves import catch_up, decide_valve
+from gasbill.service.ports import NewWarning
 
 
 def decide_account(
@@ -82,24 +82,22 @@ def decide_account(
     row.balance_fen = judged.balance.rounded().fen
     row.balance_source = judged.source
     row.decided_at = row.updated_at = now
-    uow.session.add(row)
-    uow.session.flush()
+    uow.decision_states.save(row)
     return decisions
 
 
 def _record_warning(
     uow: UnitOfWork, account_id: int, warning: LowBalanceWarning, source: str, now: datetime
 ) -> None:
-    uow.session.add(
-        BalanceWarning(
+    uow.warnings.add(
+        NewWarning(
             account_id=account_id,
             level=warning.level.value,
             reason=warning.reason.value,
             balance_fen=warning.balance.rounded().fen,
             balance_source=source,
             days_left=None if warning.days_left is None else str(warning.days_left),
-            message=warning.message[:500],
+            message=warning.message,
             at=now,
-            next_attempt_at=now,
         )
     )

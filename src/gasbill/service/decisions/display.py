@@ -9,7 +9,6 @@ from sqlmodel import col, select
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.tables.decisions import DecisionState
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.commands import CtrlType, SetRemain
@@ -17,6 +16,7 @@ from gasbill.domain.outbox import CommandStatus
 from gasbill.service.commands.queue import CommandPolicy, queue_intent
 from gasbill.service.decisions.outcomes import DisplaySync, JudgedBalance
 from gasbill.service.decisions.policies import ACTOR
+from gasbill.service.ports import DecisionStateRecord
 
 
 def sync_display(
@@ -25,7 +25,7 @@ def sync_display(
     command_policy: CommandPolicy,
     account: Account,
     meter: Meter,
-    row: DecisionState,
+    row: DecisionStateRecord,
     judged: JudgedBalance,
     now: datetime,
 ) -> DisplaySync | None:

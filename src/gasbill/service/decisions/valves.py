@@ -9,7 +9,6 @@ from sqlmodel import select
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.tables.decisions import DecisionState
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.accounts import BillingMode
@@ -30,9 +29,10 @@ from gasbill.service.commands.queue import CommandPolicy, queue_intent
 from gasbill.service.decisions.outcomes import Decision, JudgedBalance
 from gasbill.service.decisions.policies import ACTOR
 from gasbill.service.decisions.state import state_row
+from gasbill.service.ports import DecisionStateRecord
 
 
-def _valve_state(row: DecisionState) -> ValveState:
+def _valve_state(row: DecisionStateRecord) -> ValveState:
     return ValveState(
         position=ValvePosition(row.valve_position),
         closed_by=ClosedBy(row.closed_by) if row.closed_by else None,
@@ -40,7 +40,7 @@ def _valve_state(row: DecisionState) -> ValveState:
     )
 
 
-def _store_valve(row: DecisionState, state: ValveState) -> None:
+def _store_valve(row: DecisionStateRecord, state: ValveState) -> None:
     row.valve_position = state.position.value
     row.closed_by = state.closed_by.value if state.closed_by else None
     row.below_cutoff_since = state.below_cutoff_since
@@ -52,7 +52,7 @@ def decide_valve(
     command_policy: CommandPolicy,
     account: Account,
     meter: Meter,
-    row: DecisionState,
+    row: DecisionStateRecord,
     judged: JudgedBalance,
     policy: ValvePolicy,
     now: datetime,
@@ -88,7 +88,7 @@ def _queue_valve(
     command_policy: CommandPolicy,
     account: Account,
     meter: Meter,
-    row: DecisionState,
+    row: DecisionStateRecord,
     intent: SetValveOn | SetValveOff,
     decision: ValveOn | ValveOff,
 ) -> None:
@@ -120,7 +120,7 @@ def _queue_valve(
     )
 
 
-def _cancel_waiting_close(uow: UnitOfWork, row: DecisionState, now: datetime) -> bool:
+def _cancel_waiting_close(uow: UnitOfWork, row: DecisionStateRecord, now: datetime) -> bool:
     """Cancel our close if it has not gone out yet (or waits for a person); True if done."""
     if row.valve_command_id is None:
         return False
@@ -174,11 +174,10 @@ def on_valve_command_ended(uow: UnitOfWork, command: Command, now: datetime) -> 
         return
     row = state_row(uow, account_id)
     _follow(row, command, now)
-    uow.session.add(row)
-    uow.session.flush()
+    uow.decision_states.save(row)
 
 
-def catch_up(uow: UnitOfWork, row: DecisionState, now: datetime) -> None:
+def catch_up(uow: UnitOfWork, row: DecisionStateRecord, now: datetime) -> None:
     if row.valve_command_id is None:
         return
     command = CommandStore(uow.session).get(row.valve_command_id)
@@ -186,7 +185,7 @@ def catch_up(uow: UnitOfWork, row: DecisionState, now: datetime) -> None:
         _follow(row, command, now)
 
 
-def _follow(row: DecisionState, command: Command, now: datetime) -> None:
+def _follow(row: DecisionStateRecord, command: Command, now: datetime) -> None:
     status = CommandStatus(command.status)
     if status in OPEN or status is CommandStatus.ATTENTION:
         return  # still to be sent, in flight, retried, or waiting for a person

@@ -1,0 +1,197 @@
+"""In-memory adapters for the service's ports (gasbill.service.ports).
+
+A `FakeUnitOfWork` keeps its repositories' data in a shared `FakeStore`;
+what a unit of work changes is kept only if it commits (the store is copied
+on entry and put back on commit), as the database would. `committed` says
+whether it did. Unit tests in tests/unit run use cases on these, with no
+database; tests/integration checks the SQL adapters keep the same promises.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+from gasbill.service.ports import DecisionStateRecord, NewWarning, WarningNotice
+
+
+@dataclass
+class FakeWarning:
+    id: int
+    account_id: int
+    level: str
+    reason: str
+    balance_fen: int
+    balance_source: str
+    days_left: str | None
+    message: str
+    at: datetime
+    next_attempt_at: datetime | None
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    given_up_at: datetime | None = None
+    last_error: str = ""
+
+
+@dataclass
+class FakeDecisionState:
+    """Satisfies `DecisionStateRecord`: all armed, valve open, as a new row would be."""
+
+    account_id: int
+    low_fired_by: str | None = None
+    below_zero_fired: bool = False
+    valve_position: str = "open"
+    closed_by: str | None = None
+    below_cutoff_since: datetime | None = None
+    valve_command_id: int | None = None
+    valve_reason: str = ""
+    valve_changed_at: datetime | None = None
+    display_fen: int | None = None
+    balance_fen: int | None = None
+    balance_source: str = ""
+    decided_at: datetime | None = None
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class FakeStore:
+    """What the fake database holds; `people` maps an account to (number, name, phone)."""
+
+    warnings: dict[int, FakeWarning] = field(default_factory=dict)
+    decision_states: dict[int, FakeDecisionState] = field(default_factory=dict)
+    people: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+
+
+class FakeWarnings:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def add(self, warning: NewWarning) -> None:
+        new_id = max(self.store.warnings, default=0) + 1
+        self.store.warnings[new_id] = FakeWarning(
+            id=new_id,
+            account_id=warning.account_id,
+            level=warning.level,
+            reason=warning.reason,
+            balance_fen=warning.balance_fen,
+            balance_source=warning.balance_source,
+            days_left=warning.days_left,
+            message=warning.message[:500],
+            at=warning.at,
+            next_attempt_at=warning.at,
+        )
+
+    def claim_due(self, *, now: datetime, batch: int, lease_until: datetime) -> list[WarningNotice]:
+        due = sorted(
+            (
+                w
+                for w in self.store.warnings.values()
+                if w.delivered_at is None and w.next_attempt_at is not None
+                if w.next_attempt_at <= now
+            ),
+            key=lambda w: (w.next_attempt_at, w.id),
+        )[:batch]
+        notices = []
+        for w in due:
+            w.attempts += 1
+            w.next_attempt_at = lease_until
+            number, name, phone = self.store.people.get(w.account_id, ("", "", ""))
+            notices.append(
+                WarningNotice(
+                    id=w.id,
+                    account_id=w.account_id,
+                    account_number=number,
+                    customer_name=name,
+                    customer_phone=phone,
+                    level=w.level,
+                    reason=w.reason,
+                    balance_fen=w.balance_fen,
+                    balance_source=w.balance_source,
+                    days_left=w.days_left,
+                    message=w.message,
+                    at=w.at,
+                    attempt=w.attempts,
+                )
+            )
+        return notices
+
+    def stamp_delivered(self, warning_id: int, *, at: datetime) -> bool:
+        w = self.store.warnings[warning_id]
+        if w.delivered_at is not None:
+            return False
+        w.delivered_at, w.next_attempt_at, w.given_up_at = at, None, None
+        return True
+
+    def stamp_failed(
+        self, warning_id: int, *, attempt: int, error: str, at: datetime, retry_at: datetime | None
+    ) -> bool:
+        w = self.store.warnings[warning_id]
+        if w.delivered_at is not None or w.attempts != attempt:
+            return False
+        w.last_error, w.next_attempt_at = error[:1000], retry_at
+        if retry_at is None:
+            w.given_up_at = at
+        return True
+
+
+class FakeDecisionStates:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def locked(self, account_id: int) -> FakeDecisionState:
+        return self.store.decision_states.setdefault(account_id, FakeDecisionState(account_id))
+
+    def save(self, state: DecisionStateRecord) -> None:
+        assert isinstance(state, FakeDecisionState)
+        self.store.decision_states[state.account_id] = replace(state)
+
+
+class FakeUnitOfWork:
+    """A unit of work over a `FakeStore`: changes are kept only on `commit()`."""
+
+    def __init__(self, store: FakeStore | None = None) -> None:
+        self.store = store if store is not None else FakeStore()
+        self._work: FakeStore | None = None
+        self.committed = False
+        self.commits = 0
+
+    def __enter__(self) -> Self:
+        if self._work is not None:
+            raise RuntimeError("a unit of work is not re-entrant")
+        self._work = copy.deepcopy(self.store)
+        self.committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._work = None
+
+    @property
+    def work(self) -> FakeStore:
+        if self._work is None:
+            raise RuntimeError("use the unit of work inside `with uow:`")
+        return self._work
+
+    def commit(self) -> None:
+        # the committed data becomes the store; the block goes on from a fresh copy
+        self.store.__dict__.update(copy.deepcopy(self.work).__dict__)
+        self.committed = True
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self._work = copy.deepcopy(self.store)
+
+    @property
+    def warnings(self) -> FakeWarnings:
+        return FakeWarnings(self.work)
+
+    @property
+    def decision_states(self) -> FakeDecisionStates:
+        return FakeDecisionStates(self.work)
