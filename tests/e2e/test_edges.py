@@ -198,6 +198,14 @@ def test_a_report_batch_of_thousands_is_answered_item_by_item(both):
     assert len(reply.json()["Data"]) == 2000
 
 
+def test_a_report_batch_over_its_limit_is_refused_whole_as_invalid(both):
+    items = [{"ctrl_id": n, "meter_comm_no": "1", "ctrl_state": 3} for n in range(1, 5002)]
+    reply = both.post("/api/Conf/CtrlData/Report", json=items, headers=KEYS)
+    assert reply.status_code == 422, reply.text[:300]
+    assert reply.json()["State"] == "failed"
+    assert "at most 5000 reports" in reply.json()["Message"]
+
+
 # -- OpenAPI tells the truth --------------------------------------------------------------
 
 

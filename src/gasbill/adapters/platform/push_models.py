@@ -158,7 +158,19 @@ def _decimal_18_3(value: Any) -> Decimal:
 
 THOUSANDTH = Decimal("0.001")
 # the whole check (no second pass by pydantic's own Decimal): a JSON number, exact
-Decimal18_3 = Annotated[Decimal, PlainValidator(_decimal_18_3), WithJsonSchema({"type": "number"})]
+# OpenAPI states the same bounds (schemathesis generates multipleOf with exact fractions)
+Decimal18_3 = Annotated[
+    Decimal,
+    PlainValidator(_decimal_18_3),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "multipleOf": 0.001,
+            "exclusiveMinimum": -(10**15),
+            "exclusiveMaximum": 10**15,
+        }
+    ),
+]
 
 
 def _integral(value: Any) -> Any:
@@ -214,8 +226,21 @@ class _Strict(BaseModel):
 # -- pushes -------------------------------------------------------------------------
 
 
+def _given_number(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"type": "number"}}}
+
+
+# a frozen reading (data_type 1) carries its cumulative volume: the ingest refuses it without
+_FROZEN_HAS_VOLUME = {
+    "if": {"required": ["data_type"], "properties": {"data_type": {"const": 1}}},
+    "then": {"anyOf": [_given_number("std_sum"), _given_number("work_sum")]},
+}
+
+
 class MeterDataIn(_Strict):
     """A reading (spec §4.1). Unknown extra fields are ignored, as the platform may add some."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=_FROZEN_HAS_VOLUME)
 
     meter_comm_no: CommNo
     data_type: Annotated[
@@ -347,10 +372,26 @@ Hour = Annotated[StrictInt, Field(ge=0, le=23), BeforeValidator(_integral)]
 Minute = Annotated[StrictInt, Field(ge=0, le=59), BeforeValidator(_integral)]
 
 
+_WINDOW_PARTS = ("start_day", "start_hour", "start_minute", "end_day", "end_hour", "end_minute")
+
+
+def _given(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"type": "integer"}}}
+
+
+# the validators' cross-field rule, stated in OpenAPI: a part needs the larger units above it
+_WINDOW_RULES = {
+    "allOf": [
+        {"if": _given("month"), "then": _given("year")},
+        *({"if": _given(part), "then": _given("month")} for part in _WINDOW_PARTS),
+    ]
+}
+
+
 class MonthWindow(_Strict):
     """year/month/start_*/end_* on the acquisition (alarm, event) time, inside one month."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_WINDOW_RULES)
 
     year: Annotated[StrictInt, Field(ge=2000, le=2100), BeforeValidator(_integral)] | None = None
     month: Annotated[StrictInt, Field(ge=1, le=12), BeforeValidator(_integral)] | None = None

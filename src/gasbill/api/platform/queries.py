@@ -59,17 +59,25 @@ def month_window(q: MonthWindow, zone: ZoneInfo) -> Window:
             raise PlatformFailure(422, "month: needed with day, hour or minute")
         return Window(_local(zone, q.year, 1, 1), _local(zone, q.year + 1, 1, 1))
     last_day = calendar.monthrange(q.year, q.month)[1]
-    for name, day in (("start_day", q.start_day), ("end_day", q.end_day)):
-        if day is not None and day > last_day:
-            raise PlatformFailure(422, f"{name}: {q.year}-{q.month:02d} has {last_day} days")
-    start = _local(zone, q.year, q.month, q.start_day or 1, q.start_hour or 0, q.start_minute or 0)
+    # Calendar rules OpenAPI cannot state are read as a filter would: an end day past the
+    # month's last means its end, and a window that starts after it ends holds nothing.
+    start_day = q.start_day or 1
+    if start_day > last_day:
+        return _empty(zone, q.year, q.month)
+    start = _local(zone, q.year, q.month, start_day, q.start_hour or 0, q.start_minute or 0)
     end_hour = 23 if q.end_hour is None else q.end_hour
     end_minute = 59 if q.end_minute is None else q.end_minute
-    end = _local(zone, q.year, q.month, q.end_day or last_day, end_hour, end_minute)
+    end_day = min(q.end_day or last_day, last_day)
+    end = _local(zone, q.year, q.month, end_day, end_hour, end_minute)
     end += timedelta(minutes=1)  # the end minute is included
     if end <= start:
-        raise PlatformFailure(422, "end_day: the window ends before it starts")
+        return _empty(zone, q.year, q.month)
     return Window(start, end)
+
+
+def _empty(zone: ZoneInfo, year: int, month: int) -> Window:
+    first = _local(zone, year, month, 1)
+    return Window(first, first)
 
 
 def _local(

@@ -70,7 +70,7 @@ def report_router(router: APIRouter, context: PlatformContext) -> None:
             if not isinstance(call.body, list):
                 raise PlatformFailure(400, "the body must be a JSON array of reports")
             if len(call.body) > REPORT_MAX_ITEMS:
-                raise PlatformFailure(413, f"at most {REPORT_MAX_ITEMS} reports in one request")
+                raise PlatformFailure(422, f"at most {REPORT_MAX_ITEMS} reports in one request")
             return envelope([_one(call.company_no, item) for item in call.body])
 
         def _one(company_no: str, raw: Any) -> dict[str, Any]:

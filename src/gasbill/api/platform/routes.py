@@ -171,7 +171,7 @@ def paging_parameters() -> list[dict[str, Any]]:
             "name": "startrow",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": 999_999_999},  # 9 digits
         },
         {
             "name": "rowcount",
