@@ -27,6 +27,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic.config import JsonDict
 
 from gasbill.adapters.platform.jsontext import loads_exact
 
@@ -226,12 +227,12 @@ class _Strict(BaseModel):
 # -- pushes -------------------------------------------------------------------------
 
 
-def _given_number(name: str) -> dict[str, Any]:
+def _given_number(name: str) -> JsonDict:
     return {"required": [name], "properties": {name: {"type": "number"}}}
 
 
 # a frozen reading (data_type 1) carries its cumulative volume: the ingest refuses it without
-_FROZEN_HAS_VOLUME = {
+_FROZEN_HAS_VOLUME: JsonDict = {
     "if": {"required": ["data_type"], "properties": {"data_type": {"const": 1}}},
     "then": {"anyOf": [_given_number("std_sum"), _given_number("work_sum")]},
 }
@@ -375,15 +376,19 @@ Minute = Annotated[StrictInt, Field(ge=0, le=59), BeforeValidator(_integral)]
 _WINDOW_PARTS = ("start_day", "start_hour", "start_minute", "end_day", "end_hour", "end_minute")
 
 
-def _given(name: str) -> dict[str, Any]:
+def _given(name: str) -> JsonDict:
     return {"required": [name], "properties": {name: {"type": "integer"}}}
 
 
+def _part_needs_month(part: str) -> JsonDict:
+    return {"if": _given(part), "then": _given("month")}
+
+
 # the validators' cross-field rule, stated in OpenAPI: a part needs the larger units above it
-_WINDOW_RULES = {
+_WINDOW_RULES: JsonDict = {
     "allOf": [
         {"if": _given("month"), "then": _given("year")},
-        *({"if": _given(part), "then": _given("month")} for part in _WINDOW_PARTS),
+        *[_part_needs_month(part) for part in _WINDOW_PARTS],
     ]
 }
 
