@@ -22,6 +22,7 @@ from gasbill.cli import (
     tariffs,
     true_up,
     users,
+    worker,
 )
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.add_typer(users.app, name="user")
 app.add_typer(audit.app, name="audit")
 app.add_typer(accounts.app, name="account")
 app.command("serve")(serve.serve_command)
+app.command("worker")(worker.worker_command)
 app.add_typer(imports.app, name="import")
 app.command("simulate")(simulate.simulate_command)
 app.command("reconcile")(reconcile.reconcile_command)

@@ -95,7 +95,7 @@ def build_runtime(
     return Runtime(app=app, services=world, scheduler=jobs, listener=listener)
 
 
-def _log_gasbill() -> None:
+def log_gasbill() -> None:
     """gasbill's own log lines (jobs, leadership) on stderr beside uvicorn's, unless set up."""
     logger = logging.getLogger("gasbill")
     if logger.handlers or logging.getLogger().handlers:
@@ -118,7 +118,7 @@ def serve_command(
     """Serve the staff API (docs at /docs) and run the scheduled jobs; refuses a stale
     database or a placeholder secret."""
     settings = settings_from(config)
-    _log_gasbill()
+    log_gasbill()
     try:
         runtime = build_runtime(settings, scheduler=not no_scheduler)
     except (DatabaseBehind, ConfigError) as exc:

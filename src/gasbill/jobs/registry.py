@@ -381,17 +381,22 @@ class Job:
     name: str  # also its section in [jobs]
     run: JobFunction
     summary: str
+    # a queue worked through row claims: on PostgreSQL every worker runs it at once;
+    # otherwise a timer, run by the leader alone
+    queue: bool = False
 
 
 # The order a tick runs them in: data in, billing, decisions, commands out, news back.
+# The decisions sweep is a timer: the decisions with volume are made in the inbox's
+# transaction right after billing (and after each top-up), so they scale with it.
 JOBS: tuple[Job, ...] = (
     Job("query_poll", run_query_poll, "pull readings, alarms and events (query mode)"),
-    Job("inbox", run_inbox, "bill stored frozen readings"),
+    Job("inbox", run_inbox, "bill stored frozen readings", queue=True),
     Job("decisions", run_decisions, "warnings and valve decisions sweep"),
-    Job("campaigns", run_campaigns, "tariff campaigns: queue and follow setprice"),
-    Job("dispatch", run_dispatch, "send due commands to the platform"),
-    Job("poll_silent", run_poll_silent, "ask after sent commands with no report"),
-    Job("notify", run_notify, "deliver recorded warnings"),
+    Job("campaigns", run_campaigns, "tariff campaigns: queue and follow setprice", queue=True),
+    Job("dispatch", run_dispatch, "send due commands to the platform", queue=True),
+    Job("poll_silent", run_poll_silent, "ask after sent commands with no report", queue=True),
+    Job("notify", run_notify, "deliver recorded warnings", queue=True),
     Job("reconcile", run_reconcile, "reconcile every account against the books (nightly)"),
     Job("audit_anchor", run_audit_anchor, "anchor the audit log's head outside the database"),
     Job("true_up", run_true_up, "price-change true-up of meter-mode accounts"),

@@ -5,11 +5,18 @@ Each process has its own BackgroundScheduler and its own MemoryJobStore
 `max_instances=1` (a run still going when the next is due is skipped, not
 doubled), `coalesce=True` (runs missed while the process slept become one)
 and a misfire grace (a run later than that is dropped; the next one does its
-work). Before each run the job checks leadership: only the leader works.
+work). Before each run a timer checks leadership: only the leader runs timers.
 
 APScheduler retries nothing, and we do not either: a failing run is logged
 with its traceback and counted (`status()`), and since the work functions
 claim their rows and commit per batch, the next run picks its work up again.
+
+On PostgreSQL the queues (`Job.queue`: billing inbox, campaigns, dispatch,
+result polling, notifications) run in every process whether it leads or not:
+their rows are claimed (`FOR UPDATE SKIP LOCKED`, per-meter advisory locks),
+so any number of `gasbill worker` and `gasbill serve` processes share them.
+Only the timers (sweeps, nightly reconciliation, anchors, polling in query
+mode) wait for leadership. On SQLite the leader runs everything.
 """
 
 from __future__ import annotations
@@ -126,6 +133,10 @@ class JobScheduler:
         self._leader = leader
         return leader
 
+    def _shared(self, job: Job) -> bool:
+        """A queue on PostgreSQL: worked here whoever leads (its rows are claimed)."""
+        return job.queue and self.context.engine.dialect.name == "postgresql"
+
     @contextmanager
     def _marked_running(self, name: str) -> Iterator[None]:
         with self._state:
@@ -141,7 +152,7 @@ class JobScheduler:
         with self._marked_running(name):
             for _ in range(MAX_WAKE_ROUNDS):
                 self._wakes[name].clear()
-                if not self._is_leader():
+                if not self._shared(job) and not self._is_leader():
                     self.board.update(name, _not_leader)
                     return
                 execute(job, self.context, self.context.clock(), self.board)

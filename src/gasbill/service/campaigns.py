@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
+from gasbill.adapters.db.claims import CAMPAIGN_ENROL, try_claim
 from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
@@ -209,6 +210,8 @@ def _enrol(
     """Queue a setprice for each meter that lacks the change, a page of accounts at a time.
 
     Enrolling again skips the meters already in: a run cut short resumes.
+    Each page is enrolled under a claim on the campaign, so two workers never
+    enrol one meter twice.
     """
     assert campaign.id is not None
     changes = price_changes(tariff, max(now + lead, campaign.effective_at))
@@ -222,6 +225,8 @@ def _enrol(
     while True:
         uow = uow_factory()
         with uow:
+            if not try_claim(uow.session, CAMPAIGN_ENROL, campaign.id):
+                return  # another worker enrols this page; this one follows the outbox
             store = CampaignStore(uow.session)
             page = store.meter_accounts(tariff.id, after, policy.batch_size * 4)
             if not page:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 
+from gasbill.adapters.db.claims import FULL_LADDER, key_of, try_claim
 from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
@@ -68,6 +69,8 @@ def full_ladders_due(
     while True:
         uow = uow_factory()
         with uow:
+            if not try_claim(uow.session, FULL_LADDER, key_of(tariff.id)):
+                return enrolled  # another worker enrols this tariff's page
             store = CampaignStore(uow.session)
             page = store.meter_accounts(tariff.id, after, policy.batch_size * 4)
             if not page:

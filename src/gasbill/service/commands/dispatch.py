@@ -3,7 +3,9 @@
 1. Commands handed over earlier whose reply was lost (`sending`, no
    ctrl_id) are first looked up by `ctrl_define_no`; found, they are
    recorded as sent, not sent again.
-2. Due commands are claimed meter by meter under a row lock, obeying the
+2. Due commands are claimed meter by meter (an advisory lock per meter on
+   PostgreSQL, so that any number of dispatchers share the queue, then the
+   meter's open commands under a row lock), obeying the
    rules of `domain.outbox.dispatchable`; a top-up gets its `charge_times`
    and `total_value` from the meter's confirmed counters at this moment.
 3. They are sent outside any transaction; the replies are recorded in a new
@@ -82,12 +84,11 @@ def recover_lost_adds(
     now: datetime,
     outcome: DispatchOutcome,
 ) -> None:
-    with uow_factory() as uow:
-        stale = list(
-            CommandStore(uow.session).stale(
-                CommandStatus.SENDING, now - policy.lookup_after, policy.batch_size
-            )
+    with uow_factory() as uow:  # claimed: another worker looks up others meanwhile
+        stale = CommandStore(uow.session).claim_stale(
+            CommandStatus.SENDING, now - policy.lookup_after, policy.batch_size, now
         )
+        uow.commit()
     for command in stale:
         try:
             records = platform.find_by_define_no(command.define_no)
@@ -122,7 +123,8 @@ def claim(
     to_send: list[NewCtrlData] = []
     with uow:
         store = CommandStore(uow.session)
-        for meter_id in store.due_meters(now, policy.batch_size * 4):
+        # each meter claimed: any number of dispatchers share the queue, one per meter
+        for meter_id in store.claim_due_meters(now, policy.batch_size * 4):
             commands = store.open_of_meter(meter_id)
             state = store.prepay_state(meter_id)
             waiting = [

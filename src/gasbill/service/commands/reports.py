@@ -98,12 +98,11 @@ def poll_silent(
     now: datetime,
 ) -> int:
     """Ask the platform about sent commands we have heard nothing of for a while."""
-    with uow_factory() as uow:
-        silent = list(
-            CommandStore(uow.session).stale(
-                CommandStatus.SENT, now - policy.poll_after, policy.batch_size
-            )
+    with uow_factory() as uow:  # claimed: another worker asks after others meanwhile
+        silent = CommandStore(uow.session).claim_stale(
+            CommandStatus.SENT, now - policy.poll_after, policy.batch_size, now
         )
+        uow.commit()
     updated = 0
     for command in silent:
         assert command.ctrl_id is not None and command.id is not None

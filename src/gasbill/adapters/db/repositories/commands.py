@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from gasbill.adapters.db.claims import DISPATCH_METER, claimed_keys_sql, shared_queues
 from gasbill.adapters.db.tables.commands import Command, CommandReport, MeterPrepayState
 from gasbill.domain.outbox import OPEN, CommandStatus
 
@@ -50,6 +51,57 @@ class CommandStore:
             .limit(limit)
         )
         return [int(meter_id) for meter_id, _ in self.session.execute(query).all()]
+
+    def claim_due_meters(self, now: datetime, limit: int) -> list[int]:
+        """`due_meters`, each claimed for this transaction: other dispatchers skip them.
+
+        The candidates are read first (a few times `limit`), then claimed one
+        by one in that order until `limit` are held: the LIMIT outside stops
+        the claiming, so no meter is held that is not returned.
+        """
+        if not shared_queues(self.session):
+            return self.due_meters(now, limit)
+        due = (
+            sa.select(
+                col(Command.meter_id).label("meter_id"),
+                sa.func.min(col(Command.next_attempt_at)).label("first"),
+            )
+            .where(col(Command.status) == CommandStatus.QUEUED, col(Command.next_attempt_at) <= now)
+            .group_by(col(Command.meter_id))
+            .order_by(sa.func.min(col(Command.next_attempt_at)))
+            .limit(limit * 4)
+            .subquery()
+        )
+        query = (
+            sa.select(due.c.meter_id)
+            .where(sa.text(claimed_keys_sql(DISPATCH_METER, "meter_id")))
+            .limit(limit)
+        )
+        return [int(meter_id) for (meter_id,) in self.session.execute(query).all()]
+
+    def claim_stale(
+        self, status: CommandStatus, before: datetime, limit: int, now: datetime
+    ) -> list[Command]:
+        """`stale` commands, claimed: stamped `now` so that no other worker asks after them
+        until another interval has passed (the stamp is when we last asked)."""
+        stamp = col(Command.claimed_at) if status is CommandStatus.SENDING else col(Command.sent_at)
+        query = (
+            select(Command)
+            .where(col(Command.status) == status, stamp < before)
+            .order_by(stamp)
+            .limit(limit)
+        )
+        if shared_queues(self.session):
+            query = query.with_for_update(skip_locked=True)
+        found = list(self.session.exec(query).all())
+        for command in found:
+            if status is CommandStatus.SENDING:
+                command.claimed_at = now
+            else:
+                command.sent_at = now
+            self.session.add(command)
+        self.session.flush()
+        return found
 
     def count_open(self) -> int:
         """Commands queued, being sent, or sent and not ended yet: work waiting on meters."""
