@@ -28,7 +28,6 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from gasbill.adapters.db.claims import CAMPAIGN_ENROL, try_claim
 from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
@@ -225,9 +224,9 @@ def _enrol(
     while True:
         uow = uow_factory()
         with uow:
-            if not try_claim(uow.session, CAMPAIGN_ENROL, campaign.id):
-                return  # another worker enrols this page; this one follows the outbox
             store = CampaignStore(uow.session)
+            if not store.claim_enrolment(campaign.id):
+                return  # another worker enrols this page; this one follows the outbox
             page = store.meter_accounts(tariff.id, after, policy.batch_size * 4)
             if not page:
                 current = store.get(campaign.id)

@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 
-from gasbill.adapters.db.claims import FULL_LADDER, key_of, try_claim
 from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
@@ -69,9 +68,9 @@ def full_ladders_due(
     while True:
         uow = uow_factory()
         with uow:
-            if not try_claim(uow.session, FULL_LADDER, key_of(tariff.id)):
-                return enrolled  # another worker enrols this tariff's page
             store = CampaignStore(uow.session)
+            if not store.claim_full_ladder(tariff.id):
+                return enrolled  # another worker enrols this tariff's page
             page = store.meter_accounts(tariff.id, after, policy.batch_size * 4)
             if not page:
                 return enrolled

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from gasbill.adapters.db.claims import CAMPAIGN_ENROL, FULL_LADDER, key_of, try_claim
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter, TrueUpDay
 from gasbill.adapters.db.tables.commands import Command
@@ -25,6 +26,14 @@ class CampaignStore:
         self.session = session
 
     # -- campaigns ----------------------------------------------------------------
+    def claim_enrolment(self, campaign_id: int) -> bool:
+        """Claim this campaign's enrolment for the transaction (False: another worker has it)."""
+        return try_claim(self.session, CAMPAIGN_ENROL, campaign_id)
+
+    def claim_full_ladder(self, tariff_id: str) -> bool:
+        """Claim this tariff's full-ladder enrolment for the transaction."""
+        return try_claim(self.session, FULL_LADDER, key_of(tariff_id))
+
     def get(self, campaign_id: int) -> Campaign | None:
         return self.session.get(Campaign, campaign_id)
 
