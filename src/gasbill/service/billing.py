@@ -13,14 +13,11 @@ batch, one transfer per account and direction, one upsert for all days.
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from gasbill.adapters.db.repositories.billing import BillingStore, Readings
 from gasbill.adapters.db.repositories.campaigns import CampaignStore
@@ -29,24 +26,28 @@ from gasbill.adapters.db.tables.billing import ChargeDay
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.cycles import Cycle, local_midnight
-from gasbill.domain.ledger import AccountCode, Transfer, TransferKind, new_transfer_id
+from gasbill.domain.cycles import Cycle
+from gasbill.domain.ledger import Transfer
+from gasbill.domain.meters import (
+    MeterSpan,
+    MetersRated,
+    applied_at,
+    opening_reading,
+    rate_meters,
+)
 from gasbill.domain.rating import (
-    Anomaly,
     FrozenReading,
-    RatedPeriod,
     Rater,
     RatingContext,
-    RatingResult,
     RatingState,
     charge_difference,
 )
-from gasbill.domain.tariff import VolumeBasis
 from gasbill.domain.timeline import NO_VERSION
+from gasbill.service.billing_days import day_rows, exception_rows
 from gasbill.service.meter_tariffs import meter_rater
+from gasbill.service.postings import because, transfers_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-DayKey = tuple[str, date]
 
 
 @dataclass(slots=True)
@@ -114,9 +115,61 @@ def bill_within(
     `actor` is who the lines are by, when a person's decision set billing off.
     """
     now = now or datetime.now(UTC)
-    since = since or {}
-    outcome = BillingOutcome()
     store = BillingStore(uow.session)
+    batch = _load(uow, store, account_ids, since or {})
+    outcome = BillingOutcome()
+    day_changes: list[dict[str, Any]] = []
+    exceptions: list[dict[str, Any]] = []
+    transfers: list[Transfer] = []
+    for account in batch.accounts:
+        assert account.id is not None
+        spans = batch.spans.get(account.id, [])
+        checkpoint = batch.checkpoints.get(account.id)
+        opening = None
+        if account.id in batch.openings:
+            opened_at = batch.openings[account.id]
+            if opened_at is None:
+                continue  # not open on the meter yet: it deducts nothing, nor do we
+            opening = opening_reading(applied_at(opened_at, spans), spans)
+        rater = _rater(account, catalog, batch.confirmed.get(account.id, {}), checkpoint)
+        rated = _rate(account, spans, checkpoint, rater, max_flow_m3_per_hour, now, opening)
+        if rated is None:
+            continue
+        posted = batch.posted.get(account.id, {})
+        difference = charge_difference(rated.result.amounts_by_day(), posted)
+        basis = catalog.get(account.tariff_id).volume_basis
+        day_changes += day_rows(account.id, rated.result, difference, posted, now, basis)
+        exceptions += exception_rows(account.id, account.company_no, rated.anomalies, now)
+        meter_mode = account.billing_mode == BillingMode.METER
+        made = transfers_for(account.id, difference, rated.result, now, meter_mode=meter_mode)
+        transfers += because(made, cause, actor) if cause else made
+        outcome.accounts += 1
+        outcome.readings += rated.readings
+        outcome.charged_fen += sum(v for v in difference.values() if v > 0)
+        outcome.credited_fen += -sum(v for v in difference.values() if v < 0)
+        outcome.days_changed += len(difference)
+    store.save_days(day_changes)
+    store.add_exceptions(exceptions)
+    outcome.exceptions = len(exceptions)
+    outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
+    return outcome
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What billing a batch of accounts reads, one query per kind of row."""
+
+    accounts: list[Account]
+    spans: dict[int, list[MeterSpan]]
+    checkpoints: dict[int, ChargeDay]
+    posted: dict[int, dict[tuple[str, date], int]]
+    openings: dict[int, datetime | None]
+    confirmed: dict[int, dict[str, datetime]]
+
+
+def _load(
+    uow: UnitOfWork, store: BillingStore, account_ids: Sequence[int], since: dict[int, datetime]
+) -> _Batch:
     accounts = store.accounts(sorted(set(account_ids)), lock=True)
     ids = [a.id for a in accounts if a.id is not None]
     bindings = store.bindings(ids)
@@ -129,67 +182,74 @@ def bill_within(
     metered = [a.id for a in accounts if a.id is not None and a.billing_mode == BillingMode.METER]
     metered_meters = [(m.company_no, m.comm_no) for a in metered for _, m in bindings.get(a, [])]
     readings = store.frozen_readings(meters, earliest, with_real_time=metered_meters)
-    openings = store.meter_openings(metered)
+    spans = {i: meter_spans(bindings.get(i, []), readings) for i in ids}
     confirmed = {
         account_id: {
-            label: _applied_at(at, bindings.get(account_id, []), readings)
-            for label, at in changes.items()
+            label: applied_at(at, spans.get(account_id, [])) for label, at in changes.items()
         }
         for account_id, changes in CampaignStore(uow.session).confirmations(metered).items()
     }
+    return _Batch(accounts, spans, checkpoints, posted, store.meter_openings(metered), confirmed)
 
-    day_rows: list[dict[str, Any]] = []
-    exception_rows: list[dict[str, Any]] = []
-    transfers: list[Transfer] = []
-    for account in accounts:
-        assert account.id is not None
-        checkpoint = checkpoints.get(account.id)
-        opening = None
-        if account.id in openings:
-            opened_at = openings[account.id]
-            if opened_at is None:
-                continue  # not open on the meter yet: it deducts nothing, nor do we
-            opening = _opening_reading(
-                _applied_at(opened_at, bindings.get(account.id, []), readings),
-                bindings.get(account.id, []),
-                readings,
-            )
-        plan = _rate_account(
-            account,
-            bindings.get(account.id, []),
-            checkpoint,
-            readings,
-            _rater(account, catalog, confirmed.get(account.id, {}), checkpoint),
-            max_flow_m3_per_hour,
-            now,
-            opening=opening,
+
+def meter_spans(bindings: list[tuple[MeterBinding, Meter]], readings: Readings) -> list[MeterSpan]:
+    """The meters an account used, each with its readings."""
+    return [
+        MeterSpan(
+            comm_no=meter.comm_no,
+            bound_at=binding.bound_at,
+            opening_litres=binding.opening_litres,
+            unbound_at=binding.unbound_at,
+            final_litres=binding.final_litres,
+            readings=readings.get((meter.company_no, meter.comm_no), []),
         )
-        if plan is None:
-            continue
-        result, anomalies, count = plan
-        outcome.accounts += 1
-        outcome.readings += count
-        target = result.amounts_by_day()
-        difference = charge_difference(target, posted.get(account.id, {}))
-        day_rows.extend(
-            _day_rows(
-                account.id,
-                result,
-                difference,
-                posted.get(account.id, {}),
-                now,
-                catalog.get(account.tariff_id).volume_basis,
-            )
-        )
-        exception_rows.extend(_exception_rows(account, anomalies, now))
-        made = _transfers(account, difference, result, now, outcome)
-        transfers.extend(_because(made, cause, actor) if cause else made)
-        outcome.days_changed += len(difference)
-    store.save_days(day_rows)
-    store.add_exceptions(exception_rows)
-    outcome.exceptions = len(exception_rows)
-    outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
-    return outcome
+        for binding, meter in bindings
+    ]
+
+
+def opening_of(
+    opened_at: datetime, bindings: list[tuple[MeterBinding, Meter]], readings: Readings
+) -> FrozenReading | None:
+    """A meter-mode account's register when it was opened on its meter, if a reading gives it."""
+    spans = meter_spans(bindings, readings)
+    return opening_reading(applied_at(opened_at, spans), spans)
+
+
+def rate_account(
+    account: Account,
+    bindings: list[tuple[MeterBinding, Meter]],
+    checkpoint: ChargeDay | None,
+    readings: Readings,
+    rater: Rater,
+    max_flow: Decimal | None,
+    now: datetime,
+    *,
+    opening: FrozenReading | None = None,
+) -> MetersRated | None:
+    """Rate an account's readings from `checkpoint` (None: from the start) up to `now`."""
+    spans = meter_spans(bindings, readings)
+    return _rate(account, spans, checkpoint, rater, max_flow, now, opening)
+
+
+def _rate(
+    account: Account,
+    spans: list[MeterSpan],
+    checkpoint: ChargeDay | None,
+    rater: Rater,
+    max_flow: Decimal | None,
+    now: datetime,
+    opening: FrozenReading | None,
+) -> MetersRated | None:
+    if not spans:
+        return None
+    context = RatingContext(
+        persons=account.persons,
+        opened_on=account.opened_on,
+        whole_m3=account.billing_mode == BillingMode.METER,
+        max_flow_m3_per_hour=max_flow,
+    )
+    state, start = _starting_state(checkpoint, rater.tariff.zone)
+    return rate_meters(spans, rater, context, state, start=start, now=now, opening=opening)
 
 
 def _rater(
@@ -205,108 +265,8 @@ def _rater(
     return meter_rater(catalog, account.tariff_id, account.opened_on, confirmed, since=since)
 
 
-def _rate_account(
-    account: Account,
-    bindings: list[tuple[MeterBinding, Meter]],
-    checkpoint: ChargeDay | None,
-    readings: Readings,
-    rater: Rater,
-    max_flow: Decimal | None,
-    now: datetime,
-    *,
-    opening: FrozenReading | None = None,
-) -> tuple[RatingResult, list[tuple[Anomaly, str]], int] | None:
-    if not bindings:
-        return None
-    context = RatingContext(
-        persons=account.persons,
-        opened_on=account.opened_on,
-        whole_m3=account.billing_mode == BillingMode.METER,
-        max_flow_m3_per_hour=max_flow,
-    )
-    state, start = _starting_state(checkpoint, bindings, rater.tariff.zone)
-    periods: list[RatedPeriod] = []
-    anomalies: list[tuple[Anomaly, str]] = []
-    count = 0
-    switched = False  # after the first meter rated here, each next one is a new register
-    for binding, meter in bindings:
-        if binding.unbound_at is not None and binding.unbound_at <= start:
-            continue
-        if (
-            state.last is None
-            and opening is not None
-            and (binding.unbound_at is None or opening.at <= binding.unbound_at)
-        ):
-            # a meter-mode meter deducts from when it was opened: so does its shadow
-            state = RatingState(last=opening)
-        elif state.last is None or switched or binding.bound_at > state.last.at:
-            # a new register from here on: the meter's opening reading
-            first = FrozenReading(binding.bound_at, binding.opening_litres, binding.opening_litres)
-            state = state.rebased(first) if state.last is not None else RatingState(last=first)
-        assert state.last is not None
-        series = [
-            FrozenReading(r.at, r.std, r.work)
-            for r in readings.get((meter.company_no, meter.comm_no), [])
-            if state.last.at < r.at <= now
-            and (binding.unbound_at is None or r.at <= binding.unbound_at)
-        ]
-        if (
-            binding.unbound_at is not None
-            and binding.final_litres is not None
-            and (not series or series[-1].at < binding.unbound_at)
-        ):
-            series.append(
-                FrozenReading(binding.unbound_at, binding.final_litres, binding.final_litres)
-            )
-        switched = True
-        count += len(series)
-        result = rater.rate(series, context, state)
-        periods.extend(result.periods)
-        anomalies.extend((anomaly, meter.comm_no) for anomaly in result.anomalies)
-        state = result.state
-    return RatingResult(periods, [], state), anomalies, count
-
-
-APPLIED_WITHIN = timedelta(hours=36)
-
-
-def _applied_at(
-    confirmed_at: datetime,
-    bindings: list[tuple[MeterBinding, Meter]],
-    readings: Readings,
-) -> datetime:
-    """When a confirmed command took effect on the meter.
-
-    The platform reports the ending, not the instant; a meter takes commands
-    when it wakes and reports a reading then, so that reading's time — the
-    latest before the confirmation — is the instant. Without one (no
-    real-time reading), the confirmation time stands.
-    """
-    latest = None
-    for _, meter in bindings:
-        for reading in readings.get((meter.company_no, meter.comm_no), []):
-            at = reading.at
-            if reading.real_time and confirmed_at - APPLIED_WITHIN <= at <= confirmed_at:
-                latest = at if latest is None or at > latest else latest
-    return latest or confirmed_at
-
-
-def _opening_reading(
-    at: datetime,
-    bindings: list[tuple[MeterBinding, Meter]],
-    readings: Readings,
-) -> FrozenReading | None:
-    """The register at the opening instant, if a reading gives it."""
-    for _, meter in bindings:
-        for reading in readings.get((meter.company_no, meter.comm_no), []):
-            if reading.at == at:
-                return FrozenReading(reading.at, reading.std, reading.work)
-    return None
-
-
-def _starting_state(
-    checkpoint: ChargeDay | None, bindings: list[tuple[MeterBinding, Meter]], zone: str
-) -> tuple[RatingState, datetime]:
+def _starting_state(checkpoint: ChargeDay | None, zone: str) -> tuple[RatingState, datetime]:
+    """Where rating resumes: the checkpoint's state, or from scratch."""
     if checkpoint is None or checkpoint.state_at is None:
         return RatingState(), EPOCH
     assert checkpoint.state_register is not None
@@ -324,215 +284,3 @@ def _starting_state(
         cost_micro=checkpoint.state_cost or 0,
     )
     return state, checkpoint.state_at
-
-
-def _day_rows(
-    account_id: int,
-    result: RatingResult,
-    difference: dict[DayKey, int],
-    posted: dict[DayKey, int],
-    now: datetime,
-    basis: VolumeBasis,
-) -> list[dict[str, Any]]:
-    """The charge days to write: every day rated (for its lines and checkpoint) or changed."""
-    days: dict[DayKey, dict[str, Any]] = {}
-    lines: dict[DayKey, dict[tuple[str, int, int], list[int]]] = defaultdict(dict)
-    for period in result.periods:
-        for charge in period.charges:
-            key = (charge.cycle.key, charge.day)
-            row = days.setdefault(key, _empty_day(account_id, key, now))
-            row["litres"] += charge.litres
-            for line in charge.lines:
-                row["cost_micro"] += line.cost_micro
-                slot = lines[key].setdefault((charge.version, line.tier, line.price_milli), [0, 0])
-                slot[0] += line.litres
-                slot[1] += line.cost_micro
-    # checkpoints: the state after each reading that ends a day exactly
-    checkpoints = _checkpoints(result, basis)
-    for key, state in checkpoints.items():
-        if key in days:
-            days[key].update(state)
-    for key in difference:
-        days.setdefault(key, _empty_day(account_id, key, now))
-    for key, row in days.items():
-        row["posted_fen"] = posted.get(key, 0) + difference.get(key, 0)
-        row["lines"] = json.dumps(
-            [[v, t, p, s[0], s[1]] for (v, t, p), s in sorted(lines[key].items())],
-            separators=(",", ":"),
-        )
-    return list(days.values())
-
-
-def _empty_day(account_id: int, key: DayKey, now: datetime) -> dict[str, Any]:
-    return {
-        "account_id": account_id,
-        "cycle_key": key[0],
-        "day": key[1],
-        "posted_fen": 0,
-        "litres": 0,
-        "cost_micro": 0,
-        "lines": "[]",
-        "state_at": None,
-        "state_register": None,
-        "state_cycle_start": None,
-        "state_cycle_end": None,
-        "state_version": None,
-        "state_used": None,
-        "state_cost": None,
-        "updated_at": now,
-    }
-
-
-def _checkpoints(result: RatingResult, basis: VolumeBasis) -> dict[DayKey, dict[str, Any]]:
-    """The final rating state, as a checkpoint, if its reading ends a local day exactly."""
-    found: dict[DayKey, dict[str, Any]] = {}
-    final = result.state
-    if final.last is None or final.cycle is None or not result.periods:
-        return found
-    last_period = result.periods[-1]
-    last_charge = last_period.charges[-1] if last_period.charges else None
-    if last_charge is None:
-        return found
-    zone_end = _next_local_midnight(last_charge.day, final.cycle)
-    if last_period.period_to != zone_end:
-        return found
-    found[(last_charge.cycle.key, last_charge.day)] = {
-        "state_at": final.last.at,
-        "state_register": final.last.register(basis),
-        "state_cycle_start": final.cycle.start,
-        "state_cycle_end": final.cycle.end,
-        "state_version": final.version_index,
-        "state_used": final.used_litres,
-        "state_cost": final.cost_micro,
-    }
-    return found
-
-
-def _next_local_midnight(day: date, cycle: Cycle) -> datetime:
-    return local_midnight(day + timedelta(days=1), ZoneInfo(cycle.zone))
-
-
-def _exception_rows(
-    account: Account, anomalies: list[tuple[Anomaly, str]], now: datetime
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "kind": str(anomaly.kind),
-            "status": "open",
-            "account_id": account.id,
-            "company_no": account.company_no,
-            "meter_comm_no": comm_no,
-            "reading_at": anomaly.reading.at,
-            "detail": anomaly.detail,
-            "resolution": "",
-            "created_at": now,
-        }
-        for anomaly, comm_no in anomalies
-    ]
-
-
-def _transfers(
-    account: Account,
-    difference: dict[DayKey, int],
-    result: RatingResult,
-    now: datetime,
-    outcome: BillingOutcome,
-) -> list[Transfer]:
-    """The ledger's side of a run's day differences.
-
-    System mode: one charge (and, after re-rating, one credit) per account
-    and run. Meter mode: one per day, effective when the day's last reading
-    was taken, so meter_credit can be read as of any reading and compared
-    with the balance the meter reported then. The days' `posted_fen`,
-    written in the same transaction, is what keeps a day from being charged
-    twice; the transfers' keys only need to be unique.
-    """
-    outcome.charged_fen += sum(v for v in difference.values() if v > 0)
-    outcome.credited_fen += -sum(v for v in difference.values() if v < 0)
-    if not difference:
-        return []
-    key = str(account.id)
-    meter_mode = account.billing_mode == BillingMode.METER
-    payer = AccountCode.meter_credit(key) if meter_mode else AccountCode.prepaid(key)
-    last = result.state.last.at if result.state.last is not None else now
-    if not meter_mode:
-        groups = {last: dict(difference)}
-    else:
-        ends = _day_ends(result)
-        groups = defaultdict(dict)
-        for day_key, fen in difference.items():
-            groups[ends.get(day_key, last)][day_key] = fen
-    out = []
-    for effective, days in sorted(groups.items()):
-        charged = sum(v for v in days.values() if v > 0)
-        credited = -sum(v for v in days.values() if v < 0)
-        span = sorted(d for _, d in days)
-        label = f"{span[0]}..{span[-1]}" if span[0] != span[-1] else f"{span[0]}"
-        if charged:
-            out.append(
-                posting(
-                    f"charge:{key}:{new_transfer_id()}",
-                    payer,
-                    AccountCode.revenue("gas"),
-                    charged,
-                    effective,
-                    now,
-                    f"gas {label}",
-                )
-            )
-        if credited:
-            out.append(
-                posting(
-                    f"credit:{key}:{new_transfer_id()}",
-                    AccountCode.revenue("gas"),
-                    payer,
-                    credited,
-                    effective,
-                    now,
-                    f"re-rated {label}",
-                )
-            )
-    return out
-
-
-def _because(transfers: list[Transfer], cause: str, actor: str) -> list[Transfer]:
-    """The lines with their cause leading the reason, by `actor`."""
-    return [replace(t, reason=f"{cause}: {t.reason}", actor=actor) for t in transfers]
-
-
-def _day_ends(result: RatingResult) -> dict[DayKey, datetime]:
-    """When each rated day's last charge ended."""
-    ends: dict[DayKey, datetime] = {}
-    for period in result.periods:
-        for charge in period.charges:
-            day_key = (charge.cycle.key, charge.day)
-            if day_key not in ends or charge.period_to > ends[day_key]:
-                ends[day_key] = charge.period_to
-    return ends
-
-
-def posting(
-    key: str,
-    debit: AccountCode,
-    credit: AccountCode,
-    amount: int,
-    effective: datetime,
-    now: datetime,
-    reason: str,
-    *,
-    kind: TransferKind = TransferKind.CHARGE,
-    actor: str = "billing",
-) -> Transfer:
-    """A posted transfer made by a job (billing, true-up), not by a person."""
-    return Transfer(
-        id=new_transfer_id(),
-        idempotency_key=key,
-        debit_account=debit,
-        credit_account=credit,
-        amount=amount,
-        kind=kind,
-        effective_at=effective,
-        recorded_at=now,
-        reason=reason,
-        actor=actor,
-    )

@@ -38,14 +38,9 @@ from gasbill.domain.cycles import local_midnight
 from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
 from gasbill.domain.rating import DayKey, charge_difference
 from gasbill.domain.true_up import owed, true_up_start
-from gasbill.service.billing import (
-    _applied_at,
-    _opening_reading,
-    _rate_account,
-    bill_within,
-    posting,
-)
+from gasbill.service.billing import bill_within, opening_of, rate_account
 from gasbill.service.meter_tariffs import meter_confirmations
+from gasbill.service.postings import posting
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEVER = datetime.max.replace(tzinfo=UTC)
@@ -192,18 +187,18 @@ def true_ups_within(
             opened_at = openings[account_id]
             if opened_at is None:
                 continue  # not open on the meter: it deducted nothing, nor did the shadow
-            opening = _opening_reading(_applied_at(opened_at, rows, readings), rows, readings)
+            opening = opening_of(opened_at, rows, readings)
         tariff = catalog.get(account.tariff_id)
         rater = catalog.rater(tariff.id)
         checkpoint = _fresh(starts.get(account_id))
-        official = _rate_account(
+        official = rate_account(
             account, rows, checkpoint, readings, rater, max_flow_m3_per_hour, now, opening=opening
         )
         if official is None:
             continue
         outcome.accounts += 1
         first_day = start.astimezone(ZoneInfo(tariff.zone)).date()
-        target = owed(official[0].amounts_by_day(), posted.get(account_id, {}), first_day)
+        target = owed(official.result.amounts_by_day(), posted.get(account_id, {}), first_day)
         trued = campaigns.true_up_days(account_id, first_day)
         difference = charge_difference(target, {k: fen for k, (fen, _) in trued.items()})
         if not difference:
@@ -212,7 +207,7 @@ def true_ups_within(
         if tariff.id not in of_tariff:
             of_tariff[tariff.id] = campaigns.of_tariff(tariff.id)
         owner = _attribution(of_tariff[tariff.id], held, tariff.zone)
-        last = official[0].state.last
+        last = official.result.state.last
         effective = last.at if last is not None else now
         by_campaign = _by_campaign(account_id, difference, trued, owner, now, day_rows)
         for campaign_id, days in by_campaign.items():

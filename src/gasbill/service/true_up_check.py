@@ -21,7 +21,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode, TransferKind
-from gasbill.service.billing import _applied_at, _opening_reading, _rate_account
+from gasbill.service.billing import opening_of, rate_account
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,12 +75,12 @@ def check_in_force(
                 opened_at = openings[account.id]
                 if opened_at is None:
                     continue  # not open on its meter: nothing is owed yet
-                opening = _opening_reading(_applied_at(opened_at, rows, readings), rows, readings)
+                opening = opening_of(opened_at, rows, readings)
             rater = catalog.rater(account.tariff_id)
-            rated = _rate_account(
+            rated = rate_account(
                 account, rows, None, readings, rater, max_flow_m3_per_hour, now, opening=opening
             )
-            in_force = rated[0].total_fen if rated is not None else 0
+            in_force = rated.result.total_fen if rated is not None else 0
             charged, trued_up = _books(uow, account.id)
             found.append(InForce(account.id, charged, trued_up, in_force))
     return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,19 +17,13 @@ from gasbill.adapters.db.tables.billing import BillingException, ChargeDay
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.tables.readings import MeterReading
 from gasbill.domain.commands import CtrlType
+from gasbill.domain.meters import RegisterReading
 from gasbill.domain.outbox import CommandStatus
 
 FROZEN = 1
 
 
-class StoredReading(NamedTuple):
-    at: datetime
-    std: int | None
-    work: int | None
-    real_time: bool = False  # data_type 0: taken when the meter woke
-
-
-Readings = dict[tuple[str, str], list[StoredReading]]
+Readings = dict[tuple[str, str], list[RegisterReading]]
 
 
 class BillingStore:
@@ -162,7 +156,7 @@ class BillingStore:
                 for comm_no, at, std, work, data_type in self.session.execute(query).all():
                     key = (company_no, comm_no)
                     if data_type == FROZEN or key in real_time:
-                        result[key].append(StoredReading(at, std, work, data_type != FROZEN))
+                        result[key].append(RegisterReading(at, std, work, data_type != FROZEN))
         return result
 
     def meter_openings(self, account_ids: Sequence[int]) -> dict[int, datetime | None]:
