@@ -107,6 +107,10 @@ def test_the_admin_manages_users_and_every_change_is_audited(client, admin, engi
     gone = client.post(f"{API}/users/{user_id}/deactivate", headers=admin)
     assert gone.json()["active"] is False
     assert_error(login(client, "li.na", "a long password"), 401, "login_failed")
+    back = client.post(f"{API}/users/{user_id}/activate", headers=admin)
+    assert back.status_code == 200 and back.json()["active"] is True
+    assert login(client, "li.na", "a long password").status_code == 200
+    assert_error(client.post(f"{API}/users/99999/activate", headers=admin), 404, "not_found")
 
     with UnitOfWork(engine) as uow:
         entries = [e for e in uow.audit.entries() if e.entity == "staff_user"]
@@ -114,6 +118,7 @@ def test_the_admin_manages_users_and_every_change_is_audited(client, admin, engi
     assert ("admin", "user.create") in actions
     assert ("admin", "user.role") in actions
     assert ("admin", "user.deactivate") in actions
+    assert ("admin", "user.activate") in actions
     assert all("password" not in e.after for e in entries)
 
 

@@ -331,3 +331,27 @@ def test_a_corrected_reading_is_dismissed_by_a_clerk_and_accepted_by_an_auditor_
     with UnitOfWork(engine) as uow:
         assert uow.audit.latest(1)[0].action == "push_conflict.accept"
     assert "/accept" not in client.get("/ui/exceptions").text
+
+
+def test_an_admin_deactivates_and_activates_a_user_in_the_pages(client, engine, passwords) -> None:
+    target = make_target_user(engine, passwords)
+    web_login(client, "admin")
+    token = csrf_of(client, "/ui/admin/users")
+    gone = client.post(
+        f"/ui/admin/users/{target}/deactivate", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert gone.status_code == 303
+    page = client.get("/ui/admin/users").text
+    assert f'/ui/admin/users/{target}/activate"' in page  # offered only to the inactive
+    assert _web_login_answer(client, "target", PASSWORD).status_code == 401
+    web_login(client, "admin")
+    back = client.post(
+        f"/ui/admin/users/{target}/activate",
+        data={"csrf_token": csrf_of(client, "/ui/admin/users")},
+        follow_redirects=False,
+    )
+    assert back.status_code == 303
+    with UnitOfWork(engine) as uow:
+        actions = [(e.action, e.actor) for e in uow.audit.latest(5) if e.action.startswith("user.")]
+    assert actions[:2] == [("user.activate", "admin"), ("user.deactivate", "admin")]
+    assert _web_login_answer(client, "target", PASSWORD).status_code == 303

@@ -83,6 +83,36 @@ def test_user_add_with_the_password_on_stdin(tmp_path, db_url, engine):
 
 
 @pytest.mark.db
+def test_an_admin_changes_a_role_deactivates_and_activates_from_the_terminal(
+    tmp_path, db_url, engine
+):
+    config = write_config(tmp_path, db_url)
+    for name, role in (("wang", "admin"), ("li", "clerk")):
+        added = runner.invoke(
+            app,
+            ["user", "add", name, "--role", role, "--password-stdin", "--config", config],
+            input="a long password\n",
+        )
+        assert added.exit_code == 0, added.output
+
+    def user(*args: str):
+        return runner.invoke(app, ["user", *args, "--config", config])
+
+    assert "li is now auditor" in user("role", "li", "auditor").stdout
+    last = user("deactivate", "wang")
+    assert last.exit_code == 2 and "last active admin" in last.stderr
+    assert "li deactivated" in user("deactivate", "li").stdout
+    assert "li may log in again" in user("activate", "li").stdout
+    unknown = user("activate", "nobody")
+    assert unknown.exit_code == 2
+    users = {u.username: (u.role, u.active) for u in list_users(UnitOfWork(engine))}
+    assert users == {"wang": ("admin", True), "li": ("auditor", True)}
+    with UnitOfWork(engine) as uow:
+        actions = [e.action for e in uow.audit.entries() if e.action.startswith("user.")]
+    assert actions[-3:] == ["user.role", "user.deactivate", "user.activate"]
+
+
+@pytest.mark.db
 def test_user_add_prompts_for_the_password_twice(tmp_path, db_url, engine):
     config = write_config(tmp_path, db_url)
     added = runner.invoke(

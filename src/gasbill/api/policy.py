@@ -82,6 +82,7 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", f"{API}/users/{{user_id}}"): ADMIN_READ,
     ("PUT", f"{API}/users/{{user_id}}/role"): ADMIN,
     ("POST", f"{API}/users/{{user_id}}/deactivate"): ADMIN,
+    ("POST", f"{API}/users/{{user_id}}/activate"): ADMIN,
     ("POST", f"{API}/users/{{user_id}}/unlock"): ADMIN,
     ("PUT", f"{API}/users/{{user_id}}/password"): ADMIN,
     # customers

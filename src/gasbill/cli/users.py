@@ -1,20 +1,24 @@
 """`gasbill user …`: staff users from a terminal (the first admin is made here).
 
-`unlock` and `password` are the admin's (the same use cases as the staff API's
-routes); `change-password` is a user's own change, proven by the current one.
+`role`, `deactivate`, `activate`, `unlock` and `password` are the admin's (the same use
+cases as the staff API's routes); `change-password` is a user's own change, proven by
+the current one.
 """
 
 from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from gasbill.adapters.db.tables.staff import StaffUser
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.api.security import Argon2Passwords
 from gasbill.cli.options import ConfigOption, fail, settings_from
@@ -23,7 +27,9 @@ from gasbill.domain.errors import GasbillError
 from gasbill.service import credentials, staff
 
 app = typer.Typer(
-    help="Staff users: add, list, unlock, reset or change a password.", no_args_is_help=True
+    help="Staff users: add, list, change a role, deactivate or activate, unlock, reset or "
+    "change a password.",
+    no_args_is_help=True,
 )
 
 
@@ -81,6 +87,59 @@ def list_command(config: ConfigOption = None) -> None:
             user.created_at.isoformat(timespec="seconds"),
         )
     Console().print(table)
+
+
+def _change_user(
+    username: str, config: Path | None, change: Callable[[UnitOfWork, int, str], StaffUser]
+) -> StaffUser:
+    """Find the user by name and apply one of the admin's changes, as the terminal's actor."""
+    settings = settings_from(config)
+    with current_engine(settings) as engine:
+        try:
+            user = credentials.find_user(UnitOfWork(engine), username)
+            assert user.id is not None
+            return change(UnitOfWork(engine), user.id, terminal_actor())
+        except GasbillError as exc:
+            fail(str(exc))
+
+
+@app.command("role")
+def role_command(
+    username: Annotated[str, typer.Argument(help="Whose role to change.")],
+    role: Annotated[RoleChoice, typer.Argument(help="The new role.")],
+    config: ConfigOption = None,
+) -> None:
+    """Change a user's role (the last active admin keeps theirs)."""
+    user = _change_user(
+        username,
+        config,
+        lambda uow, uid, actor: staff.change_role(uow, uid, str(role), actor=actor),
+    )
+    Console().print(f"user {user.username} is now {user.role}", highlight=False)
+
+
+@app.command("deactivate")
+def deactivate_command(
+    username: Annotated[str, typer.Argument(help="Who may no longer log in.")],
+    config: ConfigOption = None,
+) -> None:
+    """Stop a user logging in; every token they hold stops working."""
+    user = _change_user(
+        username, config, lambda uow, uid, actor: staff.deactivate_user(uow, uid, actor=actor)
+    )
+    Console().print(f"user {user.username} deactivated; their tokens are revoked", highlight=False)
+
+
+@app.command("activate")
+def activate_command(
+    username: Annotated[str, typer.Argument(help="Who may log in again.")],
+    config: ConfigOption = None,
+) -> None:
+    """Let a deactivated user log in again with their password."""
+    user = _change_user(
+        username, config, lambda uow, uid, actor: staff.activate_user(uow, uid, actor=actor)
+    )
+    Console().print(f"user {user.username} may log in again", highlight=False)
 
 
 def _password(prompt: str, from_stdin: bool, *, confirm: bool = True) -> str:

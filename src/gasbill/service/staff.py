@@ -170,6 +170,13 @@ def deactivate_user(
     return _change(uow, user_id, actor=actor, now=now, action="user.deactivate", active=False)
 
 
+def activate_user(
+    uow: UnitOfWork, user_id: int, *, actor: str, now: datetime | None = None
+) -> StaffUser:
+    """A deactivated user may log in again (with their password; old tokens stay revoked)."""
+    return _change(uow, user_id, actor=actor, now=now, action="user.activate", active=True)
+
+
 def _change(
     uow: UnitOfWork,
     user_id: int,

@@ -100,6 +100,12 @@ def deactivate(user_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep)
     return UserOut.of(changed)
 
 
+@router.post("/{user_id}/activate", summary="Let a deactivated user log in again")
+def activate(user_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> UserOut:
+    changed = staff.activate_user(uow, user_id, actor=user.username, now=ctx.clock())
+    return UserOut.of(changed)
+
+
 @router.post("/{user_id}/unlock", summary="Clear a user's failed logins so they may log in now")
 def unlock(user_id: PathId, user: CurrentUser, ctx: ContextDep, uow: UowDep) -> UnlockOut:
     found, cleared = credentials.unlock_user(uow, user_id, actor=user.username, now=ctx.clock())

@@ -66,7 +66,7 @@ async def user_add(request: Request, user: WebUser) -> Response:
 
 @router.post("/users/{user_id}/{action}")
 async def user_action(request: Request, user_id: int, action: str, user: WebUser) -> Response:
-    """deactivate, role, unlock or password: each the use case the API's route calls."""
+    """deactivate, activate, role, unlock or password: each the use case the API's route calls."""
     form = await request.form()
     run = _user_action(request, user_id, action, form, user.username)
     if run is None:
@@ -85,6 +85,8 @@ def _user_action(
     now = ctx.clock()
     if action == "deactivate":
         return lambda: staff.deactivate_user(uow, user_id, actor=actor, now=now)
+    if action == "activate":
+        return lambda: staff.activate_user(uow, user_id, actor=actor, now=now)
     if action == "role":
         role = form_text(form, "role")
         return lambda: staff.change_role(uow, user_id, role, actor=actor, now=now)
