@@ -23,7 +23,6 @@ from gasbill.jobs.leader import (
     leadership_for,
     lock_file_of,
 )
-from gasbill.jobs.registry import optional
 from tests.conftest import PG_ENV, ROOT
 
 T0 = datetime(2025, 3, 1, 2, tzinfo=UTC)
@@ -273,17 +272,6 @@ def test_a_woken_job_runs_at_once(tmp_path):
         assert wait_for(lambda: scheduler.stats("inbox").runs == 2, seconds=5)
     finally:
         scheduler.shutdown()
-
-
-def test_a_missing_work_function_is_skipped_and_logged_once(caplog):
-    with caplog.at_level(logging.WARNING, logger="gasbill.jobs"):
-        assert optional("gasbill.service.no_such_module", "run") is None
-        assert optional("gasbill.service.no_such_module", "run") is None
-        assert optional("gasbill.service.inbox", "no_such_function") is None
-    warnings = [r.getMessage() for r in caplog.records]
-    assert sum("no_such_module.run" in w for w in warnings) == 1
-    assert sum("no_such_function" in w for w in warnings) == 1
-    assert optional("gasbill.service.inbox", "work_inbox") is not None
 
 
 # -- the tick: every job, in order, at the injected time ----------------------------------------

@@ -7,196 +7,45 @@ and commit per batch: a run that fails leaves its work for the next run, and
 `execute` logs the failure with its traceback and counts it. Nothing is
 retried here and nothing is swallowed.
 
-Work functions that may not exist yet (campaigns, the decision sweep, warning
-delivery) are imported when their job runs; a missing one is logged once and
-its runs are counted as skipped.
+Each job imports its work: a renamed or missing work function is an import
+error at start, never a job silently switched off. A run is skipped only when
+a part it needs is not configured (query mode without a base URL, no anchor
+file).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Engine
-
 from gasbill.adapters.audit_anchor import AnchorFile, anchor_path
-from gasbill.adapters.db.uow import UnitOfWork, retried
-from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.adapters.db.uow import retried
+from gasbill.adapters.notify import build_notifier
 from gasbill.config import JobSchedule, Settings
+from gasbill.jobs.context import JobContext as JobContext  # re-exported for tick, scheduler
+from gasbill.jobs.context import Skipped as Skipped
 from gasbill.service.audit import anchor_head
-from gasbill.service.commands.dispatch import PlatformApi, dispatch
-from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.campaigns import run_campaigns as run_campaigns_due
+from gasbill.service.commands.dispatch import dispatch
 from gasbill.service.commands.reports import poll_silent
+from gasbill.service.decisions import sweep
 from gasbill.service.inbox import work_inbox
 from gasbill.service.ingest import IngestPolicy
-from gasbill.service.poller import DataSource, poll_once
-
-if TYPE_CHECKING:
-    from gasbill.bootstrap import Services
+from gasbill.service.notify import DeliveryPolicy, deliver_pending
+from gasbill.service.poller import poll_once
+from gasbill.service.reconciliation_nightly import reconcile_nightly
+from gasbill.service.true_up import run_true_ups
 
 log = logging.getLogger("gasbill.jobs")
 
-Clock = Callable[[], datetime]
-Decide = Callable[[UnitOfWork, int, datetime], object]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Skipped:
-    """A run that did nothing because a part it needs is not there (yet)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"Skipped({self.reason!r})"
-
-
-@dataclass(eq=False)
-class JobContext:
-    """The ports every job works with; one per process, shared by its jobs."""
-
-    settings: Settings
-    engine: Engine
-    catalog: TariffCatalog
-    codec: Codec
-    platform_factory: Callable[[], PlatformApi]
-    clock: Clock
-    uow_factory: Callable[[], UnitOfWork]
-    command_policy: CommandPolicy
-    notifier: Any | None = None
-    data_source_factory: Callable[[], DataSource] | None = None
-    _made: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    decide: Decide | None = None
-    services: Services | None = None
-    owns_services: bool = False  # built by `build`: closed with this context
-
-    @classmethod
-    def of(cls, services: Services) -> JobContext:
-        """The jobs' view of the composition root (gasbill.bootstrap)."""
-        return cls(
-            settings=services.settings,
-            engine=services.engine,
-            catalog=services.catalog,
-            codec=services.codec,
-            platform_factory=services.platform,
-            clock=services.clock,
-            uow_factory=services.uow,
-            command_policy=services.command_policy,
-            notifier=services.notifier,
-            data_source_factory=services.data_source_factory,
-            decide=services.decide,
-            services=services,
-        )
-
-    @classmethod
-    def build(
-        cls,
-        settings: Settings,
-        engine: Engine,
-        *,
-        catalog: TariffCatalog | None = None,
-        codec: Codec | None = None,
-        platform_factory: Callable[[], PlatformApi] | None = None,
-        clock: Clock | None = None,
-        uow_factory: Callable[[], UnitOfWork] | None = None,
-        command_policy: CommandPolicy | None = None,
-        notifier: Any | None = None,
-        data_source_factory: Callable[[], DataSource] | None = None,
-    ) -> JobContext:
-        """`bootstrap` on this engine, every port replaceable (tests)."""
-        from gasbill.bootstrap import bootstrap
-
-        services = bootstrap(
-            settings,
-            engine=engine,
-            catalog=catalog,
-            codec=codec,
-            platform_factory=platform_factory,
-            clock=clock,
-            command_policy=command_policy,
-            notifier=notifier,
-            data_source_factory=data_source_factory,
-        )
-        context = cls.of(services)
-        context.owns_services = True
-        if uow_factory is not None:
-            context.uow_factory = uow_factory
-        return context
-
-    def _once(self, name: str, factory: Callable[[], Any]) -> Any:
-        if self.services is not None:
-            return self.services.once(name, factory)
-        with self._lock:
-            if name not in self._made:
-                self._made[name] = factory()
-            return self._made[name]
-
-    def platform(self) -> PlatformApi:
-        """The platform client, made on first use and kept (it holds the login token)."""
-        if self.services is not None:
-            return self.services.platform()
-        client: PlatformApi = self._once("platform", self.platform_factory)
-        return client
-
-    def data_source(self) -> DataSource | None:
-        if self.services is not None:
-            return self.services.data_source()
-        if self.data_source_factory is None:
-            return None
-        source: DataSource = self._once("data_source", self.data_source_factory)
-        return source
-
-    def close(self) -> None:
-        """Close the clients this context made (those of its services: by their owner)."""
-        with self._lock:
-            made, self._made = self._made, {}
-        for thing in made.values():
-            close = getattr(thing, "close", None)
-            if callable(close):
-                close()
-        if self.owns_services and self.services is not None:
-            self.services.close()
-
-
 # -- the jobs -----------------------------------------------------------------------------
 JobFunction = Callable[[JobContext, datetime], object]
-
-_missing_logged: set[str] = set()
-_missing_lock = threading.Lock()
-
-
-def optional(module: str, name: str) -> Callable[..., Any] | None:
-    """`module.name` if it exists; None (logged once) if the module or the name does not.
-
-    An import error from inside an existing module is a bug, and raised.
-    """
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not (module + ".").startswith(exc.name + "."):
-            raise
-        found = None
-    if found is None:
-        where = f"{module}.{name}"
-        with _missing_lock:
-            first = where not in _missing_logged
-            _missing_logged.add(where)
-        if first:
-            log.warning("%s does not exist: the job that runs it is skipped", where)
-    return found if callable(found) else None
 
 
 def run_query_poll(context: JobContext, now: datetime) -> object:
@@ -265,9 +114,6 @@ def drain(batch: Callable[[], Any], *, more: Callable[[Any], bool], seconds: flo
 
 
 def run_decisions(context: JobContext, now: datetime) -> object:
-    sweep = optional("gasbill.service.decisions", "sweep")
-    if sweep is None:
-        return Skipped("gasbill.service.decisions.sweep does not exist")
     return sweep(
         context.uow_factory,
         settings=context.settings.decisions,
@@ -279,10 +125,7 @@ def run_decisions(context: JobContext, now: datetime) -> object:
 
 
 def run_campaigns(context: JobContext, now: datetime) -> object:
-    campaigns = optional("gasbill.service.campaigns", "run_campaigns")
-    if campaigns is None:
-        return Skipped("gasbill.service.campaigns.run_campaigns does not exist")
-    return campaigns(
+    return run_campaigns_due(
         context.uow_factory,
         catalog=context.catalog,
         codec=context.codec,
@@ -317,32 +160,20 @@ def run_poll_silent(context: JobContext, now: datetime) -> object:
 
 
 def run_notify(context: JobContext, now: datetime) -> object:
-    deliver = optional("gasbill.service.notify", "deliver_pending")
-    if deliver is None:
-        return Skipped("gasbill.service.notify.deliver_pending does not exist")
     settings = context.settings.notify
     notifier = context.notifier
     if notifier is None:
-        build = optional("gasbill.adapters.notify", "build_notifier")
-        if build is None:
-            return Skipped("no notifier: pass one to JobContext.build")
-        notifier = context._once("notifier", lambda: build(settings))
-    extra: dict[str, Any] = {}
-    policy = optional("gasbill.service.notify", "DeliveryPolicy")
-    if policy is not None:
-        extra["policy"] = policy.from_settings(settings)  # type: ignore[attr-defined]
-    return deliver(
+        notifier = context._once("notifier", lambda: build_notifier(settings))
+    return deliver_pending(
         context.uow_factory,
         notifier,
         now=now,
         batch=context.settings.jobs.notify_batch,
-        **extra,
+        policy=DeliveryPolicy.from_settings(settings),
     )
 
 
 def run_reconcile(context: JobContext, now: datetime) -> object:
-    from gasbill.service.reconciliation_nightly import reconcile_nightly
-
     settings = context.settings
     return reconcile_nightly(
         context.uow_factory(),
@@ -363,8 +194,6 @@ def run_audit_anchor(context: JobContext, now: datetime) -> object:
 
 
 def run_true_up(context: JobContext, now: datetime) -> object:
-    from gasbill.service.true_up import run_true_ups
-
     settings = context.settings.jobs.true_up
     return run_true_ups(
         context.uow_factory,
