@@ -127,9 +127,11 @@ CommNo = Annotated[
 Text500 = Annotated[
     str, Field(strict=True, max_length=500, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)
 ]
+# nvarchar(max) in the vendor's table; 4,000 characters (SQL Server's longest bounded
+# nvarchar) keeps a whole reading inside the body limit, so its refusal is this field's
 LongText = Annotated[
     str,
-    Field(strict=True, max_length=1_000_000, json_schema_extra=_NO_NUL),
+    Field(strict=True, max_length=4_000, json_schema_extra=_NO_NUL),
     AfterValidator(_no_nul),
 ]
 Sequence4 = Annotated[
@@ -296,12 +298,27 @@ class MeterDataIn(_Strict):
 
 def _device_type(value: Any) -> str:
     """A string in pushes, an int in queries (spec §5.4): accept either, keep the text."""
+    value = _integral(value)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError("must be a string or an integer")
+    if isinstance(value, int) and not -INT32 - 1 <= value <= INT32:
+        raise ValueError("is beyond a 32-bit integer")
     return _no_nul(str(value))
 
 
-DeviceType = Annotated[str, BeforeValidator(_device_type), Field(max_length=50)]
+DeviceType = Annotated[
+    str,
+    BeforeValidator(_device_type),
+    Field(max_length=50),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": 50, **_NO_NUL},
+                {"type": "integer", "minimum": -INT32 - 1, "maximum": INT32},
+            ]
+        }
+    ),
+]
 
 
 class AlarmIn(_Strict):

@@ -186,7 +186,7 @@ def openapi(model: type[BaseModel] | None, *, paged: bool = False) -> dict[str, 
     extra: dict[str, Any] = {"parameters": key_headers() + (paging_parameters() if paged else [])}
     if model is not None:
         extra["requestBody"] = {
-            "required": True,
+            "required": not paged,  # a list query's conditions are all optional, the body too
             "content": {"application/json": {"schema": model.model_json_schema()}},
         }
     return extra
