@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
 from gasbill.adapters.db.tables.accounts import Account, Customer
+from gasbill.adapters.db.tables.ledger import IdempotencyRecord
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.errors import (
     AlreadyReversed,
@@ -35,6 +36,7 @@ from gasbill.domain.ledger import (
 )
 from gasbill.service import ledger as service
 from gasbill.service.accounts import NotFound
+from gasbill.service.ports import CommitConflict
 
 T0 = datetime(2025, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
 REVENUE = AccountCode.revenue("gas")
@@ -530,6 +532,23 @@ def test_idempotency_store_keeps_the_first_answer(uow):
     )
     with uow, pytest.raises(IntegrityError):
         IdempotencyStore(uow.session).save("k", "payment", "b" * 64, 201, "{}")
+
+
+def test_a_commit_meeting_a_taken_unique_key_is_the_services_commit_conflict(engine):
+    # the service catches its own CommitConflict (two nodes creating one campaign); the
+    # API's handler still sees the driver's IntegrityError
+    uow = UnitOfWork(engine)
+    with uow:
+        IdempotencyStore(uow.session).save("k", "payment", "a" * 64, 201, "{}")
+        uow.commit()
+    with uow:
+        taken = IdempotencyRecord(
+            key="k", scope="payment", request_hash="b" * 64, status_code=201, response="{}"
+        )
+        uow.session.add(taken)
+        with pytest.raises(CommitConflict) as raised:
+            uow.commit()
+    assert isinstance(raised.value, IntegrityError) and not uow.committed
 
 
 def test_a_key_raced_between_global_accounts_is_settled_by_the_unique_index(engine):

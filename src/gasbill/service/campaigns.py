@@ -26,8 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
 from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
@@ -51,6 +49,7 @@ from gasbill.domain.tariff import Tariff
 from gasbill.service.commands.queue import CommandPolicy, queue_intent
 from gasbill.service.full_ladder import full_ladders_due
 from gasbill.service.meter_tariffs import meter_confirmations
+from gasbill.service.ports import CommitConflict
 
 log = logging.getLogger("gasbill.campaigns")
 
@@ -186,7 +185,7 @@ def _create_due(
         )
         try:
             uow.commit()
-        except IntegrityError:  # another node created it meanwhile
+        except CommitConflict:  # another node created it meanwhile
             return
     assert campaign.id is not None
     outcome.created.append(campaign.id)

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
-
 from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
@@ -37,6 +35,7 @@ from gasbill.domain.price_changes import (
 )
 from gasbill.domain.tariff import Proration, Tariff
 from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.ports import CommitConflict
 
 LATER = timedelta(days=366)  # how far ahead price changes already pushed are looked for
 
@@ -101,7 +100,7 @@ def full_ladders_due(
                 enrolled += 1
             try:
                 uow.commit()
-            except IntegrityError:  # another node created the campaign meanwhile: next run
+            except CommitConflict:  # another node created the campaign meanwhile: next run
                 return enrolled
 
 

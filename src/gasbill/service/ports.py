@@ -113,8 +113,16 @@ class DecisionStateRepository(Protocol):
     def save(self, state: DecisionStateRecord) -> None: ...
 
 
+class CommitConflict(Exception):
+    """The commit was refused: a row another transaction committed meanwhile holds a unique
+    key this one wrote (two nodes creating the same campaign, say). Nothing was kept."""
+
+
 class UnitOfWork(Protocol):
-    """One transaction: nothing is kept unless `commit()` is called inside the block."""
+    """One transaction: nothing is kept unless `commit()` is called inside the block.
+
+    `commit()` raises `CommitConflict` when a unique key was taken meanwhile.
+    """
 
     committed: bool
 

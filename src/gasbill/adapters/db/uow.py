@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
@@ -34,6 +34,7 @@ from gasbill.adapters.db.repositories.audit import AuditLog
 from gasbill.adapters.db.repositories.decisions import SqlDecisionStates, SqlWarnings
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
+from gasbill.service.ports import CommitConflict
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,6 +65,11 @@ def retried(work: Callable[[], T], *, attempts: int = ATTEMPTS, pause: float = 0
             log.warning("transaction conflict, attempt %d of %d: %s", attempt, attempts, exc.orig)
             time.sleep(random.uniform(0, pause * 2**attempt))
     raise AssertionError("unreachable")
+
+
+class UniqueConflict(CommitConflict, IntegrityError):
+    """A commit refused for a unique key: the service's `CommitConflict`, and still the
+    driver's `IntegrityError` for the edges that handle that (the API's error handler)."""
 
 
 class UnitOfWork:
@@ -103,7 +109,10 @@ class UnitOfWork:
         return self._session
 
     def commit(self) -> None:
-        self.session.commit()
+        try:
+            self.session.commit()
+        except IntegrityError as exc:
+            raise UniqueConflict(exc.statement, exc.params, exc.orig or exc) from exc
         self.committed = True
 
     def rollback(self) -> None:
