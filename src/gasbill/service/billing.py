@@ -43,8 +43,9 @@ from gasbill.domain.rating import (
     charge_difference,
 )
 from gasbill.domain.timeline import NO_VERSION
-from gasbill.service.billing_days import day_rows, exception_rows
+from gasbill.service.billing_days import day_rows, exceptions_of
 from gasbill.service.meter_tariffs import meter_rater
+from gasbill.service.ports import NewException
 from gasbill.service.postings import because, transfers_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,7 +120,7 @@ def bill_within(
     batch = _load(uow, store, account_ids, since or {})
     outcome = BillingOutcome()
     day_changes: list[dict[str, Any]] = []
-    exceptions: list[dict[str, Any]] = []
+    exceptions: list[NewException] = []
     transfers: list[Transfer] = []
     for account in batch.accounts:
         assert account.id is not None
@@ -139,7 +140,7 @@ def bill_within(
         difference = charge_difference(rated.result.amounts_by_day(), posted)
         basis = catalog.get(account.tariff_id).volume_basis
         day_changes += day_rows(account.id, rated.result, difference, posted, now, basis)
-        exceptions += exception_rows(account.id, account.company_no, rated.anomalies, now)
+        exceptions += exceptions_of(account.id, account.company_no, rated.anomalies, now)
         meter_mode = account.billing_mode == BillingMode.METER
         made = transfers_for(account.id, difference, rated.result, now, meter_mode=meter_mode)
         transfers += because(made, cause, actor) if cause else made
@@ -149,7 +150,7 @@ def bill_within(
         outcome.credited_fen += -sum(v for v in difference.values() if v < 0)
         outcome.days_changed += len(difference)
     store.save_days(day_changes)
-    store.add_exceptions(exceptions)
+    uow.exceptions.add_once(exceptions)
     outcome.exceptions = len(exceptions)
     outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
     return outcome

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from gasbill.domain.cycles import Cycle, local_midnight
 from gasbill.domain.rating import Anomaly, DayKey, RatingResult
 from gasbill.domain.tariff import VolumeBasis
+from gasbill.service.ports import NewException
 
 
 def day_rows(
@@ -105,20 +106,19 @@ def _next_local_midnight(day: date, cycle: Cycle) -> datetime:
     return local_midnight(day + timedelta(days=1), ZoneInfo(cycle.zone))
 
 
-def exception_rows(
+def exceptions_of(
     account_id: int, company_no: str, anomalies: list[tuple[Anomaly, str]], now: datetime
-) -> list[dict[str, Any]]:
+) -> list[NewException]:
+    """The anomalies rating found, each an exception for a clerk."""
     return [
-        {
-            "kind": str(anomaly.kind),
-            "status": "open",
-            "account_id": account_id,
-            "company_no": company_no,
-            "meter_comm_no": comm_no,
-            "reading_at": anomaly.reading.at,
-            "detail": anomaly.detail,
-            "resolution": "",
-            "created_at": now,
-        }
+        NewException(
+            kind=str(anomaly.kind),
+            company_no=company_no,
+            meter_comm_no=comm_no,
+            reading_at=anomaly.reading.at,
+            detail=anomaly.detail,
+            at=now,
+            account_id=account_id,
+        )
         for anomaly, comm_no in anomalies
     ]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sqlmodel import select
-
-from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
 from gasbill.adapters.db.tables.billing import BillingException
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import AccountError
+from gasbill.service import ports
 from gasbill.service.accounts import Conflict, NotFound, snapshot
+from gasbill.service.ports import NewException
 
 
 def resolve_exception(
@@ -27,7 +26,7 @@ def resolve_exception(
         raise AccountError("a resolution says what was done")
     now = now or datetime.now(UTC)
     with uow:
-        exceptions = ExceptionRepository(uow.session)
+        exceptions = uow.exceptions
         row = exceptions.get(exception_id, lock=True)
         if row is None:
             raise NotFound(f"no exception {exception_id}")
@@ -67,7 +66,7 @@ def unknown_meter_detail(count: int, first: datetime, last: datetime) -> str:
 
 
 def record_unknown_meters(
-    uow: UnitOfWork, readings: list[tuple[str, str, datetime]], now: datetime
+    uow: ports.UnitOfWork, readings: list[tuple[str, str, datetime]], now: datetime
 ) -> int:
     """One open exception per unknown meter, counting its readings (first and last).
 
@@ -79,28 +78,11 @@ def record_unknown_meters(
         by_meter.setdefault((company_no, comm_no), []).append(at)
     created = 0
     for (company_no, comm_no), times in sorted(by_meter.items()):
-        row = uow.session.exec(
-            select(BillingException)
-            .where(
-                BillingException.kind == UNKNOWN_METER,
-                BillingException.status == "open",
-                BillingException.company_no == company_no,
-                BillingException.meter_comm_no == comm_no,
-            )
-            .with_for_update()
-        ).first()
+        row = uow.exceptions.open_for_meter(UNKNOWN_METER, company_no, comm_no)
         first, last = min(times), max(times)
         if row is None:
-            uow.session.add(
-                BillingException(
-                    kind=UNKNOWN_METER,
-                    company_no=company_no,
-                    meter_comm_no=comm_no,
-                    reading_at=first,
-                    detail=unknown_meter_detail(len(times), first, last),
-                    created_at=now,
-                )
-            )
+            detail = unknown_meter_detail(len(times), first, last)
+            uow.exceptions.add(NewException(UNKNOWN_METER, company_no, comm_no, first, detail, now))
             created += 1
             continue
         counted = _COUNTED.match(row.detail)
@@ -109,8 +91,7 @@ def record_unknown_meters(
         latest = max(last, _last_of(row.detail) or last)
         row.reading_at = earliest
         row.detail = unknown_meter_detail(before + len(times), earliest, latest)
-        uow.session.add(row)
-    uow.flush()
+        uow.exceptions.save(row)
     return created
 
 

@@ -9,6 +9,7 @@ yet behind its ports: the import-linter ratchet in `.importlinter` lists it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -113,6 +114,50 @@ class DecisionStateRepository(Protocol):
     def save(self, state: DecisionStateRecord) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class NewException:
+    """Something a clerk must look at, opened now: an anomalous reading, an unknown meter,
+    a command that ended oddly. Kept once per (kind, company, meter, reading time)."""
+
+    kind: str
+    company_no: str
+    meter_comm_no: str
+    reading_at: datetime | None
+    detail: str
+    at: datetime
+    account_id: int | None = None
+
+
+class ExceptionRecord(Protocol):
+    """A stored exception, changed in place (its detail, its resolution)."""
+
+    id: int | None
+    kind: str
+    status: str  # open | resolved
+    account_id: int | None
+    company_no: str
+    meter_comm_no: str
+    reading_at: datetime | None
+    detail: str
+    resolution: str
+    resolved_by: str | None
+    resolved_at: datetime | None
+    created_at: datetime
+
+
+class ExceptionLog(Protocol):
+    def add(self, exception: NewException) -> None:
+        """Open it; one already open for the same reading is an error."""
+
+    def add_once(self, exceptions: Sequence[NewException]) -> None:
+        """Open each, unless the same one (kind, company, meter, reading time) exists."""
+
+    def open_for_meter(self, kind: str, company_no: str, comm_no: str) -> ExceptionRecord | None:
+        """The open exception of `kind` for a meter, locked; None if there is none."""
+
+    def save(self, record: ExceptionRecord) -> None: ...
+
+
 class CommitConflict(Exception):
     """The commit was refused: a row another transaction committed meanwhile holds a unique
     key this one wrote (two nodes creating the same campaign, say). Nothing was kept."""
@@ -144,3 +189,6 @@ class UnitOfWork(Protocol):
 
     @property
     def decision_states(self) -> DecisionStateRepository: ...
+
+    @property
+    def exceptions(self) -> ExceptionLog: ...

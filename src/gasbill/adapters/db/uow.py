@@ -32,6 +32,7 @@ from sqlmodel import Session
 from gasbill.adapters.db.repositories.accounts import AccountRepository
 from gasbill.adapters.db.repositories.audit import AuditLog
 from gasbill.adapters.db.repositories.decisions import SqlDecisionStates, SqlWarnings
+from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
 from gasbill.service.ports import CommitConflict
@@ -145,3 +146,7 @@ class UnitOfWork:
     @property
     def decision_states(self) -> SqlDecisionStates:
         return SqlDecisionStates(self.session)
+
+    @property
+    def exceptions(self) -> ExceptionRepository:
+        return ExceptionRepository(self.session)

@@ -12,7 +12,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from gasbill.adapters.db.repositories.billing import BillingStore
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.commands import Command, MeterPrepayState
 from gasbill.adapters.db.uow import UnitOfWork
@@ -40,6 +39,7 @@ from gasbill.domain.outbox import (
 )
 from gasbill.service.commands.queue import CommandPolicy, new_define_no, queue_command
 from gasbill.service.decisions import on_valve_command_ended
+from gasbill.service.ports import NewException
 
 log = logging.getLogger("gasbill.commands")
 
@@ -355,21 +355,16 @@ def _meter(uow: UnitOfWork, command: Command) -> Any:
 
 
 def _exception(uow: UnitOfWork, command: Command, kind: str, detail: str, now: datetime) -> None:
-    BillingStore(uow.session).add_exceptions(
-        [
-            {
-                "kind": kind,
-                "status": "open",
-                "account_id": command.account_id,
-                "company_no": command.company_no,
-                "meter_comm_no": command.meter_comm_no,
-                "reading_at": command.created_at,
-                "detail": detail[:1000],
-                "resolution": "",
-                "created_at": now,
-            }
-        ]
+    opened = NewException(
+        kind=kind,
+        company_no=command.company_no,
+        meter_comm_no=command.meter_comm_no,
+        reading_at=command.created_at,
+        detail=detail,
+        at=now,
+        account_id=command.account_id,
     )
+    uow.exceptions.add_once([opened])
 
 
 def _send_again(

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.bulk import unnested
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
-from gasbill.adapters.db.tables.billing import BillingException, ChargeDay
+from gasbill.adapters.db.tables.billing import ChargeDay
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.tables.readings import MeterReading
 from gasbill.domain.commands import CtrlType
@@ -208,18 +208,6 @@ class BillingStore:
             self.session.execute(upsert)
         else:
             self.session.execute(upsert, parameters)
-
-    def add_exceptions(self, rows: list[dict[str, Any]]) -> None:
-        """Record exceptions once: the same anomaly found again is not repeated."""
-        if not rows:
-            return
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        self.session.execute(
-            insert(BillingException).on_conflict_do_nothing(
-                index_elements=["kind", "company_no", "meter_comm_no", "reading_at"]
-            ),
-            rows,
-        )
 
     def charge_days(self, account_id: int) -> Sequence[ChargeDay]:
         return self.session.exec(
