@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean chromium
+.PHONY: run test lint typecheck pytest bench clean chromium reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ pytest: $(STAMP) chromium
 chromium:
 	@test -x /usr/bin/chromium -a -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
 		{ apt-get update && apt-get install -y chromium fonts-wqy-microhei; }
+
+# The deterministic simulation (tests/sim): SEEDS seeds x OPS operations; SEED=n replays one,
+# CRASH=site crashes there, CRASH_SITES=1 every site in turn (with GASBILL_TEST_DATABASE_URL: PG).
+SEEDS ?= 2000
+OPS ?= 300
+SETTLE ?= 6
+reliability: $(STAMP)
+	$(BIN)/python -m tests.sim.run --seeds $(SEEDS) --ops $(OPS) --settle $(SETTLE) \
+		$(if $(SEED),--seed $(SEED)) $(if $(CRASH),--crash $(CRASH)) \
+		$(if $(CRASH_SITES),--crash-sites)
 
 bench: $(STAMP)
 	$(BIN)/python bench/rating.py

@@ -25,6 +25,7 @@ from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.crashpoints import crash_point
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.cycles import Cycle
 from gasbill.domain.ledger import Transfer
@@ -95,7 +96,9 @@ def bill_accounts(
             max_flow_m3_per_hour=max_flow_m3_per_hour,
             now=now,
         )
+        crash_point("bill.before_commit")
         uow.commit()
+    crash_point("bill.after_commit")
     return outcome
 
 

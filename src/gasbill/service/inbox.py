@@ -18,6 +18,7 @@ from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.db.tables.accounts import MeterBinding
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
+from gasbill.crashpoints import crash_point
 from gasbill.service.billing import BillingOutcome, bill_within
 from gasbill.service.exceptions import record_unknown_meters
 
@@ -83,7 +84,9 @@ def work_inbox(
             uow, [(r.company_no, r.meter_comm_no, r.acquisition_time) for r in unknown], now
         )
         inbox.mark_handled(outcomes, now)
+        crash_point("inbox.before_commit")
         uow.commit()
+    crash_point("inbox.after_commit")
     return InboxOutcome(len(rows), len(unknown), billing)
 
 

@@ -17,6 +17,7 @@ from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.jsontext import loads_exact
+from gasbill.crashpoints import crash_point
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode, Transfer
 from gasbill.domain.money import MoneyLimits
@@ -103,7 +104,9 @@ def take_payment(
                 after={**describe(payment), "top_up": top_up.id if top_up is not None else None},
                 at=now,
             )
+            crash_point("payment.before_commit")
             uow.commit()
+            crash_point("payment.after_commit")
         return PaymentOutcome(payment, top_up.id if top_up is not None else None, new)
 
 

@@ -16,6 +16,7 @@ from gasbill.api.platform.routes import (
     openapi,
     validated,
 )
+from gasbill.crashpoints import crash_point
 from gasbill.service.ingest import FROZEN, reading_row, store_device_record
 
 
@@ -38,6 +39,7 @@ def push_router(router: APIRouter, context: PlatformContext) -> dict[str, Handle
             stored = await context.readings.submit(row)
         except Exception as exc:
             return failure_envelope(exc)
+        crash_point("ingest.after_store")  # stored, not yet answered: pushed again
         if stored.new and reading.data_type == FROZEN and context.on_frozen_stored is not None:
             context.on_frozen_stored()
         return envelope(stored.id)

@@ -26,6 +26,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.client import PlatformError, PlatformRefused
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.platform.wire import BatchOutcome, CtrlDataRecord, NewCtrlData
+from gasbill.crashpoints import crash_point
 from gasbill.domain.commands import CtrlType, RemoteCharge
 from gasbill.domain.money import Money
 from gasbill.domain.outbox import CommandStatus, Waiting, dispatchable
@@ -69,6 +70,8 @@ def dispatch(
     recover_lost_adds(uow_factory, platform, codec, policy=policy, now=now, outcome=outcome)
     claimed = claim(uow_factory(), codec, policy=policy, now=now)
     outcome.claimed = len(claimed)
+    if claimed:
+        crash_point("dispatch.after_claim")
     for start in range(0, len(claimed), policy.batch_size):
         batch = claimed[start : start + policy.batch_size]
         send(uow_factory(), platform, codec, batch, policy=policy, now=now, outcome=outcome)
@@ -193,6 +196,7 @@ def send(
         _note(uow, batch, f"{describe_error(exc)}; looked up on the platform before resending")
         outcome.errors.append(f"AddMulti: {exc}")
         return
+    crash_point("send.after_add")  # added on the platform, not yet recorded here
     with uow:
         store = CommandStore(uow.session)
         for item, reply in zip(batch, replies, strict=False):
@@ -213,6 +217,7 @@ def send(
                 outcome.failed += 1
             # an unmatched reply: left `sending`, looked up by define_no next time
         uow.commit()
+    crash_point("send.after_commit")
 
 
 def _not_sent(

@@ -15,6 +15,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.client import PlatformError
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.platform.jsontext import dumps_exact
+from gasbill.crashpoints import crash_point
 from gasbill.domain.commands import CtrlState
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.commands.dispatch import PlatformApi
@@ -85,7 +86,9 @@ def receive_report(
             policy=policy,
             now=now,
         )
+        crash_point("report.before_commit")
         uow.commit()
+        crash_point("report.after_commit")
         return ""
 
 

@@ -1,0 +1,165 @@
+"""The properties checked after every step, read from the database and the simulator.
+
+Reading private tables is allowed here only: the harness drives gasbill
+through its doors, and judges it by what it wrote.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.domain.ledger import AccountCode
+from gasbill.service.ledger import verify_ledger
+from iotsim.fleet import Simulator
+from iotsim.vendor import REMOTE_CHARGE, CtrlState
+
+PROPERTIES = (
+    "sum of balances = 0",
+    "balance = sum of its transfers",
+    "no hold resolved twice",
+    "payments recorded exactly once",
+    "meter counters = ledger (settled)",
+    "each frozen day billed once",
+    "nothing applied twice on a meter",
+    "no 5xx from gasbill",
+)
+IN_FLIGHT = (CtrlState.WAITING, CtrlState.SENT, CtrlState.ACKNOWLEDGED)
+OPEN_ACCOUNT = "remotecontrol.openaccount"  # the opening also loads money on the meter
+
+
+@dataclass
+class Tally:
+    """How often each property was checked and how often it failed, with the first failures."""
+
+    checks: Counter[str] = field(default_factory=Counter)
+    violations: Counter[str] = field(default_factory=Counter)
+    first: list[str] = field(default_factory=list)
+
+    def judge(self, name: str, problems: list[str]) -> None:
+        assert name in PROPERTIES, name
+        self.checks[name] += 1
+        if problems:
+            self.violations[name] += 1
+            self.first.extend(f"{name}: {p}" for p in problems[: 3 - len(self.first)])
+
+    def add(self, other: Tally) -> None:
+        self.checks.update(other.checks)
+        self.violations.update(other.violations)
+
+
+def ledger_properties(engine: Engine, tally: Tally) -> None:
+    """The product's own check of the whole ledger, sorted into the three properties."""
+    report = verify_ledger(UnitOfWork(engine))
+    sums = [p for p in report.problems if "sum to zero" in p]
+    kept = [p for p in report.problems if "transfers say" in p]
+    links = [p for p in report.problems if p not in sums and p not in kept]
+    with engine.connect() as conn:
+        twice = conn.execute(
+            sa.text(
+                "SELECT pending_id FROM transfer WHERE pending_id IS NOT NULL "
+                "GROUP BY pending_id HAVING COUNT(*) > 1"
+            )
+        ).all()
+    tally.judge("sum of balances = 0", sums)
+    tally.judge("balance = sum of its transfers", kept)
+    tally.judge("no hold resolved twice", links + [f"hold {r[0]} resolved twice" for r in twice])
+
+
+def ledger_payments(conn: sa.Connection, account_id: int) -> int:
+    """What the ledger holds as paid into the account: payments less their reversals."""
+    code = str(AccountCode.prepaid(str(account_id)))
+    paid = conn.execute(
+        sa.text(
+            "SELECT COALESCE(SUM(t.amount_fen), 0) FROM transfer t "
+            "JOIN ledger_account c ON c.id = t.credit_account_id "
+            "WHERE t.kind = 'payment' AND c.code = :code"
+        ),
+        {"code": code},
+    ).scalar_one()
+    reversed_ = conn.execute(
+        sa.text(
+            "SELECT COALESCE(SUM(r.amount_fen), 0) FROM transfer r "
+            "JOIN transfer p ON p.id = r.reverses "
+            "JOIN ledger_account c ON c.id = p.credit_account_id "
+            "WHERE p.kind = 'payment' AND c.code = :code"
+        ),
+        {"code": code},
+    ).scalar_one()
+    return int(paid) - int(reversed_)
+
+
+def frozen_days(conn: sa.Connection, account_id: int) -> list[str]:
+    """The charges posted for the account are exactly what its billed days say."""
+    key = str(account_id)
+    codes = (str(AccountCode.prepaid(key)), str(AccountCode.meter_credit(key)))
+    net = conn.execute(
+        sa.text(
+            "SELECT COALESCE(SUM(CASE WHEN d.code IN (:a, :b) THEN t.amount_fen "
+            "ELSE -t.amount_fen END), 0) FROM transfer t "
+            "JOIN ledger_account d ON d.id = t.debit_account_id "
+            "JOIN ledger_account c ON c.id = t.credit_account_id "
+            "WHERE t.kind = 'charge' AND (d.code IN (:a, :b) OR c.code IN (:a, :b))"
+        ),
+        {"a": codes[0], "b": codes[1]},
+    ).scalar_one()
+    days = conn.execute(
+        sa.text("SELECT COALESCE(SUM(posted_fen), 0) FROM charge_day WHERE account_id = :a"),
+        {"a": account_id},
+    ).scalar_one()
+    if int(net) != int(days):
+        return [f"account {account_id}: charges posted {net} fen, billed days say {days}"]
+    return []
+
+
+def meter_counters(conn: sa.Connection, sim: Simulator, account_id: int, comm_no: str) -> list[str]:
+    """Once nothing is in flight, the meter holds exactly the top-ups the ledger posted."""
+    code = str(AccountCode.prepaid(str(account_id)))
+    open_holds = conn.execute(
+        sa.text(
+            "SELECT COUNT(*) FROM transfer h JOIN ledger_account d ON d.id = h.debit_account_id "
+            "WHERE h.status = 'pending' AND d.code = :code AND NOT EXISTS "
+            "(SELECT 1 FROM transfer r WHERE r.pending_id = h.id)"
+        ),
+        {"code": code},
+    ).scalar_one()
+    with sim.lock:
+        flying = [
+            r
+            for r in sim.platform.records.values()
+            if r.target_comm_no == comm_no
+            and r.ctrl_type in (REMOTE_CHARGE, OPEN_ACCOUNT)
+            and r.ctrl_state in IN_FLIGHT
+        ]
+    if open_holds or flying:
+        return []
+    times, total = conn.execute(
+        sa.text(
+            "SELECT COUNT(*), COALESCE(SUM(r.amount_fen), 0) FROM transfer r "
+            "JOIN transfer h ON r.pending_id = h.id "
+            "JOIN ledger_account d ON d.id = h.debit_account_id "
+            "WHERE r.status = 'post_pending' AND d.code = :code"
+        ),
+        {"code": code},
+    ).one()
+    meter = sim.meter(comm_no)
+    on_meter = int(meter.remote_total_value * 100)
+    if meter.remote_charge_times != int(times) or on_meter != int(total):
+        return [
+            f"meter {comm_no}: {meter.remote_charge_times} top-ups, {on_meter} fen; "
+            f"ledger posted {times}, {total} fen (account {account_id})"
+        ]
+    return []
+
+
+def applied_twice(sim: Simulator) -> list[str]:
+    with sim.lock:
+        return [
+            f"ctrl_id {r.ctrl_id} ({r.ctrl_type}) applied {r.applied} times"
+            for r in sim.platform.records.values()
+            if r.applied > 1
+        ]

@@ -1,0 +1,44 @@
+"""The simulation's quick run inside `make test`: 50 seeds, a few operations each.
+
+The long run is `make reliability` (tests/sim/run.py). Here every seed must
+keep every property, and a crash at every site must be recovered from; a
+failure names the seed and the command that replays it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gasbill.crashpoints import SITES
+from tests.sim.checks import PROPERTIES
+from tests.sim.harness import run_seed
+from tests.sim.run import failure_text
+
+pytestmark = pytest.mark.db
+
+QUICK_SEEDS = range(1, 51)
+QUICK_OPS = 10
+QUICK_SETTLE = 1
+
+
+def _judged(result, site=None) -> None:
+    assert not result.failure and not sum(result.tally.violations.values()), failure_text(
+        result, site, QUICK_OPS, None, QUICK_SETTLE
+    )
+
+
+def test_fifty_seeds_keep_every_property(db_url_factory) -> None:
+    checked = dict.fromkeys(PROPERTIES, 0)
+    for seed in QUICK_SEEDS:
+        result = run_seed(seed, db_url_factory(), ops=QUICK_OPS, settle_days=QUICK_SETTLE)
+        _judged(result)
+        for name in PROPERTIES:
+            checked[name] += result.tally.checks[name]
+    assert all(checked.values()), checked  # every property was judged at least once
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_a_crash_at_each_site_is_recovered(db_url_factory, site: str) -> None:
+    result = run_seed(1, db_url_factory(), ops=QUICK_OPS, crash_site=site, settle_days=QUICK_SETTLE)
+    _judged(result, site)
+    assert result.tally.checks["sum of balances = 0"] > 0
