@@ -19,13 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.repositories.reconciliation import (
-    AccountRow,
-    ReconciliationStore,
-    ReplacementRow,
-    Scope,
-    ValveRow,
-)
+from gasbill.adapters.db.repositories.reconciliation import ReconciliationStore
 from gasbill.adapters.db.repositories.reconciliation_system import SystemStore
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
@@ -36,6 +30,7 @@ from gasbill.domain.errors import GasbillError
 from gasbill.domain.reconciliation import AccountLine, Finding, Tally, Tolerance, Totals
 from gasbill.domain.reconciliation_system import with_action
 from gasbill.service.reconciliation_meter import MeterChecks, MeterFacts
+from gasbill.service.reconciliation_rows import AccountRow, ReplacementRow, Scope, ValveRow
 from gasbill.service.reconciliation_system import (
     SystemChecks,
     base_valve_policy,

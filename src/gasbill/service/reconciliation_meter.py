@@ -15,12 +15,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.db.repositories.reconciliation import (
-    AccountRow,
-    HoldRow,
-    ReadingRow,
-    ReplyRow,
-)
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import CtrlType, LadderPrice, RemoteChargeReturn, RemoteChargeState
@@ -43,6 +37,7 @@ from gasbill.domain.reconciliation import (
 )
 from gasbill.domain.tariff import Tariff
 from gasbill.service.meter_tariffs import meter_confirmations
+from gasbill.service.reconciliation_rows import AccountRow, HoldRow, ReadingRow, ReplyRow
 
 JUST_BEFORE = timedelta(microseconds=1)
 

@@ -12,12 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from gasbill.adapters.db.repositories.reconciliation import (
-    AccountRow,
-    ReplacementRow,
-    ValveRow,
-)
-from gasbill.adapters.db.repositories.reconciliation_system import LedgerSums
 from gasbill.config import DecisionSettings
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.decisions.valve import QuietHours, ValvePolicy
@@ -32,6 +26,7 @@ from gasbill.domain.reconciliation_system import (
     check_replacement,
     check_valve,
 )
+from gasbill.service.reconciliation_rows import AccountRow, LedgerSums, ReplacementRow, ValveRow
 
 OPEN_STATUSES = frozenset(str(s) for s in OPEN)
 OFF, ON = str(CtrlType.SET_VALVE_OFF), str(CtrlType.SET_VALVE_ON)

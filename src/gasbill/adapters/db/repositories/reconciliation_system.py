@@ -8,38 +8,28 @@ are read as they are and sorted out by the service.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from gasbill.adapters.db.repositories.reconciliation import (
+from gasbill.adapters.db.repositories.reconciliation_sql import (
     FROZEN,
     POSTED,
     VALVES,
-    ReplacementRow,
-    Scope,
-    ValveRow,
     account_t,
     binding_t,
     command_t,
     ledger_t,
     meter_t,
     reading_t,
+    scope_where,
     transfer_t,
 )
 from gasbill.domain.ledger import AccountKind, TransferKind
+from gasbill.service.reconciliation_rows import LedgerSums, ReplacementRow, Scope, ValveRow
 
 SLOTS = {str(TransferKind.PAYMENT): 0, str(TransferKind.CHARGE): 1}
-
-
-class LedgerSums(NamedTuple):
-    """A prepaid account's posted transfers, signed: by `as_of` per kind, and all of them."""
-
-    payments_fen: int
-    charges_fen: int
-    other_fen: int
-    summed_fen: int
 
 
 class SystemStore:
@@ -64,7 +54,7 @@ class SystemStore:
                     )
                 )
                 .where(
-                    scope.where(account_t.c.id, account_t.c.company_no),
+                    scope_where(scope, account_t.c.id, account_t.c.company_no),
                     account_t.c.billing_mode == "system",
                     ledger_t.c.kind == str(AccountKind.PREPAID),
                     t.c.status.in_(POSTED),
@@ -89,7 +79,7 @@ class SystemStore:
                 )
             )
             .where(
-                scope.where(a.c.id, a.c.company_no),
+                scope_where(scope, a.c.id, a.c.company_no),
                 a.c.billing_mode == "system",
                 c.c.ctrl_type.in_(VALVES),
                 c.c.created_at <= as_of,
@@ -145,7 +135,7 @@ class SystemStore:
             .outerjoin(b2, sa.and_(b2.c.account_id == b.c.account_id, b2.c.unbound_at.is_(None)))
             .outerjoin(m2, m2.c.id == b2.c.meter_id)
             .where(
-                scope.where(a.c.id, a.c.company_no),
+                scope_where(scope, a.c.id, a.c.company_no),
                 b.c.unbound_at.is_not(None),
                 b.c.unbound_at <= as_of,
             )
