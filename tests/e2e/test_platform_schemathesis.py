@@ -65,7 +65,25 @@ def _headers_broken_on_purpose(case: schemathesis.Case) -> bool:
     )
 
 
-def check(case: schemathesis.Case) -> None:
+COUNTS = {db: {"requests": 0, "failures": 0} for db in ("sqlite", "postgresql")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts():
+    yield
+    print(f"\nschemathesis platform: {COUNTS}")
+
+
+def check(case: schemathesis.Case, db: str) -> None:
+    COUNTS[db]["requests"] += 1
+    try:
+        _check(case)
+    except Exception:
+        COUNTS[db]["failures"] += 1
+        raise
+
+
+def _check(case: schemathesis.Case) -> None:
     if not _headers_broken_on_purpose(case):
         case.headers = {**(case.headers or {}), **KEYS}  # so the case reaches validation
     response = case.call()
@@ -85,7 +103,7 @@ sqlite_schema = platform_schema(f"sqlite:///{tempfile.mkdtemp()}/schemathesis.db
 @sqlite_schema.parametrize()
 @EXAMPLES
 def test_no_input_makes_a_server_error_on_sqlite(case):
-    check(case)
+    check(case, "sqlite")
 
 
 postgres_url = os.environ.get(PG_ENV)
@@ -95,7 +113,7 @@ if postgres_url:
     @postgres_schema.parametrize()
     @EXAMPLES
     def test_no_input_makes_a_server_error_on_postgresql(case):
-        check(case)
+        check(case, "postgresql")
 
 else:
 

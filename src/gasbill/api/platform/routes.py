@@ -185,9 +185,12 @@ def paging_parameters() -> list[dict[str, Any]]:
 def openapi(model: type[BaseModel] | None, *, paged: bool = False) -> dict[str, Any]:
     extra: dict[str, Any] = {"parameters": key_headers() + (paging_parameters() if paged else [])}
     if model is not None:
+        schema = model.model_json_schema()
+        if paged:  # a list query's conditions are all optional: no body, or null, asks for all
+            schema = {"anyOf": [schema, {"type": "null"}]}
         extra["requestBody"] = {
-            "required": not paged,  # a list query's conditions are all optional, the body too
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "required": not paged,
+            "content": {"application/json": {"schema": schema}},
         }
     return extra
 
