@@ -10,12 +10,19 @@ database; tests/integration checks the SQL adapters keep the same promises.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from gasbill.service.ports import DecisionStateRecord, NewWarning, WarningNotice
+from gasbill.service.ports import (
+    DecisionStateRecord,
+    ExceptionRecord,
+    NewException,
+    NewWarning,
+    WarningNotice,
+)
 
 
 @dataclass
@@ -57,12 +64,90 @@ class FakeDecisionState:
 
 
 @dataclass
+class FakeBinding:
+    account_id: int
+    meter_id: int
+    bound_at: datetime
+    unbound_at: datetime | None = None
+
+
+@dataclass
 class FakeStore:
     """What the fake database holds; `people` maps an account to (number, name, phone)."""
 
     warnings: dict[int, FakeWarning] = field(default_factory=dict)
     decision_states: dict[int, FakeDecisionState] = field(default_factory=dict)
     people: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    bindings: list[FakeBinding] = field(default_factory=list)
+    exceptions: list[FakeException] = field(default_factory=list)
+
+
+@dataclass
+class FakeException:
+    id: int
+    kind: str
+    company_no: str
+    meter_comm_no: str
+    reading_at: datetime | None
+    detail: str
+    created_at: datetime
+    account_id: int | None = None
+    status: str = "open"
+    resolution: str = ""
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+
+
+class FakeAccounts:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def binding_of_meter(self, meter_id: int) -> FakeBinding | None:
+        active = (b for b in self.store.bindings if b.meter_id == meter_id and b.unbound_at is None)
+        return next(active, None)
+
+
+class FakeExceptions:
+    """The exception log; like the table, one per (kind, company, meter, reading time)."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def _key(self, e: NewException | FakeException) -> tuple[object, ...]:
+        return (e.kind, e.company_no, e.meter_comm_no, e.reading_at)
+
+    def add(self, exception: NewException) -> None:
+        if any(self._key(e) == self._key(exception) for e in self.store.exceptions):
+            raise ValueError(f"taken: {self._key(exception)}")  # the unique key
+        self.store.exceptions.append(
+            FakeException(
+                id=len(self.store.exceptions) + 1,
+                kind=exception.kind,
+                company_no=exception.company_no,
+                meter_comm_no=exception.meter_comm_no,
+                reading_at=exception.reading_at,
+                detail=exception.detail[:1000],
+                created_at=exception.at,
+                account_id=exception.account_id,
+            )
+        )
+
+    def add_once(self, exceptions: Sequence[NewException]) -> None:
+        for e in exceptions:
+            if all(self._key(e) != self._key(kept) for kept in self.store.exceptions):
+                self.add(e)
+
+    def open_for_meter(self, kind: str, company_no: str, comm_no: str) -> FakeException | None:
+        found = (
+            e
+            for e in self.store.exceptions
+            if (e.kind, e.status, e.company_no, e.meter_comm_no)
+            == (kind, "open", company_no, comm_no)
+        )
+        return next(found, None)
+
+    def save(self, record: ExceptionRecord) -> None:
+        assert isinstance(record, FakeException)  # changed in place: nothing more to do
 
 
 class FakeWarnings:
@@ -187,6 +272,14 @@ class FakeUnitOfWork:
 
     def rollback(self) -> None:
         self._work = copy.deepcopy(self.store)
+
+    @property
+    def accounts(self) -> FakeAccounts:
+        return FakeAccounts(self.work)
+
+    @property
+    def exceptions(self) -> FakeExceptions:
+        return FakeExceptions(self.work)
 
     @property
     def warnings(self) -> FakeWarnings:

@@ -158,6 +158,22 @@ class ExceptionLog(Protocol):
     def save(self, record: ExceptionRecord) -> None: ...
 
 
+class BindingRecord(Protocol):
+    """An account's use of a meter (from `bound_at` until `unbound_at`)."""
+
+    account_id: int
+    meter_id: int
+    bound_at: datetime
+    unbound_at: datetime | None
+
+
+class AccountRepository(Protocol):
+    """Customers, accounts, meters and their bindings (the part use cases behind ports use)."""
+
+    def binding_of_meter(self, meter_id: int) -> BindingRecord | None:
+        """The meter's active binding, if it is bound."""
+
+
 class CommitConflict(Exception):
     """The commit was refused: a row another transaction committed meanwhile holds a unique
     key this one wrote (two nodes creating the same campaign, say). Nothing was kept."""
@@ -183,6 +199,9 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+    @property
+    def accounts(self) -> AccountRepository: ...
 
     @property
     def warnings(self) -> WarningRepository: ...

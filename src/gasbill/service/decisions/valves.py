@@ -25,6 +25,7 @@ from gasbill.domain.decisions import (
     decide_valve_on,
 )
 from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.service import ports
 from gasbill.service.commands.queue import CommandPolicy, queue_intent
 from gasbill.service.decisions.outcomes import Decision, JudgedBalance
 from gasbill.service.decisions.policies import ACTOR
@@ -155,7 +156,7 @@ def _lock_command(uow: UnitOfWork, command_id: int) -> Command | None:
     ).first()
 
 
-def on_valve_command_ended(uow: UnitOfWork, command: Command, now: datetime) -> None:
+def on_valve_command_ended(uow: ports.UnitOfWork, command: Command, now: datetime) -> None:
     """Follow a `setvalveoff`/`setvalveon` that has just ended, inside the caller's unit of work.
 
     Call it after the ending is applied (the command's status set). DONE:
