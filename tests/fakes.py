@@ -10,12 +10,13 @@ database; tests/integration checks the SQL adapters keep the same promises.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Self
 
+from gasbill.domain.ledger import AccountCode, Balance, Ledger, LedgerReport, Transfer
 from gasbill.service.ports import (
     DecisionStateRecord,
     ExceptionRecord,
@@ -72,6 +73,30 @@ class FakeBinding:
 
 
 @dataclass
+class FakeAccount:
+    id: int
+    number: str = "A1"
+    customer_id: int = 1
+    company_no: str = "1001"
+    billing_mode: str = "system"
+    tariff_id: str = "beijing-residential"
+    persons: int = 1
+    opened_on: date = date(2025, 1, 1)
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    action: str
+    entity: str
+    entity_id: object
+    before: object
+    after: object
+    at: datetime | None
+
+
+@dataclass
 class FakeStore:
     """What the fake database holds; `people` maps an account to (number, name, phone)."""
 
@@ -79,6 +104,9 @@ class FakeStore:
     decision_states: dict[int, FakeDecisionState] = field(default_factory=dict)
     people: dict[int, tuple[str, str, str]] = field(default_factory=dict)
     bindings: list[FakeBinding] = field(default_factory=list)
+    accounts: dict[int, FakeAccount] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
+    audit: list[AuditEntry] = field(default_factory=list)
     exceptions: list[FakeException] = field(default_factory=list)
 
 
@@ -102,9 +130,77 @@ class FakeAccounts:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
 
+    def get(self, account_id: int, *, lock: bool = False) -> FakeAccount | None:
+        return self.store.accounts.get(account_id)
+
     def binding_of_meter(self, meter_id: int) -> FakeBinding | None:
         active = (b for b in self.store.bindings if b.meter_id == meter_id and b.unbound_at is None)
         return next(active, None)
+
+
+class FakeLedger:
+    """The ledger port over the domain's in-memory ledger (its rules, its balances)."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.memory = store.ledger
+
+    def transfer(self, transfer_id: str) -> Transfer | None:
+        return self.memory.transfer(transfer_id)
+
+    def transfer_by_key(self, idempotency_key: str) -> Transfer | None:
+        return self.memory.transfer_by_key(idempotency_key)
+
+    def lock(self, codes: Iterable[AccountCode]) -> dict[AccountCode, Balance]:
+        return {code: self.memory.balance(code) for code in codes}
+
+    def balance(self, account: AccountCode) -> Balance:
+        return self.memory.balance(account)
+
+    def record(self, transfer: Transfer, *, enforce_limits: bool = True) -> Transfer:
+        return self.memory.apply(transfer, enforce_limits=enforce_limits)
+
+    def balances_of(self, account_id: int) -> dict[AccountCode, Balance]:
+        mine = str(account_id)
+        return {c: b for c, b in self.memory.balances().items() if c.account_id == mine}
+
+    def transfers_of(self, account_id: int, offset: int = 0, limit: int = 100) -> list[Transfer]:
+        mine = str(account_id)
+        touching = [
+            t
+            for t in reversed(self.memory.transfers)
+            if mine in (t.debit_account.account_id, t.credit_account.account_id)
+        ]
+        return touching[offset : offset + limit]
+
+    def verify(self) -> LedgerReport:
+        self.memory.verify()  # raises if a balance disagrees with the transfers
+        balances = self.memory.balances().values()
+        return LedgerReport(
+            transfers=len(self.memory.transfers),
+            accounts=len(balances),
+            posted_total=sum(b.posted for b in balances),
+            pending_total=sum(b.pending for b in balances),
+        )
+
+
+class FakeAudit:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: object = "",
+        before: object = None,
+        after: object = None,
+        at: datetime | None = None,
+    ) -> AuditEntry:
+        entry = AuditEntry(actor, action, entity, entity_id, before, after, at)
+        self.store.audit.append(entry)
+        return entry
 
 
 class FakeExceptions:
@@ -276,6 +372,14 @@ class FakeUnitOfWork:
     @property
     def accounts(self) -> FakeAccounts:
         return FakeAccounts(self.work)
+
+    @property
+    def ledger(self) -> FakeLedger:
+        return FakeLedger(self.work)
+
+    @property
+    def audit(self) -> FakeAudit:
+        return FakeAudit(self.work)
 
     @property
     def exceptions(self) -> FakeExceptions:

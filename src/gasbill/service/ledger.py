@@ -18,8 +18,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gasbill.adapters.db.repositories.ledger import SqlLedger
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.errors import IdempotencyConflict, InvalidTransfer, OverdraftRefused
 from gasbill.domain.ledger import (
     AccountCode,
@@ -36,6 +34,7 @@ from gasbill.domain.ledger import (
 )
 from gasbill.domain.money import MoneyLimits
 from gasbill.service.accounts import NotFound
+from gasbill.service.ports import LedgerRepository, UnitOfWork
 
 DEFAULT_LIMITS = MoneyLimits()
 KEY_MAX = 200  # transfer.idempotency_key
@@ -344,7 +343,7 @@ def verify_ledger(uow: UnitOfWork) -> LedgerReport:
 
 
 def record_once(
-    ledger: SqlLedger, candidate: Transfer, *, enforce_limits: bool = True
+    ledger: LedgerRepository, candidate: Transfer, *, enforce_limits: bool = True
 ) -> tuple[Transfer, bool]:
     """Record `candidate` unless its key is known: (the transfer, whether it is new).
 
@@ -376,7 +375,7 @@ def _settle(
     action: str,
     entity: tuple[str, object],
     enforce_limits: bool = True,
-    ledger: SqlLedger | None = None,
+    ledger: LedgerRepository | None = None,
 ) -> Transfer:
     transfer, new = record_once(ledger or uow.ledger, candidate, enforce_limits=enforce_limits)
     if new:
@@ -486,7 +485,7 @@ def _require_account(uow: UnitOfWork, account_id: int) -> None:
         raise NotFound(f"no account {account_id}")
 
 
-def _require_transfer(ledger: SqlLedger, transfer_id: str) -> Transfer:
+def _require_transfer(ledger: LedgerRepository, transfer_id: str) -> Transfer:
     transfer = ledger.transfer(transfer_id)
     if transfer is None:
         raise NotFound(f"no transfer {transfer_id}")

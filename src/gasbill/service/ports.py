@@ -9,11 +9,13 @@ yet behind its ports: the import-linter ratchet in `.importlinter` lists it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
+
+from gasbill.domain.ledger import AccountCode, Balance, LedgerReport, Transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +169,67 @@ class BindingRecord(Protocol):
     unbound_at: datetime | None
 
 
+class AccountRecord(Protocol):
+    """A customer's gas account."""
+
+    id: int | None
+    number: str
+    customer_id: int
+    company_no: str
+    billing_mode: str  # meter | system
+    tariff_id: str
+    persons: int
+    opened_on: date
+    status: str  # active | closed
+
+
 class AccountRepository(Protocol):
     """Customers, accounts, meters and their bindings (the part use cases behind ports use)."""
 
+    def get(self, account_id: int, *, lock: bool = False) -> AccountRecord | None:
+        """The account; `lock`: for update, until the unit of work ends."""
+
     def binding_of_meter(self, meter_id: int) -> BindingRecord | None:
         """The meter's active binding, if it is bound."""
+
+
+class LedgerRepository(Protocol):
+    """The double-entry ledger: transfers recorded once per idempotency key, balances kept."""
+
+    def transfer(self, transfer_id: str) -> Transfer | None: ...
+
+    def transfer_by_key(self, idempotency_key: str) -> Transfer | None: ...
+
+    def lock(self, codes: Iterable[AccountCode]) -> dict[AccountCode, Balance]:
+        """These ledger accounts' balances, locked until the unit of work ends."""
+
+    def balance(self, account: AccountCode) -> Balance: ...
+
+    def record(self, transfer: Transfer, *, enforce_limits: bool = True) -> Transfer:
+        """Record it (the domain's rules checked); raises IdempotencyConflict for a key
+        already used by another request, OverdraftRefused beyond a limit."""
+
+    def balances_of(self, account_id: int) -> dict[AccountCode, Balance]: ...
+
+    def transfers_of(self, account_id: int, offset: int = 0, limit: int = 100) -> list[Transfer]:
+        """The account's ledger lines, newest first."""
+
+    def verify(self) -> LedgerReport: ...
+
+
+class AuditTrail(Protocol):
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: object = "",
+        before: object = None,
+        after: object = None,
+        at: datetime | None = None,
+    ) -> object:
+        """Append one entry in the unit of work's transaction."""
 
 
 class CommitConflict(Exception):
@@ -202,6 +260,12 @@ class UnitOfWork(Protocol):
 
     @property
     def accounts(self) -> AccountRepository: ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
     @property
     def warnings(self) -> WarningRepository: ...
