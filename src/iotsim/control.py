@@ -230,6 +230,11 @@ def install_control_routes(app: FastAPI, sim: Simulator) -> None:
     def meters(raw: bytes) -> Any:
         return {"comm_nos": sim.comm_nos()}
 
+    @route("GET", "/fleet", "Every meter's state, in one call")
+    def fleet(raw: bytes) -> Any:
+        with sim.lock:
+            return {"meters": [meter_json(sim.meter(c)) for c in sim.comm_nos()]}
+
     @route("POST", "/meters", "Install a meter", status=201)
     def add_meter(raw: bytes) -> Any:
         return _add_meter(sim, _body(NewMeter, raw))

@@ -201,7 +201,8 @@ def test_the_demo_runs_the_whole_loop_and_the_meters_agree_with_the_ledger(tmp_p
     assert summary["top_ups_confirmed"] >= 10
     assert summary["differ"] == 0, [c for c in summary["checks"] if not c["agrees"]]
     # the meters against the ledger at every frozen reading with no top-up on its way
-    assert summary["readings_compared"] >= 10 * 18
+    # (a top-up's window lasts until the product hears of its end: at most a simulated day)
+    assert summary["readings_compared"] >= 10 * 15
     assert summary["readings_agreeing"] == summary["readings_compared"]
     assert summary["in_force_differ"] == [] and summary["in_force_agree"] == 10
     assert summary["openings"] == 12

@@ -58,3 +58,33 @@ def test_a_company_filter_leaves_out_other_companies(client, auditor, meter_acco
 def test_an_unknown_format_answers_the_error_shape(client, auditor):
     response = client.get(f"{API}/reconciliation?format=xml", headers=auditor)
     assert_error(response, 422, "invalid_request")
+
+
+def test_the_readings_report_is_the_auditors(client, clerk):
+    response = client.get(f"{API}/reconciliation/readings", headers=clerk)
+    assert_error(response, 403, "forbidden")
+
+
+def test_the_readings_report_lists_each_account_and_counts_what_it_compared(
+    client, auditor, clerk, meter_account
+):
+    system = open_account(
+        client, clerk, billing_mode="system", number="S-2", meter_comm_no="22222222222222"
+    )
+    response = client.get(f"{API}/reconciliation/readings", headers=auditor)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    lines = {line["account_id"]: line for line in body["accounts"]}
+    assert set(lines) == {meter_account["id"], system["id"]}
+    assert lines[meter_account["id"]]["billing_mode"] == "meter"
+    assert lines[system["id"]]["billing_mode"] == "system"
+    assert lines[meter_account["id"]]["meter_comm_no"] == METER
+    # no frozen reading has come in yet: nothing compared, nothing differing
+    assert body["totals"] == {
+        "accounts": 2, "readings": 0, "compared": 0, "agreed": 0, "differing": 0,
+        "in_flight": 0, "accounts_differing": 0,
+    }  # fmt: skip
+    one = client.get(
+        f"{API}/reconciliation/readings?account_id={system['id']}", headers=auditor
+    ).json()
+    assert [line["account_id"] for line in one["accounts"]] == [system["id"]]

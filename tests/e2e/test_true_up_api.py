@@ -36,3 +36,18 @@ def test_an_auditor_or_admin_runs_it_and_the_run_is_audited(request, client, eng
             sa.text("SELECT actor FROM audit_log WHERE action = 'true_up.run'")
         ).all()
     assert [a for (a,) in actors] == [role]
+
+
+def test_a_clerk_may_not_read_the_check_against_the_tariff_in_force(client, clerk):
+    assert_error(client.get(f"{API}/true-ups/check", headers=clerk), 403, "forbidden")
+
+
+def test_the_check_lists_meter_mode_accounts_against_the_tariff_in_force(client, auditor, clerk):
+    account = open_account(client, clerk, billing_mode="meter")
+    response = client.get(f"{API}/true-ups/check", headers=auditor)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # not open on its meter yet: nothing charged, nothing owed; the account is listed once
+    # its opening is confirmed, so none here
+    assert body["totals"]["differing"] == 0
+    assert all(a["account_id"] == account["id"] for a in body["accounts"])

@@ -133,8 +133,10 @@ POLICY: Mapping[tuple[str, str], Access] = {
     ("GET", f"{API}/audit/verify"): AUDITOR,
     # reconciliation: meters against the books, the auditors' report
     ("GET", f"{API}/reconciliation"): AUDITOR,
+    ("GET", f"{API}/reconciliation/readings"): AUDITOR,
     # the price-change true-up, run now (the job runs it daily): it only settles the books
     ("POST", f"{API}/true-ups"): allow(Role.AUDITOR, Role.ADMIN),
+    ("GET", f"{API}/true-ups/check"): allow(Role.AUDITOR, Role.ADMIN),
     # the staff pages (gasbill.web), checked by the same Access rules as the API
     ("GET", f"{UI}/"): ANY_STAFF,
     ("GET", f"{UI}/login"): PUBLIC,

@@ -1,51 +1,51 @@
-"""`gasbill demo` (= `make run`): the whole loop on SQLite and the built-in simulator.
+"""`gasbill demo` (= `make run`): the whole loop, through the product's own doors.
 
-About a hundred meters over about sixty simulated days, in accelerated time:
-accounts opened remotely, daily frozen readings billed, payments becoming
-top-ups, a tariff change taken to every meter by a campaign, a household
-running dry, cut off and reconnected, a lost reply settled. Then a summary —
-including every simulated meter's balance and top-up counters against the
-ledger — and the staff API keeps serving at a printed URL until Ctrl-C.
+`gasbill simulate` runs in a process of its own — about a hundred meters and
+the vendor's platform in front of them — and pushes to the product, which
+serves on the port the demo keeps serving on afterwards. A clerk, an admin
+and an auditor work over the staff API for about sixty simulated days:
+accounts opened remotely, payments becoming top-ups, a tariff change
+published and taken to every meter by a campaign, a household running dry,
+cut off and reconnected, a bad day on the network settled. The summary is
+read from the product's reports; then the staff API and pages keep serving
+at the printed URL, with the printed logins, until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gasbill.api.security import Argon2Passwords
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.config import DatabaseSettings
 from gasbill.demo import scenario
 from gasbill.demo.live import LiveClock
+from gasbill.demo.stage import Stage, free_port
 from gasbill.demo.summary import Summary, summarise
-from gasbill.demo.world import World, build_world
 from gasbill.domain.money import Money
-from gasbill.service.staff import add_user
 from iotsim.faults import FaultSettings
-from iotsim.settings import SimulatorSettings
 
 DEMO_DB = Path("var/demo.db")
-DEMO_SESSION_MINUTES = 90 * 24 * 60  # in simulated time
+DEMO_DIR = Path("var/demo")
+SERVE_PORT = 8000
 
 
 def _check_port(host: str, port: int) -> None:
-    """Refuse before minutes of simulation, not after, when the port is taken."""
+    """Refuse before the simulation, not after, when the port is taken."""
     try:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
             probe.bind((host, port))
     except OSError as exc:
-        fail(f"cannot serve on {host}:{port} afterwards ({exc.strerror}): choose --port")
+        fail(f"cannot serve on {host}:{port} ({exc.strerror}): choose --port")
 
 
 def demo_command(
@@ -63,14 +63,19 @@ def demo_command(
         bool, typer.Option("--exit", help="Return after the summary instead of serving.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    host: Annotated[str, typer.Option(help="Where to serve afterwards.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on afterwards.")] = 8000,
+    host: Annotated[str, typer.Option(help="Where the product serves.")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help=f"Its port (default {SERVE_PORT}; with --exit, any free one)."
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Run the whole loop on a simulated fleet and show that the ledger and the meters agree."""
     settings = settings_from(config)
-    if not exit_after:
-        _check_port(host, port)
+    port = port or (free_port(host) if exit_after else SERVE_PORT)
+    _check_port(host, port)
     try:
         fault_settings = FaultSettings().with_text(faults) if faults else FaultSettings()
     except ValueError as exc:
@@ -79,52 +84,50 @@ def demo_command(
         Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
     notices = _notices_to_file(DEMO_DB.with_name("demo-warnings.log"))
     url = f"sqlite:///{DEMO_DB}"
-    # staff sessions age on the simulated clock, which hurries while commands wait for meters
-    staff = settings.staff.model_copy(
-        update={"token_ttl_minutes": max(settings.staff.token_ttl_minutes, DEMO_SESSION_MINUTES)}
-    )
-    settings = settings.model_copy(update={"database": DatabaseSettings(url=url), "staff": staff})
+    settings = settings.model_copy(update={"database": DatabaseSettings(url=url)})
     console = Console(stderr=as_json)
-    world = build_world(
+    stage = Stage.build(
         settings,
         db_url=url,
-        sim_settings=SimulatorSettings(
-            seed=seed,
-            meters=meters,
-            start=scenario.START,
-            faults=fault_settings,
-            realtime_readings=True,  # a reading at each wake-up: where a command took effect
-        ),
+        work_dir=DEMO_DIR,
+        host=host,
+        port=port,
+        seed=seed,
+        meters=meters,
+        start=scenario.START,
+        faults=fault_settings,
+        tariff_id=scenario.TARIFF,
     )
-    with Progress(
-        TextColumn("simulating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("days"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=as_json,
-    ) as progress:
-        task = progress.add_task("days", total=days + 1)
-        cast = scenario.run(
-            world,
-            days=days,
-            seed=seed,
-            faults=fault_settings,
-            on_day=lambda day: progress.advance(task),
-        )
-        scenario.settle(world)
-        progress.advance(task)
-    summary = summarise(world, cast, days)
-    if as_json:
-        print(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
-    else:
-        show(console, summary)
-        console.print(f"The warnings the customers were sent are in {notices}.")
-    if exit_after:
-        world.close()
-        return
-    serve(console, world, host, port)
+    try:
+        with Progress(
+            TextColumn("simulating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("days"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=as_json,
+        ) as progress:
+            task = progress.add_task("days", total=days + 1)
+            cast = scenario.run(
+                stage,
+                days=days,
+                seed=seed,
+                faults=fault_settings,
+                on_day=lambda day: progress.advance(task),
+            )
+            scenario.settle(stage, cast)
+            progress.advance(task)
+        summary = summarise(stage, cast, days, warnings_log=notices)
+        if as_json:
+            print(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
+        else:
+            show(console, summary)
+            console.print(f"The warnings the customers were sent are in {notices}.")
+        if not exit_after:
+            serve(console, stage)
+    finally:
+        stage.close()
 
 
 def _notices_to_file(path: Path) -> Path:
@@ -197,29 +200,23 @@ def show(console: Console, summary: Summary) -> None:
         console.print(f"  not the tariff in force: {account}")
 
 
-def serve(console: Console, world: World, host: str, port: int) -> None:
-    passwords = Argon2Passwords()
-    credentials = {role: secrets.token_urlsafe(9) for role in ("clerk", "auditor", "admin")}
-    for role, password in credentials.items():
-        add_user(
-            world.uow(),
-            username=role,
-            password=password,
-            role=role,
-            passwords=passwords,
-            actor="demo",
-        )
-    console.print(f"\nServing the staff API at http://{host}:{port}/docs (Ctrl-C to stop).")
-    for role, password in credentials.items():
+def serve(console: Console, stage: Stage) -> None:
+    console.print(
+        f"\nServing the staff API at {stage.product.url}/docs and the staff pages at "
+        f"{stage.product.url}/ui/ (Ctrl-C to stop)."
+    )
+    for role, password in stage.logins.items():
         console.print(f"  {role}: password {password}", highlight=False)
     console.print(
         "The simulated world lives on: its clock follows yours, and hurries while a command "
         "waits for its meter (meters take commands when they wake, about once a day)."
     )
-    live = LiveClock(world)
+    live = LiveClock(stage)
     live.start()
     try:
-        uvicorn.run(world.app, host=host, port=port, log_level="warning", proxy_headers=False)
+        while stage.product.serving():
+            stage.product.wait(0.5)
+    except KeyboardInterrupt:
+        console.print("Stopping.")
     finally:
         live.stop()
-        world.close()

@@ -1,22 +1,22 @@
-"""What the demo shows at the end: the books, the commands, and the meters against the ledger."""
+"""What the demo shows at the end, read from the product's own reports over HTTP.
+
+The auditor's reports (reconciliation, the meters against the ledger at
+every frozen reading, the books against the tariff in force), the campaigns'
+progress, and each account's ledger and commands as a clerk sees them. Only
+the meters' own counters come from elsewhere: the simulated meters, as the
+households' displays show them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from gasbill.demo.checks import check_readings
 from gasbill.demo.scenario import Cast
-from gasbill.demo.world import World
-from gasbill.domain.ledger import AccountCode
+from gasbill.demo.stage import Stage
 from gasbill.domain.money import Money
-from gasbill.service.campaigns import campaigns as campaign_progress
-from gasbill.service.true_up_check import check_in_force
-
-TOLERANCE = Money("0.01")  # the meter deducts exactly; the ledger in whole fen
 
 
 @dataclass
@@ -68,183 +68,150 @@ class Summary:
         return asdict(self)
 
 
-def _scalar(conn: sa.Connection, sql: str) -> int:
-    return int(conn.execute(sa.text(sql)).scalar_one() or 0)
-
-
-def summarise(world: World, cast: Cast, days: int) -> Summary:
-    with world.engine.connect() as conn:
-        readings = _scalar(conn, "SELECT COUNT(*) FROM meter_reading WHERE data_type = 1")
-        charges = _scalar(conn, "SELECT COALESCE(SUM(posted_fen), 0) FROM charge_day")
-        charge_days = _scalar(conn, "SELECT COUNT(*) FROM charge_day WHERE posted_fen <> 0")
-        confirmed = conn.execute(
-            sa.text(
-                "SELECT COUNT(*), COALESCE(SUM(r.amount_fen), 0) FROM transfer r "
-                "JOIN transfer h ON h.id = r.pending_id WHERE r.status = 'post_pending'"
-            )
-        ).one()
-        commands: dict[str, int] = dict(
-            conn.execute(
-                sa.text("SELECT ctrl_type || ' ' || status, COUNT(*) FROM command GROUP BY 1")
-            ).all()
-        )
-        exceptions: dict[str, int] = dict(
-            conn.execute(
-                sa.text("SELECT kind, COUNT(*) FROM billing_exception GROUP BY kind")
-            ).all()
-        )
-        warnings = _count_if(conn, "warning")
-        valve_off = _scalar(
-            conn,
-            "SELECT COUNT(*) FROM command WHERE ctrl_type LIKE '%setvalveoff' AND status = 'done'",
-        )
-        valve_on = _scalar(
-            conn,
-            "SELECT COUNT(*) FROM command WHERE ctrl_type LIKE '%setvalveon' AND status = 'done'",
-        )
-        campaigns = _campaigns(conn)
+def summarise(stage: Stage, cast: Cast, days: int, *, warnings_log: Path | None = None) -> Summary:
+    auditor, clerk = stage.auditor, stage.clerk
+    everyone = {**cast.system_accounts, **cast.meter_accounts}
+    reconciliation = auditor.get("/reconciliation", all="true")
+    lines = {line["account_id"]: line for line in reconciliation["accounts"]}
+    readings = auditor.get("/reconciliation/readings")
+    by_account = {line["account_id"]: line for line in readings["accounts"]}
+    in_force = auditor.get("/true-ups/check")
+    progress = auditor.get("/campaigns")
+    books = Books()
+    for account_id in everyone.values():
+        books.add(account_id, clerk.ledger(account_id), clerk.commands(account_id))
+    fleet = stage.simulator.meters()
     checks = [
-        _check(world, comm_no, account_id) for comm_no, account_id in cast.meter_accounts.items()
+        _check(
+            comm_no,
+            account_id,
+            fleet[comm_no],
+            books.top_ups_of.get(account_id, (0, 0)),
+            lines.get(account_id),
+            by_account[account_id],
+        )
+        for comm_no, account_id in cast.meter_accounts.items()
     ]
+    totals = readings["totals"]
+    differing = [a for a in in_force["accounts"] if not a["agrees"]]
+    true_ups = [p for p in progress if p["true_up_accounts"]]
     agree = sum(1 for c in checks if c.agrees)
-    in_force = check_in_force(
-        world.uow(),
-        list(cast.meter_accounts.values()),
-        catalog=world.catalog,
-        now=world.now,
-        max_flow_m3_per_hour=world.settings.rating.max_flow_m3_per_hour,
-    )
-    true_ups = [p for p in campaign_progress(world.uow()) if p.true_up_accounts]
     return Summary(
-        meters=len(cast.meter_accounts) + len(cast.system_accounts),
+        meters=len(everyone),
         days=days,
-        readings=readings,
-        charges_fen=charges,
-        charge_days=charge_days,
+        readings=int(totals["readings"]),
+        charges_fen=books.charges_fen,
+        charge_days=books.charge_days,
         payments=cast.payments,
-        top_ups_confirmed=int(confirmed[0]),
-        top_ups_fen=int(confirmed[1]),
-        commands={k: int(v) for k, v in sorted(commands.items())},
-        warnings=warnings,
-        valve_off=valve_off,
-        valve_on=valve_on,
-        campaigns=campaigns,
-        exceptions={k: int(v) for k, v in sorted(exceptions.items())},
+        top_ups_confirmed=books.top_ups,
+        top_ups_fen=books.top_ups_fen,
+        commands=dict(sorted(books.commands.items())),
+        warnings=_lines(warnings_log),
+        valve_off=books.commands.get("setvalveoff done", 0),
+        valve_on=books.commands.get("setvalveon done", 0),
+        campaigns=[_campaign(p) for p in progress],
+        exceptions=_exceptions(clerk.get("/exceptions", status="all", limit=1000)),
         agree=agree,
         differ=len(checks) - agree,
         checks=checks,
-        openings=len(cast.meter_accounts) + len(cast.system_accounts),
-        readings_compared=sum(c.readings_compared for c in checks),
-        readings_agreeing=sum(c.readings_agreeing for c in checks),
-        readings_in_flight=sum(c.readings_in_flight for c in checks),
-        unknown_settled=sum(n for k, n in commands.items() if k.endswith(" settled")),
-        true_up_accounts=len({a.account_id for a in in_force if a.trued_up_fen}),
-        true_up_charged_fen=sum(p.true_up_charged_fen for p in true_ups),
-        true_up_refunded_fen=sum(p.true_up_refunded_fen for p in true_ups),
-        in_force_agree=sum(1 for a in in_force if a.agrees),
+        openings=len(everyone),
+        readings_compared=int(totals["compared"]),
+        readings_agreeing=int(totals["agreed"]),
+        readings_in_flight=int(totals["in_flight"]),
+        unknown_settled=sum(n for k, n in books.commands.items() if k.endswith(" settled")),
+        true_up_accounts=int(in_force["totals"]["trued_up_accounts"]),
+        true_up_charged_fen=sum(int(p["true_up_charged_fen"]) for p in true_ups),
+        true_up_refunded_fen=sum(int(p["true_up_refunded_fen"]) for p in true_ups),
+        in_force_agree=int(in_force["totals"]["agreeing"]),
         in_force_differ=[
-            {
-                "account_id": a.account_id,
-                "charged_fen": a.charged_fen,
-                "trued_up_fen": a.trued_up_fen,
-                "in_force_fen": a.in_force_fen,
-            }
-            for a in in_force
-            if not a.agrees
+            {k: int(a[k]) for k in ("account_id", "charged_fen", "trued_up_fen", "in_force_fen")}
+            for a in differing
         ],
     )
 
 
-def _count_if(conn: sa.Connection, table: str) -> int:
-    if not sa.inspect(conn).has_table(table):
+@dataclass
+class Books:
+    """Totals of the accounts' ledger lines and commands, as the clerk's screens show them."""
+
+    charges_fen: int = 0
+    charge_days: int = 0
+    top_ups: int = 0  # confirmed by the meter: a hold resolved (post_pending)
+    top_ups_fen: int = 0
+    commands: dict[str, int] = field(default_factory=dict)
+    top_ups_of: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def add(
+        self, account_id: int, ledger: list[dict[str, Any]], commands: list[dict[str, Any]]
+    ) -> None:
+        times = fen = 0
+        for line in ledger:
+            if line["kind"] == "charge" and line["status"] == "posted" and line["amount_fen"]:
+                self.charges_fen += int(line["amount_fen"])
+                self.charge_days += 1
+            elif line["status"] == "post_pending" and line["pending_id"]:
+                times, fen = times + 1, fen + int(line["amount_fen"])
+        self.top_ups, self.top_ups_fen = self.top_ups + times, self.top_ups_fen + fen
+        self.top_ups_of[account_id] = (times, fen)
+        for command in commands:
+            key = f"{command['type']} {command['status']}"
+            self.commands[key] = self.commands.get(key, 0) + 1
+
+
+def _lines(path: Path | None) -> int:
+    if path is None or not path.exists():
         return 0
-    return _scalar(conn, f"SELECT COUNT(*) FROM {table}")
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def _campaigns(conn: sa.Connection) -> list[dict[str, Any]]:
-    if not sa.inspect(conn).has_table("campaign_meter"):
-        return []
-    rows = conn.execute(
-        sa.text(
-            "SELECT c.id, c.tariff_id, c.label, m.status, COUNT(*) FROM campaign c "
-            "JOIN campaign_meter m ON m.campaign_id = c.id GROUP BY c.id, c.tariff_id, "
-            "c.label, m.status ORDER BY c.id"
-        )
-    ).all()
-    found: dict[int, dict[str, Any]] = {}
-    for campaign_id, tariff_id, label, status, n in rows:
-        entry = found.setdefault(
-            campaign_id, {"tariff": tariff_id, "change": label, "meters": 0, "by_status": {}}
-        )
-        entry["meters"] += int(n)
-        entry["by_status"][status] = int(n)
-    return list(found.values())
+def _campaign(progress: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tariff": progress["tariff_id"],
+        "change": progress["label"],
+        "meters": progress["total"],
+        "progress": progress["summary"],
+        "by_status": {
+            k: int(progress[k]) for k in ("queued", "sent", "confirmed", "verified", "failed")
+        },
+    }
 
 
-def _check(world: World, comm_no: str, account_id: int) -> MeterCheck:
-    """The meter's balance and its top-up counters against the ledger's.
+def _exceptions(items: list[dict[str, Any]]) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for item in items:
+        kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
+    return dict(sorted(kinds.items()))
 
-    The balance is compared at every frozen reading with no top-up in flight
-    (`checks.check_readings`), and shown as of the last one: its
-    `remain_money` then, against the ledger's meter_credit counting only what
-    took effect by that time.
-    """
-    meter = world.sim.meter(comm_no)
-    with world.uow() as uow:
-        session = uow.session
-        last = session.execute(
-            sa.text(
-                "SELECT acquisition_time, remain_money FROM meter_reading WHERE meter_comm_no = :m "
-                "AND data_type = 1 ORDER BY acquisition_time DESC LIMIT 1"
-            ),
-            {"m": comm_no},
-        ).first()
-        code = str(AccountCode.meter_credit(str(account_id)))
-        ledger_fen = 0
-        if last is not None:
-            ledger_fen = int(
-                session.execute(
-                    sa.text(
-                        "SELECT COALESCE(SUM(CASE WHEN c.code = :code THEN t.amount_fen END), 0)"
-                        " - COALESCE(SUM(CASE WHEN d.code = :code THEN t.amount_fen END), 0) "
-                        "FROM transfer t JOIN ledger_account c ON c.id = t.credit_account_id "
-                        "JOIN ledger_account d ON d.id = t.debit_account_id "
-                        "WHERE t.status IN ('posted', 'post_pending') AND t.effective_at <= :at "
-                        "AND (c.code = :code OR d.code = :code)"
-                    ),
-                    {"code": code, "at": last.acquisition_time},
-                ).scalar_one()
-            )
-        posted = session.execute(
-            sa.text(
-                "SELECT COUNT(*), COALESCE(SUM(r.amount_fen), 0) FROM transfer r "
-                "JOIN transfer h ON h.id = r.pending_id "
-                "JOIN ledger_account la ON la.id = h.debit_account_id "
-                "WHERE r.status = 'post_pending' AND la.account_id = :a"
-            ),
-            {"a": account_id},
-        ).one()
-        readings = check_readings(session.connection(), account_id, comm_no)
-    reported = Money(Decimal(last.remain_money).scaleb(-3)) if last is not None else Money(0)
-    ledger = Money.of_fen(ledger_fen)
-    counters_agree = meter.remote_charge_times == int(posted[0]) and Money(
-        meter.remote_total_value
-    ) == Money.of_fen(int(posted[1]))
-    balance_agrees = abs(reported - ledger) <= TOLERANCE
+
+def _check(
+    comm_no: str,
+    account_id: int,
+    meter: dict[str, Any],
+    top_ups: tuple[int, int],
+    line: dict[str, Any] | None,
+    readings: dict[str, Any],
+) -> MeterCheck:
+    """The meter's own top-up counters (as the simulated meter holds them) against the
+    ledger's confirmed top-ups; its last reported balance against the ledger's (the
+    reconciliation report's balance check); every frozen reading against the ledger (the
+    auditor's readings report)."""
+    balance = (line or {}).get("balance") or {}
+    times, fen = top_ups
+    counters_agree = int(meter["remote_charge_times"]) == times and Money(
+        Decimal(str(meter["remote_total_value"]))
+    ) == Money.of_fen(fen)
     return MeterCheck(
         comm_no,
         account_id,
-        _yuan(reported),
-        _yuan(ledger),
-        meter.remote_charge_times,
-        int(posted[0]),
-        counters_agree and balance_agrees and readings.agreed == readings.compared,
-        readings.compared,
-        readings.agreed,
-        readings.in_flight,
-        readings.first_difference,
+        str(balance.get("meter", "")),
+        str(balance.get("expected", "")),
+        int(meter["remote_charge_times"]),
+        times,
+        counters_agree
+        and bool(balance.get("agrees", False))
+        and readings["agreed"] == readings["compared"],
+        int(readings["compared"]),
+        int(readings["agreed"]),
+        int(readings["in_flight"]),
+        str(readings["first_difference"]),
     )
-
-
-def _yuan(money: Money) -> str:
-    return f"{money.value.quantize(Decimal('0.001'))}"

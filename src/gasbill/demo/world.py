@@ -3,7 +3,8 @@
 The simulator pushes readings, alarms, events and command reports to our app
 (in-process, over ASGI); our jobs send commands to the simulator's
 remote-control API (in-process too); one simulated clock drives both, so
-sixty days run in seconds. Used by `gasbill demo` and the end-to-end tests.
+sixty days run in seconds. A harness for end-to-end tests that need the
+services' internals; `gasbill demo` itself goes through the doors (`stage`).
 """
 
 from __future__ import annotations

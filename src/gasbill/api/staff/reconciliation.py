@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from gasbill.adapters.db.repositories.reconciliation_readings import readings_report
 from gasbill.api.deps import CatalogDep, ContextDep, NowDep, UowDep
 from gasbill.api.edge import NO_NUL
 from gasbill.api.policy import API
@@ -54,3 +55,13 @@ def reconciliation(
             headers={"Content-Disposition": 'attachment; filename="reconciliation.csv"'},
         )
     return report_json(report)
+
+
+@router.get(
+    "/readings",
+    summary="Each meter-mode meter's balance against the ledger at every frozen reading",
+    description="A frozen reading taken while a top-up or an opening was on its way is "
+    "counted as in flight, not compared; system-mode accounts' readings are only counted.",
+)
+def readings(uow: UowDep, account_id: Annotated[list[Id] | None, Query()] = None) -> dict[str, Any]:
+    return readings_report(uow, account_id)
