@@ -14,11 +14,9 @@ anything is read or written.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from gasbill.domain.errors import IdempotencyConflict, InvalidTransfer, OverdraftRefused
+from gasbill.domain.errors import InvalidTransfer, OverdraftRefused
 from gasbill.domain.ledger import (
     AccountCode,
     AccountKind,
@@ -28,16 +26,22 @@ from gasbill.domain.ledger import (
     Transfer,
     TransferKind,
     TransferStatus,
-    new_transfer_id,
     resolve_hold,
     reverse,
 )
 from gasbill.domain.money import MoneyLimits
 from gasbill.service.accounts import NotFound
 from gasbill.service.ports import LedgerRepository, UnitOfWork
+from gasbill.service.transfers import (
+    DEFAULT_LIMITS,
+    describe,
+    namespaced,
+    new_transfer,
+    payment_transfer,
+    record_once,
+    utc_now,
+)
 
-DEFAULT_LIMITS = MoneyLimits()
-KEY_MAX = 200  # transfer.idempotency_key
 ADJUSTABLE = (AccountKind.PREPAID, AccountKind.METER_CREDIT)
 
 
@@ -60,7 +64,7 @@ def record_payment(
         channel=channel,
         idempotency_key=idempotency_key,
         actor=actor,
-        now=_now(),
+        now=utc_now(),
         at=at,
         memo=memo,
         limits=limits,
@@ -68,38 +72,6 @@ def record_payment(
     with uow:
         _require_account(uow, account_id)
         return _settle(uow, candidate, action="ledger.payment", entity=("account", account_id))
-
-
-def payment_transfer(
-    *,
-    account_id: int,
-    amount_fen: int,
-    channel: str,
-    idempotency_key: str,
-    actor: str,
-    now: datetime,
-    at: datetime | None = None,
-    memo: str = "",
-    limits: MoneyLimits = DEFAULT_LIMITS,
-) -> Transfer:
-    """The transfer of a payment (cash:<channel> → prepaid), keyed `payment:<key>`.
-
-    Every way a payment is taken (the counter, a meter-mode top-up, an
-    account's first payment) builds it here, so one key dedupes them all and
-    one maximum bounds them all.
-    """
-    limits.check("payment", amount_fen)
-    return _transfer(
-        key=_key("payment", idempotency_key),
-        debit=AccountCode.cash(channel),
-        credit=AccountCode.prepaid(str(account_id)),
-        amount=amount_fen,
-        kind=TransferKind.PAYMENT,
-        now=now,
-        at=at,
-        reason=memo,
-        actor=actor,
-    )
 
 
 def refund(
@@ -118,13 +90,13 @@ def refund(
     limits.check("refund", amount_fen)
     prepaid = AccountCode.prepaid(str(account_id))
     AccountCode.cash(channel)  # a channel is named like a cash account
-    candidate = _transfer(
-        key=_key("refund", idempotency_key),
+    candidate = new_transfer(
+        key=namespaced("refund", idempotency_key),
         debit=prepaid,
         credit=AccountCode.refunds(),
         amount=amount_fen,
         kind=TransferKind.REFUND,
-        now=_now(),
+        now=utc_now(),
         at=at,
         reason=f"{channel}: {reason}",
         actor=actor,
@@ -155,8 +127,8 @@ def closing_refund(
 ) -> Transfer:
     """What a closed account still holds on `source`, paid back; in the caller's unit of work."""
     AccountCode.cash(channel)
-    candidate = _transfer(
-        key=_key("close-refund", idempotency_key),
+    candidate = new_transfer(
+        key=namespaced("close-refund", idempotency_key),
         debit=source,
         credit=AccountCode.refunds(),
         amount=amount_fen,
@@ -204,13 +176,13 @@ def post_adjustment(
         if amount_fen > 0
         else (customer, AccountCode.adjustments())
     )
-    candidate = _transfer(
-        key=_key("adjustment", idempotency_key),
+    candidate = new_transfer(
+        key=namespaced("adjustment", idempotency_key),
         debit=debit,
         credit=credit,
         amount=abs(amount_fen),
         kind=TransferKind.ADJUSTMENT,
-        now=_now(),
+        now=utc_now(),
         at=at,
         reason=reason,
         actor=actor,
@@ -236,7 +208,7 @@ def reverse_transfer(
     at: datetime | None = None,
 ) -> Transfer:
     """Undo a posted transfer with a new one, accounts swapped; at most once."""
-    now = _now()
+    now = utc_now()
     with uow:
         ledger = uow.ledger
         original = _require_transfer(ledger, transfer_id)
@@ -244,7 +216,7 @@ def reverse_transfer(
             original,
             reason=reason,
             actor=actor,
-            key=_key("reversal", idempotency_key),
+            key=namespaced("reversal", idempotency_key),
             at=now,
             effective_at=at,
         )
@@ -273,13 +245,13 @@ def place_hold(
     Refused (OverdraftRefused) beyond the available prepaid balance. Holds
     never expire: each is posted or voided once.
     """
-    candidate = _transfer(
-        key=_key("hold", idempotency_key),
+    candidate = new_transfer(
+        key=namespaced("hold", idempotency_key),
         debit=AccountCode.prepaid(str(account_id)),
         credit=AccountCode.meter_credit(str(account_id)),
         amount=amount_fen,
         kind=kind,
-        now=_now(),
+        now=utc_now(),
         at=at,
         reason=reason,
         actor=actor,
@@ -339,35 +311,6 @@ def verify_ledger(uow: UnitOfWork) -> LedgerReport:
         return uow.ledger.verify()
 
 
-# -- recording once -------------------------------------------------------------------
-
-
-def record_once(
-    ledger: LedgerRepository, candidate: Transfer, *, enforce_limits: bool = True
-) -> tuple[Transfer, bool]:
-    """Record `candidate` unless its key is known: (the transfer, whether it is new).
-
-    A replay is judged on everything but the effective time, which the first
-    request set; a concurrent first request that won the key is a replay too.
-    For use inside a caller's unit of work (a top-up and its command row, say).
-    """
-    first = ledger.transfer_by_key(candidate.idempotency_key)
-    if first is None:
-        try:
-            recorded = ledger.record(candidate, enforce_limits=enforce_limits)
-        except IdempotencyConflict:
-            first = ledger.transfer_by_key(candidate.idempotency_key)
-            if first is None:
-                raise
-        else:
-            return recorded, recorded.id == candidate.id
-    if first.same_request(replace(candidate, effective_at=first.effective_at)):
-        return first, False
-    raise IdempotencyConflict(
-        f"key {candidate.idempotency_key!r} was used for a different request: {first}"
-    )
-
-
 def _settle(
     uow: UnitOfWork,
     candidate: Transfer,
@@ -401,7 +344,7 @@ def _resolve(
     at: datetime | None,
     reason: str,
 ) -> Transfer:
-    now = _now()
+    now = utc_now()
     with uow:
         ledger = uow.ledger
         hold = _require_transfer(ledger, hold_id)
@@ -409,7 +352,7 @@ def _resolve(
             hold,
             action,
             amount_fen,
-            key=_key(str(action), idempotency_key),
+            key=namespaced(str(action), idempotency_key),
             at=now,
             effective_at=at,
             reason=reason,
@@ -418,66 +361,6 @@ def _resolve(
         return _settle(
             uow, candidate, action=f"ledger.{action}", entity=("transfer", hold_id), ledger=ledger
         )
-
-
-def describe(transfer: Transfer) -> dict[str, Any]:
-    """A transfer as plain JSON-able values (audit entries, API answers)."""
-    return {
-        "id": transfer.id,
-        "idempotency_key": transfer.idempotency_key,
-        "debit": str(transfer.debit_account),
-        "credit": str(transfer.credit_account),
-        "amount_fen": transfer.amount,
-        "kind": str(transfer.kind),
-        "status": str(transfer.status),
-        "pending_id": transfer.pending_id,
-        "reverses": transfer.reverses,
-        "reason": transfer.reason,
-        "actor": transfer.actor,
-        "effective_at": transfer.effective_at.isoformat(),
-        "recorded_at": transfer.recorded_at.isoformat(),
-    }
-
-
-def _transfer(
-    *,
-    key: str,
-    debit: AccountCode,
-    credit: AccountCode,
-    amount: int,
-    kind: TransferKind,
-    now: datetime,
-    at: datetime | None,
-    reason: str,
-    actor: str,
-    status: TransferStatus = TransferStatus.POSTED,
-) -> Transfer:
-    return Transfer(
-        id=new_transfer_id(),
-        idempotency_key=key,
-        debit_account=debit,
-        credit_account=credit,
-        amount=amount,
-        kind=kind,
-        effective_at=now if at is None else at,
-        recorded_at=now,
-        status=status,
-        reason=reason,
-        actor=actor,
-    )
-
-
-def _key(operation: str, key: str) -> str:
-    if not isinstance(key, str) or not key.strip():
-        raise InvalidTransfer("an idempotency key is a non-empty str")
-    namespaced = f"{operation}:{key}"
-    if len(namespaced) > KEY_MAX:
-        raise InvalidTransfer(f"an idempotency key is at most {KEY_MAX - len(operation) - 1} long")
-    return namespaced
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _require_account(uow: UnitOfWork, account_id: int) -> None:

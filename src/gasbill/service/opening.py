@@ -35,7 +35,7 @@ from gasbill.service.commands.queue import (
     hold_for_meter,
     queue_intent,
 )
-from gasbill.service.ledger import DEFAULT_LIMITS, payment_transfer, record_once
+from gasbill.service.transfers import DEFAULT_LIMITS, payment_transfer, record_once
 
 
 @dataclass(frozen=True, slots=True)

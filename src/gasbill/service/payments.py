@@ -24,7 +24,7 @@ from gasbill.domain.money import MoneyLimits
 from gasbill.service.accounts import NotFound
 from gasbill.service.commands.progress import command_progress
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
-from gasbill.service.ledger import DEFAULT_LIMITS, describe, payment_transfer, record_once
+from gasbill.service.transfers import DEFAULT_LIMITS, describe, payment_transfer, record_once
 
 # what runs on the account after its balance changed, in the same transaction (decisions)
 Decide = Callable[[UnitOfWork, int, datetime], object]

@@ -36,8 +36,8 @@ from gasbill.service.accounts import NotFound, Replacement, replace_within
 from gasbill.service.billing import bill_within
 from gasbill.service.closing import _no_prepay_in_flight
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.ledger import _key, _transfer, record_once
 from gasbill.service.opening import _queue_opening
+from gasbill.service.transfers import namespaced, new_transfer, record_once
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +147,8 @@ def _credit_back(
         return None
     transfer, _ = record_once(
         uow.ledger,
-        _transfer(
-            key=_key("replace-credit", key),
+        new_transfer(
+            key=namespaced("replace-credit", key),
             debit=source,
             credit=AccountCode.prepaid(str(account_id)),
             amount=available,
