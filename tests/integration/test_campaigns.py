@@ -17,7 +17,8 @@ from gasbill.domain.commands import CtrlState, CtrlType, SetPrice, ladder_price_
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.billing import bill_accounts
-from gasbill.service.campaigns import campaign_progress, campaigns, run_campaigns
+from gasbill.service.campaign_progress import campaign_progress, campaigns
+from gasbill.service.campaigns import run_campaigns
 from gasbill.service.commands.dispatch import dispatch
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.reports import ReportItem, receive_report

@@ -17,7 +17,7 @@ from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType, SetPrice
 from gasbill.domain.ledger import AccountCode
 from gasbill.service.billing import bill_accounts
-from gasbill.service.campaigns import campaigns
+from gasbill.service.campaign_progress import campaigns
 from gasbill.service.true_up import post_true_ups
 from tests.integration.billing_helpers import daily_series, make_account, store_readings
 from tests.integration.test_campaigns import (

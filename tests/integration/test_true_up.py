@@ -26,7 +26,7 @@ from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.rating import FrozenReading, RatingContext, RatingState, rate
 from gasbill.service.billing import bill_accounts
-from gasbill.service.campaigns import campaign_progress, campaigns
+from gasbill.service.campaign_progress import campaign_progress, campaigns
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.payments import take_payment
 from gasbill.service.true_up import post_true_ups, run_true_ups

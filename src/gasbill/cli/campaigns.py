@@ -12,8 +12,8 @@ from rich.table import Table
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.cli.staff import current_services, terminal_actor
 from gasbill.domain.errors import GasbillError
+from gasbill.service.campaign_progress import campaign_progress, campaigns
 from gasbill.service.campaign_retry import retry_failed_meters
-from gasbill.service.campaigns import campaign_progress, campaigns
 
 app = typer.Typer(help="Tariff campaigns: list, show, retry.", no_args_is_help=True)
 

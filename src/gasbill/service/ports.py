@@ -232,6 +232,41 @@ class AuditTrail(Protocol):
         """Append one entry in the unit of work's transaction."""
 
 
+class CampaignRecord(Protocol):
+    """A tariff campaign: one price change pushed to every meter on the tariff."""
+
+    id: int | None
+    tariff_id: str
+    label: str
+    effective_at: datetime
+    status: str
+
+
+class CampaignMeterRecord(Protocol):
+    account_id: int
+    last_error: str
+
+
+class CampaignRepository(Protocol):
+    """Campaigns and their meters (the reports' part)."""
+
+    def get(self, campaign_id: int) -> CampaignRecord | None: ...
+
+    def all(self, *, status: str | None = None) -> Sequence[CampaignRecord]:
+        """Oldest change first."""
+
+    def counts(self, campaign_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
+        """Per campaign: its meters counted by state."""
+
+    def failures(self, campaign_id: int, limit: int) -> Sequence[tuple[CampaignMeterRecord, str]]:
+        """The failed meters (with their comm_no), at most `limit`."""
+
+    def true_up_totals(
+        self, campaign_ids: Sequence[int] | None = None
+    ) -> dict[int, tuple[int, int, int]]:
+        """Per campaign: (fen charged, fen refunded, accounts), each account's days netted."""
+
+
 class CommitConflict(Exception):
     """The commit was refused: a row another transaction committed meanwhile holds a unique
     key this one wrote (two nodes creating the same campaign, say). Nothing was kept."""
@@ -263,6 +298,9 @@ class UnitOfWork(Protocol):
 
     @property
     def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def campaigns(self) -> CampaignRepository: ...
 
     @property
     def audit(self) -> AuditTrail: ...

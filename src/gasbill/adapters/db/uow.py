@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from gasbill.adapters.db.repositories.accounts import AccountRepository
 from gasbill.adapters.db.repositories.audit import AuditLog
+from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.repositories.decisions import SqlDecisionStates, SqlWarnings
 from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
@@ -138,6 +139,10 @@ class UnitOfWork:
     @property
     def idempotency(self) -> IdempotencyStore:
         return IdempotencyStore(self.session)
+
+    @property
+    def campaigns(self) -> CampaignStore:
+        return CampaignStore(self.session)
 
     @property
     def warnings(self) -> SqlWarnings:

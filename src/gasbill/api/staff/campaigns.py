@@ -11,8 +11,8 @@ from gasbill.api.deps import ContextDep, CurrentUser, UowDep
 from gasbill.api.policy import API
 from gasbill.api.staff.schemas import PathId
 from gasbill.service.accounts import NotFound
+from gasbill.service.campaign_progress import campaign_progress, campaigns
 from gasbill.service.campaign_retry import retry_failed_meters
-from gasbill.service.campaigns import campaign_progress, campaigns
 
 router = APIRouter(prefix=f"{API}/campaigns", tags=["campaigns"])
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from gasbill.secret import masked
 from gasbill.service import credentials, staff
-from gasbill.service.campaigns import campaign_progress, campaigns
+from gasbill.service.campaign_progress import campaign_progress, campaigns
 from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
 from gasbill.web.render import PREFIX, gettext, render
 from gasbill.web.session import WebUser
