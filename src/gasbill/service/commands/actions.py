@@ -18,8 +18,8 @@ from gasbill.domain.ledger import AccountCode, HoldAction
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import Conflict, NotFound
 from gasbill.service.commands.dispatch import PlatformApi
+from gasbill.service.commands.followups import resolve_hold_of
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
-from gasbill.service.commands.results import resolve_hold_of
 
 
 def cancel_command(

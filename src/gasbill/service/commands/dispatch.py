@@ -30,8 +30,9 @@ from gasbill.crashpoints import crash_point
 from gasbill.domain.commands import CtrlType, RemoteCharge
 from gasbill.domain.money import Money
 from gasbill.domain.outbox import CommandStatus, Waiting, dispatchable
+from gasbill.service.commands.followups import retry_later
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.commands.results import apply_record, apply_stored_reports, retry_later
+from gasbill.service.commands.results import apply_record, apply_stored_reports
 from gasbill.service.platform_health import describe_error, error_kind
 
 log = logging.getLogger("gasbill.dispatch")
