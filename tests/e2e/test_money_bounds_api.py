@@ -93,3 +93,25 @@ def test_an_openings_first_payment_keeps_the_configured_maxima(
         assert listed.status_code == 200 and listed.json() == [], listed.text
         within = account_body(customer["id"], billing_mode="meter", initial_fen=5_000)
         assert client.post(f"{API}/accounts", json=within, headers=clerk).status_code == 201
+
+
+def test_an_amount_is_a_whole_number_of_fen_however_json_spells_it(client, clerk):
+    """3185.0 is the JSON integer 3185 (OpenAPI 3.1 counts it so); a fraction of a fen,
+    a string or a float past 2^53 is refused with 422."""
+    account = open_account(client, clerk)
+    base = f"{API}/accounts/{account['id']}"
+    paid = client.post(
+        f"{base}/payments",
+        json={"amount_fen": 3185.0, "channel": "cash"},
+        headers={**clerk, **key()},
+    )
+    assert paid.status_code == 201, paid.text
+    for amount in (3185.5, "3185", 2.0**60, True):
+        refused = client.post(
+            f"{base}/payments",
+            json={"amount_fen": amount, "channel": "cash"},
+            headers={**clerk, **key()},
+        )
+        assert refused.status_code == 422, (amount, refused.text)
+    balance = client.get(f"{base}/balance", headers=clerk).json()["balances"]["prepaid"]
+    assert balance["posted_fen"] == 3185

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
 from gasbill.adapters.platform.push_models import no_nul
 from gasbill.api.edge import CalendarDay, Instant, Text
@@ -25,9 +25,20 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 # how far a list may be paged: bounded so no integer reaches past its column
 MAX_OFFSET = 2**31 - 1
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-# Amounts are whole fen (0.01 yuan) as JSON integers; never a float.
-Fen = Annotated[StrictInt, Field(ge=-(2**63) + 1, le=2**63 - 1)]
-PositiveFen = Annotated[StrictInt, Field(gt=0, le=2**63 - 1)]
+
+
+def _whole(value: Any) -> Any:
+    """JSON's 3185.0 is the integer 3185 (as JSON Schema and OpenAPI 3.1 count it); 3185.5
+    stays refused. Up to 2^53 a float holds every whole number exactly, and every amount
+    past that is refused by the money bounds anyway."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+# Amounts are whole fen (0.01 yuan) as JSON integers; never a fraction of a fen.
+Fen = Annotated[StrictInt, BeforeValidator(_whole), Field(ge=-(2**63) + 1, le=2**63 - 1)]
+PositiveFen = Annotated[StrictInt, BeforeValidator(_whole), Field(gt=0, le=2**63 - 1)]
 # Registers are m³ as decimal strings with at most 3 decimals: exact, never a float.
 Register = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,3})?$", examples=["12.500"])]
 TariffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
@@ -90,7 +101,7 @@ class AccountIn(Body):
     warning_fen: Fen = 2000
     cutoff_fen: Fen = Field(default=0, le=0)
     reopen_fen: Fen = 0
-    initial_fen: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = Field(
+    initial_fen: Annotated[StrictInt, BeforeValidator(_whole), Field(ge=0, le=2**63 - 1)] = Field(
         default=0,
         description="The first payment, taken with the opening; on a meter-mode account it "
         "goes to the meter with the `openaccount` (the opening is sent in either case).",
