@@ -15,7 +15,7 @@ The field types here are the same rules for bodies: `Text` refuses NUL,
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
@@ -30,16 +30,12 @@ from gasbill.api.policy import API
 MAX_STAFF_BODY = 1024 * 1024  # bytes: the largest staff request is a few kilobytes
 MAX_DEPTH = 32  # the deepest staff body nests three levels
 FIRST_YEAR, LAST_YEAR = 1900, 2199
-_FIRST = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC)
-_LAST = datetime(LAST_YEAR, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def _sane_instant(value: datetime) -> datetime:
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        utc = None
-    if utc is None or not _FIRST <= utc <= _LAST:
+    # the year as written (the OpenAPI pattern can see only that); its UTC instant then
+    # lies within a day of it, so no conversion overflows
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise ValueError(f"must be between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31")
     return value
 
@@ -53,8 +49,11 @@ def _sane_day(value: date) -> date:
 NO_NUL = r"^[^\x00]*$"
 # the shared text type of both APIs' requests: the pattern shows in OpenAPI too
 Text = Annotated[str, Field(pattern=NO_NUL), AfterValidator(no_nul)]
-Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
-CalendarDay = Annotated[date, AfterValidator(_sane_day)]
+SANE_YEAR = {"pattern": r"^(19\d\d|2[01]\d\d)-"}  # what OpenAPI shows of the years' bound
+Instant = Annotated[
+    AwareDatetime, AfterValidator(_sane_instant), Field(json_schema_extra=SANE_YEAR)
+]
+CalendarDay = Annotated[date, AfterValidator(_sane_day), Field(json_schema_extra=SANE_YEAR)]
 
 
 def _is_staff(path: str) -> bool:
@@ -147,6 +146,15 @@ EDGE_RESPONSES: dict[str, dict[str, Any]] = {
 }
 
 
+def _idempotency_key_required(operation: dict[str, Any]) -> None:
+    """Money's Idempotency-Key is optional to FastAPI only so that its absence gets our own
+    400 (`idempotency_key_required`); the document says it is required, and its form."""
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key":
+            parameter["required"] = True
+            parameter["schema"] = {"type": "string", "pattern": "^[\\x21-\\x7e]{1,100}$"}
+
+
 def truthful_openapi(app: Any, is_public: Any) -> None:
     """Make the app's OpenAPI say what the edge does.
 
@@ -167,6 +175,7 @@ def truthful_openapi(app: Any, is_public: Any) -> None:
                 responses = operation.setdefault("responses", {})
                 for status, answer in EDGE_RESPONSES.items():
                     responses.setdefault(status, answer)
+                _idempotency_key_required(operation)
                 if is_public(method.upper(), path):
                     operation["security"] = []
                     responses.pop("403", None)
