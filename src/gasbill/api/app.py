@@ -112,5 +112,9 @@ def create_app(
     install_staff_api(app)  # after the platform's: pushes are the hot path, matched first
     install_web(app)  # the staff pages under /ui, and /docs without a CDN
     check_covers(app.routes)
-    truthful_openapi(app, lambda method, path: getattr(access_for(method, path), "public", False))
+    truthful_openapi(
+        app,
+        lambda method, path: getattr(access_for(method, path), "public", False),
+        settings.money.limits(),
+    )
     return app

@@ -26,6 +26,7 @@ from gasbill.adapters.platform.push_models import nests_deeper_than, no_nul
 from gasbill.api.errors import error_response
 from gasbill.api.platform.envelope import PlatformFailure, failed
 from gasbill.api.policy import API
+from gasbill.domain.money import MoneyLimits
 
 MAX_STAFF_BODY = 1024 * 1024  # bytes: the largest staff request is a few kilobytes
 MAX_DEPTH = 32  # the deepest staff body nests three levels
@@ -155,12 +156,27 @@ def _idempotency_key_required(operation: dict[str, Any]) -> None:
             parameter["schema"] = {"type": "string", "pattern": "^[\\x21-\\x7e]{1,100}$"}
 
 
-def truthful_openapi(app: Any, is_public: Any) -> None:
+def _money_bounds(schemas: dict[str, Any], limits: MoneyLimits) -> None:
+    """The configured maxima of one payment, refund and adjustment (config [money]), so a
+    generated amount above them is known to be refused."""
+    for name, most, signed in (
+        ("PaymentIn", min(limits.payment_fen, limits.top_up_fen), False),
+        ("RefundIn", limits.refund_fen, False),
+        ("AdjustmentIn", limits.adjustment_fen, True),
+    ):
+        amount = schemas.get(name, {}).get("properties", {}).get("amount_fen")
+        if amount is not None:
+            amount["maximum"] = most
+            if signed:
+                amount["minimum"] = -most
+
+
+def truthful_openapi(app: Any, is_public: Any, money: MoneyLimits | None = None) -> None:
     """Make the app's OpenAPI say what the edge does.
 
     Every staff operation documents the edge's 400, 413, 422 and 503; the
     login documents 429; operations the policy table makes public (the
-    login) need no bearer token.
+    login) need no bearer token; amounts show the configured maxima.
     """
     original = app.openapi
 
@@ -180,6 +196,8 @@ def truthful_openapi(app: Any, is_public: Any) -> None:
                     operation["security"] = []
                     responses.pop("403", None)
                     responses.setdefault("429", {"description": "Too many failed logins."})
+        if money is not None:
+            _money_bounds(schema.get("components", {}).get("schemas", {}), money)
         app.openapi_schema = schema
         return schema
 

@@ -165,19 +165,23 @@ def key_headers() -> list[dict[str, Any]]:
     ]
 
 
+EMPTY = {"type": "string", "enum": [""]}
+
+
 def paging_parameters() -> list[dict[str, Any]]:
     return [
         {
             "name": "startrow",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 0, "maximum": 999_999_999},  # 9 digits
+            # 9 digits; empty as in the vendor's own `?startrow=&rowcount=`: the default
+            "schema": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 999_999_999}, EMPTY]},
         },
         {
             "name": "rowcount",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "schema": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, EMPTY]},
         },
     ]
 

@@ -37,8 +37,9 @@ def _whole(value: Any) -> Any:
 
 
 # Amounts are whole fen (0.01 yuan) as JSON integers; never a fraction of a fen.
-Fen = Annotated[StrictInt, BeforeValidator(_whole), Field(ge=-(2**63) + 1, le=2**63 - 1)]
-PositiveFen = Annotated[StrictInt, BeforeValidator(_whole), Field(gt=0, le=2**63 - 1)]
+Fen = Annotated[StrictInt, Field(ge=-(2**63) + 1, le=2**63 - 1), BeforeValidator(_whole)]
+# (the bounds before the validator, or OpenAPI shows them as unknown keywords)
+PositiveFen = Annotated[StrictInt, Field(gt=0, le=2**63 - 1), BeforeValidator(_whole)]
 # Registers are m³ as decimal strings with at most 3 decimals: exact, never a float.
 Register = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,3})?$", examples=["12.500"])]
 TariffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
@@ -101,7 +102,7 @@ class AccountIn(Body):
     warning_fen: Fen = 2000
     cutoff_fen: Fen = Field(default=0, le=0)
     reopen_fen: Fen = 0
-    initial_fen: Annotated[StrictInt, BeforeValidator(_whole), Field(ge=0, le=2**63 - 1)] = Field(
+    initial_fen: Annotated[StrictInt, Field(ge=0, le=2**63 - 1), BeforeValidator(_whole)] = Field(
         default=0,
         description="The first payment, taken with the opening; on a meter-mode account it "
         "goes to the meter with the `openaccount` (the opening is sent in either case).",

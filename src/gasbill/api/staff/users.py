@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from gasbill.adapters.db.repositories.staff import StaffRepository
 from gasbill.adapters.db.tables.staff import StaffUser
 from gasbill.api.deps import ContextDep, CurrentUser, UowDep
+from gasbill.api.edge import NO_NUL
 from gasbill.api.errors import not_found
 from gasbill.api.policy import API
 from gasbill.api.staff.schemas import Body, PathId, Role
@@ -20,8 +21,9 @@ router = APIRouter(prefix=f"{API}/users", tags=["users"])
 
 
 class UserIn(Body):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=8, max_length=1024)
+    # the service's rule (staff.USERNAME), shown in OpenAPI
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
+    password: str = Field(min_length=8, max_length=1024, pattern=NO_NUL)
     role: Role
 
 
