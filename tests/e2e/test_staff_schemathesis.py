@@ -46,7 +46,9 @@ class Staff:
     def __init__(self, url: str) -> None:
         upgrade(url)
         self.engine = make_engine(url)
-        settings = staff_settings(url, login_max_failures=10**6)
+        settings = staff_settings(
+            url, login_max_failures=10**6, login_max_failures_per_client=10**6
+        )
         self.app = create_app(settings, engine=self.engine, passwords=PASSWORDS)
         self.schema = schemathesis.openapi.from_asgi("/openapi.json", self.app)
         if not LONG:
