@@ -125,7 +125,12 @@ class Stage:
 
     def advance(self, until: datetime, *, step: timedelta | None = None) -> None:
         self.now = advance(
-            self.product, self.simulator, until, step=step or self.step, now=self.now
+            self.product,
+            self.simulator,
+            until,
+            step=step or self.step,
+            first=step or self.first_step,
+            now=self.now,
         )
 
     def publish_tariff_change(self) -> list[dict[str, object]]:
