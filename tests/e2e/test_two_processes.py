@@ -57,7 +57,15 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
     raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
 
 
-def write_configs(tmp_path: Path, db_url: str, sim_port: int) -> tuple[str, str]:
+def write_configs(
+    tmp_path: Path,
+    db_url: str,
+    sim_port: int,
+    *,
+    start: datetime | None = None,
+    tariffs: Path = ROOT / "tariffs",
+    extra: str = "",
+) -> tuple[str, str]:
     app_config = tmp_path / "config.toml"
     jobs = "\n".join(
         f"[jobs.{name}]\ninterval_seconds = 1"
@@ -65,16 +73,18 @@ def write_configs(tmp_path: Path, db_url: str, sim_port: int) -> tuple[str, str]
     )
     app_config.write_text(
         f'[database]\nurl = "{db_url}"\n'
-        f'[tariffs]\ndir = "{ROOT / "tariffs"}"\n'
+        f'[tariffs]\ndir = "{tariffs}"\n'
         "[push]\nmax_future_minutes = 20000\n"
         f'[platform]\nbase_url = "http://127.0.0.1:{sim_port}/"\npassword = "123456"\n'
         "[commands]\nmax_attempts = 1\ntimeout_hours = 720\nbackoff_base_minutes = 1\n"
-        f"{jobs}\n",
+        f"{jobs}\n{extra}",
         encoding="utf-8",
     )
     sim_config = tmp_path / "simulator.toml"
-    start = datetime.now(UTC).replace(microsecond=0).isoformat()
-    sim_config.write_text(f'meters = 2\nseed = 7\nstart = "{start}"\n', encoding="utf-8")
+    start = (start or datetime.now(UTC)).replace(microsecond=0)
+    sim_config.write_text(
+        f'meters = 2\nseed = 7\nstart = "{start.isoformat()}"\n', encoding="utf-8"
+    )
     return str(app_config), str(sim_config)
 
 
@@ -86,10 +96,16 @@ def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 @pytest.fixture
 def two_processes(tmp_path: Path, db_url: str) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    yield from run_two(tmp_path, db_url)
+
+
+def run_two(
+    tmp_path: Path, db_url: str, **options: Any
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     app_port, sim_port = free_port(), free_port()
-    config, sim_config = write_configs(tmp_path, db_url, sim_port)
+    config, sim_config = write_configs(tmp_path, db_url, sim_port, **options)
     runner = CliRunner()
-    for role in ("clerk", "auditor"):
+    for role in ("clerk", "auditor", "admin"):
         added = runner.invoke(
             cli,
             ["user", "add", role, "--role", role, "--password-stdin", "--config", config],
