@@ -74,16 +74,17 @@ def run_inbox(context: JobContext, now: datetime) -> object:
     """Bill batch after batch until the inbox is empty or the run's time slice is spent."""
     jobs = context.settings.jobs
     return drain(
-        lambda: retried(  # a batch that met a lock conflict is billed again, whole
+        lambda at: retried(  # a batch that met a lock conflict is billed again, whole
             lambda: work_inbox(
                 context.uow_factory(),
                 catalog=context.catalog,
                 limit=jobs.inbox_batch,
                 max_flow_m3_per_hour=context.settings.rating.max_flow_m3_per_hour,
-                now=now,
+                now=at,
                 decide=context.decide,
             )
         ),
+        now=now,
         more=lambda outcome: outcome.claimed >= jobs.inbox_batch,
         seconds=jobs.slice_seconds,
     )
@@ -99,12 +100,24 @@ class Drained:
     emptied: bool
 
 
-def drain(batch: Callable[[], Any], *, more: Callable[[Any], bool], seconds: float) -> Drained:
-    """Run `batch` until `more` says the queue is empty or `seconds` have passed."""
-    deadline = time.monotonic() + seconds
+def drain(
+    batch: Callable[[datetime], Any],
+    *,
+    now: datetime,
+    more: Callable[[Any], bool],
+    seconds: float,
+) -> Drained:
+    """Run `batch` until `more` says the queue is empty or `seconds` have passed.
+
+    Each batch gets its own time: the run's `now` moved on by the time spent
+    since, so a batch is stamped when it ran (what billed readings wait is
+    measured by it), not when the run began.
+    """
+    started = time.monotonic()
+    deadline = started + seconds
     batches = items = 0
     while True:
-        outcome = batch()
+        outcome = batch(now + timedelta(seconds=time.monotonic() - started))
         batches += 1
         items += int(getattr(outcome, "claimed", 0) or 0)
         if not more(outcome):
@@ -137,13 +150,14 @@ def run_campaigns(context: JobContext, now: datetime) -> object:
 def run_dispatch(context: JobContext, now: datetime) -> object:
     """Send due commands, round after round, until none is due or the time slice is spent."""
     return drain(
-        lambda: dispatch(
+        lambda at: dispatch(
             context.uow_factory,
             context.platform(),
             context.codec,
             policy=context.command_policy,
-            now=now,
+            now=at,
         ),
+        now=now,
         more=lambda outcome: outcome.claimed > 0 and outcome.sent > 0,
         seconds=context.settings.jobs.slice_seconds,
     )
