@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -52,6 +53,9 @@ class PushTarget(BaseModel):
     report_batch: int = Field(default=20, ge=1, le=1000)
     reorder_hold_minutes: int = Field(default=180, ge=1)
     duplicate_within_minutes: int = Field(default=60, ge=1)
+    # pushes in flight at once (a platform pushes from many connections); 1: one after another.
+    # Above 1, a meter's pushes may overtake each other, as with `push_reorder`.
+    concurrency: int = Field(default=1, ge=1, le=256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,7 @@ class Pusher:
         self._seq = 0
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def active(self) -> bool:
@@ -116,14 +121,34 @@ class Pusher:
             due = self._take_due(now)
             retry_at = now + timedelta(minutes=self.settings.retry_minutes)
             units = self._units(due)
-            for position, unit in enumerate(units):
-                try:
-                    again = self._send(unit)
-                except _Down:
-                    self._requeue([replace(p, due=retry_at) for u in units[position:] for p in u])
+            step = self.settings.concurrency
+            for start in range(0, len(units), step):
+                wave = units[start : start + step]
+                results = self._send_wave(wave)
+                for unit, again in zip(wave, results, strict=True):
+                    if again is not None:
+                        self._requeue([replace(p, due=retry_at) for p in again])
+                        self._maybe_duplicate(unit, now)
+                down = [u for u, again in zip(wave, results, strict=True) if again is None]
+                if down:  # the application is down: the rest waits for the next attempt
+                    rest = down + units[start + step :]
+                    self._requeue([replace(p, due=retry_at) for u in rest for p in u])
                     return
-                self._requeue([replace(p, due=retry_at) for p in again])
-                self._maybe_duplicate(unit, now)
+
+    def _send_wave(self, wave: list[list[Push]]) -> list[list[Push] | None]:
+        """Each unit's pushes to try again, or None where the application was down."""
+        if len(wave) == 1:
+            return [self._try(wave[0])]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.settings.concurrency, "iotsim-push")
+        return list(self._pool.map(self._try, wave))
+
+    def _try(self, unit: list[Push]) -> list[Push] | None:
+        try:
+            return self._send(unit)
+        except _Down:
+            return None
 
     def _take_due(self, now: datetime) -> list[Push]:
         keep = timedelta(days=self.settings.keep_days)
@@ -170,24 +195,30 @@ class Pusher:
                 PATHS[kind], content=write_json(body).encode("utf-8"), headers=headers
             )
         except httpx.HTTPError as exc:
-            self.stats.failed_attempts += 1
+            self._count(failed_attempts=1)
             log.info("push to the application failed: %r", exc)
             raise _Down from None
         if response.status_code >= 500:
-            self.stats.failed_attempts += 1
+            self._count(failed_attempts=1)
             raise _Down
         try:
             ok, message, data = answer_of(response.text)
         except ValueError:
             ok, message, data = False, response.text[:200], None
         if not ok:
-            self.stats.failed_attempts += 1
+            self._count(failed_attempts=1)
             log.info("the application refused a %s push: %s", kind, message)
             return unit
         again = self._refused_items(unit, data) if kind == "report" else []
-        self.stats.delivered += len(unit) - len(again)
-        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + len(unit) - len(again)
+        self._count(delivered=len(unit) - len(again), kind=kind)
         return again
+
+    def _count(self, *, failed_attempts: int = 0, delivered: int = 0, kind: str = "") -> None:
+        with self._lock:  # pushes may be sent from several threads
+            self.stats.failed_attempts += failed_attempts
+            self.stats.delivered += delivered
+            if kind:
+                self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + delivered
 
     @staticmethod
     def _refused_items(unit: list[Push], data: Any) -> list[Push]:

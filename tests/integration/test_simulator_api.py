@@ -400,6 +400,33 @@ def test_pushes_are_kept_while_the_application_is_down_then_dropped_after_7_days
     assert sim.summary().pushes_dropped == 6  # the freezes of April 4, 5 and 6
 
 
+def pushed_readings(concurrency: int) -> tuple[list[tuple[str, str]], Simulator]:
+    """The readings a fleet of 30 pushes by 3 April noon, the application down on the 2nd."""
+    receiver = Receiver()
+    settings = SimulatorSettings(
+        meters=30, start=START, seed=11, magnetic_attack_per_day=0,
+        push=PushTarget(concurrency=concurrency),
+    )  # fmt: skip
+    push = httpx.Client(base_url="http://app/", transport=httpx.MockTransport(receiver.handle))
+    sim = Simulator(settings, push_client=push)
+    receiver.down = True
+    until(sim, 2, 12)
+    assert receiver.pushes == [] and sim.summary().pushes_pending > 0
+    receiver.down = False
+    until(sim, 3, 12)
+    assert sim.summary().pushes_delivered == len(receiver.pushes)
+    readings = receiver.of("Data/MeterData/Add")
+    return [(r["meter_comm_no"], r["acquisition_time"]) for r in readings], sim
+
+
+def test_pushes_in_flight_at_once_are_each_delivered_once_and_kept_while_down():
+    one_by_one, _ = pushed_readings(1)
+    at_once, sim = pushed_readings(8)
+    assert len(at_once) == len(set(at_once)) > 30
+    assert sorted(at_once) == sorted(one_by_one)
+    assert sim.summary().pushes_pending == 0
+
+
 def test_duplicated_and_reordered_pushes(receiver):
     settings = SimulatorSettings(
         meters=2,
