@@ -3,7 +3,8 @@
 Claiming rows, billing their accounts and stamping the rows handled happen in
 one transaction. If the process dies anywhere in between, nothing of it is
 committed and the rows are claimed again; billing posts only what a day is
-still owed, so doing the work again never charges twice.
+still owed, so doing the work again never charges twice. The accounts'
+decisions follow, each in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -77,9 +78,6 @@ def work_inbox(
             max_flow_m3_per_hour=max_flow_m3_per_hour,
             now=now,
         )
-        if decide is not None:
-            for account_id in sorted(since):
-                _decide(uow, decide, account_id, now)
         record_unknown_meters(
             uow, [(r.company_no, r.meter_comm_no, r.acquisition_time) for r in unknown], now
         )
@@ -87,16 +85,26 @@ def work_inbox(
         crash_point("inbox.before_commit")
         uow.commit()
     crash_point("inbox.after_commit")
+    if decide is not None:
+        _decide_each(uow, decide, sorted(since), now)
     return InboxOutcome(len(rows), len(unknown), billing)
 
 
-def _decide(uow: UnitOfWork, decide: Decide, account_id: int, now: datetime) -> None:
-    """Decisions right after billing, in its transaction; one failing is left to the sweep."""
-    try:
-        with uow.session.begin_nested():
-            decide(uow, account_id, now)
-    except Exception:
-        log.exception("decisions after billing failed on account %s", account_id)
+def _decide_each(uow: UnitOfWork, decide: Decide, account_ids: list[int], now: datetime) -> None:
+    """Decisions right after billing committed, one short transaction per account.
+
+    Not in billing's transaction: a valve decision appends to the audit chain,
+    whose lock is held until commit, and holding it across a whole batch made
+    every other worker's billing wait. An account whose decision fails (or a
+    crash before it) is left to the decisions sweep.
+    """
+    for account_id in account_ids:
+        try:
+            with uow:
+                decide(uow, account_id, now)
+                uow.commit()
+        except Exception:
+            log.exception("decisions after billing failed on account %s", account_id)
 
 
 def binding_at(bindings: list[MeterBinding], at: datetime) -> MeterBinding | None:

@@ -69,6 +69,7 @@ def sweep(
                     continue
                 outcome.accounts += 1
                 outcome.count(decisions)
+                uow.commit()  # each account at once: a valve decision holds the audit lock
             uow.commit()
         outcome.batches += 1
         after = ids[-1]
