@@ -35,14 +35,15 @@ chromium:
 		{ apt-get update && apt-get install -y chromium fonts-wqy-microhei; }
 
 # The deterministic simulation (tests/sim): SEEDS seeds x OPS operations; SEED=n replays one,
-# CRASH=site crashes there, CRASH_SITES=1 every site in turn (with GASBILL_TEST_DATABASE_URL: PG).
+# CRASH=site crashes there, CRASH_SITES=1 every site in turn, MINUTES=m starts no seed after m
+# minutes (the table says how many ran). With GASBILL_TEST_DATABASE_URL: on PostgreSQL.
 SEEDS ?= 2000
 OPS ?= 300
 SETTLE ?= 6
 reliability: $(STAMP)
 	$(BIN)/python -m tests.sim.run --seeds $(SEEDS) --ops $(OPS) --settle $(SETTLE) \
 		$(if $(SEED),--seed $(SEED)) $(if $(CRASH),--crash $(CRASH)) \
-		$(if $(CRASH_SITES),--crash-sites)
+		$(if $(CRASH_SITES),--crash-sites) $(if $(MINUTES),--minutes $(MINUTES))
 
 bench: $(STAMP)
 	$(BIN)/python bench/rating.py

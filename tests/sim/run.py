@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
@@ -78,30 +79,68 @@ def run(
     pg_url: str | None,
     settle_days: int = SETTLE_DAYS,
     quiet: bool = False,
+    deadline: float | None = None,
 ) -> tuple[Tally, list[SeedResult], dict[str, list[int]]]:
     """Every seed at every site; the tally, the results and, per site, [runs, crashes]."""
     total = Tally()
     results: list[SeedResult] = []
     per_site: dict[str, list[int]] = {}
     with databases(pg_url) as fresh:
-        for site in sites:
-            for seed in seeds:
-                url = fresh(seed)  # type: ignore[operator]
-                result = run_seed(seed, url, ops=ops, crash_site=site, settle_days=settle_days)
-                total.add(result.tally)
-                results.append(result)
-                if site is not None:
-                    row = per_site.setdefault(site, [0, 0, 0])
-                    row[0] += 1
-                    row[1] += len(result.crashes)
-                    row[2] += bool(result.failure or sum(result.tally.violations.values()))
-                if not quiet and (result.failure or sum(result.tally.violations.values())):
-                    print(
-                        failure_text(result, site, ops, pg_url, settle_days),
-                        file=sys.stderr,
-                        flush=True,
-                    )
+        try:
+            _each(
+                seeds,
+                ops,
+                sites,
+                pg_url,
+                settle_days,
+                quiet,
+                fresh,
+                total,
+                results,
+                per_site,
+                deadline,
+            )
+        except KeyboardInterrupt:  # stopped early: the table of what ran
+            print("interrupted: the table counts the runs that finished", file=sys.stderr)
     return total, results, per_site
+
+
+def _each(
+    seeds: list[int],
+    ops: int,
+    sites: list[str | None],
+    pg_url: str | None,
+    settle_days: int,
+    quiet: bool,
+    fresh: Any,
+    total: Tally,
+    results: list[SeedResult],
+    per_site: dict[str, list[int]],
+    deadline: float | None,
+) -> None:
+    for seed in seeds:  # every site gets the same seeds, however early the run stops
+        if deadline is not None and time.monotonic() > deadline:
+            print(f"time is up: stopped before seed {seed}", file=sys.stderr)
+            return
+        for site in sites:
+            url = fresh(seed)
+            result = run_seed(seed, url, ops=ops, crash_site=site, settle_days=settle_days)
+            total.add(result.tally)
+            results.append(result)
+            if site is not None:
+                row = per_site.setdefault(site, [0, 0, 0])
+                row[0] += 1
+                row[1] += len(result.crashes)
+                row[2] += bool(result.failure or sum(result.tally.violations.values()))
+            if not quiet:
+                done = f"{result.ops} ops, {len(result.crashes)} crashes"
+                print(f"seed {seed} {site or ''}: {done}", file=sys.stderr, flush=True)
+            if not quiet and (result.failure or sum(result.tally.violations.values())):
+                print(
+                    failure_text(result, site, ops, pg_url, settle_days),
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 def failure_text(
@@ -158,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=int, default=1, help="the first seed")
     parser.add_argument("--seed", type=int, help="run this one seed only (a replay)")
     parser.add_argument("--ops", type=int, default=300, help="operations per seed")
+    parser.add_argument("--minutes", type=float, help="start no seed after this many minutes")
     parser.add_argument("--settle", type=int, default=SETTLE_DAYS, help="days run at the end")
     parser.add_argument("--crash", choices=SITES, help="crash at this site")
     parser.add_argument("--crash-sites", action="store_true", help="every crash site in turn")
@@ -170,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     pg_url = os.environ.get(PG_ENV) or None
     started = time.monotonic()
     total, results, per_site = run(
-        seeds, ops=args.ops, sites=sites, pg_url=pg_url, settle_days=args.settle
+        seeds,
+        ops=args.ops,
+        sites=sites,
+        pg_url=pg_url,
+        settle_days=args.settle,
+        deadline=started + args.minutes * 60 if args.minutes else None,
     )
     db = "PostgreSQL" if pg_url else "SQLite"
     print(table(total, results, per_site, db=db, took=time.monotonic() - started))
