@@ -24,8 +24,8 @@ SITES = (
     "ingest.after_store",
     "inbox.before_commit",
     "inbox.after_commit",
-    "bill.before_commit",
-    "bill.after_commit",
+    "bill.after_days",
+    "bill.after_post",
 )
 
 _hook: Callable[[str], None] | None = None

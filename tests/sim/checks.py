@@ -118,6 +118,23 @@ def frozen_days(conn: sa.Connection, account_id: int) -> list[str]:
 
 def meter_counters(conn: sa.Connection, sim: Simulator, account_id: int, comm_no: str) -> list[str]:
     """Once nothing is in flight, the meter holds exactly the top-ups the ledger posted."""
+    with sim.lock:
+        flying = any(
+            r.target_comm_no == comm_no
+            and r.ctrl_type in (REMOTE_CHARGE, OPEN_ACCOUNT)
+            and r.ctrl_state in IN_FLIGHT
+            for r in sim.platform.records.values()
+        )
+    meter = sim.meter(comm_no)
+    on_meter = int(meter.remote_total_value * 100)
+    return counters_agree(conn, account_id, comm_no, meter.remote_charge_times, on_meter, flying)
+
+
+def counters_agree(
+    conn: sa.Connection, account_id: int, comm_no: str, times: int, on_meter: int, flying: bool
+) -> list[str]:
+    """The meter's remote top-ups (count, fen) against the holds the ledger posted to it;
+    not judged while a top-up is on its way (on the platform, or its hold still open)."""
     code = str(AccountCode.prepaid(str(account_id)))
     open_holds = conn.execute(
         sa.text(
@@ -127,17 +144,9 @@ def meter_counters(conn: sa.Connection, sim: Simulator, account_id: int, comm_no
         ),
         {"code": code},
     ).scalar_one()
-    with sim.lock:
-        flying = [
-            r
-            for r in sim.platform.records.values()
-            if r.target_comm_no == comm_no
-            and r.ctrl_type in (REMOTE_CHARGE, OPEN_ACCOUNT)
-            and r.ctrl_state in IN_FLIGHT
-        ]
     if open_holds or flying:
         return []
-    times, total = conn.execute(
+    posted, total = conn.execute(
         sa.text(
             "SELECT COUNT(*), COALESCE(SUM(r.amount_fen), 0) FROM transfer r "
             "JOIN transfer h ON r.pending_id = h.id "
@@ -146,12 +155,10 @@ def meter_counters(conn: sa.Connection, sim: Simulator, account_id: int, comm_no
         ),
         {"code": code},
     ).one()
-    meter = sim.meter(comm_no)
-    on_meter = int(meter.remote_total_value * 100)
-    if meter.remote_charge_times != int(times) or on_meter != int(total):
+    if times != int(posted) or on_meter != int(total):
         return [
-            f"meter {comm_no}: {meter.remote_charge_times} top-ups, {on_meter} fen; "
-            f"ledger posted {times}, {total} fen (account {account_id})"
+            f"meter {comm_no}: {times} top-ups, {on_meter} fen; "
+            f"ledger posted {posted}, {total} fen (account {account_id})"
         ]
     return []
 

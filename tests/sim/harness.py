@@ -137,6 +137,7 @@ class Harness:
         ops: int = 300,
         crash_site: str | None = None,
         settle_days: int = SETTLE_DAYS,
+        crash_chance: float = 0.5,
     ):
         self.seed = seed
         self.ops = ops
@@ -152,7 +153,7 @@ class Harness:
         self.world = World(
             world_settings(db_url, sim_settings),
             Simulator(sim_settings),
-            CrashPlan(crash_site, random.Random(f"{seed}/crash")),
+            CrashPlan(crash_site, random.Random(f"{seed}/crash"), chance=crash_chance),
             lost_push_reply=lambda: self._fault("push_lost_reply"),
             lost_staff_reply=lambda: self._fault("staff_lost_reply"),
         )
@@ -498,5 +499,14 @@ def run_seed(
     ops: int = 300,
     crash_site: str | None = None,
     settle_days: int = SETTLE_DAYS,
+    crash_chance: float = 0.5,
 ) -> SeedResult:
-    return Harness(seed, db_url, ops=ops, crash_site=crash_site, settle_days=settle_days).run()
+    harness = Harness(
+        seed,
+        db_url,
+        ops=ops,
+        crash_site=crash_site,
+        settle_days=settle_days,
+        crash_chance=crash_chance,
+    )
+    return harness.run()

@@ -96,9 +96,7 @@ def bill_accounts(
             max_flow_m3_per_hour=max_flow_m3_per_hour,
             now=now,
         )
-        crash_point("bill.before_commit")
         uow.commit()
-    crash_point("bill.after_commit")
     return outcome
 
 
@@ -153,9 +151,11 @@ def bill_within(
         outcome.credited_fen += -sum(v for v in difference.values() if v < 0)
         outcome.days_changed += len(difference)
     store.save_days(day_changes)
+    crash_point("bill.after_days")  # the days written, not yet posted (one transaction)
     uow.exceptions.add_once(exceptions)
     outcome.exceptions = len(exceptions)
     outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
+    crash_point("bill.after_post")
     return outcome
 
 
