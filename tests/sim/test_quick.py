@@ -39,14 +39,19 @@ def test_fifty_seeds_keep_every_property(db_url_factory) -> None:
 
 @pytest.mark.parametrize("site", SITES)
 def test_a_crash_at_each_site_is_recovered(db_url_factory, site: str) -> None:
-    # the first time the site is reached it crashes (then by chance, at most three times)
-    result = run_seed(
-        3,
-        db_url_factory(),
-        ops=QUICK_OPS,
-        crash_site=site,
-        settle_days=QUICK_SETTLE,
-        crash_chance=1,
-    )
-    _judged(result, site)
-    assert result.crashes, f"{site} was never reached"
+    # the first time the site is reached it crashes (then by chance, at most three times);
+    # a seed whose faults keep the run from the site (every AddMulti reply lost) gives way
+    # to the next
+    for seed in range(1, 6):
+        result = run_seed(
+            seed,
+            db_url_factory(),
+            ops=QUICK_OPS,
+            crash_site=site,
+            settle_days=QUICK_SETTLE,
+            crash_chance=1,
+        )
+        _judged(result, site)
+        if result.crashes:
+            return
+    raise AssertionError(f"{site} was never reached in seeds 1 to 5")
