@@ -17,20 +17,65 @@ from datetime import date
 from decimal import Decimal
 from typing import ClassVar
 
+from gasbill.domain.command_results import (
+    CHARGE_APPLIED,
+    CHARGE_REFUSED,
+    OPEN_APPLIED,
+    OPEN_REFUSED,
+    EmptyReturn,
+    OpenAccountReturn,
+    Outcome,
+    RemoteChargeReturn,
+    RemoteChargeState,
+    Unreadable,
+)
 from gasbill.domain.cycles import MAX_CYCLE_MONTHS, MIN_CYCLE_MONTHS
 from gasbill.domain.errors import InvalidAmount, TariffNotEncodable
 from gasbill.domain.money import MILLI, Money, Price, Volume
 from gasbill.domain.tariff import MAX_METER_PRICES, TariffVersion, check_version_encodable
 
+# the answers live in domain/command_results.py; everyone reads them from here
+__all__ = [
+    "CHARGE_APPLIED",
+    "CHARGE_REFUSED",
+    "INT32_MAX",
+    "LADDERS",
+    "OPEN_APPLIED",
+    "OPEN_REFUSED",
+    "PROCESSOR_NAME",
+    "TARGET_DEVTYPE_METER",
+    "UINT32_MAX",
+    "WIRE_LIMIT",
+    "Command",
+    "CommandResult",
+    "CtrlState",
+    "CtrlType",
+    "EmptyReturn",
+    "GetChargeState",
+    "GetPrice",
+    "LadderPrice",
+    "OpenAccount",
+    "OpenAccountReturn",
+    "Outcome",
+    "ReleaseForce",
+    "RemainParam",
+    "RemoteCharge",
+    "RemoteChargeReturn",
+    "RemoteChargeState",
+    "SetCumulant",
+    "SetPrice",
+    "SetRemain",
+    "SetValveOff",
+    "SetValveOn",
+    "Unreadable",
+    "ladder_price_for",
+    "wire_decimal",
+]
+
 LADDERS = MAX_METER_PRICES - 1  # ladder1..ladder4
 WIRE_LIMIT = Decimal(10) ** 15  # decimal(18,3): 15 digits before the point
 INT32_MAX = 2**31 - 1
 UINT32_MAX = 2**32 - 1
-
-CHARGE_APPLIED = 0xAA  # remote_charge_return.success
-CHARGE_REFUSED = 0xBB
-OPEN_APPLIED = 0  # open_account_return.success: not the 0xaa convention
-OPEN_REFUSED = 1
 
 
 class CtrlType(enum.StrEnum):
@@ -74,14 +119,6 @@ class CtrlState(enum.IntEnum):
     def is_final(self) -> bool:
         """3–7 and 99; only a Retry we asked for sends a command back to 0."""
         return self not in (CtrlState.WAITING, CtrlState.SENT, CtrlState.ACKNOWLEDGED)
-
-
-class Outcome(enum.Enum):
-    """What a prepay command's own success flag says."""
-
-    APPLIED = "applied"
-    REFUSED = "refused"
-    UNKNOWN = "unknown"  # a flag value the spec does not define
 
 
 # -- value checks -----------------------------------------------------------------
@@ -168,83 +205,6 @@ class RemainParam:
 
     def __post_init__(self) -> None:
         wire_decimal(self.remain_value.value, "remain_value")
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteChargeReturn:
-    """`remote_charge_return`: 0xaa applied, 0xbb refused; anything else unknown."""
-
-    success: int
-    reason: int | None = None
-    calc_type: int | None = None
-    remain: Money | None = None
-
-    @property
-    def outcome(self) -> Outcome:
-        if self.success == CHARGE_APPLIED:
-            return Outcome.APPLIED
-        if self.success == CHARGE_REFUSED:
-            return Outcome.REFUSED
-        return Outcome.UNKNOWN
-
-    @property
-    def applied(self) -> bool:
-        return self.outcome is Outcome.APPLIED
-
-    @property
-    def refused(self) -> bool:
-        return self.outcome is Outcome.REFUSED
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteChargeState:
-    """`remote_charge_state`: IC-card and remote top-up counters (count, last, total)."""
-
-    card_charge_times: int
-    card_charge_value: Money
-    card_total_value: Money
-    remote_charge_times: int
-    remote_charge_value: Money
-    remote_total_value: Money
-
-
-@dataclass(frozen=True, slots=True)
-class OpenAccountReturn:
-    """`open_account_return`: 0 applied, 1 refused; anything else unknown."""
-
-    success: int
-    reason: int | None = None
-    reason_msg: str = ""
-    remain: Money | None = None
-
-    @property
-    def outcome(self) -> Outcome:
-        if self.success == OPEN_APPLIED:
-            return Outcome.APPLIED
-        if self.success == OPEN_REFUSED:
-            return Outcome.REFUSED
-        return Outcome.UNKNOWN
-
-    @property
-    def applied(self) -> bool:
-        return self.outcome is Outcome.APPLIED
-
-    @property
-    def refused(self) -> bool:
-        return self.outcome is Outcome.REFUSED
-
-
-@dataclass(frozen=True, slots=True)
-class EmptyReturn:
-    """A readable `{}`: what setprice, the valve commands and setcumulant return."""
-
-
-@dataclass(frozen=True, slots=True)
-class Unreadable:
-    """`return_data` missing or not the expected structure: never a success."""
-
-    reason: str
-    raw: str = ""
 
 
 # -- intents ----------------------------------------------------------------------
