@@ -97,6 +97,24 @@ class AuditEntry:
 
 
 @dataclass
+class FakeCampaign:
+    id: int
+    tariff_id: str
+    label: str
+    effective_at: datetime
+    status: str = "enrolling"
+
+
+@dataclass
+class FakeCampaignMeter:
+    campaign_id: int
+    account_id: int
+    comm_no: str
+    state: str = "queued"  # queued | sent | confirmed | verified | failed
+    last_error: str = ""
+
+
+@dataclass
 class FakeStore:
     """What the fake database holds; `people` maps an account to (number, name, phone)."""
 
@@ -107,6 +125,10 @@ class FakeStore:
     accounts: dict[int, FakeAccount] = field(default_factory=dict)
     ledger: Ledger = field(default_factory=Ledger)
     audit: list[AuditEntry] = field(default_factory=list)
+    campaigns: list[FakeCampaign] = field(default_factory=list)
+    campaign_meters: list[FakeCampaignMeter] = field(default_factory=list)
+    # per campaign: (fen charged, fen refunded, accounts) of its true-ups
+    true_ups: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     exceptions: list[FakeException] = field(default_factory=list)
 
 
@@ -181,6 +203,43 @@ class FakeLedger:
             posted_total=sum(b.posted for b in balances),
             pending_total=sum(b.pending for b in balances),
         )
+
+
+class FakeCampaigns:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def get(self, campaign_id: int) -> FakeCampaign | None:
+        return next((c for c in self.store.campaigns if c.id == campaign_id), None)
+
+    def all(self, *, status: str | None = None) -> list[FakeCampaign]:
+        found = [c for c in self.store.campaigns if status is None or c.status == status]
+        return sorted(found, key=lambda c: (c.effective_at, c.id))
+
+    def counts(self, campaign_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {}
+        for m in self.store.campaign_meters:
+            if campaign_ids is None or m.campaign_id in campaign_ids:
+                by_state = out.setdefault(m.campaign_id, {})
+                by_state[m.state] = by_state.get(m.state, 0) + 1
+        return out
+
+    def failures(self, campaign_id: int, limit: int) -> list[tuple[FakeCampaignMeter, str]]:
+        failed = [
+            m
+            for m in self.store.campaign_meters
+            if m.campaign_id == campaign_id and m.state == "failed"
+        ]
+        return [(m, m.comm_no) for m in failed[:limit]]
+
+    def true_up_totals(
+        self, campaign_ids: Sequence[int] | None = None
+    ) -> dict[int, tuple[int, int, int]]:
+        return {
+            i: t
+            for i, t in self.store.true_ups.items()
+            if campaign_ids is None or i in campaign_ids
+        }
 
 
 class FakeAudit:
@@ -376,6 +435,10 @@ class FakeUnitOfWork:
     @property
     def ledger(self) -> FakeLedger:
         return FakeLedger(self.work)
+
+    @property
+    def campaigns(self) -> FakeCampaigns:
+        return FakeCampaigns(self.work)
 
     @property
     def audit(self) -> FakeAudit:
