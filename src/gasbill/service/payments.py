@@ -75,12 +75,8 @@ def take_payment(
         payment, new = record_once(uow.ledger, candidate)
         top_up: Command | None = None
         if new and account.billing_mode == BillingMode.METER:
-            # what a price-change true-up left owing in prepaid is paid first
-            load = min(
-                amount_fen, uow.ledger.balance(AccountCode.prepaid(str(account_id))).available
-            )
+            load, owed = _after_what_is_owed(uow, account_id, amount_fen)
             if load > 0:
-                owed = f", {amount_fen - load} fen to what was owed" if load < amount_fen else ""
                 top_up = queue_top_up(
                     uow,
                     account,
@@ -96,18 +92,33 @@ def take_payment(
         if new and decide is not None:
             decide(uow, account_id, now)
         if new:
-            uow.audit.record(
-                actor=actor,
-                action="ledger.payment",
-                entity="account",
-                entity_id=account_id,
-                after={**describe(payment), "top_up": top_up.id if top_up is not None else None},
-                at=now,
-            )
+            _audit(uow, payment, account_id, top_up, now)
             crash_point("payment.before_commit")
             uow.commit()
             crash_point("payment.after_commit")
         return PaymentOutcome(payment, top_up.id if top_up is not None else None, new)
+
+
+def _after_what_is_owed(uow: UnitOfWork, account_id: int, amount_fen: int) -> tuple[int, str]:
+    """What a meter-mode payment loads on the meter, and a note of the rest: what a
+    price-change true-up left owing in prepaid is paid first."""
+    available = uow.ledger.balance(AccountCode.prepaid(str(account_id))).available
+    load = min(amount_fen, available)
+    owed = f", {amount_fen - load} fen to what was owed" if 0 < load < amount_fen else ""
+    return load, owed
+
+
+def _audit(
+    uow: UnitOfWork, payment: Transfer, account_id: int, top_up: Command | None, now: datetime
+) -> None:
+    uow.audit.record(
+        actor=payment.actor,
+        action="ledger.payment",
+        entity="account",
+        entity_id=account_id,
+        after={**describe(payment), "top_up": top_up.id if top_up is not None else None},
+        at=now,
+    )
 
 
 def _top_up_of(uow: UnitOfWork, idempotency_key: str) -> Command | None:
