@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean chromium reliability
+.PHONY: run test lint typecheck pytest bench night clean chromium reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ reliability: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/rating.py
+
+# The running system's night (bench/night.py): `make night NIGHT="--meters 100000"`.
+night: $(STAMP)
+	$(BIN)/python bench/night.py $(NIGHT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

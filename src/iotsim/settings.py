@@ -26,7 +26,7 @@ class SimulatorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     seed: int = 1
-    meters: int = Field(default=10, ge=0, le=100_000)
+    meters: int = Field(default=10, ge=0, le=1_000_000)  # a utility's fleet (bench/night.py)
     # where simulated time starts; a time without an offset is in `zone`
     start: datetime = datetime(2025, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
     zone: str = "Asia/Shanghai"  # the platform's and the meters' local time
