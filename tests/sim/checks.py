@@ -24,6 +24,7 @@ PROPERTIES = (
     "no hold resolved twice",
     "payments recorded exactly once",
     "meter counters = ledger (settled)",
+    "hold posted iff meter applied it",
     "each frozen day billed once",
     "nothing applied twice on a meter",
     "no 5xx from gasbill",
@@ -161,6 +162,29 @@ def counters_agree(
             f"ledger posted {posted}, {total} fen (account {account_id})"
         ]
     return []
+
+
+def holds_match_meters(conn: sa.Connection, sim: Simulator) -> list[str]:
+    """Each resolved top-up (or opening) hold: posted if and only if its meter carried the
+    command out (the platform's records of it, looked up by our define_no)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT c.id, c.define_no, r.status FROM command c "
+            "JOIN transfer r ON r.pending_id = c.hold_id WHERE c.hold_id IS NOT NULL"
+        )
+    ).all()
+    with sim.lock:
+        applied: dict[str, int] = {}
+        for record in sim.platform.records.values():
+            applied[record.ctrl_define_no] = applied.get(record.ctrl_define_no, 0) + record.applied
+    problems = []
+    for command_id, define_no, status in rows:
+        done = applied.get(define_no, 0)
+        if status == "post_pending" and not done:
+            problems.append(f"command {command_id}: hold posted, the meter never applied it")
+        if status == "void_pending" and done:
+            problems.append(f"command {command_id}: the meter applied it, its hold was voided")
+    return problems
 
 
 def applied_twice(sim: Simulator) -> list[str]:

@@ -30,6 +30,7 @@ from tests.sim.checks import (
     Tally,
     applied_twice,
     frozen_days,
+    holds_match_meters,
     ledger_payments,
     ledger_properties,
     meter_counters,
@@ -446,6 +447,9 @@ class Harness:
                         "meter counters = ledger (settled)",
                         meter_counters(conn, self.world.sim, account.id, account.comm_no),
                     )
+            self.tally.judge(
+                "hold posted iff meter applied it", holds_match_meters(conn, self.world.sim)
+            )
         self.tally.judge("nothing applied twice on a meter", applied_twice(self.world.sim))
 
     def settle(self) -> None:

@@ -55,3 +55,21 @@ def test_a_crash_at_each_site_is_recovered(db_url_factory, site: str) -> None:
         if result.crashes:
             return
     raise AssertionError(f"{site} was never reached in seeds 1 to 5")
+
+
+def test_a_planted_bug_is_caught(db_url_factory, monkeypatch) -> None:
+    """The properties can fail: top-ups the meter applied, booked as not applied."""
+    from gasbill.domain.commands import CtrlType
+    from gasbill.domain.outbox import Verdict
+    from gasbill.service.commands import money_endings
+
+    real = money_endings.verdict
+
+    def wrong(ctrl_type, *args, **kwargs):
+        ending = real(ctrl_type, *args, **kwargs)
+        applied = ctrl_type is CtrlType.REMOTE_CHARGE and ending is Verdict.APPLIED
+        return Verdict.NOT_APPLIED if applied else ending
+
+    monkeypatch.setattr(money_endings, "verdict", wrong)
+    result = run_seed(2, db_url_factory(), ops=30, settle_days=3)
+    assert result.tally.violations["hold posted iff meter applied it"], result.tally
