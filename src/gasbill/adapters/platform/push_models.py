@@ -27,9 +27,9 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
-from pydantic.config import JsonDict
 
 from gasbill.adapters.platform.jsontext import loads_exact
+from gasbill.adapters.platform.push_rules import FROZEN_HAS_VOLUME, WINDOW_RULES
 
 DECIMAL_LIMIT = Decimal(10) ** 15  # decimal(18,3): 15 digits before the point
 INT32 = 2**31 - 1
@@ -229,21 +229,10 @@ class _Strict(BaseModel):
 # -- pushes -------------------------------------------------------------------------
 
 
-def _given_number(name: str) -> JsonDict:
-    return {"required": [name], "properties": {name: {"type": "number"}}}
-
-
-# a frozen reading (data_type 1) carries its cumulative volume: the ingest refuses it without
-_FROZEN_HAS_VOLUME: JsonDict = {
-    "if": {"required": ["data_type"], "properties": {"data_type": {"const": 1}}},
-    "then": {"anyOf": [_given_number("std_sum"), _given_number("work_sum")]},
-}
-
-
 class MeterDataIn(_Strict):
     """A reading (spec §4.1). Unknown extra fields are ignored, as the platform may add some."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=_FROZEN_HAS_VOLUME)
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=FROZEN_HAS_VOLUME)
 
     meter_comm_no: CommNo
     data_type: Annotated[
@@ -390,30 +379,10 @@ Hour = Annotated[StrictInt, Field(ge=0, le=23), BeforeValidator(_integral)]
 Minute = Annotated[StrictInt, Field(ge=0, le=59), BeforeValidator(_integral)]
 
 
-_WINDOW_PARTS = ("start_day", "start_hour", "start_minute", "end_day", "end_hour", "end_minute")
-
-
-def _given(name: str) -> JsonDict:
-    return {"required": [name], "properties": {name: {"type": "integer"}}}
-
-
-def _part_needs_month(part: str) -> JsonDict:
-    return {"if": _given(part), "then": _given("month")}
-
-
-# the validators' cross-field rule, stated in OpenAPI: a part needs the larger units above it
-_WINDOW_RULES: JsonDict = {
-    "allOf": [
-        {"if": _given("month"), "then": _given("year")},
-        *[_part_needs_month(part) for part in _WINDOW_PARTS],
-    ]
-}
-
-
 class MonthWindow(_Strict):
     """year/month/start_*/end_* on the acquisition (alarm, event) time, inside one month."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_WINDOW_RULES)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=WINDOW_RULES)
 
     year: Annotated[StrictInt, Field(ge=2000, le=2100), BeforeValidator(_integral)] | None = None
     month: Annotated[StrictInt, Field(ge=1, le=12), BeforeValidator(_integral)] | None = None
