@@ -180,6 +180,9 @@ def test_gasbill_true_up_runs_the_same_use_case_from_the_terminal(
     monkeypatch.delenv("GASBILL_DATABASE__URL", raising=False)
     # run today, long after July 2025's cycle ended: keep its divergence open to see it
     config = write_config(tmp_path, db_url, "[jobs.true_up]\nsettled_after_days = 100000\n")
+    owed = runner.invoke(app, ["true-up", "--check", "--config", config])
+    assert owed.exit_code == 1, owed.output  # the auditor's report: the books differ
+    assert "0 of 1 meter-mode accounts agree with the tariff in force (1 differ)" in owed.stdout
     first = runner.invoke(app, ["true-up", "--json", "--config", config])
     assert first.exit_code == 0, first.output
     outcome = json.loads(first.stdout)
@@ -188,6 +191,15 @@ def test_gasbill_true_up_runs_the_same_use_case_from_the_terminal(
     again = runner.invoke(app, ["true-up", "--config", config])
     assert again.exit_code == 0, again.output
     assert "0.00 yuan charged, 0.00 yuan refunded, 0 ledger lines" in again.stdout
+    checked = runner.invoke(app, ["true-up", "--check", "--json", "--config", config])
+    assert checked.exit_code == 0, checked.output
+    totals = json.loads(checked.stdout)["totals"]
+    assert (totals["agreeing"], totals["differing"], totals["trued_up_fen"]) == (1, 0, 32)
+    readings = runner.invoke(
+        app, ["reconcile", "--readings", "--format", "json", "--config", config]
+    )
+    assert readings.exit_code == 0, readings.output
+    assert json.loads(readings.stdout)["totals"]["accounts"] == 1
     with uow:
         actions = uow.session.execute(
             sa.text("SELECT COUNT(*) FROM audit_log WHERE action = 'true_up.run'")

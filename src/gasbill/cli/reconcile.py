@@ -7,18 +7,21 @@ be made (bad options, no database, …).
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from gasbill.adapters.db.repositories.reconciliation_readings import readings_report
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.cli.options import ConfigOption, settings_from
 from gasbill.cli.staff import current_engine
+from gasbill.config import Settings
 from gasbill.service.reconciliation import Report, parse_as_of, reconcile
 from gasbill.service.reconciliation_report import render_csv, render_html, render_json
 
@@ -54,10 +57,21 @@ def reconcile_command(
     output: Annotated[
         Path | None, typer.Option("--output", help="Write the report here.", dir_okay=False)
     ] = None,
+    readings: Annotated[
+        bool,
+        typer.Option(
+            "--readings",
+            help="Instead: each meter-mode meter's balance against the ledger at every frozen "
+            "reading with no top-up in flight (table or json).",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Compare each account with the books: meter-mode meters' balance, counters and price;
     system-mode balances and valves; replaced meters. Exit 0 all agree, 1 differences, 2 error."""
+    if readings:
+        _readings(settings_from(config), as_json=format is Format.JSON)
+        return
     try:
         settings = settings_from(config)
         when = parse_as_of(as_of, zone=settings.app.timezone, now=datetime.now(UTC))
@@ -127,3 +141,18 @@ def _table(console: Console, report: Report) -> None:
         + f"; balance differences sum {t.balance_difference.value} yuan",
         highlight=False,
     )
+
+
+def _readings(settings: Settings, *, as_json: bool) -> None:
+    with current_engine(settings) as engine:
+        report = readings_report(UnitOfWork(engine))
+    totals = cast(dict[str, int], report["totals"])
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo(
+            f"{totals['agreed']} of {totals['compared']} compared frozen readings agree "
+            f"({totals['in_flight']} taken with a top-up in flight, not compared) over "
+            f"{totals['accounts']} accounts; {totals['accounts_differing']} accounts differ"
+        )
+    raise typer.Exit(DIFFER if totals["differing"] else AGREE)

@@ -9,10 +9,11 @@ afresh from the meter's opening and compares.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -111,3 +112,45 @@ def _net(uow: UnitOfWork, payer: AccountCode, payee: AccountCode, kind: Transfer
         ).scalar_one()
         total += sign * int(found)
     return total
+
+
+def in_force_report(
+    uow_factory: Callable[[], UnitOfWork],
+    account_ids: Sequence[int] | None,
+    *,
+    catalog: TariffCatalog,
+    now: datetime,
+    max_flow_m3_per_hour: Decimal | None = None,
+) -> dict[str, Any]:
+    """The auditor's report (API and CLI alike): totals, then one line per meter-mode
+    account; every active account when none are named."""
+    if not account_ids:
+        with uow_factory() as uow:
+            account_ids = uow.accounts.active_ids()
+    found = check_in_force(
+        uow_factory(),
+        account_ids,
+        catalog=catalog,
+        now=now,
+        max_flow_m3_per_hour=max_flow_m3_per_hour,
+    )
+    differing = [a for a in found if not a.agrees]
+    return {
+        "totals": {
+            "accounts": len(found),
+            "agreeing": len(found) - len(differing),
+            "differing": len(differing),
+            "trued_up_accounts": sum(1 for a in found if a.trued_up_fen),
+            "trued_up_fen": sum(a.trued_up_fen for a in found),
+        },
+        "accounts": [
+            {
+                "account_id": a.account_id,
+                "agrees": a.agrees,
+                "charged_fen": a.charged_fen,
+                "trued_up_fen": a.trued_up_fen,
+                "in_force_fen": a.in_force_fen,
+            }
+            for a in found
+        ],
+    }

@@ -14,7 +14,7 @@ from gasbill.api.policy import API
 from gasbill.api.staff.schemas import Id
 from gasbill.domain.money import Money
 from gasbill.service.true_up import run_true_ups
-from gasbill.service.true_up_check import check_in_force
+from gasbill.service.true_up_check import in_force_report
 
 router = APIRouter(prefix=f"{API}/true-ups", tags=["true-ups"])
 
@@ -55,33 +55,10 @@ def run(ctx: ContextDep, user: CurrentUser, now: NowDep) -> TrueUpRunOut:
 def check(
     ctx: ContextDep, now: NowDep, account_id: Annotated[list[Id] | None, Query()] = None
 ) -> dict[str, Any]:
-    uow = UnitOfWork(ctx.engine)
-    with uow:
-        ids = account_id or uow.accounts.active_ids()
-    found = check_in_force(
-        UnitOfWork(ctx.engine),
-        ids,
+    return in_force_report(
+        lambda: UnitOfWork(ctx.engine),
+        account_id,
         catalog=ctx.catalog,
         now=now,
         max_flow_m3_per_hour=ctx.settings.rating.max_flow_m3_per_hour,
     )
-    differing = [a for a in found if not a.agrees]
-    return {
-        "totals": {
-            "accounts": len(found),
-            "agreeing": len(found) - len(differing),
-            "differing": len(differing),
-            "trued_up_accounts": sum(1 for a in found if a.trued_up_fen),
-            "trued_up_fen": sum(a.trued_up_fen for a in found),
-        },
-        "accounts": [
-            {
-                "account_id": a.account_id,
-                "agrees": a.agrees,
-                "charged_fen": a.charged_fen,
-                "trued_up_fen": a.trued_up_fen,
-                "in_force_fen": a.in_force_fen,
-            }
-            for a in found
-        ],
-    }
