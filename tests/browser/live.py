@@ -1,6 +1,6 @@
 """A live gasbill for the browser: the app on a free port, a simulated fleet, jobs ticking.
 
-The world is the demo's (`gasbill.demo.world`): our app, the in-process
+The world is the in-process loop harness (`tests/loop_world.py`): our app, the in-process
 platform simulator and its meters on one simulated clock, on a SQLite file.
 A few households are opened and billed for some days before the server
 starts; one meter is left free for the clerk to open in the browser. While
@@ -22,11 +22,11 @@ import uvicorn
 
 from gasbill.api.security import Argon2Passwords
 from gasbill.config import DatabaseSettings, Settings
-from gasbill.demo.world import World, build_world
 from gasbill.domain.accounts import BillingMode
 from gasbill.service.accounts import create_customer
 from gasbill.service.staff import add_user
 from iotsim.settings import SimulatorSettings
+from tests.loop_world import World, build_world
 
 START = datetime.fromisoformat("2025-06-01T09:00:00+08:00")
 TARIFF = "price-change-example"

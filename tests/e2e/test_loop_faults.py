@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from gasbill.config import Settings
-from gasbill.demo.world import build_world
 from gasbill.domain.accounts import BillingMode
 from iotsim.faults import FaultSettings
 from iotsim.settings import SimulatorSettings
 from tests.conftest import ROOT
+from tests.loop_world import build_world
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2025, 3, 1, 9, tzinfo=ZONE)

@@ -25,7 +25,6 @@ from gasbill.adapters.platform.settings import PlatformSettings
 from gasbill.api.app import create_app
 from gasbill.bootstrap import Services, bootstrap
 from gasbill.config import Settings, StaffSettings
-from gasbill.demo.world import SIM_LOGIN, SIM_PASSWORD, demo_settings
 from gasbill.jobs.registry import JobContext
 from gasbill.jobs.tick import TickRunner
 from gasbill.service.staff import add_user
@@ -34,6 +33,7 @@ from iotsim.settings import SimulatorSettings
 from iotsim.transport import AsgiTransport, SimulatorTransport
 from tests.conftest import ROOT
 from tests.e2e.staff_helpers import fast_passwords
+from tests.loop_world import SIM_LOGIN, SIM_PASSWORD, demo_settings
 
 STAFF = "sim"
 ROLES = ("clerk", "auditor")  # a clerk takes money, an auditor reverses it

@@ -3,8 +3,9 @@
 The simulator pushes readings, alarms, events and command reports to our app
 (in-process, over ASGI); our jobs send commands to the simulator's
 remote-control API (in-process too); one simulated clock drives both, so
-sixty days run in seconds. A harness for end-to-end tests that need the
-services' internals; `gasbill demo` itself goes through the doors (`stage`).
+sixty days run in seconds. A test harness for end-to-end tests that need the
+services' internals (it lives with the tests: no door of the product uses it);
+`gasbill demo` itself goes through the doors (`gasbill.demo.stage`).
 """
 
 from __future__ import annotations
