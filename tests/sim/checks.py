@@ -6,6 +6,7 @@ through its doors, and judges it by what it wrote.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.ledger import AccountCode
 from gasbill.service.ledger import verify_ledger
 from iotsim.fleet import Simulator
-from iotsim.vendor import REMOTE_CHARGE, CtrlState
+from iotsim.vendor import OPEN_ACCOUNT, REMOTE_CHARGE, CtrlState
 
 PROPERTIES = (
     "sum of balances = 0",
@@ -24,13 +25,17 @@ PROPERTIES = (
     "no hold resolved twice",
     "payments recorded exactly once",
     "meter counters = ledger (settled)",
-    "hold posted iff meter applied it",
+    "hold posted iff meter loaded it",
     "each frozen day billed once",
     "nothing applied twice on a meter",
     "no 5xx from gasbill",
 )
 IN_FLIGHT = (CtrlState.WAITING, CtrlState.SENT, CtrlState.ACKNOWLEDGED)
-OPEN_ACCOUNT = "remotecontrol.openaccount"  # the opening also loads money on the meter
+
+LOADED_TOP_UP, LOADED_OPENING = (
+    0xAA,
+    0,
+)  # the meter's own flags (iotsim.firmware)  # the opening also loads money on the meter
 
 
 @dataclass
@@ -165,25 +170,38 @@ def counters_agree(
 
 
 def holds_match_meters(conn: sa.Connection, sim: Simulator) -> list[str]:
-    """Each resolved top-up (or opening) hold: posted if and only if its meter carried the
-    command out (the platform's records of it, looked up by our define_no)."""
+    """Each resolved top-up (or opening) hold: posted if and only if its meter loaded the
+    money, as the platform's records of the command (found by our define_no) say. A record
+    the meter executed answers its own flag: a top-up 0xaa loaded, 0xbb refused (nothing
+    changed); an opening 0 loaded. A record without an answer (applied, reported timed
+    out) is judged by the settled counters instead."""
     rows = conn.execute(
         sa.text(
-            "SELECT c.id, c.define_no, r.status FROM command c "
+            "SELECT c.id, c.define_no, c.ctrl_type, r.status FROM command c "
             "JOIN transfer r ON r.pending_id = c.hold_id WHERE c.hold_id IS NOT NULL"
         )
     ).all()
+    loaded: dict[str, int] = {}
+    unanswered: set[str] = set()
     with sim.lock:
-        applied: dict[str, int] = {}
         for record in sim.platform.records.values():
-            applied[record.ctrl_define_no] = applied.get(record.ctrl_define_no, 0) + record.applied
+            if not record.applied:
+                continue
+            flag = json.loads(record.return_data or "{}").get("success")
+            if flag is None:
+                unanswered.add(record.ctrl_define_no)
+                continue
+            took = flag == (LOADED_TOP_UP if record.ctrl_type == REMOTE_CHARGE else LOADED_OPENING)
+            loaded[record.ctrl_define_no] = loaded.get(record.ctrl_define_no, 0) + took
     problems = []
-    for command_id, define_no, status in rows:
-        done = applied.get(define_no, 0)
+    for command_id, define_no, _ctrl_type, status in rows:
+        if define_no in unanswered:
+            continue
+        done = loaded.get(define_no, 0)
         if status == "post_pending" and not done:
-            problems.append(f"command {command_id}: hold posted, the meter never applied it")
+            problems.append(f"command {command_id}: hold posted, the meter never loaded it")
         if status == "void_pending" and done:
-            problems.append(f"command {command_id}: the meter applied it, its hold was voided")
+            problems.append(f"command {command_id}: the meter loaded it, its hold was voided")
     return problems
 
 

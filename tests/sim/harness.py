@@ -448,7 +448,7 @@ class Harness:
                         meter_counters(conn, self.world.sim, account.id, account.comm_no),
                     )
             self.tally.judge(
-                "hold posted iff meter applied it", holds_match_meters(conn, self.world.sim)
+                "hold posted iff meter loaded it", holds_match_meters(conn, self.world.sim)
             )
         self.tally.judge("nothing applied twice on a meter", applied_twice(self.world.sim))
 

@@ -72,4 +72,4 @@ def test_a_planted_bug_is_caught(db_url_factory, monkeypatch) -> None:
 
     monkeypatch.setattr(money_endings, "verdict", wrong)
     result = run_seed(2, db_url_factory(), ops=30, settle_days=3)
-    assert result.tally.violations["hold posted iff meter applied it"], result.tally
+    assert result.tally.violations["hold posted iff meter loaded it"], result.tally
