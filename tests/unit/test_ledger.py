@@ -47,6 +47,7 @@ from gasbill.domain.ledger import (
     reverse,
     verify_transfers,
 )
+from gasbill.domain.ledger.accounts import CUSTOMER_KINDS
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 PREPAID = AccountCode.prepaid("A1")
@@ -845,3 +846,39 @@ class LedgerMachine(RuleBasedStateMachine):
 
 LedgerMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestLedgerMachine = LedgerMachine.TestCase
+
+
+class _CountingView:
+    """A view that records whose balance the rules ask for (a fresh ledger otherwise)."""
+
+    def __init__(self) -> None:
+        self.asked: list[AccountCode] = []
+
+    def transfer(self, transfer_id: str) -> Transfer | None:
+        return None
+
+    def transfer_by_key(self, idempotency_key: str) -> Transfer | None:
+        return None
+
+    def resolution_of(self, pending_id: str) -> Transfer | None:
+        return None
+
+    def reversal_of(self, transfer_id: str) -> Transfer | None:
+        return None
+
+    def balance(self, account: AccountCode) -> Balance:
+        self.asked.append(account)
+        return Balance()
+
+    def overdraft_allowance(self, account: AccountCode) -> int | None:
+        return None
+
+
+def test_checking_a_transfer_never_sums_a_global_accounts_history() -> None:
+    """Global accounts (cash, revenue) keep no balance row: theirs is summed from every
+    transfer they ever had. The bound applies to customer accounts only, so the rules
+    must not ask for a global balance, or each posting would cost the whole history."""
+    view = _CountingView()
+    for made in (payment("p", 100), charge("c", 50, source=PREPAID)):
+        assert check_transfer(made, view) is None
+    assert view.asked and all(account.kind in CUSTOMER_KINDS for account in view.asked)
