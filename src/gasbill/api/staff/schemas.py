@@ -14,7 +14,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
 from gasbill.adapters.platform.push_models import no_nul
-from gasbill.api.edge import CalendarDay, Instant, Text
+from gasbill.api.edge import NO_NUL, CalendarDay, Instant, Text
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import Transfer
 from gasbill.domain.money import Money
@@ -40,6 +40,7 @@ def _whole(value: Any) -> Any:
 Fen = Annotated[StrictInt, Field(ge=-(2**63) + 1, le=2**63 - 1), BeforeValidator(_whole)]
 # (the bounds before the validator, or OpenAPI shows them as unknown keywords)
 PositiveFen = Annotated[StrictInt, Field(gt=0, le=2**63 - 1), BeforeValidator(_whole)]
+NonPositiveFen = Annotated[StrictInt, Field(ge=-(2**63) + 1, le=0), BeforeValidator(_whole)]
 # Registers are m³ as decimal strings with at most 3 decimals: exact, never a float.
 Register = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,3})?$", examples=["12.500"])]
 TariffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
@@ -50,8 +51,18 @@ Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*\
 Role = Literal["clerk", "auditor", "admin"]
 
 
+def _strings_without_nul(schema: dict[str, Any]) -> None:
+    """Every string property OpenAPI shows refuses NUL, as `_no_nul_anywhere` does."""
+    for field in schema.get("properties", {}).values():
+        for option in field.get("anyOf", [field]):
+            if option.get("type") == "string" and "pattern" not in option and "enum" not in option:
+                option["pattern"] = NO_NUL
+
+
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_strings_without_nul
+    )
 
     @field_validator("*", mode="after")
     @classmethod
@@ -100,7 +111,7 @@ class AccountIn(Body):
     )
     persons: int = Field(default=1, ge=1, le=99)
     warning_fen: Fen = 2000
-    cutoff_fen: Fen = Field(default=0, le=0)
+    cutoff_fen: NonPositiveFen = 0
     reopen_fen: Fen = 0
     initial_fen: Annotated[StrictInt, Field(ge=0, le=2**63 - 1), BeforeValidator(_whole)] = Field(
         default=0,
@@ -113,7 +124,7 @@ class AccountIn(Body):
 class AccountUpdate(Body):
     persons: int | None = Field(default=None, ge=1, le=99)
     warning_fen: Fen | None = None
-    cutoff_fen: Fen | None = Field(default=None, le=0)
+    cutoff_fen: NonPositiveFen | None = None
     reopen_fen: Fen | None = None
     tariff_id: TariffId | None = None
     status: Literal["active", "closed"] | None = None
