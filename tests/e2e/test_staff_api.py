@@ -225,7 +225,7 @@ BAD_INPUTS = [
     ("POST", "/accounts", {"customer_id": 999}, 404, "not_found"),
     ("POST", "/accounts", {"number": "TAKEN"}, 409, "conflict"),
     ("POST", "/accounts", {"meter_comm_no": METER}, 409, "conflict"),
-    ("POST", "/accounts", {"tariff_id": "no-such-tariff"}, 422, "tariff_error"),
+    ("POST", "/accounts", {"tariff_id": "no-such-tariff"}, 404, "not_found"),
     ("POST", "/accounts", {"tariff_id": "../tariffs/x.toml"}, 422, "invalid_request"),
     ("POST", "/accounts", {"billing_mode": "free"}, 422, "invalid_request"),
     ("POST", "/accounts", {"opening_register": 12.5}, 422, "invalid_request"),
@@ -393,3 +393,15 @@ def test_the_app_refuses_the_placeholder_secret_outside_the_demo(db_url):
 def test_outside_the_staff_api_fastapi_answers_as_usual(client):
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/nowhere").json() == {"detail": "Not Found"}
+
+
+def test_an_unknown_tariff_is_404_naming_the_known_ones_and_not_the_servers_directory(
+    client, clerk
+):
+    account = open_account(client, clerk, number="TAKEN")
+    body = account_body(
+        account["customer_id"], number="A0009", meter_comm_no="5" * 14, tariff_id="no-such"
+    )
+    error = assert_error(client.post(f"{API}/accounts", json=body, headers=clerk), 404, "not_found")
+    assert "no tariff 'no-such'" in error["message"] and "beijing-residential" in error["message"]
+    assert "/" not in error["message"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 
 import pytest
 import schemathesis
@@ -27,6 +28,8 @@ from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import upgrade
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.api.app import create_app
+from gasbill.service import credentials, staff
+from gasbill.service.accounts import NotFound
 from gasbill.service.staff import add_user
 from tests.conftest import PG_ENV
 from tests.e2e.staff_helpers import PASSWORD, ROLES, fast_passwords, staff_settings
@@ -57,48 +60,70 @@ class Staff:
         self.requests = dict.fromkeys(ROLES, 0)
         self.failures = dict.fromkeys(ROLES, 0)
         self.made = 0
+        self.run = uuid.uuid4().hex[:8]
 
     def tokens(self, prefix: str = "st") -> dict[str, dict[str, str]]:
-        """Log each role in; its user made first when missing (PostgreSQL is emptied)."""
+        """Log each role in, its user made ready first: made when missing, and put back as
+        the run needs it when an earlier run's fuzzing reset, demoted or deactivated it
+        (PostgreSQL keeps its rows from run to run until a test empties it)."""
         headers: dict[str, dict[str, str]] = {}
         with TestClient(self.app) as client:
             for role in ROLES:
-                body = {"username": f"{prefix}-{role}", "password": PASSWORD}
+                username = f"{prefix}-{role}"
+                self._ready(username, role)
+                body = {"username": username, "password": PASSWORD}
                 reply = client.post("/api/v1/auth/login", json=body)
-                if reply.status_code != 200:
-                    add_user(
-                        UnitOfWork(self.engine),
-                        username=f"{prefix}-{role}",
-                        password=PASSWORD,
-                        role=role,
-                        passwords=PASSWORDS,
-                        actor="schemathesis",
-                    )
-                    reply = client.post("/api/v1/auth/login", json=body)
                 assert reply.status_code == 200, reply.text
                 headers[role] = {"Authorization": f"Bearer {reply.json()['access_token']}"}
         if prefix == "st":
             self.headers = headers
         return headers
 
+    def _ready(self, username: str, role: str) -> None:
+        try:
+            user = credentials.find_user(UnitOfWork(self.engine), username)
+        except NotFound:
+            add_user(
+                UnitOfWork(self.engine),
+                username=username,
+                password=PASSWORD,
+                role=role,
+                passwords=PASSWORDS,
+                actor="schemathesis",
+            )
+            return
+        assert user.id is not None
+        credentials.reset_password(
+            UnitOfWork(self.engine), user.id, password=PASSWORD, passwords=PASSWORDS, actor="st"
+        )
+        if not user.active:
+            staff.activate_user(UnitOfWork(self.engine), user.id, actor="st")
+        if user.role != role:
+            staff.change_role(UnitOfWork(self.engine), user.id, role, actor="st")
+
     def headers_for(self, case: schemathesis.Case) -> dict[str, dict[str, str]]:
         if not case.path.startswith("/api/v1/users"):
             return self.headers
         self.made += 1
-        return self.tokens(prefix=f"u{self.made}")  # users this case alone may change
+        # users this case alone may change, named afresh in every run
+        return self.tokens(prefix=f"u{self.run}-{self.made}")
 
 
 def exercise(staff: Staff, case: schemathesis.Case) -> None:
     """The case as each role; every check on each answer."""
     tokens = staff.headers_for(case)
-    for role in ROLES:
-        headers = {**(case.headers or {}), **tokens[role]}
-        staff.requests[role] += 1
-        try:
-            case.call_and_validate(headers=headers)
-        except Exception:
-            staff.failures[role] += 1
-            raise
+    try:
+        for role in ROLES:
+            headers = {**(case.headers or {}), **tokens[role]}
+            staff.requests[role] += 1
+            try:
+                case.call_and_validate(headers=headers)
+            except Exception:
+                staff.failures[role] += 1
+                raise
+    finally:
+        if tokens is not staff.headers:
+            staff.tokens()  # a user operation may have reached the run's own users: put back
 
 
 sqlite = Staff(f"sqlite:///{tempfile.mkdtemp()}/staff-schemathesis.db")

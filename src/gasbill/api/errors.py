@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from gasbill.adapters.db.uow import is_retryable
+from gasbill.adapters.tariffs.errors import TariffNotFound
 from gasbill.api.policy import API
 from gasbill.domain import errors as domain
 from gasbill.domain.accounts import AccountError
@@ -82,6 +83,7 @@ DOMAIN_ERRORS: Mapping[type[Exception], tuple[int, str]] = {
     WrongPassword: (403, "wrong_password"),
     domain.InvalidAmount: (422, "invalid_amount"),
     domain.TariffError: (422, "tariff_error"),
+    TariffNotFound: (404, "not_found"),
     domain.LedgerError: (422, "ledger_error"),
     domain.InvalidTransfer: (422, "invalid_transfer"),
     domain.AmountOutOfRange: (422, "amount_out_of_range"),
@@ -155,7 +157,10 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = str(exc.retry_after_seconds)
     if isinstance(exc, LoginRefused):
         headers["WWW-Authenticate"] = "Bearer"
-    return error_response(status, code, str(exc), headers=headers)
+    message = str(exc)
+    if isinstance(exc, TariffNotFound):  # the server's directory is not the caller's business
+        message = f"no tariff {exc.wanted!r} (available: {', '.join(exc.available) or 'none'})"
+    return error_response(status, code, message, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

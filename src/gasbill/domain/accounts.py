@@ -8,8 +8,8 @@ import re
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.money import Volume
 
-COMM_NO = re.compile(r"\d{10}|\d{14}")  # 14 digits for IoT meters, 10 for wireless ones
-COMPANY_NO = re.compile(r"\d{4}")
+COMM_NO = re.compile(r"[0-9]{10}|[0-9]{14}")  # 14 digits for IoT meters, 10 for wireless ones
+COMPANY_NO = re.compile(r"[0-9]{4}")  # ASCII: Python's \d takes any script's digits
 
 
 class AccountError(GasbillError, ValueError):

@@ -49,6 +49,9 @@ Channel = Annotated[
 ]
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$")]
 Role = Literal["clerk", "auditor", "admin"]
+# the domain's rules (domain.accounts), as OpenAPI shows them
+COMPANY_NO_FORM = r"^[0-9]{4}$"
+COMM_NO_FORM = r"^([0-9]{10}|[0-9]{14})$"
 
 
 def _strings_without_nul(schema: dict[str, Any]) -> None:
@@ -100,11 +103,11 @@ class CustomerOut(BaseModel):
 class AccountIn(Body):
     customer_id: Id
     number: Text = Field(min_length=1, max_length=30)
-    company_no: Text = Field(max_length=10, examples=["1001"])
+    company_no: str = Field(pattern=COMPANY_NO_FORM, examples=["1001"])
     billing_mode: BillingMode
     tariff_id: TariffId
     opened_on: CalendarDay
-    meter_comm_no: Text = Field(max_length=50, examples=["12345678901234"])
+    meter_comm_no: str = Field(pattern=COMM_NO_FORM, examples=["12345678901234"])
     opening_register: Register = "0"
     bound_at: Instant | None = Field(
         default=None, description="When the meter was bound; default: opened_on's local midnight."
@@ -133,7 +136,7 @@ class AccountUpdate(Body):
 class ReplacementIn(Body):
     at: Instant
     old_final_register: Register
-    new_comm_no: Text = Field(max_length=50)
+    new_comm_no: str = Field(pattern=COMM_NO_FORM)
     new_opening_register: Register = "0"
     reason: Text = Field(default="meter replaced", min_length=1, max_length=200)
 
