@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 
@@ -31,7 +32,7 @@ def commands_in_flight(metrics: str) -> int:
     total = 0
     for line in metrics.splitlines():
         if line.startswith(IN_FLIGHT + "{") or line.startswith(IN_FLIGHT + " "):
-            total += int(float(line.rsplit(" ", 1)[1]))
+            total += int(Decimal(line.rsplit(" ", 1)[1]))  # a count, read exactly
     return total
 
 
