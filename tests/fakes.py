@@ -9,8 +9,9 @@ database; tests/integration checks the SQL adapters keep the same promises.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -18,10 +19,14 @@ from typing import Self
 
 from gasbill.domain.ledger import AccountCode, Balance, Ledger, LedgerReport, Transfer
 from gasbill.service.ports import (
+    CommandRecord,
+    CommandReportRecord,
     DecisionStateRecord,
     ExceptionRecord,
+    NewCommand,
     NewException,
     NewWarning,
+    PrepayStateRecord,
     WarningNotice,
 )
 
@@ -70,6 +75,75 @@ class FakeBinding:
     meter_id: int
     bound_at: datetime
     unbound_at: datetime | None = None
+
+
+@dataclass
+class FakeMeter:
+    id: int
+    company_no: str = "1001"
+    comm_no: str = "12345678901"
+
+
+@dataclass
+class FakeCommand:
+    """A command in the fake outbox: the fields of `CommandRecord`."""
+
+    id: int | None
+    define_no: str
+    company_no: str
+    meter_id: int
+    meter_comm_no: str
+    ctrl_type: str
+    ctrl_data: str
+    status: str
+    next_attempt_at: datetime
+    timeout_at: datetime
+    created_at: datetime
+    account_id: int | None = None
+    hold_id: str | None = None
+    amount_fen: int | None = None
+    settles_id: int | None = None
+    campaign_id: int | None = None
+    reason: str = ""
+    actor: str = ""
+    platform_state: int | None = None
+    ctrl_id: int | None = None
+    charge_times: int | None = None
+    total_fen: int | None = None
+    outcome: str = ""
+    return_data: str | None = None
+    feedback: str = ""
+    attempts: int = 0
+    last_error: str = ""
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass
+class FakePrepayState:
+    meter_id: int
+    confirmed_times: int = 0
+    confirmed_total_fen: int = 0
+    card_times: int | None = None
+    card_total_fen: int | None = None
+    baseline_at: datetime | None = None
+    blocked_by: int | None = None
+    ladder: str | None = None
+    ladder_confirmed_at: datetime | None = None
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class FakeCommandReport:
+    id: int | None
+    company_no: str
+    ctrl_id: int
+    ctrl_state: int
+    payload: str
+    received_at: datetime
+    meter_comm_no: str = ""
+    matched_at: datetime | None = None
 
 
 @dataclass
@@ -130,6 +204,10 @@ class FakeStore:
     # per campaign: (fen charged, fen refunded, accounts) of its true-ups
     true_ups: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     exceptions: list[FakeException] = field(default_factory=list)
+    meters: dict[int, FakeMeter] = field(default_factory=dict)
+    commands: dict[int, FakeCommand] = field(default_factory=dict)
+    prepay: dict[int, FakePrepayState] = field(default_factory=dict)
+    command_reports: list[FakeCommandReport] = field(default_factory=list)
 
 
 @dataclass
@@ -158,6 +236,71 @@ class FakeAccounts:
     def binding_of_meter(self, meter_id: int) -> FakeBinding | None:
         active = (b for b in self.store.bindings if b.meter_id == meter_id and b.unbound_at is None)
         return next(active, None)
+
+    def active_binding(self, account_id: int) -> FakeBinding | None:
+        active = (
+            b for b in self.store.bindings if b.account_id == account_id and b.unbound_at is None
+        )
+        return next(active, None)
+
+    def meter_by_id(self, meter_id: int) -> FakeMeter | None:
+        return self.store.meters.get(meter_id)
+
+
+class FakeCommands:
+    """The outbox port in memory: commands by id, prepay states by meter, early reports."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def add(self, new: NewCommand) -> FakeCommand:
+        command_id = max(self.store.commands, default=0) + 1
+        command = FakeCommand(id=command_id, **_fields(new))
+        self.store.commands[command_id] = command
+        return command
+
+    def get(self, command_id: int, *, lock: bool = False) -> FakeCommand | None:
+        return self.store.commands.get(command_id)
+
+    def by_ctrl_id(self, company_no: str, ctrl_id: int, *, lock: bool = True) -> FakeCommand | None:
+        found = (
+            c
+            for c in self.store.commands.values()
+            if c.company_no == company_no and c.ctrl_id == ctrl_id
+        )
+        return next(found, None)
+
+    def by_hold(self, hold_id: str) -> FakeCommand | None:
+        return next((c for c in self.store.commands.values() if c.hold_id == hold_id), None)
+
+    def save(self, command: CommandRecord) -> None:
+        assert isinstance(command, FakeCommand) and command.id is not None
+        self.store.commands[command.id] = command
+
+    def of_account(self, account_id: int, limit: int = 50) -> list[FakeCommand]:
+        mine = [c for c in self.store.commands.values() if c.account_id == account_id]
+        return sorted(mine, key=lambda c: c.id or 0, reverse=True)[:limit]
+
+    def prepay_state(self, meter_id: int) -> FakePrepayState:
+        return self.store.prepay.setdefault(meter_id, FakePrepayState(meter_id))
+
+    def save_prepay(self, prepay: PrepayStateRecord) -> None:
+        assert isinstance(prepay, FakePrepayState)
+        self.store.prepay[prepay.meter_id] = prepay
+
+    def unmatched_reports(self, company_no: str, ctrl_id: int) -> list[FakeCommandReport]:
+        return [
+            r
+            for r in self.store.command_reports
+            if r.company_no == company_no and r.ctrl_id == ctrl_id and r.matched_at is None
+        ]
+
+    def save_report(self, report: CommandReportRecord) -> None:
+        assert isinstance(report, FakeCommandReport)
+
+
+def _fields(new: NewCommand) -> dict[str, object]:
+    return {name: getattr(new, name) for name in NewCommand.__dataclass_fields__}
 
 
 class FakeLedger:
@@ -427,6 +570,20 @@ class FakeUnitOfWork:
 
     def rollback(self) -> None:
         self._work = copy.deepcopy(self.store)
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[object]:
+        """What the block wrote is undone if it raises."""
+        kept = copy.deepcopy(self.work)
+        try:
+            yield self
+        except BaseException:
+            self.work.__dict__.update(kept.__dict__)
+            raise
+
+    @property
+    def commands(self) -> FakeCommands:
+        return FakeCommands(self.work)
 
     @property
     def accounts(self) -> FakeAccounts:

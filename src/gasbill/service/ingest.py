@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
+from gasbill import jsontext
 from gasbill.adapters.db.repositories.readings import ReadingStore
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform import jsontext
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
 from gasbill.adapters.platform.times import BadPlatformTime, parse_platform_time
 

@@ -13,21 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.jsontext import loads_exact
 from gasbill.crashpoints import crash_point
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode, Transfer
 from gasbill.domain.money import MoneyLimits
+from gasbill.jsontext import loads_exact
 from gasbill.service.accounts import NotFound
 from gasbill.service.commands.progress import command_progress
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
+from gasbill.service.ports import CommandRecord, UnitOfWork
 from gasbill.service.transfers import DEFAULT_LIMITS, describe, payment_transfer, record_once
 
 # what runs on the account after its balance changed, in the same transaction (decisions)
-Decide = Callable[[UnitOfWork, int, datetime], object]
+# decide(uow, account_id, now): the account's decisions, in the payment's unit of work
+# (they still take the concrete unit of work: issue 14, the decisions' ports)
+Decide = Callable[..., object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ def take_payment(
         if account.billing_mode == BillingMode.METER:
             limits.check("top_up", amount_fen)
         payment, new = record_once(uow.ledger, candidate)
-        top_up: Command | None = None
+        top_up: CommandRecord | None = None
         if new and account.billing_mode == BillingMode.METER:
             load, owed = _after_what_is_owed(uow, account_id, amount_fen)
             if load > 0:
@@ -109,7 +109,7 @@ def _after_what_is_owed(uow: UnitOfWork, account_id: int, amount_fen: int) -> tu
 
 
 def _audit(
-    uow: UnitOfWork, payment: Transfer, account_id: int, top_up: Command | None, now: datetime
+    uow: UnitOfWork, payment: Transfer, account_id: int, top_up: CommandRecord | None, now: datetime
 ) -> None:
     uow.audit.record(
         actor=payment.actor,
@@ -121,14 +121,14 @@ def _audit(
     )
 
 
-def _top_up_of(uow: UnitOfWork, idempotency_key: str) -> Command | None:
+def _top_up_of(uow: UnitOfWork, idempotency_key: str) -> CommandRecord | None:
     hold = uow.ledger.transfer_by_key(f"top-up-hold:{idempotency_key}")
     if hold is None:
         return None
-    return CommandStore(uow.session).by_hold(hold.id)
+    return uow.commands.by_hold(hold.id)
 
 
-def top_up_progress(command: Command) -> dict[str, Any]:
+def top_up_progress(command: CommandRecord) -> dict[str, Any]:
     """Where a top-up stands, in a clerk's words (see `commands.progress`), and its amounts."""
     view = command_progress(command)
     view |= {

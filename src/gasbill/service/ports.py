@@ -10,12 +10,25 @@ yet behind its ports: the import-linter ratchet in `.importlinter` lists it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
 from gasbill.domain.ledger import AccountCode, Balance, LedgerReport, Transfer
+
+# the outbox's and the platform's ports, kept in their own module and named here too
+from gasbill.service.outbox_ports import CommandCodec as CommandCodec
+from gasbill.service.outbox_ports import CommandRecord as CommandRecord
+from gasbill.service.outbox_ports import CommandReportRecord as CommandReportRecord
+from gasbill.service.outbox_ports import CommandRepository as CommandRepository
+from gasbill.service.outbox_ports import NewCommand as NewCommand
+from gasbill.service.outbox_ports import PlatformCommandState as PlatformCommandState
+from gasbill.service.outbox_ports import PlatformError as PlatformError
+from gasbill.service.outbox_ports import PlatformRefused as PlatformRefused
+from gasbill.service.outbox_ports import PlatformRetryable as PlatformRetryable
+from gasbill.service.outbox_ports import PrepayStateRecord as PrepayStateRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +196,14 @@ class AccountRecord(Protocol):
     status: str  # active | closed
 
 
+class MeterRecord(Protocol):
+    """A meter, known by the platform as (company_no, comm_no)."""
+
+    id: int | None
+    company_no: str
+    comm_no: str
+
+
 class AccountRepository(Protocol):
     """Customers, accounts, meters and their bindings (the part use cases behind ports use)."""
 
@@ -191,6 +212,11 @@ class AccountRepository(Protocol):
 
     def binding_of_meter(self, meter_id: int) -> BindingRecord | None:
         """The meter's active binding, if it is bound."""
+
+    def active_binding(self, account_id: int) -> BindingRecord | None:
+        """The account's active binding, if it has a meter."""
+
+    def meter_by_id(self, meter_id: int) -> MeterRecord | None: ...
 
 
 class LedgerRepository(Protocol):
@@ -292,6 +318,12 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+    def savepoint(self) -> AbstractContextManager[object]:
+        """A nested transaction: leaving it by an exception undoes only what it wrote."""
+
+    @property
+    def commands(self) -> CommandRepository: ...
 
     @property
     def accounts(self) -> AccountRepository: ...

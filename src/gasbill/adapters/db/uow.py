@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -32,6 +33,7 @@ from sqlmodel import Session
 from gasbill.adapters.db.repositories.accounts import AccountRepository
 from gasbill.adapters.db.repositories.audit import AuditLog
 from gasbill.adapters.db.repositories.campaigns import CampaignStore
+from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.repositories.decisions import SqlDecisionStates, SqlWarnings
 from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
@@ -123,6 +125,9 @@ class UnitOfWork:
     def flush(self) -> None:
         self.session.flush()
 
+    def savepoint(self) -> AbstractContextManager[object]:
+        return self.session.begin_nested()
+
     # -- repositories -----------------------------------------------------------
     @property
     def accounts(self) -> AccountRepository:
@@ -143,6 +148,10 @@ class UnitOfWork:
     @property
     def campaigns(self) -> CampaignStore:
         return CampaignStore(self.session)
+
+    @property
+    def commands(self) -> CommandStore:
+        return CommandStore(self.session)
 
     @property
     def warnings(self) -> SqlWarnings:

@@ -42,6 +42,11 @@ from gasbill.adapters.platform.wire import (
     parse_envelope,
 )
 
+# the errors the service declares for its platform port, raised here (and re-exported)
+from gasbill.service.ports import PlatformError as PlatformError
+from gasbill.service.ports import PlatformRefused as PlatformRefused
+from gasbill.service.ports import PlatformRetryable as PlatformRetryable
+
 log = logging.getLogger(__name__)
 
 LOGIN_PATH = "api/Conf/Account/Login"
@@ -50,43 +55,6 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 TOKEN_MARKERS = ("token", "令牌", "登录", "登陆", "未授权", "unauthorized", "unauthorised")
 FIND_PAGE = 100
 FIND_MAX_PAGES = 20
-
-
-class PlatformError(Exception):
-    """A remote-control call that did not succeed."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, data: Any = None, path: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.data = data
-        self.path = path
-
-    def __str__(self) -> str:
-        where = [part for part in (self.path, self.status and f"HTTP {self.status}") if part]
-        return f"{self.message} ({', '.join(where)})" if where else self.message
-
-
-class PlatformRetryable(PlatformError):
-    """Transport error, timeout, 5xx or an unreadable reply: the outcome is unknown."""
-
-
-class PlatformRefused(PlatformError):
-    """The platform said no: a `failed` envelope or a 4xx."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        data: Any = None,
-        path: str = "",
-        token_refused: bool = False,
-    ) -> None:
-        super().__init__(message, status=status, data=data, path=path)
-        self.token_refused = token_refused
 
 
 class _TokenRefused(Exception):

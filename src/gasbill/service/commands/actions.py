@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.client import PlatformError
 from gasbill.domain.commands import CtrlState, CtrlType
 from gasbill.domain.ledger import AccountCode, HoldAction
 from gasbill.domain.outbox import CommandStatus
@@ -20,14 +16,15 @@ from gasbill.service.accounts import Conflict, NotFound
 from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.followups import resolve_hold_of
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
+from gasbill.service.ports import CommandRecord, PlatformError, UnitOfWork
 
 
 def cancel_command(
     uow: UnitOfWork, platform: PlatformApi, command_id: int, *, actor: str, now: datetime
-) -> Command:
+) -> CommandRecord:
     """Cancel a command: locally if not yet sent, else on the platform while still waiting."""
     with uow:
-        store = CommandStore(uow.session)
+        store = uow.commands
         command = store.get(command_id, lock=True)
         if command is None:
             raise NotFound(f"no command {command_id}")
@@ -79,11 +76,11 @@ def retry_command(
     actor: str,
     now: datetime,
     policy: CommandPolicy | None = None,
-) -> Command:
+) -> CommandRecord:
     """Give a command that needs a person another go: the platform's Retry, or a resend;
     a refused top-up, a new top-up of the same amount (the command returned is the new one)."""
     with uow:
-        store = CommandStore(uow.session)
+        store = uow.commands
         command = store.get(command_id, lock=True)
         if command is None:
             raise NotFound(f"no command {command_id}")
@@ -124,8 +121,8 @@ def retry_command(
 
 
 def _top_up_again(
-    uow: UnitOfWork, refused: Command, actor: str, now: datetime, policy: CommandPolicy
-) -> Command:
+    uow: UnitOfWork, refused: CommandRecord, actor: str, now: datetime, policy: CommandPolicy
+) -> CommandRecord:
     """A new top-up of the refused one's amount, from the money its void put back in prepaid."""
     amount = refused.amount_fen or 0
     if refused.account_id is None or amount <= 0:
@@ -133,7 +130,7 @@ def _top_up_again(
     key = f"retry-of-{refused.id}"
     earlier = uow.ledger.transfer_by_key(f"top-up-hold:{key}")
     if earlier is not None:
-        again = CommandStore(uow.session).by_hold(earlier.id)
+        again = uow.commands.by_hold(earlier.id)
         raise Conflict(
             f"command {refused.id} was already topped up again as command "
             f"{again.id if again is not None else '?'}"

@@ -4,21 +4,19 @@ command back in the queue (a new define_no, or the same one if never sent) or to
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.ledger import HoldAction, resolve_hold
 from gasbill.domain.outbox import (
     CommandStatus,
     next_attempt,
 )
 from gasbill.service.commands.queue import CommandPolicy, new_define_no
-from gasbill.service.ports import NewException
+from gasbill.service.ports import CommandRecord, MeterRecord, NewException, UnitOfWork
 
 
-def resolve_hold_of(uow: UnitOfWork, command: Command, action: HoldAction, now: datetime) -> None:
+def resolve_hold_of(
+    uow: UnitOfWork, command: CommandRecord, action: HoldAction, now: datetime
+) -> None:
     if command.hold_id is None:
         return
     hold = uow.ledger.transfer(command.hold_id)
@@ -35,14 +33,14 @@ def resolve_hold_of(uow: UnitOfWork, command: Command, action: HoldAction, now: 
     uow.ledger.record(resolution)
 
 
-def meter_of(uow: UnitOfWork, command: Command) -> Any:
+def meter_of(uow: UnitOfWork, command: CommandRecord) -> MeterRecord:
     meter = uow.accounts.meter_by_id(command.meter_id)
     assert meter is not None
     return meter
 
 
 def open_exception(
-    uow: UnitOfWork, command: Command, kind: str, detail: str, now: datetime
+    uow: UnitOfWork, command: CommandRecord, kind: str, detail: str, now: datetime
 ) -> None:
     opened = NewException(
         kind=kind,
@@ -57,12 +55,12 @@ def open_exception(
 
 
 def send_again(
-    uow: UnitOfWork, command: Command, why: str, policy: CommandPolicy, now: datetime
+    uow: UnitOfWork, command: CommandRecord, why: str, policy: CommandPolicy, now: datetime
 ) -> None:
     """A command that ended without effect and is safe to repeat goes out as a new one."""
     if command.attempts >= policy.max_attempts:
         command.status = CommandStatus.ATTENTION
-        CommandStore(uow.session).save(command)
+        uow.commands.save(command)
         open_exception(
             uow,
             command,
@@ -81,17 +79,17 @@ def send_again(
     command.next_attempt_at = next_attempt(
         command.attempts, now, base=policy.backoff_base, cap=policy.backoff_cap
     )
-    CommandStore(uow.session).save(command)
+    uow.commands.save(command)
 
 
 def retry_later(
-    uow: UnitOfWork, command: Command, why: str, *, policy: CommandPolicy, now: datetime
+    uow: UnitOfWork, command: CommandRecord, why: str, *, policy: CommandPolicy, now: datetime
 ) -> None:
     """Back to the queue (same define_no: the platform never had it), or to a person."""
     if command.attempts >= policy.max_attempts:
         command.status = CommandStatus.ATTENTION
         command.last_error = why[:1000]
-        CommandStore(uow.session).save(command)
+        uow.commands.save(command)
         open_exception(
             uow,
             command,
@@ -106,4 +104,4 @@ def retry_later(
     command.next_attempt_at = next_attempt(
         command.attempts, now, base=policy.backoff_base, cap=policy.backoff_cap
     )
-    CommandStore(uow.session).save(command)
+    uow.commands.save(command)

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.commands import Command, MeterPrepayState
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.commands import (
     CommandResult,
     CtrlState,
@@ -34,12 +30,13 @@ from gasbill.service.commands.followups import (
     send_again,
 )
 from gasbill.service.commands.queue import CommandPolicy, queue_command
+from gasbill.service.ports import CommandCodec, CommandRecord, PrepayStateRecord, UnitOfWork
 
 
 def money_ending(
     uow: UnitOfWork,
-    codec: Codec,
-    command: Command,
+    codec: CommandCodec,
+    command: CommandRecord,
     ctrl_type: CtrlType,
     state: CtrlState,
     result: CommandResult | None,
@@ -47,7 +44,7 @@ def money_ending(
     now: datetime,
     cancelled_while_waiting: bool,
 ) -> None:
-    store = CommandStore(uow.session)
+    store = uow.commands
     prepay = store.prepay_state(command.meter_id)
     ending = verdict(ctrl_type, state, result, cancelled_while_waiting=cancelled_while_waiting)
     if ending is Verdict.APPLIED:
@@ -72,7 +69,7 @@ def money_ending(
             )
             prepay.blocked_by = baseline.id
             prepay.updated_at = now
-            store.session.add(prepay)
+            store.save_prepay(prepay)
     elif ending is Verdict.NOT_APPLIED:
         resolve_hold_of(uow, command, HoldAction.VOID, now)
         command.status, command.outcome = CommandStatus.REFUSED, "not_applied"
@@ -88,7 +85,7 @@ def money_ending(
         command.status, command.outcome = CommandStatus.UNKNOWN, "unknown"
         prepay.blocked_by = command.id
         prepay.updated_at = now
-        store.session.add(prepay)
+        store.save_prepay(prepay)
         queue_command(
             uow,
             meter=meter_of(uow, command),
@@ -104,12 +101,12 @@ def money_ending(
 
 def charge_state_ending(
     uow: UnitOfWork,
-    command: Command,
+    command: CommandRecord,
     result: CommandResult | None,
     policy: CommandPolicy,
     now: datetime,
 ) -> None:
-    store = CommandStore(uow.session)
+    store = uow.commands
     prepay = store.prepay_state(command.meter_id)
     if not isinstance(result, RemoteChargeState):
         command.status, command.outcome = CommandStatus.REFUSED, "unreadable"
@@ -170,13 +167,13 @@ def charge_state_ending(
         return
     prepay.blocked_by = None
     store.save(target)
-    store.session.add(prepay)
+    store.save_prepay(prepay)
 
 
 def _baseline(
     uow: UnitOfWork,
-    command: Command,
-    prepay: MeterPrepayState,
+    command: CommandRecord,
+    prepay: PrepayStateRecord,
     result: RemoteChargeState,
     now: datetime,
 ) -> None:
@@ -198,16 +195,16 @@ def _baseline(
         prepay.baseline_at = now
     if prepay.blocked_by == command.id:  # the baseline after an opening is in: top-ups may go
         prepay.blocked_by = None
-    uow.session.add(prepay)
+    uow.commands.save_prepay(prepay)
 
 
-def _confirm(prepay: MeterPrepayState, times: int, total_fen: int, now: datetime) -> None:
+def _confirm(prepay: PrepayStateRecord, times: int, total_fen: int, now: datetime) -> None:
     prepay.confirmed_times, prepay.confirmed_total_fen = times, total_fen
     prepay.updated_at = now
 
 
 def _ladder_on_meter(
-    codec: Codec, command: Command, prepay: MeterPrepayState, now: datetime
+    codec: CommandCodec, command: CommandRecord, prepay: PrepayStateRecord, now: datetime
 ) -> None:
     """An opened meter holds the ladder its `openaccount` carried."""
     intent = codec.decode_command(command.ctrl_type, command.ctrl_data)

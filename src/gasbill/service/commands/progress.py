@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.platform.jsontext import loads_exact
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.outbox import CommandStatus
+from gasbill.jsontext import loads_exact
+from gasbill.service.ports import CommandRecord
 
 # spec §5.1, ctrl_state
 PLATFORM_STATES = {
@@ -62,7 +62,7 @@ def platform_state_words(state: int | None) -> str:
     return PLATFORM_STATES.get(state, f"state {state}")
 
 
-def _returned(command: Command) -> dict[str, Any]:
+def _returned(command: CommandRecord) -> dict[str, Any]:
     if not command.return_data:
         return {}
     try:
@@ -72,7 +72,7 @@ def _returned(command: Command) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def meter_refusal(command: Command) -> str:
+def meter_refusal(command: CommandRecord) -> str:
     """What the meter said when it refused, per the vendor's document; '' if it did not."""
     data = _returned(command)
     if not data or "success" not in data:
@@ -98,7 +98,7 @@ def meter_refusal(command: Command) -> str:
     return words
 
 
-def why(command: Command) -> str:
+def why(command: CommandRecord) -> str:
     """The reason a command is not (yet) done, or '' when there is none to give."""
     refusal = meter_refusal(command)
     if command.outcome == "not_applied":
@@ -116,7 +116,7 @@ def why(command: Command) -> str:
     return command.last_error or command.feedback
 
 
-def stage_of(command: Command) -> str:
+def stage_of(command: CommandRecord) -> str:
     status = CommandStatus(command.status)
     stage = STAGES.get(status, str(status))
     if status is CommandStatus.SENT and command.platform_state:
@@ -132,7 +132,7 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
-def command_progress(command: Command) -> dict[str, Any]:
+def command_progress(command: CommandRecord) -> dict[str, Any]:
     """A command's stage, its reason and its next attempt: what the clerk sees everywhere."""
     stage = stage_of(command)
     waiting = stage in ("queued", "sending")

@@ -14,11 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.accounts import Account, Meter
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.config import CommandSettings
 from gasbill.domain import commands as intents
 from gasbill.domain.commands import CtrlType
@@ -31,6 +26,14 @@ from gasbill.domain.ledger import (
 )
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import Conflict, NotFound
+from gasbill.service.ports import (
+    AccountRecord,
+    CommandCodec,
+    CommandRecord,
+    MeterRecord,
+    NewCommand,
+    UnitOfWork,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +48,9 @@ class CommandPolicy:
     lookup_after: timedelta = timedelta(minutes=10)  # a lost Add reply: find it by define_no
     poll_after: timedelta = timedelta(hours=6)  # no news of a sent command: ask for it
     batch_size: int = 50
-    # the account's decisions, run when a top-up or an opening ends (set by gasbill.bootstrap)
-    decide: Callable[[UnitOfWork, int, datetime], object] | None = field(
-        default=None, compare=False, repr=False
-    )
+    # the account's decisions, run when a top-up or an opening ends (set by gasbill.bootstrap):
+    # decide(uow, account_id, now), given the unit of work the ending runs in
+    decide: Callable[..., object] | None = field(default=None, compare=False, repr=False)
 
     def timeout_for(self, ctrl_type: CtrlType) -> timedelta:
         return self.timeouts.get(ctrl_type, self.timeout)
@@ -74,7 +76,7 @@ def new_define_no() -> str:
 def queue_command(
     uow: UnitOfWork,
     *,
-    meter: Meter,
+    meter: MeterRecord,
     ctrl_type: CtrlType,
     ctrl_data: str,
     now: datetime,
@@ -86,10 +88,10 @@ def queue_command(
     amount_fen: int | None = None,
     settles_id: int | None = None,
     campaign_id: int | None = None,
-) -> Command:
+) -> CommandRecord:
     assert meter.id is not None
-    return CommandStore(uow.session).add(
-        Command(
+    return uow.commands.add(
+        NewCommand(
             define_no=new_define_no(),
             company_no=meter.company_no,
             meter_id=meter.id,
@@ -113,14 +115,14 @@ def queue_command(
 
 def queue_intent(
     uow: UnitOfWork,
-    codec: Codec,
+    codec: CommandCodec,
     intent: intents.Command,
     *,
-    meter: Meter,
+    meter: MeterRecord,
     now: datetime,
     policy: CommandPolicy,
     **details: object,
-) -> Command:
+) -> CommandRecord:
     """Queue a command whose data is known now (all but top-ups)."""
     ctrl_type, ctrl_data = codec.encode(intent)
     return queue_command(
@@ -134,7 +136,7 @@ def queue_intent(
     )
 
 
-def active_meter(uow: UnitOfWork, account: Account) -> Meter:
+def active_meter(uow: UnitOfWork, account: AccountRecord) -> MeterRecord:
     assert account.id is not None
     binding = uow.accounts.active_binding(account.id)
     if binding is None:
@@ -147,7 +149,7 @@ def active_meter(uow: UnitOfWork, account: Account) -> Meter:
 
 def hold_for_meter(
     uow: UnitOfWork,
-    account: Account,
+    account: AccountRecord,
     amount_fen: int,
     *,
     key: str,
@@ -175,7 +177,7 @@ def hold_for_meter(
 
 def queue_top_up(
     uow: UnitOfWork,
-    account: Account,
+    account: AccountRecord,
     amount_fen: int,
     *,
     key: str,
@@ -183,7 +185,7 @@ def queue_top_up(
     now: datetime,
     policy: CommandPolicy,
     reason: str = "",
-) -> Command:
+) -> CommandRecord:
     """Hold the amount and queue a `remotecharge` for the account's meter."""
     meter = active_meter(uow, account)
     hold = hold_for_meter(

@@ -12,15 +12,15 @@ import sqlalchemy as sa
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.commands import Command, CommandReport
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.client import PlatformError
 from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.platform.jsontext import dumps_exact
 from gasbill.crashpoints import crash_point
 from gasbill.domain.commands import CtrlState
 from gasbill.domain.outbox import CommandStatus
+from gasbill.jsontext import dumps_exact
 from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.results import apply_record, apply_state
+from gasbill.service.ports import PlatformError
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.platform.jsontext import dumps_exact, loads_exact
-from gasbill.adapters.platform.wire import CtrlDataRecord
 from gasbill.domain.commands import (
     CtrlState,
     CtrlType,
@@ -26,19 +19,26 @@ from gasbill.domain.outbox import (
     IN_FLIGHT,
     CommandStatus,
 )
+from gasbill.jsontext import dumps_exact, loads_exact
 from gasbill.service.commands.followups import send_again
 from gasbill.service.commands.money_endings import charge_state_ending, money_ending
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.decisions import on_valve_command_ended
+from gasbill.service.ports import (
+    CommandCodec,
+    CommandRecord,
+    PlatformCommandState,
+    UnitOfWork,
+)
 
 log = logging.getLogger("gasbill.commands")
 
 
 def apply_record(
     uow: UnitOfWork,
-    codec: Codec,
-    command: Command,
-    record: CtrlDataRecord,
+    codec: CommandCodec,
+    command: CommandRecord,
+    record: PlatformCommandState,
     *,
     policy: CommandPolicy,
     now: datetime,
@@ -61,17 +61,17 @@ def apply_record(
 
 def apply_state(
     uow: UnitOfWork,
-    codec: Codec,
-    command: Command,
+    codec: CommandCodec,
+    command: CommandRecord,
     state: CtrlState,
-    return_data: Any,
+    return_data: object,
     feedback: str,
     *,
     policy: CommandPolicy,
     now: datetime,
     cancelled_while_waiting: bool = False,
 ) -> None:
-    store = CommandStore(uow.session)
+    store = uow.commands
     if CommandStatus(command.status) not in IN_FLIGHT:
         return  # ended already (or not sent): a repeated or late report changes nothing
     if not state.is_final:
@@ -121,33 +121,38 @@ def decide_after(
     if account_id is None or policy.decide is None:
         return
     try:
-        with uow.session.begin_nested():
+        with uow.savepoint():
             policy.decide(uow, account_id, now)
     except Exception:
         log.exception("decisions after a command's ending failed on account %s", account_id)
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return dumps_exact(value)
 
 
-def _done(uow: UnitOfWork, command: Command, ctrl_type: CtrlType, now: datetime) -> None:
+def _done(uow: UnitOfWork, command: CommandRecord, ctrl_type: CtrlType, now: datetime) -> None:
     command.status, command.outcome = CommandStatus.DONE, "applied"
     if ctrl_type is CtrlType.SET_PRICE:
-        prepay = CommandStore(uow.session).prepay_state(command.meter_id)
+        prepay = uow.commands.prepay_state(command.meter_id)
         prepay.ladder, prepay.ladder_confirmed_at = command.ctrl_data, now
-        uow.session.add(prepay)
+        uow.commands.save_prepay(prepay)
 
 
 def apply_stored_reports(
-    uow: UnitOfWork, codec: Codec, command: Command, *, policy: CommandPolicy, now: datetime
+    uow: UnitOfWork,
+    codec: CommandCodec,
+    command: CommandRecord,
+    *,
+    policy: CommandPolicy,
+    now: datetime,
 ) -> None:
     """Reports that came before we knew the command's ctrl_id apply once we do."""
     if command.ctrl_id is None:
         return
-    store = CommandStore(uow.session)
+    store = uow.commands
     for report in store.unmatched_reports(command.company_no, command.ctrl_id):
         payload = loads_exact(report.payload)
         apply_state(
@@ -161,4 +166,4 @@ def apply_stored_reports(
             now=now,
         )
         report.matched_at = now
-        uow.session.add(report)
+        store.save_report(report)

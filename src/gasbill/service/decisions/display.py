@@ -16,7 +16,7 @@ from gasbill.domain.outbox import CommandStatus
 from gasbill.service.commands.queue import CommandPolicy, queue_intent
 from gasbill.service.decisions.outcomes import DisplaySync, JudgedBalance
 from gasbill.service.decisions.policies import ACTOR
-from gasbill.service.ports import DecisionStateRecord
+from gasbill.service.ports import CommandRecord, DecisionStateRecord
 
 
 def sync_display(
@@ -49,6 +49,7 @@ def sync_display(
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     ).first()
+    command: CommandRecord
     if waiting is not None:
         waiting.ctrl_data = codec.encode(intent)[1]
         waiting.reason = reason

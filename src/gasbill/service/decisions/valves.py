@@ -156,7 +156,9 @@ def _lock_command(uow: UnitOfWork, command_id: int) -> Command | None:
     ).first()
 
 
-def on_valve_command_ended(uow: ports.UnitOfWork, command: Command, now: datetime) -> None:
+def on_valve_command_ended(
+    uow: ports.UnitOfWork, command: ports.CommandRecord, now: datetime
+) -> None:
     """Follow a `setvalveoff`/`setvalveon` that has just ended, inside the caller's unit of work.
 
     Call it after the ending is applied (the command's status set). DONE:
@@ -186,7 +188,7 @@ def catch_up(uow: UnitOfWork, row: DecisionStateRecord, now: datetime) -> None:
         _follow(row, command, now)
 
 
-def _follow(row: DecisionStateRecord, command: Command, now: datetime) -> None:
+def _follow(row: DecisionStateRecord, command: ports.CommandRecord, now: datetime) -> None:
     status = CommandStatus(command.status)
     if status in OPEN or status is CommandStatus.ATTENTION:
         return  # still to be sent, in flight, retried, or waiting for a person

@@ -11,13 +11,40 @@ from sqlmodel import Session, col, select
 from gasbill.adapters.db.claims import DISPATCH_METER, claimed_keys_sql, shared_queues
 from gasbill.adapters.db.tables.commands import Command, CommandReport, MeterPrepayState
 from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.service.ports import (
+    CommandRecord,
+    CommandReportRecord,
+    NewCommand,
+    PrepayStateRecord,
+)
 
 
 class CommandStore:
+    """The service's `CommandRepository` over SQLModel (and more, for the dispatcher)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, command: Command) -> Command:
+    def add(self, new: NewCommand) -> Command:
+        command = Command(
+            define_no=new.define_no,
+            company_no=new.company_no,
+            meter_id=new.meter_id,
+            meter_comm_no=new.meter_comm_no,
+            account_id=new.account_id,
+            ctrl_type=new.ctrl_type,
+            ctrl_data=new.ctrl_data,
+            status=new.status,
+            hold_id=new.hold_id,
+            amount_fen=new.amount_fen,
+            settles_id=new.settles_id,
+            campaign_id=new.campaign_id,
+            reason=new.reason,
+            actor=new.actor,
+            next_attempt_at=new.next_attempt_at,
+            timeout_at=new.timeout_at,
+            created_at=new.created_at,
+        )
         self.session.add(command)
         self.session.flush()
         return command
@@ -37,7 +64,7 @@ class CommandStore:
     def by_hold(self, hold_id: str) -> Command | None:
         return self.session.exec(select(Command).where(Command.hold_id == hold_id)).first()
 
-    def save(self, command: Command) -> None:
+    def save(self, command: CommandRecord) -> None:
         self.session.add(command)
         self.session.flush()
 
@@ -155,6 +182,9 @@ class CommandStore:
             self.session.flush()
         return found
 
+    def save_prepay(self, prepay: PrepayStateRecord) -> None:
+        self.session.add(prepay)
+
     # -- reports ------------------------------------------------------------------------
     def add_report(self, report: CommandReport) -> None:
         self.session.add(report)
@@ -170,3 +200,6 @@ class CommandStore:
             )
             .order_by(col(CommandReport.id))
         ).all()
+
+    def save_report(self, report: CommandReportRecord) -> None:
+        self.session.add(report)
