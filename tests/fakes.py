@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -18,7 +19,10 @@ from types import TracebackType
 from typing import Self
 
 from gasbill.domain.ledger import AccountCode, Balance, Ledger, LedgerReport, Transfer
+from gasbill.domain.outbox import OPEN
 from gasbill.service.ports import (
+    AccountRecord,
+    BindingRecord,
     CommandRecord,
     CommandReportRecord,
     DecisionStateRecord,
@@ -69,12 +73,25 @@ class FakeDecisionState:
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+class _Dumps:
+    """What `service.accounts.snapshot` reads of a record (as SQLModel rows have it)."""
+
+    def model_dump(self, mode: str = "json") -> dict[str, object]:
+        assert dataclasses.is_dataclass(self)
+        return {
+            k: v.isoformat() if isinstance(v, date | datetime) else v
+            for k, v in dataclasses.asdict(self).items()
+        }
+
+
 @dataclass
-class FakeBinding:
+class FakeBinding(_Dumps):
     account_id: int
     meter_id: int
     bound_at: datetime
     unbound_at: datetime | None = None
+    opening_litres: int = 0
+    final_litres: int | None = None
 
 
 @dataclass
@@ -147,7 +164,7 @@ class FakeCommandReport:
 
 
 @dataclass
-class FakeAccount:
+class FakeAccount(_Dumps):
     id: int
     number: str = "A1"
     customer_id: int = 1
@@ -208,6 +225,8 @@ class FakeStore:
     commands: dict[int, FakeCommand] = field(default_factory=dict)
     prepay: dict[int, FakePrepayState] = field(default_factory=dict)
     command_reports: list[FakeCommandReport] = field(default_factory=list)
+    # (company_no, comm_no, acquisition time) -> the register in litres at a frozen reading
+    frozen_registers: dict[tuple[str, str, datetime], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -246,6 +265,20 @@ class FakeAccounts:
     def meter_by_id(self, meter_id: int) -> FakeMeter | None:
         return self.store.meters.get(meter_id)
 
+    def save(self, record: AccountRecord | BindingRecord) -> None:
+        if isinstance(record, FakeAccount):
+            self.store.accounts[record.id] = record
+        else:
+            assert isinstance(record, FakeBinding) and record in self.store.bindings
+
+    def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
+        frozen = [
+            (at, litres)
+            for (company, comm, at), litres in self.store.frozen_registers.items()
+            if (company, comm) == (company_no, comm_no)
+        ]
+        return max(frozen)[1] if frozen else None
+
 
 class FakeCommands:
     """The outbox port in memory: commands by id, prepay states by meter, early reports."""
@@ -269,6 +302,10 @@ class FakeCommands:
             if c.company_no == company_no and c.ctrl_id == ctrl_id
         )
         return next(found, None)
+
+    def open_of_meter(self, meter_id: int) -> list[FakeCommand]:
+        found = [c for c in self.store.commands.values() if c.meter_id == meter_id]
+        return sorted((c for c in found if c.status in OPEN), key=lambda c: c.id or 0)
 
     def by_hold(self, hold_id: str) -> FakeCommand | None:
         return next((c for c in self.store.commands.values() if c.hold_id == hold_id), None)

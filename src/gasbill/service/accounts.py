@@ -8,7 +8,6 @@ from typing import Any
 
 from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import (
     AccountError,
     BillingMode,
@@ -18,6 +17,7 @@ from gasbill.domain.accounts import (
 )
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.money import Volume
+from gasbill.service.ports import TariffBook
 
 
 class NotFound(AccountError):
@@ -66,9 +66,7 @@ def create_customer(
         return customer
 
 
-def open_account(
-    uow: UnitOfWork, new: NewAccount, *, catalog: TariffCatalog, actor: str
-) -> Account:
+def open_account(uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor: str) -> Account:
     """An account with its ledger accounts and its first meter."""
     with uow:
         account = open_within(uow, new, catalog=catalog, actor=actor)
@@ -76,7 +74,7 @@ def open_account(
         return account
 
 
-def open_within(uow: UnitOfWork, new: NewAccount, *, catalog: TariffCatalog, actor: str) -> Account:
+def open_within(uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor: str) -> Account:
     """`open_account` inside the caller's unit of work, which commits."""
     check_company_no(new.company_no)
     check_comm_no(new.meter_comm_no)
@@ -247,7 +245,7 @@ def update_account(
     account_id: int,
     changes: dict[str, Any],
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     actor: str,
 ) -> Account:
     unknown = set(changes) - set(ADJUSTABLE)

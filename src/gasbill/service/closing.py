@@ -14,12 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
-
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.readings import MeterReading
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.commands import CtrlType, SetValveOff
 from gasbill.domain.ledger import AccountCode, Transfer
@@ -28,8 +22,13 @@ from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service.accounts import Conflict, NotFound, snapshot
 from gasbill.service.commands.queue import CommandPolicy, queue_intent
 from gasbill.service.ledger import closing_refund
-
-FROZEN = 1
+from gasbill.service.ports import (
+    AccountRecord,
+    BindingRecord,
+    CommandCodec,
+    MeterRecord,
+    UnitOfWork,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ def close_account(
     idempotency_key: str,
     actor: str,
     now: datetime,
-    codec: Codec,
+    codec: CommandCodec,
     policy: CommandPolicy,
 ) -> Closure:
     """Close the account: final reading, credit paid back, valve closed; audited."""
@@ -67,35 +66,15 @@ def close_account(
             _no_prepay_in_flight(uow, meter.id)
         final = final_register
         if binding is not None and meter is not None:
-            final = final or _latest_register(uow, meter.company_no, meter.comm_no)
-            if final is not None and final.litres < binding.opening_litres:
-                raise AccountError(
-                    f"the final register {final.fixed()} m³ is below the opening "
-                    f"{Volume.of_litres(binding.opening_litres).fixed()} m³"
-                )
-            binding.unbound_at = now
-            binding.final_litres = final.litres if final is not None else None
-            uow.session.add(binding)
+            final = _unbind(uow, binding, meter, final_register, now)
         refunds = _pay_back(
             uow, account_id, account.billing_mode, channel, idempotency_key, actor, now
         )
         valve_id = None
         if meter is not None:
-            command = queue_intent(
-                uow,
-                codec,
-                SetValveOff(),
-                meter=meter,
-                now=now,
-                policy=policy,
-                account_id=account_id,
-                reason=f"account {account.number} closed",
-                actor=actor,
-            )
-            valve_id = command.id
+            valve_id = _close_valve(uow, codec, policy, account, meter, actor, now)
         account.status = "closed"
-        uow.session.add(account)
-        uow.flush()
+        uow.accounts.save(account)
         uow.audit.record(
             actor=actor,
             action="account.close",
@@ -120,8 +99,51 @@ def close_account(
         )
 
 
+def _unbind(
+    uow: UnitOfWork,
+    binding: BindingRecord,
+    meter: MeterRecord,
+    final_register: Volume | None,
+    now: datetime,
+) -> Volume | None:
+    """The meter unbound at its final register (given, or its latest frozen reading)."""
+    final = final_register or _latest_register(uow, meter.company_no, meter.comm_no)
+    if final is not None and final.litres < binding.opening_litres:
+        raise AccountError(
+            f"the final register {final.fixed()} m³ is below the opening "
+            f"{Volume.of_litres(binding.opening_litres).fixed()} m³"
+        )
+    binding.unbound_at = now
+    binding.final_litres = final.litres if final is not None else None
+    uow.accounts.save(binding)
+    return final
+
+
+def _close_valve(
+    uow: UnitOfWork,
+    codec: CommandCodec,
+    policy: CommandPolicy,
+    account: AccountRecord,
+    meter: MeterRecord,
+    actor: str,
+    now: datetime,
+) -> int | None:
+    command = queue_intent(
+        uow,
+        codec,
+        SetValveOff(),
+        meter=meter,
+        now=now,
+        policy=policy,
+        account_id=account.id,
+        reason=f"account {account.number} closed",
+        actor=actor,
+    )
+    return command.id
+
+
 def _no_prepay_in_flight(uow: UnitOfWork, meter_id: int) -> None:
-    store = CommandStore(uow.session)
+    store = uow.commands
     for command in store.open_of_meter(meter_id):
         if CtrlType(command.ctrl_type).is_prepay and CommandStatus(command.status) in (
             OPEN | {CommandStatus.UNKNOWN}
@@ -136,16 +158,7 @@ def _no_prepay_in_flight(uow: UnitOfWork, meter_id: int) -> None:
 
 
 def _latest_register(uow: UnitOfWork, company_no: str, comm_no: str) -> Volume | None:
-    litres = uow.session.exec(
-        select(MeterReading.std_sum)
-        .where(
-            MeterReading.company_no == company_no,
-            MeterReading.meter_comm_no == comm_no,
-            MeterReading.data_type == FROZEN,
-        )
-        .order_by(col(MeterReading.acquisition_time).desc())
-        .limit(1)
-    ).first()
+    litres = uow.accounts.latest_frozen_litres(company_no, comm_no)
     return Volume.of_litres(litres) if litres is not None else None
 
 

@@ -13,11 +13,11 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import date, datetime
 
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.price_changes import held_share
 from gasbill.domain.rating import Rater
 from gasbill.domain.tariff import Proration, Tariff
 from gasbill.domain.true_up import as_of, meter_entries, meter_tariff, with_opening
+from gasbill.service.ports import TariffBook
 
 RaterKey = tuple[int, frozenset[tuple[str, datetime]], date | None]
 
@@ -76,7 +76,7 @@ def meter_confirmations(
 
 
 def meter_rater(
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     tariff_id: str,
     opened_on: date,
     confirmed: Mapping[str, datetime],

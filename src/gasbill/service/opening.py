@@ -15,11 +15,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType, OpenAccount, ladder_price_for
 from gasbill.domain.cycles import Cycle, local_midnight
@@ -27,6 +24,7 @@ from gasbill.domain.ledger import Transfer
 from gasbill.domain.money import Money, MoneyLimits
 from gasbill.domain.rating import RatingContext, opening_share
 from gasbill.domain.tariff import TariffVersion
+from gasbill.service import ports
 from gasbill.service.accounts import NewAccount, NotFound, open_within
 from gasbill.service.commands.progress import command_progress
 from gasbill.service.commands.queue import (
@@ -35,6 +33,7 @@ from gasbill.service.commands.queue import (
     hold_for_meter,
     queue_intent,
 )
+from gasbill.service.ports import AccountRecord, CommandCodec, TariffBook
 from gasbill.service.transfers import DEFAULT_LIMITS, payment_transfer, record_once
 
 
@@ -54,8 +53,8 @@ def open_with_payment(
     idempotency_key: str,
     actor: str,
     now: datetime,
-    catalog: TariffCatalog,
-    codec: Codec,
+    catalog: TariffBook,
+    codec: CommandCodec,
     policy: CommandPolicy,
     limits: MoneyLimits = DEFAULT_LIMITS,
 ) -> Opened:
@@ -96,7 +95,7 @@ def open_with_payment(
 
 
 def meter_opening(
-    account: Account,
+    account: AccountRecord,
     version: TariffVersion,
     tariff_id: str,
     charge_fen: int,
@@ -117,14 +116,14 @@ def meter_opening(
 
 
 def _queue_opening(
-    uow: UnitOfWork,
-    account: Account,
+    uow: ports.UnitOfWork,
+    account: AccountRecord,
     initial_fen: int,
     key: str,
     actor: str,
     now: datetime,
-    catalog: TariffCatalog,
-    codec: Codec,
+    catalog: TariffBook,
+    codec: CommandCodec,
     policy: CommandPolicy,
 ) -> int:
     tariff = catalog.get(account.tariff_id)
@@ -158,7 +157,7 @@ def _queue_opening(
     return command.id
 
 
-def opening_progress(uow: UnitOfWork, account_id: int) -> list[dict[str, Any]]:
+def opening_progress(uow: ports.UnitOfWork, account_id: int) -> list[dict[str, Any]]:
     """The account's `openaccount` and the baseline read after it, each where it stands.
 
     Like a top-up's progress: stage, reason (the meter's refusal in words, a
@@ -167,7 +166,7 @@ def opening_progress(uow: UnitOfWork, account_id: int) -> list[dict[str, Any]]:
     with uow:
         if uow.accounts.get(account_id) is None:
             raise NotFound(f"no account {account_id}")
-        commands = CommandStore(uow.session).of_account(account_id, 1000)
+        commands = uow.commands.of_account(account_id, 1000)
         return [
             command_progress(c)
             for c in reversed(commands)

@@ -119,6 +119,9 @@ class CommandRepository(Protocol):
 
     def save(self, command: CommandRecord) -> None: ...
 
+    def open_of_meter(self, meter_id: int) -> Sequence[CommandRecord]:
+        """The meter's queued and in-flight commands, locked."""
+
     def of_account(self, account_id: int, limit: int = 50) -> Sequence[CommandRecord]:
         """The account's commands, newest first."""
 

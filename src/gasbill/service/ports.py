@@ -17,6 +17,8 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from gasbill.domain.ledger import AccountCode, Balance, LedgerReport, Transfer
+from gasbill.domain.rating import Rater
+from gasbill.domain.tariff import Tariff
 
 # the outbox's and the platform's ports, kept in their own module and named here too
 from gasbill.service.outbox_ports import CommandCodec as CommandCodec
@@ -180,6 +182,8 @@ class BindingRecord(Protocol):
     meter_id: int
     bound_at: datetime
     unbound_at: datetime | None
+    opening_litres: int  # the register when it was bound
+    final_litres: int | None  # and when it was unbound
 
 
 class AccountRecord(Protocol):
@@ -217,6 +221,12 @@ class AccountRepository(Protocol):
         """The account's active binding, if it has a meter."""
 
     def meter_by_id(self, meter_id: int) -> MeterRecord | None: ...
+
+    def save(self, record: AccountRecord | BindingRecord) -> None:
+        """Keep an account's or a binding's changes in this unit of work."""
+
+    def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
+        """The meter's register at its latest frozen (daily) reading, if it has one."""
 
 
 class LedgerRepository(Protocol):
@@ -256,6 +266,20 @@ class AuditTrail(Protocol):
         at: datetime | None = None,
     ) -> object:
         """Append one entry in the unit of work's transaction."""
+
+
+class TariffBook(Protocol):
+    """The tariffs in force, by id (the tariff files' catalog implements it)."""
+
+    default_zone: str
+
+    def get(self, tariff_id: str) -> Tariff:
+        """The tariff; raises TariffNotFound (a TariffError) if there is none."""
+
+    def rater(self, tariff_id: str) -> Rater:
+        """The tariff's rater, shared (it caches the tariff's timeline)."""
+
+    def all(self) -> list[Tariff]: ...
 
 
 class CampaignRecord(Protocol):

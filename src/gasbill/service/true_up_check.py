@@ -19,10 +19,10 @@ import sqlalchemy as sa
 
 from gasbill.adapters.db.repositories.billing import BillingStore
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode, TransferKind
 from gasbill.service.billing import opening_of, rate_account
+from gasbill.service.ports import TariffBook
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -45,7 +45,7 @@ def check_in_force(
     uow: UnitOfWork,
     account_ids: Sequence[int],
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     now: datetime,
     max_flow_m3_per_hour: Decimal | None = None,
 ) -> list[InForce]:
@@ -118,7 +118,7 @@ def in_force_report(
     uow_factory: Callable[[], UnitOfWork],
     account_ids: Sequence[int] | None,
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     now: datetime,
     max_flow_m3_per_hour: Decimal | None = None,
 ) -> dict[str, Any]:

@@ -9,6 +9,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
+from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.service.ports import AccountRecord, BindingRecord
+
+FROZEN = 1  # data_type of a daily frozen reading
 
 
 class AccountRepository:
@@ -119,3 +123,19 @@ class AccountRepository:
         self.session.add(binding)
         self.session.flush()
         return binding
+
+    def save(self, record: AccountRecord | BindingRecord) -> None:
+        self.session.add(record)
+        self.session.flush()
+
+    def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
+        return self.session.exec(
+            select(MeterReading.std_sum)
+            .where(
+                MeterReading.company_no == company_no,
+                MeterReading.meter_comm_no == comm_no,
+                MeterReading.data_type == FROZEN,
+            )
+            .order_by(col(MeterReading.acquisition_time).desc())
+            .limit(1)
+        ).first()
