@@ -91,13 +91,23 @@ def work_inbox(
 
 
 def _decide_each(uow: UnitOfWork, decide: Decide, account_ids: list[int], now: datetime) -> None:
-    """Decisions right after billing committed, one short transaction per account.
+    """Decisions right after billing committed, in short transactions of their own.
 
     Not in billing's transaction: a valve decision appends to the audit chain,
     whose lock is held until commit, and holding it across a whole batch made
-    every other worker's billing wait. An account whose decision fails (or a
-    crash before it) is left to the decisions sweep.
+    every other worker's billing wait. A decider with `each` (the product's,
+    `AccountDecider`) decides the accounts together, committing right after
+    each valve decision; a plain one, one transaction per account. An account
+    whose decision fails (or a crash before it) is left to the decisions sweep.
     """
+    each = getattr(decide, "each", None)  # a decider that decides many at once
+    if each is not None:
+        try:
+            with uow:
+                each(uow, account_ids, now)
+        except Exception:
+            log.exception("decisions after billing failed on accounts %s", account_ids)
+        return
     for account_id in account_ids:
         try:
             with uow:

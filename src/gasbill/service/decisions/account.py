@@ -16,11 +16,10 @@ from gasbill.domain.decisions import (
 )
 from gasbill.service.accounts import NotFound
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.decisions.balance import judge_balance, meter_of, recent_use
+from gasbill.service.decisions.balance import Facts, judged_balance
 from gasbill.service.decisions.display import sync_display
 from gasbill.service.decisions.outcomes import Decision
-from gasbill.service.decisions.policies import valve_policy, warning_policy
-from gasbill.service.decisions.state import state_row
+from gasbill.service.decisions.policies import WINDOW_DAYS, valve_policy, warning_policy
 from gasbill.service.decisions.valves import catch_up, decide_valve
 from gasbill.service.ports import NewWarning
 
@@ -40,19 +39,44 @@ def decide_account(
     Inside the caller's unit of work; the caller commits. `zone` is the
     utility's time zone ([app] timezone), in which quiet hours apply.
     """
-    account = uow.accounts.get(account_id, lock=True)
-    if account is None:
-        raise NotFound(f"no account {account_id}")
-    if account.status != "active":
-        return []
-    row = state_row(uow, account_id)
+    facts = uow.decision_states.facts([account_id], window_days=WINDOW_DAYS).get(account_id)
+    if facts is None:
+        if uow.accounts.get(account_id) is None:
+            raise NotFound(f"no account {account_id}")
+        return []  # not active
+    decisions = decide_on(
+        uow,
+        facts,
+        settings=settings,
+        codec=codec,
+        command_policy=command_policy,
+        now=now,
+        zone=zone,
+    )
+    uow.session.flush()
+    return decisions
+
+
+def decide_on(
+    uow: UnitOfWork,
+    facts: Facts,
+    *,
+    settings: DecisionSettings,
+    codec: Codec,
+    command_policy: CommandPolicy,
+    now: datetime,
+    zone: str,
+) -> list[Decision]:
+    """`decide_account` on facts already loaded and locked (`load_facts`); its state row is
+    changed in place, written at the next flush."""
+    account, row, meter = facts.account, facts.row, facts.meter
+    assert account.id is not None
+    account_id = account.id
     catch_up(uow, row, now)
     mode = BillingMode(account.billing_mode)
-    meter = meter_of(uow, account_id)
-    judged = judge_balance(uow, account, meter, settings=settings, now=now)
+    judged = judged_balance(facts, settings=settings, now=now)
     decisions: list[Decision] = []
 
-    daily, price = recent_use(uow, account_id)
     warned = decide_low_balance(
         judged.balance,
         policy=warning_policy(settings, account),
@@ -60,8 +84,8 @@ def decide_account(
             low_fired_by=WarningReason(row.low_fired_by) if row.low_fired_by else None,
             below_zero_fired=row.below_zero_fired,
         ),
-        recent_daily_use=daily,
-        marginal_price=price,
+        recent_daily_use=facts.daily,
+        marginal_price=facts.price,
     )
     row.low_fired_by = warned.state.low_fired_by.value if warned.state.low_fired_by else None
     row.below_zero_fired = warned.state.below_zero_fired
@@ -82,7 +106,7 @@ def decide_account(
     row.balance_fen = judged.balance.rounded().fen
     row.balance_source = judged.source
     row.decided_at = row.updated_at = now
-    uow.decision_states.save(row)
+    uow.session.add(row)
     return decisions
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -18,11 +20,12 @@ from gasbill.domain.accounts import BillingMode
 from gasbill.domain.decisions import (
     meter_mode_balance,
 )
-from gasbill.domain.ledger import AccountCode
+from gasbill.domain.ledger import AccountCode, Balance
 from gasbill.domain.ledger.balances import ZERO_BALANCE
 from gasbill.domain.money import Money, Price, Volume
 from gasbill.service.decisions.outcomes import JudgedBalance
 from gasbill.service.decisions.policies import WINDOW_DAYS
+from gasbill.service.ports import DecisionStateRecord
 
 
 def judge_balance(
@@ -36,12 +39,59 @@ def judge_balance(
     """The balance the decisions go by (DESIGN §7)."""
     assert account.id is not None
     balances = uow.ledger.balances_of(account.id)
+    reported = (
+        latest_remain(uow, account.id, meter)
+        if meter is not None and account.billing_mode != BillingMode.SYSTEM
+        else None
+    )
+    return balance_of(account, balances, reported, settings=settings, now=now)
+
+
+class Facts(Protocol):
+    """One active account as its decision sees it, loaded and locked for the caller's
+    transaction (the decisions adapter's `facts`)."""
+
+    @property
+    def account(self) -> Account: ...
+    @property
+    def row(self) -> DecisionStateRecord: ...
+    @property
+    def meter(self) -> Meter | None: ...
+    @property
+    def balances(self) -> Mapping[AccountCode, Balance]: ...
+    @property
+    def remain(self) -> tuple[Money, datetime] | None:
+        """The meter's latest reported balance since it was bound to the account, and when."""
+
+    @property
+    def daily(self) -> list[Volume]:
+        """Litres per frozen day, the last WINDOW_DAYS billed, oldest first."""
+
+    @property
+    def price(self) -> Price:
+        """The highest tier's price on the last day charged."""
+
+
+def judged_balance(facts: Facts, *, settings: DecisionSettings, now: datetime) -> JudgedBalance:
+    """`judge_balance` on facts already loaded (`load_facts`)."""
+    return balance_of(facts.account, facts.balances, facts.remain, settings=settings, now=now)
+
+
+def balance_of(
+    account: Account,
+    balances: Mapping[AccountCode, Balance],
+    reported: tuple[Money, datetime] | None,
+    *,
+    settings: DecisionSettings,
+    now: datetime,
+) -> JudgedBalance:
+    """The balance from the ledger's balances and the meter's latest reported one."""
+    assert account.id is not None
     if account.billing_mode == BillingMode.SYSTEM:
         prepaid = balances.get(AccountCode.prepaid(str(account.id)), ZERO_BALANCE)
         return JudgedBalance(Money.of_fen(prepaid.available), "prepaid")
     credit = balances.get(AccountCode.meter_credit(str(account.id)), ZERO_BALANCE)
     in_flight = Money.of_fen(credit.credits_pending)  # top-up holds not yet confirmed
-    reported = latest_remain(uow, account.id, meter) if meter is not None else None
     stale_after = timedelta(seconds=int(settings.meter_reading_stale_hours * 3600))
     balance = meter_mode_balance(
         reported_remain=reported[0] if reported else None,

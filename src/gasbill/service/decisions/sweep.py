@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -13,9 +13,12 @@ from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.config import DecisionSettings, Settings
+from gasbill.domain.decisions import ValveOff, ValveOn
+from gasbill.service.accounts import NotFound
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.decisions.account import decide_account
+from gasbill.service.decisions.account import decide_account, decide_on
 from gasbill.service.decisions.outcomes import SweepOutcome
+from gasbill.service.decisions.policies import WINDOW_DAYS
 
 log = logging.getLogger("gasbill.decisions")
 
@@ -30,11 +33,7 @@ def sweep(
     zone: str,
     batch: int = 500,
 ) -> SweepOutcome:
-    """Decide every active account, one transaction per batch of accounts.
-
-    An account whose decision fails is rolled back alone (a savepoint), logged
-    and reported; the rest of its batch goes on.
-    """
+    """Decide every active account, `batch` accounts at a time (`decide_batch`)."""
     outcome = SweepOutcome()
     after = 0
     while True:
@@ -51,46 +50,161 @@ def sweep(
             ]
             if not ids:
                 return outcome
-            for account_id in ids:
-                try:
-                    with uow.session.begin_nested():
-                        decisions = decide_account(
-                            uow,
-                            account_id,
-                            settings=settings,
-                            codec=codec,
-                            command_policy=command_policy,
-                            now=now,
-                            zone=zone,
-                        )
-                except Exception as exc:  # one account must not stop the sweep
-                    log.exception("decisions: account %s failed", account_id)
-                    outcome.failures.append((account_id, f"{type(exc).__name__}: {exc}"))
-                    continue
-                outcome.accounts += 1
-                outcome.count(decisions)
-                uow.commit()  # each account at once: a valve decision holds the audit lock
-            uow.commit()
+            decide_batch(
+                uow,
+                ids,
+                settings=settings,
+                codec=codec,
+                command_policy=command_policy,
+                now=now,
+                zone=zone,
+                outcome=outcome,
+            )
         outcome.batches += 1
         after = ids[-1]
 
 
-def account_decider(
-    settings: Settings, *, codec: Codec | None = None, policy: CommandPolicy | None = None
-) -> Callable[[UnitOfWork, int, datetime], object]:
-    """`decide_account` with these settings, for the services that change a balance."""
-    codec = codec or Codec(ZoneInfo(settings.app.platform_timezone))
-    policy = policy or CommandPolicy.from_settings(settings.commands)
+def decide_batch(
+    uow: UnitOfWork,
+    account_ids: Sequence[int],
+    *,
+    settings: DecisionSettings,
+    codec: Codec,
+    command_policy: CommandPolicy,
+    now: datetime,
+    zone: str,
+    outcome: SweepOutcome,
+) -> None:
+    """Decide these accounts and commit, in as few transactions as the decisions allow.
 
-    def decide(uow: UnitOfWork, account_id: int, now: datetime) -> object:
+    Their facts are loaded (and locked) together and the decisions made in
+    one transaction, which is committed right after a valve decision, since
+    that appends to the audit chain, whose lock is held until commit; the
+    rest go on in a new one. If a decision fails, its transaction is rolled
+    back and the accounts not yet committed are decided again one per
+    transaction (a savepoint each), so that the failing account is logged and
+    reported alone and the others go on.
+    """
+    pending = sorted(set(account_ids))
+    try:
+        while pending:
+            facts = uow.decision_states.facts(pending, window_days=WINDOW_DAYS)
+            taken, made = 0, []
+            for account_id in pending:
+                taken += 1
+                one = facts.get(account_id)
+                if one is None:
+                    continue  # gone or no longer active
+                decisions = decide_on(
+                    uow,
+                    one,
+                    settings=settings,
+                    codec=codec,
+                    command_policy=command_policy,
+                    now=now,
+                    zone=zone,
+                )
+                made.append(decisions)
+                if any(isinstance(d, ValveOn | ValveOff) for d in decisions):
+                    break  # the audit chain's lock: commit now
+            uow.commit()
+            for decisions in made:
+                outcome.accounts += 1
+                outcome.count(decisions)
+            pending = pending[taken:]
+    except Exception:
+        log.info("decisions: a batch failed; its accounts are decided one by one", exc_info=True)
+        uow.rollback()
+        _decide_one_by_one(
+            uow,
+            pending,
+            settings=settings,
+            codec=codec,
+            command_policy=command_policy,
+            now=now,
+            zone=zone,
+            outcome=outcome,
+        )
+
+
+def _decide_one_by_one(
+    uow: UnitOfWork,
+    account_ids: Sequence[int],
+    *,
+    settings: DecisionSettings,
+    codec: Codec,
+    command_policy: CommandPolicy,
+    now: datetime,
+    zone: str,
+    outcome: SweepOutcome,
+) -> None:
+    for account_id in account_ids:
+        try:
+            with uow.session.begin_nested():
+                decisions = decide_account(
+                    uow,
+                    account_id,
+                    settings=settings,
+                    codec=codec,
+                    command_policy=command_policy,
+                    now=now,
+                    zone=zone,
+                )
+        except NotFound:
+            continue
+        except Exception as exc:  # one account must not stop the others
+            log.exception("decisions: account %s failed", account_id)
+            outcome.failures.append((account_id, f"{type(exc).__name__}: {exc}"))
+            continue
+        uow.commit()  # each account at once: a valve decision holds the audit lock
+        outcome.accounts += 1
+        outcome.count(decisions)
+
+
+class AccountDecider:
+    """`decide_account` with these settings, for the services that change a balance;
+    `each` decides many accounts after billing (`decide_batch`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        codec: Codec | None = None,
+        policy: CommandPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.codec = codec or Codec(ZoneInfo(settings.app.platform_timezone))
+        self.policy = policy or CommandPolicy.from_settings(settings.commands)
+
+    def __call__(self, uow: UnitOfWork, account_id: int, now: datetime) -> object:
         return decide_account(
             uow,
             account_id,
-            settings=settings.decisions,
-            codec=codec,
-            command_policy=policy,
+            settings=self.settings.decisions,
+            codec=self.codec,
+            command_policy=self.policy,
             now=now,
-            zone=settings.app.timezone,
+            zone=self.settings.app.timezone,
         )
 
-    return decide
+    def each(self, uow: UnitOfWork, account_ids: Sequence[int], now: datetime) -> SweepOutcome:
+        """Decide these accounts inside `uow` (entered), committing as `decide_batch` does."""
+        outcome = SweepOutcome()
+        decide_batch(
+            uow,
+            account_ids,
+            settings=self.settings.decisions,
+            codec=self.codec,
+            command_policy=self.policy,
+            now=now,
+            zone=self.settings.app.timezone,
+            outcome=outcome,
+        )
+        return outcome
+
+
+def account_decider(
+    settings: Settings, *, codec: Codec | None = None, policy: CommandPolicy | None = None
+) -> AccountDecider:
+    """`decide_account` with these settings, for the services that change a balance."""
+    return AccountDecider(settings, codec=codec, policy=policy)

@@ -22,6 +22,7 @@ from gasbill.adapters.db.repositories.ledger.batch import Prefetched
 from gasbill.adapters.db.repositories.ledger.rows import (
     ACCOUNT,
     BALANCE_COLUMNS,
+    CHUNK,
     TRANSFER,
     AccountDirectory,
     AccountInfo,
@@ -253,6 +254,22 @@ class SqlLedger:
             )
         )
         return {parse_code(row.code): balance_of(row) for row in rows}
+
+    def balances_of_accounts(
+        self, account_ids: Sequence[int]
+    ) -> dict[int, dict[AccountCode, Balance]]:
+        """`balances_of` for many customers at once: one query per `CHUNK` of them."""
+        found: dict[int, dict[AccountCode, Balance]] = {i: {} for i in account_ids}
+        ids = sorted(found)
+        for start in range(0, len(ids), CHUNK):
+            rows = self.session.execute(
+                sa.select(
+                    ACCOUNT.c.account_id, ACCOUNT.c.code, *(ACCOUNT.c[n] for n in BALANCE_COLUMNS)
+                ).where(ACCOUNT.c.account_id.in_(ids[start : start + CHUNK]))
+            )
+            for row in rows:
+                found[int(row.account_id)][parse_code(row.code)] = balance_of(row)
+        return found
 
     def transfers_of(self, account_id: int, offset: int = 0, limit: int = 100) -> list[Transfer]:
         """The ledger lines touching one customer's ledger accounts, newest first."""
