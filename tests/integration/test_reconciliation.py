@@ -198,8 +198,19 @@ def daily(books, first, days, start_fen, per_day_fen, *, skip=(), remain_shift="
 
 
 def full(uow, catalog, **kwargs):
-    """The report with agreeing accounts listed too."""
-    return reconcile(uow, catalog, include_agreeing=True, **kwargs)
+    """The report with agreeing accounts listed too; the first pass checked against it."""
+    report = reconcile(uow, catalog, include_agreeing=True, **kwargs)
+    same_without_listing(uow, catalog, report, **kwargs)
+    return report
+
+
+def same_without_listing(uow, catalog, report, **kwargs):
+    """The usual report (the database's first pass counting the agreeing accounts) and the
+    full path alone give the same totals and the same lines as the listing of every one."""
+    quick = reconcile(uow, catalog, **kwargs)
+    slow = reconcile(uow, catalog, first_pass=False, **kwargs)
+    assert quick.totals == slow.totals == report.totals
+    assert quick.lines == slow.lines == tuple(line for line in report.lines if not line.agrees)
 
 
 def line_of(report, account_id):
@@ -357,3 +368,48 @@ def test_the_report_renders_as_json_csv_and_an_escaped_page(uow, catalog):
     page = render_html(report)
     assert "&lt;b&gt;&amp;1" in page and "<b>&1" not in page
     assert page.count("<svg") == 2
+
+
+def test_meters_that_confirmed_a_price_change_are_priced_by_it_on_both_paths(uow, catalog):
+    """The database's first pass groups accounts by the price changes their meters
+    confirmed; the report is the same as the full path's, confirmed or not."""
+    from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
+
+    july = date(2025, 7, 10)
+    with uow:
+        campaign = Campaign(
+            tariff_id="price-change-example",
+            label="2025-07 increase",
+            effective_at=midnight(date(2025, 7, 1)),
+        )
+        uow.session.add(campaign)
+        uow.commit()
+        campaign_id = campaign.id
+    accounts = []
+    for n, (confirmed, price) in enumerate(((True, "3.200"), (True, "3.200"), (False, "3.200"))):
+        books = Books(uow, catalog, f"C{n}", f"1000000000010{n}", tariff="price-change-example")
+        books.pay(10_000, midnight(july) - timedelta(hours=12))
+        books.top_up(
+            10_000, midnight(july) - timedelta(hours=12), midnight(july) - timedelta(hours=11)
+        )
+        books.reading(midnight(july), "100.00", price=price)
+        books.charge_state(midnight(july) + timedelta(hours=1), 1, "100.000")
+        if confirmed:
+            with uow:
+                done = midnight(date(2025, 7, 2))
+                setprice = books._command(CtrlType.SET_PRICE, done, done, {})
+                uow.session.add(
+                    CampaignMeter(
+                        campaign_id=campaign_id,
+                        meter_id=books.meter_id,
+                        account_id=books.account_id,
+                        setprice_id=setprice.id,
+                        status="confirmed",
+                    )
+                )
+                uow.commit()
+        accounts.append(books.account_id)
+    report = full(uow, catalog, as_of=datetime(2025, 8, 1, tzinfo=UTC))
+    lines = {line.account_id: line for line in report.lines}
+    assert lines[accounts[0]].finding(Check.PRICE).agrees
+    assert lines[accounts[1]].finding(Check.PRICE).agrees

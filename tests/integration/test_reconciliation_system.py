@@ -118,7 +118,11 @@ def line_of(report, account_id):
 
 
 def run(uow, catalog, as_of=AS_OF, **kwargs):
-    return reconcile(uow, catalog, as_of=as_of, decisions=NO_QUIET, **kwargs)
+    report = reconcile(uow, catalog, as_of=as_of, decisions=NO_QUIET, **kwargs)
+    if not kwargs.get("include_agreeing"):  # the database's first pass against the full path
+        slow = reconcile(uow, catalog, as_of=as_of, decisions=NO_QUIET, first_pass=False, **kwargs)
+        assert (report.totals, report.lines) == (slow.totals, slow.lines)
+    return report
 
 
 # -- system mode -----------------------------------------------------------------------------

@@ -5,11 +5,14 @@ meter_credit, the confirmed top-ups and the tariff. System-mode accounts:
 the ledger's balance against its payments and charges, the valve against
 the cut-off and reopen policy. Replaced meters: the register handed over.
 
-Set-based and read-only: accounts go by ranges of ids (`CHUNK`), each range
-answered by one query per kind of fact for all its accounts; an account that
-agrees is counted with integers alone, and only one that differs (or every
-one, with `include_agreeing`) gets its findings built, with evidence and a
-suggested action. Nothing here writes or commits.
+Set-based and read-only: accounts go by ranges of ids (`CHUNK`). For each
+range the database compares first (two queries: the system-mode checks
+entirely, the meter-mode integer checks with what needs the codec or the
+tariffs grouped by its values, so that each distinct charge state and price
+is decoded once) and counts the accounts that agree. The rest take the full
+path: one query per kind of fact for all of them, checked again, and each
+that differs (or every one, with `include_agreeing`) gets its findings
+built, with evidence and a suggested action. Nothing here writes or commits.
 """
 
 from __future__ import annotations
@@ -107,8 +110,15 @@ def reconcile(
     codec: Codec | None = None,
     decisions: DecisionSettings | None = None,
     include_agreeing: bool = False,
+    first_pass: bool = True,
 ) -> Report:
-    """Every account with an active meter (of a company, or these ids) as of `as_of`."""
+    """Every account with an active meter (of a company, or these ids) as of `as_of`.
+
+    Unless every account is to be listed, a first pass in the database counts
+    the accounts that agree (`first_pass`; off only to compare against the
+    full path); the rest take the full path, which checks them again and
+    builds their findings.
+    """
     codec = codec or Codec(ZoneInfo(catalog.default_zone))
     meter = MeterChecks(catalog, codec, tolerance, as_of)
     policy = base_valve_policy(decisions or DecisionSettings(), catalog.default_zone)
@@ -122,11 +132,45 @@ def reconcile(
         if span is not None:
             for lo in range(span[0], span[1] + 1, CHUNK):
                 scope = Scope(lo, min(lo + CHUNK - 1, span[1]), company_no, account_ids)
+                if first_pass and not include_agreeing:
+                    unsure = _first_pass(store, scope, as_of, meter)
+                    tally.agree(unsure.agreeing)
+                    if not unsure.ids:
+                        continue
+                    scope = Scope(scope.lo, scope.hi, company_no, unsure.ids)
                 chunk = _Chunk(store, SystemStore(uow.session), scope, as_of, meter, system)
                 for line in chunk.lines(include_agreeing, tally):
                     lines.append(line)
         uow.rollback()
     return Report(as_of, company_no, tolerance, tuple(lines), tally.totals(), include_agreeing)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsure:
+    agreeing: int
+    ids: list[int]
+
+
+def _first_pass(
+    store: ReconciliationStore,
+    scope: Scope,
+    as_of: datetime,
+    meter: MeterChecks,
+) -> _Unsure:
+    """The range's accounts the database shows to agree, counted (meter-mode groups
+    finished here: the counters decoded and the price checked once per group); the ids of
+    the others, in order."""
+    found = store.verdicts(scope, as_of, meter.balance_milli)
+    agreeing, failed = found.system_agreeing, []
+    reps = [g.first_id for g in found.groups if g.confirmed_key is not None]
+    confirmed = store.confirmations(Scope(None, None, account_ids=reps)) if reps else {}
+    for group in found.groups:
+        if meter.group_agrees(group, confirmed.get(group.first_id, {})):
+            agreeing += group.count
+        else:
+            failed.append(group)
+    ids = found.unsure + store.members(scope, as_of, meter.balance_milli, failed)
+    return _Unsure(agreeing, sorted(set(ids)))
 
 
 class _Chunk:

@@ -37,7 +37,13 @@ from gasbill.domain.reconciliation import (
 )
 from gasbill.domain.tariff import Tariff
 from gasbill.service.meter_tariffs import meter_confirmations
-from gasbill.service.reconciliation_rows import AccountRow, HoldRow, ReadingRow, ReplyRow
+from gasbill.service.reconciliation_rows import (
+    AccountRow,
+    HoldRow,
+    MeterGroup,
+    ReadingRow,
+    ReplyRow,
+)
 
 JUST_BEFORE = timedelta(microseconds=1)
 
@@ -81,6 +87,26 @@ class MeterChecks:
             return False
         if abs(counters[1] - 10 * facts.state.posted_fen) > self.balance_milli:
             return False
+        return self._price_agrees(account, facts)
+
+    def group_agrees(self, group: MeterGroup, confirmed: Mapping[str, datetime]) -> bool:
+        """`quick` for a group of accounts the database found to pass every integer check:
+        the charge state's counters against the posted top-ups, and the price."""
+        counters = self._counters(group.state_data)
+        if counters is None or counters[0] != group.posted_times:
+            return False
+        if abs(counters[1] - 10 * group.posted_fen) > self.balance_milli:
+            return False
+        i, at = group.first_id, group.reading_at
+        account = AccountRow(
+            i, "", "", "meter", group.tariff_id, group.persons, group.opened_on,
+            0, 0, 0, "", at, 0, None, 0, None, 0, None,
+        )  # fmt: skip
+        reading = ReadingRow(i, "", at, 0, group.curr_price_milli, 0, 0)
+        price = None
+        if group.price_data is not None and group.price_at is not None:
+            price = ReplyRow(i, 0, group.price_at, group.price_data)
+        facts = MeterFacts(reading, None, None, None, price, confirmed)
         return self._price_agrees(account, facts)
 
     def _counters(self, data: str) -> tuple[int, int] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +110,47 @@ class LedgerSums(NamedTuple):
     charges_fen: int
     other_fen: int
     summed_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class MeterGroup:
+    """Meter-mode accounts that passed every integer check and share what the rest needs."""
+
+    count: int
+    first_id: int
+    tariff_id: str
+    persons: int
+    opened_on: date
+    confirmed_key: str | None
+    state_data: str
+    posted_times: int
+    posted_fen: int
+    reading_at: datetime
+    curr_price_milli: int | None
+    price_data: str | None
+    price_at: datetime | None
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.tariff_id,
+            self.persons,
+            self.opened_on,
+            self.confirmed_key,
+            self.state_data,
+            self.posted_times,
+            self.posted_fen,
+            self.reading_at,
+            self.curr_price_milli,
+            self.price_data,
+            self.price_at,
+        )
+
+
+@dataclass(slots=True)
+class Verdicts:
+    """A range's first pass: agreeing system-mode accounts counted, meter-mode groups to
+    finish, and the ids that need the full path."""
+
+    system_agreeing: int
+    groups: list[MeterGroup]
+    unsure: list[int]

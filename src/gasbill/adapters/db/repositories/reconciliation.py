@@ -34,6 +34,7 @@ from gasbill.adapters.db.repositories.reconciliation_sql import (
     scalar_of,
     scope_where,
 )
+from gasbill.adapters.db.repositories.reconciliation_verdicts import VerdictStore
 from gasbill.domain.ledger import AccountKind
 from gasbill.service.reconciliation_rows import (
     AccountRow,
@@ -42,8 +43,9 @@ from gasbill.service.reconciliation_rows import (
 )
 
 
-class ReconciliationStore(CommandFacts):
-    """Accounts, readings and coverage here; commands' answers and holds in `CommandFacts`."""
+class ReconciliationStore(CommandFacts, VerdictStore):
+    """Accounts, readings and coverage here; commands' answers and holds in `CommandFacts`;
+    the first pass, compared in the database, in `VerdictStore`."""
 
     def prepare(self) -> None:
         """PostgreSQL: no JIT for this transaction (the planner's costs for a range of
@@ -51,6 +53,7 @@ class ReconciliationStore(CommandFacts):
         and timestamps read in UTC."""
         if self.pg:
             self.session.execute(sa.text("SET LOCAL jit = off"))
+            self.session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
             self.session.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
 
     def id_range(self, scope: Scope) -> tuple[int, int] | None:
