@@ -18,7 +18,15 @@ from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Self
 
-from gasbill.domain.ledger import AccountCode, Balance, Ledger, LedgerReport, Transfer
+from gasbill.domain.ledger import (
+    AccountCode,
+    Balance,
+    Ledger,
+    LedgerReport,
+    Transfer,
+    TransferKind,
+    TransferStatus,
+)
 from gasbill.domain.outbox import OPEN
 from gasbill.service.ports import (
     AccountRecord,
@@ -360,6 +368,16 @@ class FakeLedger:
 
     def record(self, transfer: Transfer, *, enforce_limits: bool = True) -> Transfer:
         return self.memory.apply(transfer, enforce_limits=enforce_limits)
+
+    def net_posted(self, payer: AccountCode, payee: AccountCode, kind: TransferKind) -> int:
+        total = 0
+        for t in self.memory.transfers:
+            if t.kind is kind and t.status is TransferStatus.POSTED:
+                if (t.debit_account, t.credit_account) == (payer, payee):
+                    total += t.amount
+                elif (t.debit_account, t.credit_account) == (payee, payer):
+                    total -= t.amount
+        return total
 
     def balances_of(self, account_id: int) -> dict[AccountCode, Balance]:
         mine = str(account_id)

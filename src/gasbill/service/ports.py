@@ -16,7 +16,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from gasbill.domain.ledger import AccountCode, Balance, LedgerReport, Transfer
+from gasbill.domain.ledger import AccountCode, Balance, LedgerReport, Transfer, TransferKind
 from gasbill.domain.rating import Rater
 from gasbill.domain.tariff import Tariff
 
@@ -246,6 +246,9 @@ class LedgerRepository(Protocol):
         already used by another request, OverdraftRefused beyond a limit."""
 
     def balances_of(self, account_id: int) -> dict[AccountCode, Balance]: ...
+
+    def net_posted(self, payer: AccountCode, payee: AccountCode, kind: TransferKind) -> int:
+        """Posted transfers of `kind` payer → payee, less those payee → payer, in fen."""
 
     def transfers_of(self, account_id: int, offset: int = 0, limit: int = 100) -> list[Transfer]:
         """The account's ledger lines, newest first."""

@@ -15,10 +15,6 @@ day's true-up is credited to the campaign of the change behind it.
 
 from __future__ import annotations
 
-import bisect
-import hashlib
-import json
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -26,21 +22,26 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.repositories.billing import BillingStore
+from gasbill.adapters.db.repositories.billing import BillingStore, Readings
 from gasbill.adapters.db.repositories.campaigns import CampaignStore
-from gasbill.adapters.db.tables.accounts import Account
+from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
 from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.cycles import local_midnight
-from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
+from gasbill.domain.ledger import AccountKind, Transfer
 from gasbill.domain.rating import DayKey, charge_difference
 from gasbill.domain.true_up import owed, true_up_start
+from gasbill.domain.true_up_postings import (
+    attribution,
+    by_campaign,
+    push_begun,
+    stamp,
+    true_up_transfer,
+)
 from gasbill.service.billing import bill_within, opening_of, rate_account
 from gasbill.service.meter_tariffs import meter_confirmations
-from gasbill.service.postings import posting
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEVER = datetime.max.replace(tzinfo=UTC)
@@ -153,15 +154,11 @@ def true_ups_within(
     settled_after: timedelta = timedelta(days=31),
     max_flow_m3_per_hour: Decimal | None = None,
 ) -> TrueUpOutcome:
-    """`post_true_ups` inside the caller's unit of work, which commits.
-
-    Billing runs first, in the same transaction, so that what it posted
-    covers every reading up to `now`; the tariff in force is then rated over
-    those same readings, with the same anomaly rules (`max_flow_m3_per_hour`).
-    """
+    """`post_true_ups` inside the caller's unit of work, which commits. Billing runs first,
+    in the same transaction, so that what it posted covers every reading up to `now`; the
+    tariff in force is then rated over those same readings, with the same anomaly rules."""
     outcome = TrueUpOutcome()
-    store = BillingStore(uow.session)
-    campaigns = CampaignStore(uow.session)
+    store, campaigns = BillingStore(uow.session), CampaignStore(uow.session)
     plans = _plans(store, campaigns, account_ids, catalog, now, settled_after)
     if not plans:
         return outcome
@@ -170,27 +167,19 @@ def true_ups_within(
     bindings = store.bindings(ids)
     starts = store.checkpoints({i: plans[i][2] + ONE_US for i in ids})
     openings = store.meter_openings(ids)
-    earliest = min((c.state_at for c in starts.values() if c.state_at), default=EPOCH)
-    if len(starts) < len(ids):
-        earliest = EPOCH
-    meters = [(m.company_no, m.comm_no) for i in ids for _, m in bindings.get(i, [])]
-    readings = store.frozen_readings(meters, earliest, with_real_time=meters)
+    readings = _readings(store, ids, bindings, starts)
     posted = store.posted_days({i: _day_before(plans[i][2], plans[i][0], catalog) for i in ids})
     transfers: list[Transfer] = []
     day_rows: list[dict[str, Any]] = []
-    of_tariff: dict[str, Sequence[Campaign]] = {}
+    of_tariff: dict[str, Sequence[Campaign]] = {}  # the campaigns of each tariff, read once
     for account_id in ids:
         account, held, start = plans[account_id]
-        rows = bindings.get(account_id, [])
-        opening = None
-        if account_id in openings:
-            opened_at = openings[account_id]
-            if opened_at is None:
-                continue  # not open on the meter: it deducted nothing, nor did the shadow
-            opening = opening_of(opened_at, rows, readings)
-        tariff = catalog.get(account.tariff_id)
+        if account_id in openings and openings[account_id] is None:
+            continue  # not open on the meter: it deducted nothing, nor did the shadow
+        rows, opened_at = bindings.get(account_id, []), openings.get(account_id)
+        opening = opening_of(opened_at, rows, readings) if opened_at is not None else None
+        tariff, checkpoint = catalog.get(account.tariff_id), _fresh(starts.get(account_id))
         rater = catalog.rater(tariff.id)
-        checkpoint = _fresh(starts.get(account_id))
         official = rate_account(
             account, rows, checkpoint, readings, rater, max_flow_m3_per_hour, now, opening=opening
         )
@@ -209,41 +198,50 @@ def true_ups_within(
         owner = _attribution(of_tariff[tariff.id], held, tariff.zone)
         last = official.result.state.last
         effective = last.at if last is not None else now
-        by_campaign = _by_campaign(account_id, difference, trued, owner, now, day_rows)
-        for campaign_id, days in by_campaign.items():
-            stamp = _stamp(account_id, campaign_id, days, trued)
-            transfers.extend(_transfers(account, campaign_id, days, stamp, effective, now, outcome))
+        lines, rows_of_days = _lines(account_id, difference, owner, trued, effective, now)
+        _count(outcome, lines)
+        transfers.extend(lines)
+        day_rows.extend(rows_of_days)
     campaigns.save_true_up_days(day_rows)
     outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
     return outcome
 
 
-def _by_campaign(
+def _readings(
+    store: BillingStore,
+    ids: Sequence[int],
+    bindings: dict[int, list[tuple[MeterBinding, Meter]]],
+    starts: dict[int, ChargeDay],
+) -> Readings:
+    """The accounts' meters' frozen readings from the earliest checkpoint (all of them when
+    an account has none)."""
+    earliest = min((c.state_at for c in starts.values() if c.state_at), default=EPOCH)
+    if len(starts) < len(ids):
+        earliest = EPOCH
+    meters = [(m.company_no, m.comm_no) for i in ids for _, m in bindings.get(i, [])]
+    return store.frozen_readings(meters, earliest, with_real_time=meters)
+
+
+def _lines(
     account_id: int,
     difference: dict[DayKey, int],
-    trued: dict[DayKey, tuple[int, int]],
     owner: Callable[[date], int | None],
+    trued: dict[DayKey, tuple[int, int]],
+    effective: datetime,
     now: datetime,
-    day_rows: list[dict[str, Any]],
-) -> dict[int | None, dict[DayKey, int]]:
-    """The day differences grouped by the campaign they belong to; their rows appended."""
-    by_campaign: dict[int | None, dict[DayKey, int]] = defaultdict(dict)
-    for key, fen in difference.items():
-        campaign_id = owner(key[1])
-        by_campaign[campaign_id][key] = fen
-        before, revision = trued.get(key, (0, 0))
-        day_rows.append(
-            {
-                "account_id": account_id,
-                "cycle_key": key[0],
-                "day": key[1],
-                "posted_fen": before + fen,
-                "campaign_id": campaign_id,
-                "revision": revision + 1,
-                "updated_at": now,
-            }
+) -> tuple[list[Transfer], list[dict[str, Any]]]:
+    """A ledger line per campaign for the net of its days, and the days' rows."""
+    lines: list[Transfer] = []
+    rows: list[dict[str, Any]] = []
+    for campaign_id, days in by_campaign(difference, owner).items():
+        rows.extend(_day_rows(account_id, days, campaign_id, trued, now))
+        key_stamp = stamp(account_id, campaign_id, days, trued)
+        line = true_up_transfer(
+            account_id, campaign_id, days, key_stamp, effective=effective, now=now
         )
-    return by_campaign
+        if line is not None:
+            lines.append(line)
+    return lines, rows
 
 
 def _plans(
@@ -298,86 +296,42 @@ def _attribution(
     campaigns: Sequence[Campaign], held: dict[str, datetime], zone: str
 ) -> Callable[[date], int | None]:
     """day → the campaign of the newest change whose push had begun by the end of that day."""
-    starts: list[tuple[datetime, int]] = []
-    for campaign in campaigns:
-        if campaign.id is None:
-            continue
-        begun = min(campaign.effective_at, campaign.created_at, held.get(campaign.label, NEVER))
-        starts.append((begun, campaign.id))
-    starts.sort()
-    instants = [at for at, _ in starts]
-    tz = ZoneInfo(zone)
-
-    def owner(day: date) -> int | None:
-        k = bisect.bisect_left(instants, local_midnight(day + timedelta(days=1), tz)) - 1
-        return starts[k][1] if k >= 0 else None
-
-    return owner
-
-
-def _stamp(
-    account_id: int,
-    campaign_id: int | None,
-    days: dict[DayKey, int],
-    posted: dict[DayKey, tuple[int, int]],
-) -> str:
-    """Deterministic for one state of the days: a repeated run cannot post twice."""
-    state = sorted((k[0], str(k[1]), fen, *posted.get(k, (0, 0))) for k, fen in days.items())
-    digest = hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
-    first, last = min(k[1] for k in days), max(k[1] for k in days)
-    return f"{account_id}:{campaign_id or 0}:{first}..{last}:{digest}"
-
-
-def _transfers(
-    account: Account,
-    campaign_id: int | None,
-    days: dict[DayKey, int],
-    stamp: str,
-    effective: datetime,
-    now: datetime,
-    outcome: TrueUpOutcome,
-) -> list[Transfer]:
-    """One ledger line for the net of the days: a charge, or a refund if it is negative.
-
-    Day by day the two ratings' cumulative rounding can differ by a fen either
-    way even where the prices agree; only the net is owed or due back.
-    """
-    net = sum(days.values())
-    if net == 0:
-        return []
-    prepaid = AccountCode.prepaid(str(account.id))
-    revenue = AccountCode.revenue("gas")
-    span = f"{min(k[1] for k in days)}..{max(k[1] for k in days)}"
-    what = f"campaign #{campaign_id}" if campaign_id else "tariff change"
-    if net > 0:
-        outcome.charged_fen += net
-        key, debit, credit, reason = f"true-up:{stamp}", prepaid, revenue, "price-change true-up"
-    else:
-        outcome.refunded_fen += -net
-        key, debit, credit = f"true-up-refund:{stamp}", revenue, prepaid
-        reason = "price-change true-up refund"
-    return [
-        _true_up_posting(key, debit, credit, abs(net), effective, now, f"{reason} ({what}) {span}")
+    starts = [
+        (push_begun(c.effective_at, c.created_at, held.get(c.label)), c.id)
+        for c in campaigns
+        if c.id is not None
     ]
+    return attribution(starts, zone)
 
 
-def _true_up_posting(
-    key: str,
-    debit: AccountCode,
-    credit: AccountCode,
-    amount: int,
-    effective: datetime,
+def _day_rows(
+    account_id: int,
+    days: dict[DayKey, int],
+    campaign_id: int | None,
+    trued: dict[DayKey, tuple[int, int]],
     now: datetime,
-    reason: str,
-) -> Transfer:
-    return posting(
-        key,
-        debit,
-        credit,
-        amount,
-        effective,
-        now,
-        reason,
-        kind=TransferKind.TRUE_UP,
-        actor="true-up",
-    )
+) -> list[dict[str, Any]]:
+    """The true-up's day rows: what each day has now been posted, and its revision."""
+    rows = []
+    for key, fen in days.items():
+        before, revision = trued.get(key, (0, 0))
+        rows.append(
+            {
+                "account_id": account_id,
+                "cycle_key": key[0],
+                "day": key[1],
+                "posted_fen": before + fen,
+                "campaign_id": campaign_id,
+                "revision": revision + 1,
+                "updated_at": now,
+            }
+        )
+    return rows
+
+
+def _count(outcome: TrueUpOutcome, lines: Sequence[Transfer]) -> None:
+    for line in lines:
+        if line.debit_account.kind == AccountKind.PREPAID:
+            outcome.charged_fen += line.amount
+        else:
+            outcome.refunded_fen += line.amount

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-
 from gasbill.adapters.db.repositories.billing import BillingStore
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import BillingMode
@@ -92,26 +90,9 @@ def _books(uow: UnitOfWork, account_id: int) -> tuple[int, int]:
     key = str(account_id)
     meter_credit, prepaid = AccountCode.meter_credit(key), AccountCode.prepaid(key)
     revenue = AccountCode.revenue("gas")
-    charged = _net(uow, meter_credit, revenue, TransferKind.CHARGE)
-    trued_up = _net(uow, prepaid, revenue, TransferKind.TRUE_UP)
+    charged = uow.ledger.net_posted(meter_credit, revenue, TransferKind.CHARGE)
+    trued_up = uow.ledger.net_posted(prepaid, revenue, TransferKind.TRUE_UP)
     return charged, trued_up
-
-
-def _net(uow: UnitOfWork, payer: AccountCode, payee: AccountCode, kind: TransferKind) -> int:
-    """Posted transfers of `kind` payer → payee, less those payee → payer."""
-    sql = sa.text(
-        "SELECT COALESCE(SUM(t.amount_fen), 0) FROM transfer t "
-        "JOIN ledger_account d ON d.id = t.debit_account_id "
-        "JOIN ledger_account c ON c.id = t.credit_account_id "
-        "WHERE d.code = :debit AND c.code = :credit AND t.kind = :kind AND t.status = 'posted'"
-    )
-    total = 0
-    for source, target, sign in ((payer, payee, 1), (payee, payer, -1)):
-        found = uow.session.execute(
-            sql, {"debit": str(source), "credit": str(target), "kind": str(kind)}
-        ).scalar_one()
-        total += sign * int(found)
-    return total
 
 
 def in_force_report(

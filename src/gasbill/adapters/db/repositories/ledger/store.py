@@ -36,6 +36,7 @@ from gasbill.adapters.db.repositories.ledger.sums import (
     derived_balance,
     derived_balances,
     link_problems,
+    net_posted,
     transfer_count,
 )
 from gasbill.adapters.db.repositories.ledger.writes import add_to_balances, insert_transfers
@@ -50,6 +51,7 @@ from gasbill.domain.ledger import (
     StagedView,
     Transfer,
     TransferGroup,
+    TransferKind,
     balance_changes,
     check_group,
     check_transfer,
@@ -246,6 +248,9 @@ class SqlLedger:
         add_to_balances(self.session, changes)
 
     # -- reading ------------------------------------------------------------------
+    def net_posted(self, payer: AccountCode, payee: AccountCode, kind: TransferKind) -> int:
+        return net_posted(self.session, str(payer), str(payee), kind)
+
     def balances_of(self, account_id: int) -> dict[AccountCode, Balance]:
         """The balances of one customer's ledger accounts (prepaid, meter_credit)."""
         rows = self.session.execute(

@@ -35,6 +35,25 @@ def _sum_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, _t.c.amount_fen), else_=0)), 0)
 
 
+NET_POSTED = sa.text(
+    "SELECT COALESCE(SUM(t.amount_fen), 0) FROM transfer t "
+    "JOIN ledger_account d ON d.id = t.debit_account_id "
+    "JOIN ledger_account c ON c.id = t.credit_account_id "
+    "WHERE d.code = :debit AND c.code = :credit AND t.kind = :kind AND t.status = 'posted'"
+)
+
+
+def net_posted(session: Session, payer: str, payee: str, kind: TransferKind) -> int:
+    """Posted transfers of `kind` payer → payee, less those payee → payer (codes as text)."""
+    total = 0
+    for source, target, sign in ((payer, payee, 1), (payee, payer, -1)):
+        found = session.execute(
+            NET_POSTED, {"debit": source, "credit": target, "kind": str(kind)}
+        ).scalar_one()
+        total += sign * int(found)
+    return total
+
+
 def derived_balance(session: Session, account_id: int) -> Balance:
     """One ledger account's balance, summed from its transfers."""
     debit = _t.c.debit_account_id == account_id
