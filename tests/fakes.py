@@ -36,6 +36,7 @@ from gasbill.service.ports import (
     DecisionStateRecord,
     ExceptionRecord,
     NewCommand,
+    NewCommandReport,
     NewException,
     NewWarning,
     PrepayStateRecord,
@@ -315,6 +316,29 @@ class FakeCommands:
         found = [c for c in self.store.commands.values() if c.meter_id == meter_id]
         return sorted((c for c in found if c.status in OPEN), key=lambda c: c.id or 0)
 
+    def account_of_ctrl_id(self, company_no: str, ctrl_id: int) -> int | None:
+        found = self.by_ctrl_id(company_no, ctrl_id)
+        return found.account_id if found is not None else None
+
+    def claim_stale(
+        self, status: str, before: datetime, limit: int, now: datetime
+    ) -> list[FakeCommand]:
+        sending = status == "sending"
+        stale = [
+            c
+            for c in self.store.commands.values()
+            if c.status == status
+            and (stamp := c.claimed_at if sending else c.sent_at) is not None
+            and stamp < before
+        ]
+        stale.sort(key=lambda c: (c.claimed_at if sending else c.sent_at) or now)
+        for c in stale[:limit]:
+            if sending:
+                c.claimed_at = now
+            else:
+                c.sent_at = now
+        return stale[:limit]
+
     def by_hold(self, hold_id: str) -> FakeCommand | None:
         return next((c for c in self.store.commands.values() if c.hold_id == hold_id), None)
 
@@ -339,6 +363,12 @@ class FakeCommands:
             for r in self.store.command_reports
             if r.company_no == company_no and r.ctrl_id == ctrl_id and r.matched_at is None
         ]
+
+    def add_report(self, report: NewCommandReport) -> None:
+        fields = {name: getattr(report, name) for name in NewCommandReport.__dataclass_fields__}
+        self.store.command_reports.append(
+            FakeCommandReport(id=len(self.store.command_reports) + 1, **fields)
+        )
 
     def save_report(self, report: CommandReportRecord) -> None:
         assert isinstance(report, FakeCommandReport)

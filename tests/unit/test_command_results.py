@@ -8,6 +8,7 @@ tests/integration/test_outbox.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,9 @@ from gasbill.domain.outbox import CommandStatus
 from gasbill.service import ledger
 from gasbill.service.commands.followups import send_again
 from gasbill.service.commands.queue import CommandPolicy, queue_command, queue_top_up
+from gasbill.service.commands.reports import ReportItem, poll_silent, receive_report
 from gasbill.service.commands.results import apply_state, apply_stored_reports
+from gasbill.service.ports import PlatformRetryable
 from tests.fakes import (
     FakeAccount,
     FakeBinding,
@@ -42,6 +45,10 @@ CHARGE_OK, CHARGE_REFUSED = 0xAA, 0xBB
 
 @pytest.fixture
 def store() -> FakeStore:
+    return world_store()
+
+
+def world_store() -> FakeStore:
     store = FakeStore(
         accounts={7: FakeAccount(7, billing_mode="meter")},
         meters={3: FakeMeter(3)},
@@ -369,3 +376,119 @@ def test_send_again_keeps_nothing_if_the_unit_of_work_does_not_commit(store):
         assert found is not None
         send_again(uow, found, "why", POLICY, LATER)
     assert command(store, close).status == "sent"
+
+
+# -- reports pushed to us, records we poll ---------------------------------------------------
+
+
+def report(ctrl_id: int, state: CtrlState, comm_no: str = "12345678901", **returned):
+    raw = {"ctrl_id": ctrl_id, "ctrl_state": int(state), "return_data": returned}
+    return ReportItem(ctrl_id, comm_no, state, returned, "", raw)
+
+
+def test_a_pushed_report_ends_its_command():
+    top_up = sent_top_up(store := world_store())
+    message = receive_report(
+        FakeUnitOfWork(store),
+        CODEC,
+        "1001",
+        report(901, CtrlState.SUCCESS, success=CHARGE_OK),
+        policy=POLICY,
+        now=LATER,
+    )
+    assert message == ""
+    assert command(store, top_up).outcome == "applied"
+
+
+def test_a_report_for_an_unknown_ctrl_id_is_kept_until_its_command_is_known():
+    store = world_store()
+    message = receive_report(
+        FakeUnitOfWork(store), CODEC, "1001", report(555, CtrlState.SUCCESS), policy=POLICY, now=AT
+    )
+    assert message == "kept until the command is known"
+    (kept,) = store.command_reports
+    assert (kept.ctrl_id, kept.ctrl_state, kept.matched_at) == (555, 3, None)
+
+
+def test_a_report_naming_another_meter_changes_nothing():
+    top_up = sent_top_up(store := world_store())
+    message = receive_report(
+        FakeUnitOfWork(store),
+        CODEC,
+        "1001",
+        report(901, CtrlState.SUCCESS, comm_no="99999999999", success=CHARGE_OK),
+        policy=POLICY,
+        now=LATER,
+    )
+    assert "belongs to meter 12345678901" in message
+    assert command(store, top_up).status == "sent"
+
+
+@dataclass
+class Polled:
+    ctrl_state: int
+    return_data: object = None
+    ctrl_feedback_msg: str | None = ""
+
+    @property
+    def state(self) -> CtrlState | None:
+        return CtrlState(self.ctrl_state)
+
+
+class Platform:
+    """The platform port as poll_silent uses it: a record per ctrl_id, or an error."""
+
+    def __init__(self, records: dict[int, Polled | None], failing: bool = False) -> None:
+        self.records, self.failing, self.asked = records, failing, []
+
+    def get_model(self, ctrl_id: int) -> Polled | None:
+        self.asked.append(ctrl_id)
+        if self.failing:
+            raise PlatformRetryable("timed out")
+        return self.records.get(ctrl_id)
+
+
+def poll(store: FakeStore, platform: Platform, now: datetime) -> int:
+    return poll_silent(
+        lambda: FakeUnitOfWork(store),
+        platform,
+        CODEC,
+        policy=POLICY,
+        now=now,
+    )
+
+
+def test_a_command_silent_for_too_long_is_asked_after_and_its_record_applied():
+    top_up = sent_top_up(store := world_store())
+    platform = Platform({901: Polled(3, {"success": CHARGE_OK})})
+
+    assert poll(store, platform, AT + POLICY.poll_after / 2) == 0  # not silent long enough
+    assert poll(store, platform, AT + POLICY.poll_after * 2) == 1
+
+    assert platform.asked == [901]
+    assert command(store, top_up).outcome == "applied"
+
+
+def test_a_still_waiting_command_is_asked_after_again_only_an_interval_later():
+    top_up = sent_top_up(store := world_store())
+    platform = Platform({901: Polled(1)})
+    first = AT + POLICY.poll_after * 2
+
+    poll(store, platform, first)
+    assert command(store, top_up).sent_at == first  # heard of it now
+    assert poll(store, platform, first + POLICY.poll_after / 2) == 0
+    assert platform.asked == [901]
+
+
+def test_a_platform_error_while_polling_leaves_the_command_for_the_next_round():
+    top_up = sent_top_up(store := world_store())
+    platform = Platform({}, failing=True)
+
+    assert poll(store, platform, AT + POLICY.poll_after * 2) == 0
+    assert command(store, top_up).status == "sent"
+
+
+def test_a_ctrl_id_the_platform_no_longer_knows_is_noted():
+    top_up = sent_top_up(store := world_store())
+    poll(store, Platform({}), AT + POLICY.poll_after * 2)
+    assert command(store, top_up).last_error == "the platform no longer knows this ctrl_id"

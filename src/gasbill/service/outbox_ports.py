@@ -102,6 +102,18 @@ class CommandReportRecord(Protocol):
     matched_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class NewCommandReport:
+    """A report for a ctrl_id we do not know yet (its Add reply not in): kept to apply later."""
+
+    company_no: str
+    ctrl_id: int
+    meter_comm_no: str
+    ctrl_state: int
+    payload: str  # the report as the platform sent it (exact JSON)
+    received_at: datetime
+
+
 class CommandRepository(Protocol):
     """The outbox's rows: commands, each meter's confirmed prepay state, early reports."""
 
@@ -113,6 +125,15 @@ class CommandRepository(Protocol):
     def by_ctrl_id(
         self, company_no: str, ctrl_id: int, *, lock: bool = True
     ) -> CommandRecord | None: ...
+
+    def account_of_ctrl_id(self, company_no: str, ctrl_id: int) -> int | None:
+        """The account of the command the platform knows by this ctrl_id (not locked)."""
+
+    def claim_stale(
+        self, status: str, before: datetime, limit: int, now: datetime
+    ) -> Sequence[CommandRecord]:
+        """Commands in `status` not heard of since `before`, stamped `now` so that no other
+        worker asks after them until another interval has passed."""
 
     def by_hold(self, hold_id: str) -> CommandRecord | None:
         """The command carrying this ledger hold (a top-up's, an opening's)."""
@@ -132,6 +153,8 @@ class CommandRepository(Protocol):
 
     def unmatched_reports(self, company_no: str, ctrl_id: int) -> Sequence[CommandReportRecord]:
         """Reports for this ctrl_id not yet applied, in the order they came."""
+
+    def add_report(self, report: NewCommandReport) -> None: ...
 
     def save_report(self, report: CommandReportRecord) -> None: ...
 

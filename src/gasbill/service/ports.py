@@ -26,6 +26,7 @@ from gasbill.service.outbox_ports import CommandRecord as CommandRecord
 from gasbill.service.outbox_ports import CommandReportRecord as CommandReportRecord
 from gasbill.service.outbox_ports import CommandRepository as CommandRepository
 from gasbill.service.outbox_ports import NewCommand as NewCommand
+from gasbill.service.outbox_ports import NewCommandReport as NewCommandReport
 from gasbill.service.outbox_ports import PlatformCommandState as PlatformCommandState
 from gasbill.service.outbox_ports import PlatformError as PlatformError
 from gasbill.service.outbox_ports import PlatformRefused as PlatformRefused

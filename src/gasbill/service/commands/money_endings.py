@@ -53,23 +53,7 @@ def money_ending(
         if ctrl_type is CtrlType.REMOTE_CHARGE:
             _confirm(prepay, command.charge_times or 0, command.total_fen or 0, now)
         else:
-            _ladder_on_meter(codec, command, prepay, now)
-            # the meter's own counters become the baseline for the top-ups to come; until
-            # they are read, no top-up may go (its charge_times and total_value come from
-            # them), so the read blocks the meter's other prepay commands as a settling does
-            baseline = queue_command(
-                uow,
-                meter=meter_of(uow, command),
-                ctrl_type=CtrlType.GET_CHARGE_STATE,
-                ctrl_data="{}",
-                now=now,
-                policy=policy,
-                account_id=command.account_id,
-                reason=f"baseline after account opening #{command.id}",
-            )
-            prepay.blocked_by = baseline.id
-            prepay.updated_at = now
-            store.save_prepay(prepay)
+            _opened(uow, codec, command, prepay, policy, now)
     elif ending is Verdict.NOT_APPLIED:
         resolve_hold_of(uow, command, HoldAction.VOID, now)
         command.status, command.outcome = CommandStatus.REFUSED, "not_applied"
@@ -82,21 +66,61 @@ def money_ending(
             now,
         )
     else:
-        command.status, command.outcome = CommandStatus.UNKNOWN, "unknown"
-        prepay.blocked_by = command.id
-        prepay.updated_at = now
-        store.save_prepay(prepay)
-        queue_command(
-            uow,
-            meter=meter_of(uow, command),
-            ctrl_type=CtrlType.GET_CHARGE_STATE,
-            ctrl_data="{}",
-            now=now,
-            policy=policy,
-            account_id=command.account_id,
-            settles_id=command.id,
-            reason=f"settle #{command.id}: ended in state {int(state)} without proof",
-        )
+        _settle_later(uow, command, state, prepay, policy, now)
+
+
+def _opened(
+    uow: UnitOfWork,
+    codec: CommandCodec,
+    command: CommandRecord,
+    prepay: PrepayStateRecord,
+    policy: CommandPolicy,
+    now: datetime,
+) -> None:
+    """An opening applied: the meter holds its ladder, and its own counters become the
+    baseline for the top-ups to come. Until they are read no top-up may go (its
+    charge_times and total_value come from them), so the read blocks the meter's other
+    prepay commands as a settling does."""
+    _ladder_on_meter(codec, command, prepay, now)
+    baseline = queue_command(
+        uow,
+        meter=meter_of(uow, command),
+        ctrl_type=CtrlType.GET_CHARGE_STATE,
+        ctrl_data="{}",
+        now=now,
+        policy=policy,
+        account_id=command.account_id,
+        reason=f"baseline after account opening #{command.id}",
+    )
+    prepay.blocked_by = baseline.id
+    prepay.updated_at = now
+    uow.commands.save_prepay(prepay)
+
+
+def _settle_later(
+    uow: UnitOfWork,
+    command: CommandRecord,
+    state: CtrlState,
+    prepay: PrepayStateRecord,
+    policy: CommandPolicy,
+    now: datetime,
+) -> None:
+    """Ended without proof: the meter is blocked and its counters read to settle it."""
+    command.status, command.outcome = CommandStatus.UNKNOWN, "unknown"
+    prepay.blocked_by = command.id
+    prepay.updated_at = now
+    uow.commands.save_prepay(prepay)
+    queue_command(
+        uow,
+        meter=meter_of(uow, command),
+        ctrl_type=CtrlType.GET_CHARGE_STATE,
+        ctrl_data="{}",
+        now=now,
+        policy=policy,
+        account_id=command.account_id,
+        settles_id=command.id,
+        reason=f"settle #{command.id}: ended in state {int(state)} without proof",
+    )
 
 
 def charge_state_ending(
@@ -131,6 +155,19 @@ def charge_state_ending(
             now,
         )
         return
+    _settle(uow, target, prepay, result, now)
+
+
+def _settle(
+    uow: UnitOfWork,
+    target: CommandRecord,
+    prepay: PrepayStateRecord,
+    result: RemoteChargeState,
+    now: datetime,
+) -> None:
+    """A top-up of unknown outcome settled by the meter's counters: applied, not applied,
+    or (counters that fit neither) left to a person with the meter still blocked."""
+    store = uow.commands
     settlement = settle_top_up(
         Counters(prepay.confirmed_times, prepay.confirmed_total_fen),
         target.amount_fen or 0,

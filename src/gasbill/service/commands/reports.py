@@ -5,14 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import sqlalchemy as sa
-
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.commands import Command, CommandReport
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.crashpoints import crash_point
 from gasbill.domain.commands import CtrlState
 from gasbill.domain.outbox import CommandStatus
@@ -20,7 +13,7 @@ from gasbill.jsontext import dumps_exact
 from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.results import apply_record, apply_state
-from gasbill.service.ports import PlatformError
+from gasbill.service.ports import CommandCodec, NewCommandReport, PlatformError, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +21,9 @@ class ReportItem:
     ctrl_id: int
     meter_comm_no: str
     ctrl_state: CtrlState
-    return_data: Any
+    return_data: object
     feedback: str
-    raw: dict[str, Any]
+    raw: dict[str, object]
 
 
 def _lock_account_first(uow: UnitOfWork, company_no: str, ctrl_id: int) -> None:
@@ -39,17 +32,14 @@ def _lock_account_first(uow: UnitOfWork, company_no: str, ctrl_id: int) -> None:
     A payment locks the account, then its ledger accounts; a report that
     posted a hold first and reached the account later could deadlock with it.
     """
-    table = Command.__table__.c  # type: ignore[attr-defined]
-    account_id = uow.session.execute(
-        sa.select(table.account_id).where(table.company_no == company_no, table.ctrl_id == ctrl_id)
-    ).scalar()
+    account_id = uow.commands.account_of_ctrl_id(company_no, ctrl_id)
     if account_id is not None:
         uow.accounts.get(account_id, lock=True)
 
 
 def receive_report(
     uow: UnitOfWork,
-    codec: Codec,
+    codec: CommandCodec,
     company_no: str,
     item: ReportItem,
     *,
@@ -58,12 +48,12 @@ def receive_report(
 ) -> str:
     """Apply one report; one we cannot match yet is kept until the command is found."""
     with uow:
-        store = CommandStore(uow.session)
+        store = uow.commands
         _lock_account_first(uow, company_no, item.ctrl_id)
         command = store.by_ctrl_id(company_no, item.ctrl_id)
         if command is None:
             store.add_report(
-                CommandReport(
+                NewCommandReport(
                     company_no=company_no,
                     ctrl_id=item.ctrl_id,
                     meter_comm_no=item.meter_comm_no[:50],
@@ -95,14 +85,14 @@ def receive_report(
 def poll_silent(
     uow_factory: Callable[[], UnitOfWork],
     platform: PlatformApi,
-    codec: Codec,
+    codec: CommandCodec,
     *,
     policy: CommandPolicy,
     now: datetime,
 ) -> int:
     """Ask the platform about sent commands we have heard nothing of for a while."""
     with uow_factory() as uow:  # claimed: another worker asks after others meanwhile
-        silent = CommandStore(uow.session).claim_stale(
+        silent = uow.commands.claim_stale(
             CommandStatus.SENT, now - policy.poll_after, policy.batch_size, now
         )
         uow.commit()
@@ -115,7 +105,7 @@ def poll_silent(
             continue
         uow = uow_factory()
         with uow:
-            current = CommandStore(uow.session).get(command.id, lock=True)
+            current = uow.commands.get(command.id, lock=True)
             if current is None:
                 continue
             if record is None:
@@ -124,7 +114,7 @@ def poll_silent(
                 apply_record(uow, codec, current, record, policy=policy, now=now)
             if current.status == CommandStatus.SENT:
                 current.sent_at = now  # heard of it now: ask again after another interval
-            CommandStore(uow.session).save(current)
+            uow.commands.save(current)
             uow.commit()
             updated += 1
     return updated

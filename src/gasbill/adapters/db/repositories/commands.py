@@ -15,6 +15,7 @@ from gasbill.service.ports import (
     CommandRecord,
     CommandReportRecord,
     NewCommand,
+    NewCommandReport,
     PrepayStateRecord,
 )
 
@@ -60,6 +61,12 @@ class CommandStore:
         if lock:
             query = query.with_for_update()
         return self.session.exec(query).first()
+
+    def account_of_ctrl_id(self, company_no: str, ctrl_id: int) -> int | None:
+        query = sa.select(col(Command.account_id)).where(
+            col(Command.company_no) == company_no, col(Command.ctrl_id) == ctrl_id
+        )
+        return self.session.execute(query).scalar()
 
     def by_hold(self, hold_id: str) -> Command | None:
         return self.session.exec(select(Command).where(Command.hold_id == hold_id)).first()
@@ -107,11 +114,11 @@ class CommandStore:
         return [int(meter_id) for (meter_id,) in self.session.execute(query).all()]
 
     def claim_stale(
-        self, status: CommandStatus, before: datetime, limit: int, now: datetime
+        self, status: str, before: datetime, limit: int, now: datetime
     ) -> list[Command]:
         """`stale` commands, claimed: stamped `now` so that no other worker asks after them
         until another interval has passed (the stamp is when we last asked)."""
-        stamp = col(Command.claimed_at) if status is CommandStatus.SENDING else col(Command.sent_at)
+        stamp = col(Command.claimed_at) if status == CommandStatus.SENDING else col(Command.sent_at)
         query = (
             select(Command)
             .where(col(Command.status) == status, stamp < before)
@@ -122,7 +129,7 @@ class CommandStore:
             query = query.with_for_update(skip_locked=True)
         found = list(self.session.exec(query).all())
         for command in found:
-            if status is CommandStatus.SENDING:
+            if status == CommandStatus.SENDING:
                 command.claimed_at = now
             else:
                 command.sent_at = now
@@ -186,8 +193,17 @@ class CommandStore:
         self.session.add(prepay)
 
     # -- reports ------------------------------------------------------------------------
-    def add_report(self, report: CommandReport) -> None:
-        self.session.add(report)
+    def add_report(self, report: NewCommandReport) -> None:
+        self.session.add(
+            CommandReport(
+                company_no=report.company_no,
+                ctrl_id=report.ctrl_id,
+                meter_comm_no=report.meter_comm_no,
+                ctrl_state=report.ctrl_state,
+                payload=report.payload,
+                received_at=report.received_at,
+            )
+        )
         self.session.flush()
 
     def unmatched_reports(self, company_no: str, ctrl_id: int) -> Sequence[CommandReport]:
