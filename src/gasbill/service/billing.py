@@ -24,7 +24,6 @@ from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.crashpoints import crash_point
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.cycles import Cycle
@@ -46,7 +45,7 @@ from gasbill.domain.rating import (
 from gasbill.domain.timeline import NO_VERSION
 from gasbill.service.billing_days import day_rows, exceptions_of
 from gasbill.service.meter_tariffs import meter_rater
-from gasbill.service.ports import NewException
+from gasbill.service.ports import NewException, TariffBook
 from gasbill.service.postings import because, transfers_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,7 +75,7 @@ def bill_accounts(
     uow: UnitOfWork,
     account_ids: Sequence[int],
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     since: dict[int, datetime] | None = None,
     max_flow_m3_per_hour: Decimal | None = None,
     now: datetime | None = None,
@@ -104,7 +103,7 @@ def bill_within(
     uow: UnitOfWork,
     account_ids: Sequence[int],
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     since: dict[int, datetime] | None = None,
     max_flow_m3_per_hour: Decimal | None = None,
     now: datetime | None = None,
@@ -258,7 +257,7 @@ def _rate(
 
 def _rater(
     account: Account,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     confirmed: dict[str, datetime],
     checkpoint: ChargeDay | None,
 ) -> Rater:

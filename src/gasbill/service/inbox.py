@@ -18,10 +18,10 @@ from decimal import Decimal
 from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.db.tables.accounts import MeterBinding
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.crashpoints import crash_point
 from gasbill.service.billing import BillingOutcome, bill_within
 from gasbill.service.exceptions import record_unknown_meters
+from gasbill.service.ports import TariffBook
 
 log = logging.getLogger("gasbill.inbox")
 
@@ -39,7 +39,7 @@ class InboxOutcome:
 def work_inbox(
     uow: UnitOfWork,
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     limit: int = 1000,
     max_flow_m3_per_hour: Decimal | None = None,
     now: datetime | None = None,

@@ -21,12 +21,12 @@ from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
 from gasbill.adapters.db.tables.readings import PushConflict
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import AccountError
 from gasbill.service.accounts import Conflict, NotFound, snapshot
 from gasbill.service.billing import BillingOutcome, bill_within
 from gasbill.service.inbox import binding_at
 from gasbill.service.ingest import DECIMAL_FIELDS, FROZEN
+from gasbill.service.ports import TariffBook
 
 OPEN, ACCEPTED, DISMISSED = "open", "accepted", "dismissed"
 
@@ -101,7 +101,7 @@ def accept_correction(
     *,
     reason: str,
     actor: str,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     max_flow_m3_per_hour: Decimal | None = None,
     now: datetime | None = None,
 ) -> Accepted:

@@ -28,7 +28,6 @@ from gasbill.adapters.db.tables.accounts import Meter, MeterBinding
 from gasbill.adapters.db.tables.readings import MeterReading
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
 from gasbill.domain.money import Money
@@ -37,6 +36,7 @@ from gasbill.service.billing import bill_within
 from gasbill.service.closing import _no_prepay_in_flight
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import _queue_opening
+from gasbill.service.ports import TariffBook
 from gasbill.service.transfers import namespaced, new_transfer, record_once
 
 
@@ -66,7 +66,7 @@ def replace_account_meter(
     idempotency_key: str,
     actor: str,
     now: datetime,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     codec: Codec,
     policy: CommandPolicy,
 ) -> Replaced:

@@ -28,7 +28,6 @@ from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
 from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountKind, Transfer
 from gasbill.domain.rating import DayKey, charge_difference
@@ -42,6 +41,7 @@ from gasbill.domain.true_up_postings import (
 )
 from gasbill.service.billing import bill_within, opening_of, rate_account
 from gasbill.service.meter_tariffs import meter_confirmations
+from gasbill.service.ports import TariffBook
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEVER = datetime.max.replace(tzinfo=UTC)
@@ -70,7 +70,7 @@ def post_true_ups(
     uow: UnitOfWork,
     account_ids: Sequence[int],
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     now: datetime,
     settled_after: timedelta = timedelta(days=31),
     max_flow_m3_per_hour: Decimal | None = None,
@@ -92,7 +92,7 @@ def post_true_ups(
 def run_true_ups(
     uow_factory: Callable[[], UnitOfWork],
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     now: datetime,
     batch: int = 200,
     settled_after: timedelta = timedelta(days=31),
@@ -149,7 +149,7 @@ def true_ups_within(
     uow: UnitOfWork,
     account_ids: Sequence[int],
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     now: datetime,
     settled_after: timedelta = timedelta(days=31),
     max_flow_m3_per_hour: Decimal | None = None,
@@ -248,7 +248,7 @@ def _plans(
     store: BillingStore,
     campaigns: CampaignStore,
     account_ids: Sequence[int],
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     now: datetime,
     settled_after: timedelta,
 ) -> dict[int, tuple[Account, dict[str, datetime], datetime]]:
@@ -272,7 +272,7 @@ def _plans(
     return plans
 
 
-def _day_before(start: datetime, account: Account, catalog: TariffCatalog) -> date:
+def _day_before(start: datetime, account: Account, catalog: TariffBook) -> date:
     zone = ZoneInfo(catalog.get(account.tariff_id).zone)
     return start.astimezone(zone).date() - timedelta(days=1)
 
