@@ -9,6 +9,7 @@ batch limit.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -99,6 +100,60 @@ def test_nul_in_a_path_or_query_is_422_on_both_apis(both, clerk_of):
     assert_error(both.get(f"{API}/customers?search=a%00", headers=clerk_of), 422, "invalid_request")
     reply = both.post("/api/Data/MeterData/GetRealModel/88%00", headers=KEYS)
     assert "NUL" in platform_failed(reply, 422)
+
+
+def test_a_reason_of_a_lone_nul_is_422_and_openapi_shows_it(both, clerk_of):
+    account = open_account(both, clerk_of)
+    auditor = auth(both, "auditor")
+    response = both.post(
+        f"{API}/accounts/{account['id']}/adjustments",
+        json={"amount_fen": 100, "target": "prepaid", "reason": "\x00"},
+        headers={**auditor, **key()},
+    )
+    assert_error(response, 422, "invalid_request")
+    pattern = both.get("/openapi.json").json()["components"]["schemas"]["AdjustmentIn"][
+        "properties"
+    ]["reason"]["pattern"]
+    assert re.search(pattern, "\x00") is None and re.search(pattern, "late fee")
+    assert both.get(f"{API}/accounts/{account['id']}/ledger", headers=clerk_of).json() == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["/accounts?ofset=50", "/customers?serch=wang", "/commands?acount_id=7&limit=5"],
+)
+def test_an_unknown_query_parameter_is_422_naming_it(both, clerk_of, query):
+    error = assert_error(both.get(f"{API}{query}", headers=clerk_of), 422, "invalid_request")
+    unknown = query.split("?")[1].split("=")[0]
+    assert unknown in error["message"]
+    assert error["details"][0]["loc"] == ["query", unknown]
+
+
+def test_amounts_show_their_bounds_and_an_adjustment_never_0(both, clerk_of):
+    """Thresholds within the ledger's bound (±10^15 fen, exact integers in the document), an
+    adjustment within the configured limit (10,000 yuan by default) and never 0."""
+    schemas = both.get("/openapi.json").json()["components"]["schemas"]
+    amount = schemas["AdjustmentIn"]["properties"]["amount_fen"]
+    assert (amount["minimum"], amount["maximum"]) == (-1_000_000, 1_000_000)
+    assert amount["not"] == {"const": 0}
+    warning = schemas["AccountIn"]["properties"]["warning_fen"]
+    assert (warning["minimum"], warning["maximum"]) == (-(10**15), 10**15)
+    assert schemas["AccountIn"]["properties"]["initial_fen"]["maximum"] <= 10**15
+    account = open_account(both, clerk_of)
+    auditor = auth(both, "auditor")
+    for fen, code in (
+        (0, "invalid_request"),
+        (10**15 + 1, "invalid_request"),
+        (1_000_001, "amount_out_of_range"),
+        (-1_000_001, "amount_out_of_range"),
+    ):
+        response = both.post(
+            f"{API}/accounts/{account['id']}/adjustments",
+            json={"amount_fen": fen, "target": "prepaid", "reason": "fix"},
+            headers={**auditor, **key()},
+        )
+        assert_error(response, 422, code)
+    assert both.get(f"{API}/accounts/{account['id']}/ledger", headers=clerk_of).json() == []
 
 
 # -- integers, date-times ------------------------------------------------------------------

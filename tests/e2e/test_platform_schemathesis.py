@@ -29,6 +29,7 @@ from gasbill.adapters.platform.push_settings import PushSettings
 from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
 from tests.conftest import PG_ENV
+from tests.e2e.schemathesis_cases import headers_broken_on_purpose
 
 AFTER_EVERY_DATE = datetime(2200, 1, 1, tzinfo=UTC)  # the time pattern ends in 2199
 KEYS = {"company_no": "1001", "data_api_key": "496d1bac094f11e79d9c0a0027000010"}
@@ -62,15 +63,6 @@ def platform_schema(url: str) -> schemathesis.schemas.BaseSchema:
     return schema
 
 
-def _headers_broken_on_purpose(case: schemathesis.Case) -> bool:
-    meta = case._meta
-    components = meta.components if meta is not None else {}
-    return any(
-        getattr(where, "value", where) == "header" and info.mode.value == "negative"
-        for where, info in components.items()
-    )
-
-
 COUNTS = {db: {"requests": 0, "failures": 0} for db in ("sqlite", "postgresql")}
 
 
@@ -90,7 +82,7 @@ def check(case: schemathesis.Case, db: str) -> None:
 
 
 def _check(case: schemathesis.Case) -> None:
-    if not _headers_broken_on_purpose(case):
+    if not headers_broken_on_purpose(case):
         case.headers = {**(case.headers or {}), **KEYS}  # so the case reaches validation
     response = case.call()
     case.validate_response(response)  # every check: status, schema, acceptance, refusal

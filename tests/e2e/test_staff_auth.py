@@ -152,3 +152,16 @@ def test_a_deactivated_users_tokens_stop_working(client, admin, clerk, user_ids)
     assert client.get(f"{API}/me", headers=clerk).status_code == 200
     client.post(f"{API}/users/{user_ids['clerk']}/deactivate", headers=admin)
     assert_error(client.get(f"{API}/me", headers=clerk), 401, "unauthorized")
+
+
+def test_a_password_is_taken_as_typed_white_space_and_all(client, admin):
+    """Text fields are stripped; a password never is: "  padded pass  " is not "padded pass"."""
+    made = client.post(
+        f"{API}/users",
+        json={"username": " wang.fang ", "password": "  padded pass  ", "role": "clerk"},
+        headers=admin,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["username"] == "wang.fang"
+    assert login(client, "wang.fang", "padded pass").status_code == 401
+    assert login(client, "wang.fang", "  padded pass  ").status_code == 200

@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.migrations import upgrade
@@ -30,8 +32,10 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.api.app import create_app
 from gasbill.service import credentials, staff
 from gasbill.service.accounts import NotFound
+from gasbill.service.reconciliation import AsOfError, parse_as_of
 from gasbill.service.staff import add_user
 from tests.conftest import PG_ENV
+from tests.e2e.schemathesis_cases import headers_broken_on_purpose
 from tests.e2e.staff_helpers import PASSWORD, ROLES, fast_passwords, staff_settings
 
 LONG = os.environ.get("GASBILL_SCHEMATHESIS_EXAMPLES")
@@ -110,15 +114,33 @@ class Staff:
         return self.tokens(prefix=f"u{self.run}-{self.made}")
 
 
+def _beyond_what_a_schema_says(case: schemathesis.Case) -> list:
+    """Checks a case may skip: the report's `as_of` has a documented form, but that it names a
+    real calendar day (not 2026-02-30) and not the future is a rule JSON Schema cannot state,
+    so its 422 for such a value is not "valid data rejected"."""
+    as_of = (case.query or {}).get("as_of") if case.path == "/api/v1/reconciliation" else None
+    if not isinstance(as_of, str) or not as_of.strip():
+        return []
+    try:
+        parse_as_of(as_of, zone="Asia/Shanghai", now=datetime.now(UTC))
+    except AsOfError:
+        return [positive_data_acceptance]
+    return []
+
+
 def exercise(staff: Staff, case: schemathesis.Case) -> None:
     """The case as each role; every check on each answer."""
     tokens = staff.headers_for(case)
     try:
         for role in ROLES:
-            headers = {**(case.headers or {}), **tokens[role]}
+            headers = dict(case.headers or {})
+            if not headers_broken_on_purpose(case):  # else the 401 the case expects
+                headers |= tokens[role]
             staff.requests[role] += 1
             try:
-                case.call_and_validate(headers=headers)
+                case.call_and_validate(
+                    headers=headers, excluded_checks=_beyond_what_a_schema_says(case)
+                )
             except Exception:
                 staff.failures[role] += 1
                 raise

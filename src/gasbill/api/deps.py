@@ -6,18 +6,20 @@ matched route up in the policy table; routes never name roles themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
-from gasbill.api.errors import forbidden, unauthorized
+from gasbill.api.errors import ApiError, forbidden, unauthorized
 from gasbill.api.policy import access_for
 from gasbill.api.security import TrustedProxies
 from gasbill.config import Settings
@@ -107,6 +109,45 @@ def authorize(
         raise unauthorized()
     if access is None or not access.allows(identity.role):
         raise forbidden(f"the {identity.role} role may not {request.method} {path}")
+
+
+def _known_query(route: APIRoute) -> frozenset[str]:
+    """Every query parameter the route (and its dependencies) declares; kept on the route."""
+    known: frozenset[str] | None = getattr(route, "_gasbill_query_names", None)
+    if known is not None:
+        return known
+
+    def names(dependant: Dependant) -> Iterator[str]:
+        yield from (param.alias for param in dependant.query_params)
+        for sub in dependant.dependencies:
+            yield from names(sub)
+
+    known = frozenset(names(route.dependant))
+    route._gasbill_query_names = known  # type: ignore[attr-defined]
+    return known
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the route does not know is refused, not ignored: `?ofset=50` or
+    `?acount=7` must not quietly answer the first page or every account."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    unknown = sorted(set(request.query_params) - _known_query(route))
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            details=[
+                {
+                    "loc": ["query", name],
+                    "message": "not a parameter of this route",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ],
+        )
 
 
 def current_identity(

@@ -159,12 +159,14 @@ def _idempotency_key_required(operation: dict[str, Any]) -> None:
 def _money_bounds(schemas: dict[str, Any], limits: MoneyLimits) -> None:
     """The configured maxima of one payment, refund and adjustment (config [money]), so a
     generated amount above them is known to be refused."""
-    for name, most, signed in (
-        ("PaymentIn", min(limits.payment_fen, limits.top_up_fen), False),
-        ("RefundIn", limits.refund_fen, False),
-        ("AdjustmentIn", limits.adjustment_fen, True),
+    one_payment = min(limits.payment_fen, limits.top_up_fen)
+    for name, field, most, signed in (
+        ("PaymentIn", "amount_fen", one_payment, False),
+        ("AccountIn", "initial_fen", one_payment, False),  # the first payment
+        ("RefundIn", "amount_fen", limits.refund_fen, False),
+        ("AdjustmentIn", "amount_fen", limits.adjustment_fen, True),
     ):
-        amount = schemas.get(name, {}).get("properties", {}).get("amount_fen")
+        amount = schemas.get(name, {}).get("properties", {}).get(field)
         if amount is not None:
             amount["maximum"] = most
             if signed:

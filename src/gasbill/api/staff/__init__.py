@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from gasbill.api.deps import authorize
+from gasbill.api.deps import authorize, refuse_unknown_query
 from gasbill.api.errors import error_body
 from gasbill.api.staff import (
     accounts,
@@ -51,6 +51,6 @@ def install_staff_api(app: FastAPI) -> None:
     for area in AREAS:
         app.include_router(
             area.router,
-            dependencies=[Depends(authorize)],
+            dependencies=[Depends(authorize), Depends(refuse_unknown_query)],
             responses={401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR, 422: ERROR},
         )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from gasbill.api.deps import ClientDep, ContextDep, CurrentUser, UowDep
 from gasbill.api.policy import API
-from gasbill.api.staff.schemas import Body
+from gasbill.api.staff.schemas import Body, Password
 from gasbill.service import credentials, staff
 
 router = APIRouter(prefix=API, tags=["auth"])
@@ -18,12 +18,12 @@ router = APIRouter(prefix=API, tags=["auth"])
 
 class LoginIn(Body):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password = Field(min_length=1, max_length=1024)
 
 
 class PasswordChangeIn(Body):
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=8, max_length=1024)
+    current_password: Password = Field(min_length=1, max_length=1024)
+    new_password: Password = Field(min_length=8, max_length=1024)
 
 
 class TokenOut(BaseModel):

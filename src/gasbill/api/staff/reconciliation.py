@@ -15,10 +15,28 @@ from gasbill.api.staff.schemas import Id
 from gasbill.service.reconciliation import parse_as_of, reconcile
 from gasbill.service.reconciliation_report import render_csv, report_json
 
+# the form parse_as_of reads: a date, or a date-time with an optional offset (empty: now)
+AS_OF_FORM = (
+    r"^(\s*[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?\s*)?$"
+)
 router = APIRouter(prefix=f"{API}/reconciliation", tags=["reconciliation"])
 
 
-@router.get("", summary="Each account's meter, balance and valve against the ledger and tariff")
+@router.get(
+    "",
+    summary="Each account's meter, balance and valve against the ledger and tariff",
+    responses={
+        200: {
+            "description": "The report: JSON, or with `format=csv` a CSV file, one row per "
+            "difference (per account with `all`).",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def reconciliation(
     ctx: ContextDep,
     uow: UowDep,
@@ -30,9 +48,9 @@ def reconciliation(
         str | None,
         Query(
             max_length=40,
-            pattern=NO_NUL,
+            pattern=AS_OF_FORM,
             description="A date (its end, in the utility's zone) or an ISO date-time; "
-            "default now. Not in the future.",
+            "default now. Not in the future, and a real calendar day.",
         ),
     ] = None,
     every: Annotated[bool, Query(alias="all", description="List agreeing accounts too")] = False,

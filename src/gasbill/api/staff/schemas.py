@@ -11,12 +11,20 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from gasbill.adapters.platform.push_models import no_nul
 from gasbill.api.edge import NO_NUL, CalendarDay, Instant, Text
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.ledger import Transfer
+from gasbill.domain.ledger import MAX_BALANCE, Transfer
 from gasbill.domain.money import Money
 
 MAX_ID = 2**31 - 1  # ids are 32-bit keys
@@ -36,19 +44,26 @@ def _whole(value: Any) -> Any:
     return value
 
 
-# Amounts are whole fen (0.01 yuan) as JSON integers; never a fraction of a fen.
-Fen = Annotated[StrictInt, Field(ge=-(2**63) + 1, le=2**63 - 1), BeforeValidator(_whole)]
+# Amounts are whole fen (0.01 yuan) as JSON integers; never a fraction of a fen. Bounded by
+# the ledger's own bound (±10^15 fen), so OpenAPI shows the bound the domain keeps, as an
+# exact integer (2^63 printed as a float 9.223372036854776e+18 in the document).
+Fen = Annotated[StrictInt, Field(ge=-MAX_BALANCE, le=MAX_BALANCE), BeforeValidator(_whole)]
 # (the bounds before the validator, or OpenAPI shows them as unknown keywords)
-PositiveFen = Annotated[StrictInt, Field(gt=0, le=2**63 - 1), BeforeValidator(_whole)]
-NonPositiveFen = Annotated[StrictInt, Field(ge=-(2**63) + 1, le=0), BeforeValidator(_whole)]
+PositiveFen = Annotated[StrictInt, Field(gt=0, le=MAX_BALANCE), BeforeValidator(_whole)]
+NonPositiveFen = Annotated[StrictInt, Field(ge=-MAX_BALANCE, le=0), BeforeValidator(_whole)]
+NonNegativeFen = Annotated[StrictInt, Field(ge=0, le=MAX_BALANCE), BeforeValidator(_whole)]
 # Registers are m³ as decimal strings with at most 3 decimals: exact, never a float.
 Register = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,3})?$", examples=["12.500"])]
 TariffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 Channel = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", examples=["cash", "wechat"])
 ]
-Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$")]
+# something besides white space, and never a NUL (a bare \S would let a lone NUL through)
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
 Role = Literal["clerk", "auditor", "admin"]
+# A password is taken as typed: `Body` strips white space from text, never from a secret
+# (" pa ss " and "pa ss" are different passwords).
+Password = Annotated[str, StringConstraints(strip_whitespace=False)]
 # the domain's rules (domain.accounts), as OpenAPI shows them
 COMPANY_NO_FORM = r"^[0-9]{4}$"
 COMM_NO_FORM = r"^([0-9]{10}|[0-9]{14})$"
@@ -116,7 +131,7 @@ class AccountIn(Body):
     warning_fen: Fen = 2000
     cutoff_fen: NonPositiveFen = 0
     reopen_fen: Fen = 0
-    initial_fen: Annotated[StrictInt, Field(ge=0, le=2**63 - 1), BeforeValidator(_whole)] = Field(
+    initial_fen: NonNegativeFen = Field(
         default=0,
         description="The first payment, taken with the opening; on a meter-mode account it "
         "goes to the meter with the `openaccount` (the opening is sent in either case).",
@@ -234,7 +249,13 @@ class RefundIn(Body):
 
 
 class AdjustmentIn(Body):
-    amount_fen: Annotated[Fen, Field(description="Signed: + credits the target, − debits it.")]
+    amount_fen: Annotated[
+        Fen,
+        Field(
+            description="Signed, never 0: + credits the target, − debits it.",
+            json_schema_extra={"not": {"const": 0}},
+        ),
+    ]
     target: Literal["prepaid", "meter_credit"]
     reason: Reason
 

@@ -14,7 +14,7 @@ from gasbill.api.deps import ContextDep, CurrentUser, UowDep
 from gasbill.api.edge import NO_NUL
 from gasbill.api.errors import not_found
 from gasbill.api.policy import API
-from gasbill.api.staff.schemas import Body, PathId, Role
+from gasbill.api.staff.schemas import Body, Password, PathId, Role
 from gasbill.service import credentials, staff
 
 router = APIRouter(prefix=f"{API}/users", tags=["users"])
@@ -23,7 +23,7 @@ router = APIRouter(prefix=f"{API}/users", tags=["users"])
 class UserIn(Body):
     # the service's rule (staff.USERNAME), shown in OpenAPI
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
-    password: str = Field(min_length=8, max_length=1024, pattern=NO_NUL)
+    password: Password = Field(min_length=8, max_length=1024, pattern=NO_NUL)
     role: Role
 
 
@@ -32,7 +32,7 @@ class RoleIn(Body):
 
 
 class PasswordIn(Body):
-    password: str = Field(min_length=8, max_length=1024)
+    password: Password = Field(min_length=8, max_length=1024)
 
 
 class UnlockOut(BaseModel):
