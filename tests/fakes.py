@@ -239,7 +239,7 @@ class FakeStore:
 
 
 @dataclass
-class FakeException:
+class FakeException(_Dumps):
     id: int
     kind: str
     company_no: str
@@ -495,6 +495,9 @@ class FakeExceptions:
 
     def __init__(self, store: FakeStore) -> None:
         self.store = store
+
+    def get(self, exception_id: int, *, lock: bool = False) -> FakeException | None:
+        return next((e for e in self.store.exceptions if e.id == exception_id), None)
 
     def _key(self, e: NewException | FakeException) -> tuple[object, ...]:
         return (e.kind, e.company_no, e.meter_comm_no, e.reading_at)

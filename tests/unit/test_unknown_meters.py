@@ -1,11 +1,15 @@
 """Unknown meters (service.exceptions.record_unknown_meters) on a fake unit of work: one
-open exception per meter, counting its readings, first and last."""
+open exception per meter, counting its readings, first and last; and resolving one."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gasbill.service.exceptions import UNKNOWN_METER, record_unknown_meters
+import pytest
+
+from gasbill.domain.accounts import AccountError
+from gasbill.service.accounts import Conflict, NotFound
+from gasbill.service.exceptions import UNKNOWN_METER, record_unknown_meters, resolve_exception
 from tests.fakes import FakeStore, FakeUnitOfWork
 
 T0 = datetime(2025, 1, 5, tzinfo=UTC)
@@ -50,3 +54,44 @@ def test_a_resolved_exception_is_not_reopened_a_new_one_is():
     assert record(store, [("1001", "A", T0 + timedelta(days=1))]) == 1
     assert [e.status for e in store.exceptions] == ["resolved", "open"]
     assert store.exceptions[1].detail.startswith("1 frozen reading for")
+
+
+# -- a clerk resolving one (service.exceptions.resolve_exception) ----------------------------
+
+
+def test_resolving_closes_it_with_what_was_done_and_is_audited():
+    store = FakeStore()
+    record(store, [("1001", "A", T0)])
+    later = T0 + timedelta(hours=3)
+
+    row = resolve_exception(
+        FakeUnitOfWork(store), 1, resolution="meter bound to A9", actor="clerk1", now=later
+    )
+
+    kept = store.exceptions[0]
+    assert (row.status, kept.status, kept.resolution) == (
+        "resolved",
+        "resolved",
+        "meter bound to A9",
+    )
+    assert (kept.resolved_by, kept.resolved_at) == ("clerk1", later)
+    (entry,) = store.audit
+    assert (entry.action, entry.before["status"], entry.after["status"]) == (
+        "exception.resolve",
+        "open",
+        "resolved",
+    )
+
+
+def test_resolving_twice_is_a_conflict_and_an_empty_resolution_or_unknown_id_is_refused():
+    store = FakeStore()
+    record(store, [("1001", "A", T0)])
+    resolve_exception(FakeUnitOfWork(store), 1, resolution="done", actor="clerk1", now=T0)
+
+    with pytest.raises(Conflict, match="already resolved by clerk1"):
+        resolve_exception(FakeUnitOfWork(store), 1, resolution="again", actor="clerk2", now=T0)
+    with pytest.raises(AccountError):
+        resolve_exception(FakeUnitOfWork(store), 1, resolution="  ", actor="clerk2", now=T0)
+    with pytest.raises(NotFound):
+        resolve_exception(FakeUnitOfWork(store), 99, resolution="x", actor="clerk2", now=T0)
+    assert store.exceptions[0].resolution == "done" and len(store.audit) == 1

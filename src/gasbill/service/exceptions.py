@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from gasbill.adapters.db.tables.billing import BillingException
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import AccountError
 from gasbill.service import ports
 from gasbill.service.accounts import Conflict, NotFound, snapshot
@@ -14,13 +12,13 @@ from gasbill.service.ports import NewException
 
 
 def resolve_exception(
-    uow: UnitOfWork,
+    uow: ports.UnitOfWork,
     exception_id: int,
     *,
     resolution: str,
     actor: str,
     now: datetime | None = None,
-) -> BillingException:
+) -> ports.ExceptionRecord:
     """Close an open exception with what was done about it; resolving twice is a conflict."""
     if not resolution.strip():
         raise AccountError("a resolution says what was done")

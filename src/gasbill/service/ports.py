@@ -164,6 +164,8 @@ class ExceptionRecord(Protocol):
 
 
 class ExceptionLog(Protocol):
+    def get(self, exception_id: int, *, lock: bool = False) -> ExceptionRecord | None: ...
+
     def add(self, exception: NewException) -> None:
         """Open it; one already open for the same reading is an error."""
 

@@ -27,6 +27,7 @@ from gasbill.api.staff.schemas import (
 )
 from gasbill.service.exceptions import resolve_exception
 from gasbill.service.exceptions_queue import QueueItem, exceptions_queue
+from gasbill.service.ports import ExceptionRecord
 from gasbill.service.push_conflicts import (
     ConflictReview,
     accept_correction,
@@ -38,7 +39,7 @@ from gasbill.service.push_conflicts import (
 router = APIRouter(prefix=f"{API}/exceptions", tags=["exceptions"])
 
 
-def exception_out(row: BillingException) -> ExceptionOut:
+def exception_out(row: ExceptionRecord) -> ExceptionOut:
     return ExceptionOut.model_validate(row, from_attributes=True)
 
 
