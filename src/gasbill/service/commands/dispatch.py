@@ -123,14 +123,22 @@ def recover_lost_adds(
 def claim(
     uow: UnitOfWork, codec: Codec, *, policy: CommandPolicy, now: datetime
 ) -> list[NewCtrlData]:
-    """Mark the commands that may go now as `sending`, and build what to send."""
+    """Mark the commands that may go now as `sending`, and build what to send.
+
+    The claimed meters' open commands and prepay states are read (and locked)
+    in one query each, and the claims saved in one flush: a batch costs a few
+    round trips, not a few per meter.
+    """
     to_send: list[NewCtrlData] = []
     with uow:
         store = CommandStore(uow.session)
         # each meter claimed: any number of dispatchers share the queue, one per meter
-        for meter_id in store.claim_due_meters(now, policy.batch_size * 4):
-            commands = store.open_of_meter(meter_id)
-            state = store.prepay_state(meter_id)
+        meters = store.claim_due_meters(now, policy.batch_size * 4)
+        open_commands = store.open_of_meters(meters)
+        states = store.prepay_states(meters)
+        claimed: list[Command] = []
+        for meter_id in meters:
+            commands, state = open_commands[meter_id], states[meter_id]
             waiting = [
                 Waiting(c.id or 0, CtrlType(c.ctrl_type), CommandStatus(c.status), c.created_at)
                 for c in commands
@@ -145,8 +153,9 @@ def claim(
                 command.status = CommandStatus.SENDING
                 command.claimed_at = now
                 command.attempts += 1
-                store.save(command)
+                claimed.append(command)
                 to_send.append(_wire(codec, command, now))
+        store.save_all(claimed)
         uow.commit()
     return to_send
 
@@ -200,8 +209,12 @@ def send(
     crash_point("send.after_add")  # added on the platform, not yet recorded here
     with uow:
         store = CommandStore(uow.session)
+        # the batch's commands locked in one query, the replies saved in one flush; stored
+        # reports looked for in one query, applied to the commands that have some
+        commands = store.get_many([item.upper_ctrl_id or 0 for item in batch], lock=True)
+        accepted = []
         for item, reply in zip(batch, replies, strict=False):
-            command = store.get(item.upper_ctrl_id or 0, lock=True)
+            command = commands.get(item.upper_ctrl_id or 0)
             if command is None or command.status != CommandStatus.SENDING:
                 continue
             if reply.exists and reply.ctrl_id is not None:
@@ -210,13 +223,17 @@ def send(
                     CommandStatus.SENT,
                     now,
                 )
-                store.save(command)
-                apply_stored_reports(uow, codec, command, policy=policy, now=now)
+                accepted.append(command)
                 outcome.sent += 1
             elif reply.matched and reply.item is not None:
                 retry_later(uow, command, f"refused: {reply.message}", policy=policy, now=now)
                 outcome.failed += 1
             # an unmatched reply: left `sending`, looked up by define_no next time
+        store.save_all(accepted)
+        reported = store.unmatched_of([(c.company_no, c.ctrl_id or 0) for c in accepted])
+        for command in accepted:
+            if (command.company_no, command.ctrl_id) in reported:
+                apply_stored_reports(uow, codec, command, policy=policy, now=now)
         uow.commit()
     crash_point("send.after_commit")
 

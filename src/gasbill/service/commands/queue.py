@@ -89,27 +89,60 @@ def queue_command(
     settles_id: int | None = None,
     campaign_id: int | None = None,
 ) -> CommandRecord:
-    assert meter.id is not None
     return uow.commands.add(
-        NewCommand(
-            define_no=new_define_no(),
-            company_no=meter.company_no,
-            meter_id=meter.id,
-            meter_comm_no=meter.comm_no,
-            account_id=account_id,
-            ctrl_type=str(ctrl_type),
+        new_command(
+            meter=meter,
+            ctrl_type=ctrl_type,
             ctrl_data=ctrl_data,
-            status=CommandStatus.QUEUED,
+            now=now,
+            policy=policy,
+            account_id=account_id,
+            reason=reason,
+            actor=actor,
             hold_id=hold_id,
             amount_fen=amount_fen,
             settles_id=settles_id,
             campaign_id=campaign_id,
-            reason=reason[:500],
-            actor=actor[:100],
-            next_attempt_at=now,
-            timeout_at=now + policy.timeout_for(ctrl_type),
-            created_at=now,
         )
+    )
+
+
+def new_command(
+    *,
+    meter: MeterRecord,
+    ctrl_type: CtrlType,
+    ctrl_data: str,
+    now: datetime,
+    policy: CommandPolicy,
+    account_id: int | None = None,
+    reason: str = "",
+    actor: str = "system",
+    hold_id: str | None = None,
+    amount_fen: int | None = None,
+    settles_id: int | None = None,
+    campaign_id: int | None = None,
+) -> NewCommand:
+    """A queued command's row, not yet added (`queue_command` adds one; a campaign adds a
+    page of them in one flush)."""
+    assert meter.id is not None
+    return NewCommand(
+        define_no=new_define_no(),
+        company_no=meter.company_no,
+        meter_id=meter.id,
+        meter_comm_no=meter.comm_no,
+        account_id=account_id,
+        ctrl_type=str(ctrl_type),
+        ctrl_data=ctrl_data,
+        status=CommandStatus.QUEUED,
+        hold_id=hold_id,
+        amount_fen=amount_fen,
+        settles_id=settles_id,
+        campaign_id=campaign_id,
+        reason=reason[:500],
+        actor=actor[:100],
+        next_attempt_at=now,
+        timeout_at=now + policy.timeout_for(ctrl_type),
+        created_at=now,
     )
 
 

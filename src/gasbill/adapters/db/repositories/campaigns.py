@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -129,6 +129,12 @@ class CampaignStore:
     def add_meter(self, row: CampaignMeter) -> None:
         self.session.add(row)
         self.session.flush()
+
+    def add_meters(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Several campaign rows (column values) inserted in one statement, in batches."""
+        table = cast(sa.Table, CampaignMeter.__table__)  # type: ignore[attr-defined]
+        if rows:
+            self.session.execute(sa.insert(table), list(rows))
 
     def pushes(self, account_ids: Sequence[int]) -> dict[int, list[tuple[str, str, datetime]]]:
         """Per account, its campaigns' setprices on its own tariff: (label, status, finished).
