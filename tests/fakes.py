@@ -280,6 +280,11 @@ class FakeAccounts:
         else:
             assert isinstance(record, FakeBinding) and record in self.store.bindings
 
+    def readings_while_bound(
+        self, account_id: int, *, frozen_only: bool, offset: int, limit: int
+    ) -> list[object]:
+        raise NotImplementedError("readings are the database's (tests/integration)")
+
     def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
         frozen = [
             (at, litres)

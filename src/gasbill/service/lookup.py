@@ -12,15 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import sqlalchemy as sa
-from sqlmodel import col, select
-
-from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
-from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.service import ports
 from gasbill.service.accounts import NotFound
-
-FROZEN = 1  # data_type of a daily frozen reading
 
 
 def find_account(
@@ -32,22 +27,11 @@ def find_account(
         if number:
             found = uow.accounts.by_number(number.strip())
         elif meter:
-            found = _by_meter(uow, meter.strip())
+            found = uow.accounts.account_of_meter(meter.strip())
         if found is None:
             what = f"account number {number!r}" if number else f"meter {meter!r}"
             raise NotFound(f"no account for {what}")
         return found
-
-
-def _by_meter(uow: UnitOfWork, comm_no: str) -> Account | None:
-    row = uow.session.exec(
-        select(MeterBinding)
-        .join(Meter, col(Meter.id) == col(MeterBinding.meter_id))
-        .where(Meter.comm_no == comm_no)
-        .order_by(col(MeterBinding.unbound_at).is_(None).desc(), col(MeterBinding.bound_at).desc())
-        .limit(1)
-    ).first()
-    return uow.accounts.get(row.account_id) if row is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +52,7 @@ def _thousandths(value: int | None) -> str | None:
 
 
 def account_readings(
-    uow: UnitOfWork,
+    uow: ports.UnitOfWork,
     account_id: int,
     *,
     frozen_only: bool = True,
@@ -79,26 +63,9 @@ def account_readings(
     with uow:
         if uow.accounts.get(account_id) is None:
             raise NotFound(f"no account {account_id}")
-        clauses = []
-        for binding in uow.accounts.bindings(account_id):
-            meter = uow.accounts.meter_by_id(binding.meter_id)
-            assert meter is not None
-            clause = (
-                (col(MeterReading.company_no) == meter.company_no)
-                & (col(MeterReading.meter_comm_no) == meter.comm_no)
-                & (col(MeterReading.acquisition_time) > binding.bound_at)
-            )
-            if binding.unbound_at is not None:
-                clause = clause & (col(MeterReading.acquisition_time) <= binding.unbound_at)
-            clauses.append(clause)
-        if not clauses:
-            return []
-        query = select(MeterReading).where(sa.or_(*clauses))
-        if frozen_only:
-            query = query.where(MeterReading.data_type == FROZEN)
-        rows = uow.session.exec(
-            query.order_by(col(MeterReading.acquisition_time).desc()).offset(offset).limit(limit)
-        ).all()
+        rows = uow.accounts.readings_while_bound(
+            account_id, frozen_only=frozen_only, offset=offset, limit=limit
+        )
         return [
             ReadingLine(
                 meter_comm_no=r.meter_comm_no,

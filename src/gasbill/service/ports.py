@@ -211,6 +211,19 @@ class MeterRecord(Protocol):
     comm_no: str
 
 
+class ReadingRecord(Protocol):
+    """A reading as the platform pushed it; decimals kept as thousandths (decimal(18,3))."""
+
+    meter_comm_no: str
+    acquisition_time: datetime
+    data_type: int  # 1: the daily frozen reading
+    std_sum: int | None
+    work_sum: int | None
+    remain_money: int | None
+    curr_price: int | None
+    meter_state: int | None
+
+
 class AccountRepository(Protocol):
     """Customers, accounts, meters and their bindings (the part use cases behind ports use)."""
 
@@ -227,6 +240,11 @@ class AccountRepository(Protocol):
 
     def save(self, record: AccountRecord | BindingRecord) -> None:
         """Keep an account's or a binding's changes in this unit of work."""
+
+    def readings_while_bound(
+        self, account_id: int, *, frozen_only: bool, offset: int, limit: int
+    ) -> Sequence[ReadingRecord]:
+        """The account's readings, newest first: each meter's while it was bound to it."""
 
     def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
         """The meter's register at its latest frozen (daily) reading, if it has one."""

@@ -124,6 +124,44 @@ class AccountRepository:
         self.session.flush()
         return binding
 
+    def account_of_meter(self, comm_no: str) -> Account | None:
+        """The account the meter is bound to now, else the last one it was bound to."""
+        row = self.session.exec(
+            select(MeterBinding)
+            .join(Meter, col(Meter.id) == col(MeterBinding.meter_id))
+            .where(Meter.comm_no == comm_no)
+            .order_by(
+                col(MeterBinding.unbound_at).is_(None).desc(), col(MeterBinding.bound_at).desc()
+            )
+            .limit(1)
+        ).first()
+        return self.get(row.account_id) if row is not None else None
+
+    def readings_while_bound(
+        self, account_id: int, *, frozen_only: bool, offset: int, limit: int
+    ) -> Sequence[MeterReading]:
+        """The account's readings, newest first: each meter's while it was bound to it."""
+        clauses = []
+        for binding in self.bindings(account_id):
+            meter = self.meter_by_id(binding.meter_id)
+            assert meter is not None
+            clause = (
+                (col(MeterReading.company_no) == meter.company_no)
+                & (col(MeterReading.meter_comm_no) == meter.comm_no)
+                & (col(MeterReading.acquisition_time) > binding.bound_at)
+            )
+            if binding.unbound_at is not None:
+                clause = clause & (col(MeterReading.acquisition_time) <= binding.unbound_at)
+            clauses.append(clause)
+        if not clauses:
+            return []
+        query = select(MeterReading).where(sa.or_(*clauses))
+        if frozen_only:
+            query = query.where(MeterReading.data_type == FROZEN)
+        return self.session.exec(
+            query.order_by(col(MeterReading.acquisition_time).desc()).offset(offset).limit(limit)
+        ).all()
+
     def save(self, record: AccountRecord | BindingRecord) -> None:
         self.session.add(record)
         self.session.flush()
