@@ -10,7 +10,9 @@ every wait has a deadline. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +36,8 @@ API = "/api/v1"
 GASBILL = [str(Path(sys.executable).with_name("gasbill"))]
 WAIT = 30.0  # seconds, at most, for any one thing to happen
 STARTUP = 120.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 def free_port() -> int:
@@ -88,10 +92,20 @@ def write_configs(
     return str(app_config), str(sim_config)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGKILL when the test process dies, so a
+    killed or crashed pytest leaves no `gasbill serve`/`simulate` holding the port and the
+    database for the next run."""
+    if _PRCTL is not None:  # looked up before the fork: the child only calls it
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASBILL_")}
     handle = log.open("wb")
-    return subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+        args, stdout=handle, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+    )
 
 
 @pytest.fixture
