@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.claims import DISPATCH_METER, claimed_keys_sql, shared_queues
+from gasbill.adapters.db.tables.base import utcnow
 from gasbill.adapters.db.tables.commands import Command, CommandReport, MeterPrepayState
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service.ports import (
@@ -233,11 +234,22 @@ class CommandStore:
             .with_for_update()
         ).all()
         found = {s.meter_id: s for s in rows}
-        missing = [MeterPrepayState(meter_id=m) for m in sorted(set(meter_ids)) if m not in found]
-        if missing:
-            self.session.add_all(missing)
-            self.session.flush()
-            found.update((s.meter_id, s) for s in missing)
+        missing = sorted(set(meter_ids) - found.keys())
+        if missing:  # inserted in one statement, then read (and locked) like the others
+            table = cast(sa.Table, MeterPrepayState.__table__)  # type: ignore[attr-defined]
+            now = utcnow()
+            values = [
+                {"meter_id": m, "confirmed_times": 0, "confirmed_total_fen": 0, "updated_at": now}
+                for m in missing
+            ]
+            self.session.execute(sa.insert(table), values)
+            added = self.session.exec(
+                select(MeterPrepayState)
+                .where(col(MeterPrepayState.meter_id).in_(missing))
+                .order_by(col(MeterPrepayState.meter_id))
+                .with_for_update()
+            ).all()
+            found.update((s.meter_id, s) for s in added)
         return found
 
     def unmatched_of(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
