@@ -53,12 +53,17 @@ class InboxStore:
         return result
 
     def mark_handled(self, outcomes: dict[int, str], at: datetime) -> None:
-        by_outcome: dict[str, list[int]] = {}
-        for row_id, outcome in outcomes.items():
-            by_outcome.setdefault(outcome, []).append(row_id)
-        for outcome, ids in by_outcome.items():
-            self.session.execute(
-                sa.update(BillingInbox)
-                .where(col(BillingInbox.id).in_(ids))
-                .values(handled_at=at, outcome=outcome[:200])
-            )
+        """Stamp the rows handled with their outcomes: one statement, executed for every row
+        (the outcomes name the account, so grouping by outcome was a statement per account)."""
+        if not outcomes:
+            return
+        table = BillingInbox.__table__  # type: ignore[attr-defined]
+        self.session.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values(handled_at=at, outcome=sa.bindparam("row_outcome")),
+            [
+                {"row_id": row_id, "row_outcome": outcome[:200]}
+                for row_id, outcome in sorted(outcomes.items())
+            ],
+        )
