@@ -36,14 +36,16 @@ chromium:
 
 # The deterministic simulation (tests/sim): SEEDS seeds x OPS operations; SEED=n replays one,
 # CRASH=site crashes there, CRASH_SITES=1 every site in turn, MINUTES=m starts no seed after m
-# minutes (the table says how many ran). With GASBILL_TEST_DATABASE_URL: on PostgreSQL.
+# minutes (the table says how many ran), JOBS=n runs seeds in n processes. With
+# GASBILL_TEST_DATABASE_URL: on PostgreSQL (worker n > 0 on its own database <name>_wn).
 SEEDS ?= 2000
 OPS ?= 300
 SETTLE ?= 6
+JOBS ?= 2
 reliability: $(STAMP)
 	$(BIN)/python -m tests.sim.run --seeds $(SEEDS) --ops $(OPS) --settle $(SETTLE) \
 		$(if $(SEED),--seed $(SEED)) $(if $(CRASH),--crash $(CRASH)) \
-		$(if $(CRASH_SITES),--crash-sites) $(if $(MINUTES),--minutes $(MINUTES))
+		$(if $(CRASH_SITES),--crash-sites) $(if $(MINUTES),--minutes $(MINUTES)) --jobs $(JOBS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/rating.py

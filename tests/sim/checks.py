@@ -212,3 +212,130 @@ def applied_twice(sim: Simulator) -> list[str]:
             for r in sim.platform.records.values()
             if r.applied > 1
         ]
+
+
+# -- the same per-account properties for every account at once (one query each) ------------
+def payments_by_account(conn: sa.Connection, account_ids: list[int]) -> dict[int, int]:
+    """`ledger_payments` of every account: payments less their reversals, by account."""
+    paid = dict(
+        conn.execute(
+            sa.text(
+                "SELECT c.code, COALESCE(SUM(t.amount_fen), 0) FROM transfer t "
+                "JOIN ledger_account c ON c.id = t.credit_account_id "
+                "WHERE t.kind = 'payment' GROUP BY c.code"
+            )
+        ).all()
+    )
+    reversed_ = dict(
+        conn.execute(
+            sa.text(
+                "SELECT c.code, COALESCE(SUM(r.amount_fen), 0) FROM transfer r "
+                "JOIN transfer p ON p.id = r.reverses "
+                "JOIN ledger_account c ON c.id = p.credit_account_id "
+                "WHERE p.kind = 'payment' GROUP BY c.code"
+            )
+        ).all()
+    )
+    out = {}
+    for account_id in account_ids:
+        code = str(AccountCode.prepaid(str(account_id)))
+        out[account_id] = int(paid.get(code, 0)) - int(reversed_.get(code, 0))
+    return out
+
+
+def frozen_days_by_account(conn: sa.Connection, account_ids: list[int]) -> dict[int, list[str]]:
+    """`frozen_days` of every account: its charges posted against its billed days."""
+    moved = conn.execute(
+        sa.text(
+            "SELECT d.code, c.code, COALESCE(SUM(t.amount_fen), 0) FROM transfer t "
+            "JOIN ledger_account d ON d.id = t.debit_account_id "
+            "JOIN ledger_account c ON c.id = t.credit_account_id "
+            "WHERE t.kind = 'charge' GROUP BY d.code, c.code"
+        )
+    ).all()
+    days = dict(
+        conn.execute(
+            sa.text(
+                "SELECT account_id, COALESCE(SUM(posted_fen), 0) FROM charge_day "
+                "GROUP BY account_id"
+            )
+        ).all()
+    )
+    out = {}
+    for account_id in account_ids:
+        key = str(account_id)
+        codes = {str(AccountCode.prepaid(key)), str(AccountCode.meter_credit(key))}
+        net = sum(
+            int(amount) if debit in codes else -int(amount)
+            for debit, credit, amount in moved
+            if debit in codes or credit in codes
+        )
+        billed = int(days.get(account_id, 0))
+        out[account_id] = (
+            [f"account {account_id}: charges posted {net} fen, billed days say {billed}"]
+            if net != billed
+            else []
+        )
+    return out
+
+
+def counters_by_account(
+    conn: sa.Connection, sim: Simulator, accounts: dict[int, str]
+) -> dict[int, list[str]]:
+    """`meter_counters` of every meter-mode account (account id -> its meter's comm_no)."""
+    open_holds = dict(
+        conn.execute(
+            sa.text(
+                "SELECT d.code, COUNT(*) FROM transfer h "
+                "JOIN ledger_account d ON d.id = h.debit_account_id "
+                "WHERE h.status = 'pending' AND NOT EXISTS "
+                "(SELECT 1 FROM transfer r WHERE r.pending_id = h.id) GROUP BY d.code"
+            )
+        ).all()
+    )
+    posted = {
+        code: (int(n), int(total))
+        for code, n, total in conn.execute(
+            sa.text(
+                "SELECT d.code, COUNT(*), COALESCE(SUM(r.amount_fen), 0) FROM transfer r "
+                "JOIN transfer h ON r.pending_id = h.id "
+                "JOIN ledger_account d ON d.id = h.debit_account_id "
+                "WHERE r.status = 'post_pending' GROUP BY d.code"
+            )
+        ).all()
+    }
+    with sim.lock:
+        flying = {
+            r.target_comm_no
+            for r in sim.platform.records.values()
+            if r.ctrl_type in (REMOTE_CHARGE, OPEN_ACCOUNT) and r.ctrl_state in IN_FLIGHT
+        }
+    out: dict[int, list[str]] = {}
+    for account_id, comm_no in accounts.items():
+        code = str(AccountCode.prepaid(str(account_id)))
+        out[account_id] = []
+        if open_holds.get(code, 0) or comm_no in flying:
+            continue
+        meter = sim.meter(comm_no)
+        times, on_meter = meter.remote_charge_times, int(meter.remote_total_value * 100)
+        n, total = posted.get(code, (0, 0))
+        if times != n or on_meter != total:
+            out[account_id] = [
+                f"meter {comm_no}: {times} top-ups, {on_meter} fen; "
+                f"ledger posted {n}, {total} fen (account {account_id})"
+            ]
+    return out
+
+
+def simulator_state(sim: Simulator) -> tuple[object, ...]:
+    """What the simulator-side properties read: every command record and meter counter."""
+    with sim.lock:
+        records = tuple(
+            (r.ctrl_id, r.ctrl_state, r.applied, r.return_data)
+            for r in sim.platform.records.values()
+        )
+    meters = tuple(
+        (m.remote_charge_times, m.remote_total_value)
+        for m in (sim.meter(comm_no) for comm_no in sim.comm_nos())
+    )
+    return records, meters

@@ -29,11 +29,12 @@ from iotsim.settings import SimulatorSettings
 from tests.sim.checks import (
     Tally,
     applied_twice,
-    frozen_days,
+    counters_by_account,
+    frozen_days_by_account,
     holds_match_meters,
-    ledger_payments,
     ledger_properties,
-    meter_counters,
+    payments_by_account,
+    simulator_state,
 )
 from tests.sim.world import STAFF, STAFF_PASSWORD, CrashPlan, Process, World, world_settings
 
@@ -164,6 +165,7 @@ class Harness:
         self.tally = Tally()
         self.counts: dict[str, int] = {}
         self.pushes: list[tuple[str, bytes, dict[str, str]]] = []
+        self._judged: dict[str, tuple[object, ...]] = {}  # each group's inputs when judged
         self._record_pushes()
 
     # -- faults of our own: replies lost after the work was done --------------------
@@ -419,38 +421,67 @@ class Harness:
         self.call("POST", f"/commands/{command['id']}/retry")
 
     def op_jobs(self) -> None:
-        self.world.jobs(all_jobs=True)
+        self.world.jobs(out_of_turn=True)
 
     def op_balance(self) -> None:
         self.call("GET", f"/accounts/{self._account().id}/balance")
 
     # -- the properties ----------------------------------------------------------------------
     def check(self) -> None:
+        """Judge every property whose inputs the step may have changed.
+
+        A property is a function of what it reads: the database (changed only by a
+        commit, counted on the process's engine), the simulator's command records
+        and meter counters, and the model of what the clerk was told. A group is
+        judged again when one of its inputs changed since it was last judged, so
+        each verdict is the one a check after every step would give.
+        """
         self.world.ensure_up()
         process = self.world.process
         assert isinstance(process, Process)
         engine = process.services.engine
-        ledger_properties(engine, self.tally)
+        db = (id(process), process.commits)
+        sim = simulator_state(self.world.sim)
+        model = tuple((p.state, p.reversed) for p in self.model.payments)
+        seen = self._judged
+        groups = {
+            "ledger": (db,),
+            "payments": (db, model),
+            "meters": (db, sim),
+            "simulator": (sim,),
+        }
+        due = {name for name, inputs in groups.items() if seen.get(name) != inputs}
+        if not due:
+            return
+        ids = sorted(self.model.accounts)
+        if "ledger" in due:
+            ledger_properties(engine, self.tally)
         with engine.connect() as conn:
-            for account in self.model.accounts.values():
-                low, high = self.model.bounds(account.id)
-                got = ledger_payments(conn, account.id)
-                self.tally.judge(
-                    "payments recorded exactly once",
-                    []
-                    if low <= got <= high
-                    else [f"account {account.id}: ledger {got} fen paid, model {low}..{high}"],
-                )
-                self.tally.judge("each frozen day billed once", frozen_days(conn, account.id))
-                if account.mode == "meter":
+            if "ledger" in due:
+                for problems in frozen_days_by_account(conn, ids).values():
+                    self.tally.judge("each frozen day billed once", problems)
+            if "payments" in due:
+                for account_id, got in payments_by_account(conn, ids).items():
+                    low, high = self.model.bounds(account_id)
                     self.tally.judge(
-                        "meter counters = ledger (settled)",
-                        meter_counters(conn, self.world.sim, account.id, account.comm_no),
+                        "payments recorded exactly once",
+                        []
+                        if low <= got <= high
+                        else [f"account {account_id}: ledger {got} fen paid, model {low}..{high}"],
                     )
-            self.tally.judge(
-                "hold posted iff meter loaded it", holds_match_meters(conn, self.world.sim)
-            )
-        self.tally.judge("nothing applied twice on a meter", applied_twice(self.world.sim))
+            if "meters" in due:
+                meters = {
+                    a.id: a.comm_no for a in self.model.accounts.values() if a.mode == "meter"
+                }
+                for problems in counters_by_account(conn, self.world.sim, meters).values():
+                    self.tally.judge("meter counters = ledger (settled)", problems)
+                self.tally.judge(
+                    "hold posted iff meter loaded it", holds_match_meters(conn, self.world.sim)
+                )
+        if "simulator" in due:
+            self.tally.judge("nothing applied twice on a meter", applied_twice(self.world.sim))
+        for name in due:
+            seen[name] = groups[name]
 
     def settle(self) -> None:
         """The clerk learns every unknown answer; the world runs on until commands end."""

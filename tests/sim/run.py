@@ -3,10 +3,13 @@
     python -m tests.sim.run --seeds 2000 --ops 300             # every property, many seeds
     python -m tests.sim.run --seed 123                          # replay one seed exactly
     python -m tests.sim.run --crash-sites --seeds 20            # every crash site x 20 seeds
+    python -m tests.sim.run --jobs 2 ...                        # seeds side by side
     GASBILL_TEST_DATABASE_URL=postgresql://... python -m tests.sim.run ...   # on PostgreSQL
 
 Each seed gets an empty migrated database (SQLite: a copy of a template
-file; PostgreSQL: every table emptied). Exit status 1 if any property was
+file; PostgreSQL: every table emptied). With --jobs N the seeds run in N
+processes, each with its own databases (PostgreSQL: `<name>_w1`... beside
+the given one); a seed replays the same alone or in any process. Exit status 1 if any property was
 violated or a seed could not finish; each failing seed is printed with the
 command that replays it.
 """
@@ -15,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,38 +41,139 @@ from tests.sim.checks import PROPERTIES, Tally
 from tests.sim.harness import SETTLE_DAYS, SeedResult, run_seed
 
 
-@contextmanager
-def databases(pg_url: str | None) -> Iterator[object]:
-    """A factory of empty migrated databases: SQLite copies of a template, or PostgreSQL."""
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # no fsync cost per commit
-    with tempfile.TemporaryDirectory(prefix="gasbill-sim-", dir=shm) as tmp:
+class Databases:
+    """Empty migrated databases for one worker: SQLite copies of a template file made once,
+    or one PostgreSQL database of its own with every table emptied before each seed.
+
+    Worker 0 uses `pg_url` itself (migrated afresh when `prepare`, else as it is); worker
+    n > 0 its own database `<name>_wn`, created and migrated on first use.
+    """
+
+    def __init__(self, root: Path, pg_url: str | None, worker: int, *, prepare: bool) -> None:
+        self.folder = root / f"worker-{worker}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.pg_url = pg_url
         if pg_url:
-            engine = sa.create_engine(normalise_url(pg_url))
-            with engine.begin() as conn:
-                conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-                conn.execute(sa.text("CREATE SCHEMA public"))
-            engine.dispose()
-            upgrade(pg_url)
-
-            def fresh(seed: int) -> str:
-                engine = make_engine(pg_url)
-                names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-                with engine.begin() as conn:
-                    conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
-                    conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-                engine.dispose()
-                return pg_url
-
+            if worker:
+                self.pg_url = _own_database(pg_url, f"_w{worker}")
+            if worker or prepare:
+                _migrate_afresh(self.pg_url)
+            self.engine = make_engine(self.pg_url, pool_size=1)
+            self.names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
         else:
-            template = Path(tmp) / "template.db"
-            upgrade(f"sqlite:///{template}")
+            self.template = self.folder / "template.db"
+            upgrade(f"sqlite:///{self.template}")
 
-            def fresh(seed: int) -> str:
-                path = Path(tmp) / "seed.db"
-                shutil.copyfile(template, path)
-                return f"sqlite:///{path}"
+    def fresh(self) -> str:
+        if self.pg_url:
+            with self.engine.begin() as conn:
+                # the audit log refuses TRUNCATE (a trigger); a test database may skip triggers
+                conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+                conn.execute(sa.text(f"TRUNCATE {self.names} RESTART IDENTITY CASCADE"))
+            return self.pg_url
+        path = self.folder / "seed.db"
+        for stale in self.folder.glob("seed.db*"):  # a crashed seed's -wal and -shm too
+            stale.unlink()
+        shutil.copyfile(self.template, path)
+        return f"sqlite:///{path}"
 
-        yield fresh
+    def close(self) -> None:
+        if self.pg_url:
+            self.engine.dispose()
+
+
+def _own_database(pg_url: str, suffix: str) -> str:
+    url = sa.engine.make_url(normalise_url(pg_url))
+    name = f"{url.database}{suffix}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).first()
+        if found is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _migrate_afresh(pg_url: str) -> None:
+    engine = sa.create_engine(normalise_url(pg_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    upgrade(pg_url)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every run of a batch shares."""
+
+    ops: int
+    settle_days: int = SETTLE_DAYS
+    crash_chance: float = 0.5
+    deadline: float | None = None  # time.monotonic(): start no run after it
+
+
+_worker: Databases | None = None
+_plan: Plan | None = None
+
+
+def _start_worker(root: str, pg_url: str | None, plan: Plan, numbers: Any, prepare: bool) -> None:
+    global _worker, _plan
+    logging.disable(logging.WARNING)
+    _worker = Databases(Path(root), pg_url, numbers.get(), prepare=prepare)
+    _plan = plan
+
+
+def _one(task: tuple[int, str | None]) -> tuple[int, str | None, SeedResult | None]:
+    seed, site = task
+    assert _worker is not None and _plan is not None
+    if _plan.deadline is not None and time.monotonic() > _plan.deadline:
+        return seed, site, None
+    result = run_seed(
+        seed,
+        _worker.fresh(),
+        ops=_plan.ops,
+        crash_site=site,
+        settle_days=_plan.settle_days,
+        crash_chance=_plan.crash_chance,
+    )
+    return seed, site, result
+
+
+def results_of(
+    tasks: list[tuple[int, str | None]],
+    plan: Plan,
+    *,
+    pg_url: str | None,
+    jobs: int = 1,
+    prepare: bool = True,
+) -> Iterator[tuple[int, str | None, SeedResult | None]]:
+    """Each (seed, crash site) run, in the order given, on `jobs` processes (forked: each
+    with its own databases); None for a run the deadline kept from starting. A seed runs
+    the same whichever process runs it."""
+    global _worker, _plan
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # no fsync cost per commit
+    with tempfile.TemporaryDirectory(prefix="gasbill-sim-", dir=shm) as root:
+        if jobs <= 1:
+            saved = _worker, _plan
+            _worker, _plan = Databases(Path(root), pg_url, 0, prepare=prepare), plan
+            try:
+                for task in tasks:
+                    yield _one(task)
+            finally:
+                _worker.close()
+                _worker, _plan = saved
+            return
+        context = multiprocessing.get_context("fork")
+        numbers = context.Queue()
+        for n in range(jobs):
+            numbers.put(n)
+        with context.Pool(
+            jobs, _start_worker, (root, pg_url, plan, numbers, prepare), maxtasksperchild=None
+        ) as pool:
+            yield from pool.imap(_one, tasks)
 
 
 def run(
@@ -80,51 +185,23 @@ def run(
     settle_days: int = SETTLE_DAYS,
     quiet: bool = False,
     deadline: float | None = None,
+    jobs: int = 1,
 ) -> tuple[Tally, list[SeedResult], dict[str, list[int]]]:
     """Every seed at every site; the tally, the results and, per site, [runs, crashes]."""
     total = Tally()
     results: list[SeedResult] = []
     per_site: dict[str, list[int]] = {}
-    with databases(pg_url) as fresh:
-        try:
-            _each(
-                seeds,
-                ops,
-                sites,
-                pg_url,
-                settle_days,
-                quiet,
-                fresh,
-                total,
-                results,
-                per_site,
-                deadline,
-            )
-        except KeyboardInterrupt:  # stopped early: the table of what ran
-            print("interrupted: the table counts the runs that finished", file=sys.stderr)
-    return total, results, per_site
-
-
-def _each(
-    seeds: list[int],
-    ops: int,
-    sites: list[str | None],
-    pg_url: str | None,
-    settle_days: int,
-    quiet: bool,
-    fresh: Any,
-    total: Tally,
-    results: list[SeedResult],
-    per_site: dict[str, list[int]],
-    deadline: float | None,
-) -> None:
-    for seed in seeds:  # every site gets the same seeds, however early the run stops
-        if deadline is not None and time.monotonic() > deadline:
-            print(f"time is up: stopped before seed {seed}", file=sys.stderr)
-            return
-        for site in sites:
-            url = fresh(seed)
-            result = run_seed(seed, url, ops=ops, crash_site=site, settle_days=settle_days)
+    # every site gets the same seeds, however early the run stops
+    tasks = [(seed, site) for seed in seeds for site in sites]
+    plan = Plan(ops, settle_days, deadline=deadline)
+    stopped = False
+    try:
+        for seed, site, result in results_of(tasks, plan, pg_url=pg_url, jobs=jobs):
+            if result is None:
+                if not stopped:
+                    print(f"time is up: stopped at seed {seed}", file=sys.stderr)
+                stopped = True
+                continue
             total.add(result.tally)
             results.append(result)
             if site is not None:
@@ -141,6 +218,9 @@ def _each(
                     file=sys.stderr,
                     flush=True,
                 )
+    except KeyboardInterrupt:  # stopped early: the table of what ran
+        print("interrupted: the table counts the runs that finished", file=sys.stderr)
+    return total, results, per_site
 
 
 def failure_text(
@@ -157,7 +237,13 @@ def failure_text(
 
 
 def table(
-    total: Tally, results: list[SeedResult], per_site: dict[str, list[int]], *, db: str, took: float
+    total: Tally,
+    results: list[SeedResult],
+    per_site: dict[str, list[int]],
+    *,
+    db: str,
+    took: float,
+    jobs: int = 1,
 ) -> str:
     seeds = len({r.seed for r in results})
     ops = sum(r.ops for r in results)
@@ -169,7 +255,8 @@ def table(
     out = [
         f"database: {db}   runs: {len(results)} ({seeds} seeds)   operations: {ops}   "
         f"crashes: {sum(len(r.crashes) for r in results)}   restarts: "
-        f"{sum(r.restarts for r in results)}   failed runs: {len(failed)}   time: {took:.0f} s",
+        f"{sum(r.restarts for r in results)}   failed runs: {len(failed)}   time: {took:.0f} s "
+        f"({jobs} process{'es' if jobs > 1 else ''}, {ops / max(took, 1e-9):.1f} operations/s)",
         "",
         f"| {'property':<36} | {'checks':>9} | {'violations':>10} |",
         f"|{'-' * 38}|{'-' * 11}|{'-' * 12}|",
@@ -201,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=int, default=SETTLE_DAYS, help="days run at the end")
     parser.add_argument("--crash", choices=SITES, help="crash at this site")
     parser.add_argument("--crash-sites", action="store_true", help="every crash site in turn")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="seeds run side by side in this many processes"
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # the jobs' own logging: errors still show
     seeds = (
@@ -216,9 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         pg_url=pg_url,
         settle_days=args.settle,
         deadline=started + args.minutes * 60 if args.minutes else None,
+        jobs=args.jobs,
     )
     db = "PostgreSQL" if pg_url else "SQLite"
-    print(table(total, results, per_site, db=db, took=time.monotonic() - started))
+    print(table(total, results, per_site, db=db, took=time.monotonic() - started, jobs=args.jobs))
     bad = any(r.failure or sum(r.tally.violations.values()) for r in results)
     return 1 if bad else 0
 
