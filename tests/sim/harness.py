@@ -140,6 +140,7 @@ class Harness:
         crash_site: str | None = None,
         settle_days: int = SETTLE_DAYS,
         crash_chance: float = 0.5,
+        crash_limit: int = 3,
     ):
         self.seed = seed
         self.ops = ops
@@ -155,7 +156,12 @@ class Harness:
         self.world = World(
             world_settings(db_url, sim_settings),
             Simulator(sim_settings),
-            CrashPlan(crash_site, random.Random(f"{seed}/crash"), chance=crash_chance),
+            CrashPlan(
+                crash_site,
+                random.Random(f"{seed}/crash"),
+                chance=crash_chance,
+                limit=crash_limit,
+            ),
             lost_push_reply=lambda: self._fault("push_lost_reply"),
             lost_staff_reply=lambda: self._fault("staff_lost_reply"),
         )
@@ -535,6 +541,7 @@ def run_seed(
     crash_site: str | None = None,
     settle_days: int = SETTLE_DAYS,
     crash_chance: float = 0.5,
+    crash_limit: int = 3,
 ) -> SeedResult:
     harness = Harness(
         seed,
@@ -543,5 +550,6 @@ def run_seed(
         crash_site=crash_site,
         settle_days=settle_days,
         crash_chance=crash_chance,
+        crash_limit=crash_limit,
     )
     return harness.run()

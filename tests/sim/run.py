@@ -112,6 +112,7 @@ class Plan:
     ops: int
     settle_days: int = SETTLE_DAYS
     crash_chance: float = 0.5
+    crash_limit: int = 3  # crashes at most this many times in a run
     deadline: float | None = None  # time.monotonic(): start no run after it
 
 
@@ -138,6 +139,7 @@ def _one(task: tuple[int, str | None]) -> tuple[int, str | None, SeedResult | No
         crash_site=site,
         settle_days=_plan.settle_days,
         crash_chance=_plan.crash_chance,
+        crash_limit=_plan.crash_limit,
     )
     return seed, site, result
 
@@ -154,6 +156,13 @@ def results_of(
     with its own databases); None for a run the deadline kept from starting. A seed runs
     the same whichever process runs it."""
     global _worker, _plan
+    if pg_url and jobs > 1:
+        try:  # in the parent, so a server that refuses CREATE DATABASE is met once
+            for n in range(1, jobs):
+                _own_database(pg_url, f"_w{n}")
+        except sa.exc.SQLAlchemyError as exc:
+            print(f"one process: no database of its own per process ({exc})", file=sys.stderr)
+            jobs = 1
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # no fsync cost per commit
     with tempfile.TemporaryDirectory(prefix="gasbill-sim-", dir=shm) as root:
         if jobs <= 1:
