@@ -285,6 +285,9 @@ class FakeAccounts:
     ) -> list[object]:
         raise NotImplementedError("readings are the database's (tests/integration)")
 
+    def latest_remain_thousandths(self, company_no: str, comm_no: str) -> int | None:
+        return None  # no readings in the fake store
+
     def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
         frozen = [
             (at, litres)

@@ -246,6 +246,9 @@ class AccountRepository(Protocol):
     ) -> Sequence[ReadingRecord]:
         """The account's readings, newest first: each meter's while it was bound to it."""
 
+    def latest_remain_thousandths(self, company_no: str, comm_no: str) -> int | None:
+        """The balance the meter last reported (remain_money, thousandths of a yuan)."""
+
     def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
         """The meter's register at its latest frozen (daily) reading, if it has one."""
 

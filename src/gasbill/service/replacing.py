@@ -22,12 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
-
-from gasbill.adapters.db.tables.accounts import Meter, MeterBinding
-from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.adapters.db.tables.accounts import MeterBinding
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
 from gasbill.domain.money import Money
@@ -36,7 +32,7 @@ from gasbill.service.billing import bill_within
 from gasbill.service.closing import _no_prepay_in_flight
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import _queue_opening
-from gasbill.service.ports import TariffBook
+from gasbill.service.ports import CommandCodec, MeterRecord, TariffBook
 from gasbill.service.transfers import namespaced, new_transfer, record_once
 
 
@@ -67,7 +63,7 @@ def replace_account_meter(
     actor: str,
     now: datetime,
     catalog: TariffBook,
-    codec: Codec,
+    codec: CommandCodec,
     policy: CommandPolicy,
 ) -> Replaced:
     """Replace the account's meter; in meter mode settle the old meter and open the new one."""
@@ -117,19 +113,9 @@ def replace_account_meter(
         return result
 
 
-def _last_remain_fen(uow: UnitOfWork, meter: Meter) -> int | None:
+def _last_remain_fen(uow: UnitOfWork, meter: MeterRecord) -> int | None:
     """The old meter's latest reported balance, in fen (stored in thousandths of a yuan)."""
-    company_no, comm_no = meter.company_no, meter.comm_no
-    thousandths = uow.session.exec(
-        select(MeterReading.remain_money)
-        .where(
-            MeterReading.company_no == company_no,
-            MeterReading.meter_comm_no == comm_no,
-            col(MeterReading.remain_money).is_not(None),
-        )
-        .order_by(col(MeterReading.acquisition_time).desc())
-        .limit(1)
-    ).first()
+    thousandths = uow.accounts.latest_remain_thousandths(meter.company_no, meter.comm_no)
     return None if thousandths is None else int(thousandths) // 10
 
 

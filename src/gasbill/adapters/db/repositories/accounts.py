@@ -162,6 +162,18 @@ class AccountRepository:
             query.order_by(col(MeterReading.acquisition_time).desc()).offset(offset).limit(limit)
         ).all()
 
+    def latest_remain_thousandths(self, company_no: str, comm_no: str) -> int | None:
+        return self.session.exec(
+            select(MeterReading.remain_money)
+            .where(
+                MeterReading.company_no == company_no,
+                MeterReading.meter_comm_no == comm_no,
+                col(MeterReading.remain_money).is_not(None),
+            )
+            .order_by(col(MeterReading.acquisition_time).desc())
+            .limit(1)
+        ).first()
+
     def save(self, record: AccountRecord | BindingRecord) -> None:
         self.session.add(record)
         self.session.flush()
