@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -436,3 +437,28 @@ def test_a_claim_whose_lease_ran_out_is_delivered_again_but_stamped_once(uow, en
     (row,) = [w for w in warnings(uow) if w.id == first]
     assert row.delivered_at == now + timedelta(minutes=6)  # the first stamp stays
     assert row.attempts == 2
+
+
+def test_a_failing_decision_rolls_back_its_batch_and_the_others_are_decided_alone(
+    uow, engine, catalog, monkeypatch
+):
+    account_module = importlib.import_module("gasbill.service.decisions.account")
+    sweep_module = importlib.import_module("gasbill.service.decisions.sweep")
+
+    accounts = [
+        make_account(uow, catalog, number=f"A{n}", comm_no=f"1234567890123{n}") for n in range(3)
+    ]
+    failing = accounts[1]
+    real = account_module.decide_on
+
+    def decide_on(uow, facts, **kwargs):
+        if facts.account.id == failing:
+            raise RuntimeError("boom")
+        return real(uow, facts, **kwargs)
+
+    monkeypatch.setattr(account_module, "decide_on", decide_on)
+    monkeypatch.setattr(sweep_module, "decide_on", decide_on)
+    outcome = run_sweep(engine, local(2025, 1, 2, 10))
+    assert outcome.accounts == 2
+    assert outcome.failures == [(failing, "RuntimeError: boom")]
+    assert sorted({w.account_id for w in warnings(uow)}) == [accounts[0], accounts[2]]
