@@ -267,28 +267,44 @@ def login(
             )
             uow.commit()
             raise LoginRefused("wrong username or password")
-        assert user.id is not None
         staff.clear_failures(USERNAME_SCOPE, name)
         staff.forgive_failure(CLIENT_SCOPE, address)
-        if passwords.needs_rehash(user.password_hash):
-            user.password_hash = passwords.hash(password)
-            uow.session.add(user)
-        token, digest = tokens.new()
-        expires_at = now + ttl
-        staff.add_token(
-            ApiToken(token_hash=digest, user_id=user.id, issued_at=now, expires_at=expires_at)
-        )
-        uow.audit.record(
-            actor=user.username,
-            action="auth.login",
-            entity="staff_user",
-            entity_id=user.id,
-            after={"client": client, "expires_at": expires_at.isoformat()},
-            at=now,
-        )
+        issued = _issue(uow, staff, user, password, client, passwords, tokens, now + ttl, now)
         uow.commit()
-        identity = Identity(user.id, user.username, user.role, digest, expires_at)
-        return IssuedToken(token, expires_at, identity)
+        return issued
+
+
+def _issue(
+    uow: UnitOfWork,
+    staff: StaffRepository,
+    user: StaffUser,
+    password: str,
+    client: str,
+    passwords: Passwords,
+    tokens: Tokens,
+    expires_at: datetime,
+    now: datetime,
+) -> IssuedToken:
+    """A successful login: the hash brought up to date, a token issued and audited (in the
+    caller's unit of work, which commits)."""
+    assert user.id is not None
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash(password)
+        uow.session.add(user)
+    token, digest = tokens.new()
+    staff.add_token(
+        ApiToken(token_hash=digest, user_id=user.id, issued_at=now, expires_at=expires_at)
+    )
+    uow.audit.record(
+        actor=user.username,
+        action="auth.login",
+        entity="staff_user",
+        entity_id=user.id,
+        after={"client": client, "expires_at": expires_at.isoformat()},
+        at=now,
+    )
+    identity = Identity(user.id, user.username, user.role, digest, expires_at)
+    return IssuedToken(token, expires_at, identity)
 
 
 def _admit(
