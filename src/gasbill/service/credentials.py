@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gasbill.adapters.db.repositories.staff import StaffRepository
 from gasbill.adapters.db.tables.staff import StaffUser
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.errors import GasbillError
@@ -33,7 +32,7 @@ class WrongPassword(GasbillError):
 
 def find_user(uow: UnitOfWork, username: str) -> StaffUser:
     with uow:
-        user = StaffRepository(uow.session).by_username(username)
+        user = uow.staff.by_username(username)
     if user is None:
         raise NotFound(f"no user {username!r}")
     return user
@@ -44,7 +43,7 @@ def unlock_user(
 ) -> tuple[StaffUser, int]:
     """Forget the username's failed logins so it may log in at once; (user, failures cleared)."""
     with uow:
-        staff = StaffRepository(uow.session)
+        staff = uow.staff
         user = staff.user(user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
@@ -65,7 +64,7 @@ def unlock_user(
 def unlock_address(uow: UnitOfWork, client: str, *, actor: str, now: datetime | None = None) -> int:
     """Forget the failed logins counted against one client address; how many there were."""
     with uow:
-        cleared = StaffRepository(uow.session).clear_failures(CLIENT_SCOPE, client[:64])
+        cleared = uow.staff.clear_failures(CLIENT_SCOPE, client[:64])
         uow.audit.record(
             actor=actor,
             action="auth.unlock_address",
@@ -91,12 +90,12 @@ def reset_password(
     now = now or datetime.now(UTC)
     password_hash = passwords.hash(check_password(password))
     with uow:
-        staff = StaffRepository(uow.session)
+        staff = uow.staff
         user = staff.user(user_id, lock=True)
         if user is None:
             raise NotFound(f"no user {user_id}")
         user.password_hash = password_hash
-        uow.session.add(user)
+        uow.staff.save(user)
         staff.revoke_tokens(user_id, now)
         staff.clear_failures(USERNAME_SCOPE, user.username)
         uow.audit.record(
@@ -127,7 +126,7 @@ def change_own_password(
     if new == current:
         raise StaffError("the new password is the same as the current one")
     with uow:
-        staff = StaffRepository(uow.session)
+        staff = uow.staff
         user = staff.user(user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
@@ -152,11 +151,11 @@ def change_own_password(
         raise WrongPassword("the current password is wrong")
     password_hash = passwords.hash(new)
     with uow:
-        staff = StaffRepository(uow.session)
+        staff = uow.staff
         changed = staff.user(user_id, lock=True)
         assert changed is not None
         changed.password_hash = password_hash
-        uow.session.add(changed)
+        uow.staff.save(changed)
         staff.revoke_tokens(user_id, now, keep=keep_token)
         staff.clear_failures(USERNAME_SCOPE, changed.username)
         uow.audit.record(

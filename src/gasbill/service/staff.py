@@ -135,7 +135,7 @@ def add_user(
     _check_role(role)
     password_hash = passwords.hash(check_password(password))
     with uow:
-        staff = StaffRepository(uow.session)
+        staff = uow.staff
         if staff.by_username(username) is not None:
             raise Conflict(f"user {username!r} already exists")
         user = staff.add_user(StaffUser(username=username, password_hash=password_hash, role=role))
@@ -153,7 +153,7 @@ def add_user(
 
 def list_users(uow: UnitOfWork) -> Sequence[StaffUser]:
     with uow:
-        return StaffRepository(uow.session).users()
+        return uow.staff.users()
 
 
 def change_role(
@@ -189,7 +189,7 @@ def _change(
 ) -> StaffUser:
     now = now or datetime.now(UTC)
     with uow:
-        staff = StaffRepository(uow.session)
+        staff = uow.staff
         admins = staff.lock_active_admins()  # before any change, so none is counted twice
         user = staff.user(user_id, lock=True)
         if user is None:
@@ -202,7 +202,7 @@ def _change(
         still_admin = user.role == "admin" and user.active
         if user_id in admins and not still_admin and len(admins) <= 1:
             raise Conflict("this is the last active admin: make another admin first")
-        uow.session.add(user)
+        uow.staff.save(user)
         if not user.active:
             staff.revoke_tokens(user_id, now)
         uow.flush()
@@ -243,7 +243,7 @@ def login(
     """
     name, address = username[:64], client[:64]
     with uow:
-        staff = StaffRepository(uow.session)
+        staff = uow.staff
         refused_since = _admit(staff, limits, username=name, client=address, now=now)
         user = staff.by_username(username)
         uow.commit()
@@ -254,7 +254,7 @@ def login(
     matches = passwords.verify(user.password_hash if user else None, password)
     ok = user is not None and user.active and matches
     with uow:
-        staff = StaffRepository(uow.session)
+        staff = uow.staff
         staff.add_attempt(LoginAttempt(username=name, client=address, at=now, success=ok))
         if user is None or not ok:
             uow.audit.record(
@@ -290,7 +290,7 @@ def _issue(
     assert user.id is not None
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash(password)
-        uow.session.add(user)
+        uow.staff.save(user)
     token, digest = tokens.new()
     staff.add_token(
         ApiToken(token_hash=digest, user_id=user.id, issued_at=now, expires_at=expires_at)
@@ -331,7 +331,7 @@ def authenticate(uow: UnitOfWork, token: str, *, tokens: Tokens, now: datetime) 
     """Who holds this token, or None if it is unknown, revoked, expired or its user inactive."""
     digest = tokens.digest(token)
     with uow:
-        found = StaffRepository(uow.session).token(digest)
+        found = uow.staff.token(digest)
     if found is None:
         return None
     row, user = found
@@ -343,12 +343,12 @@ def authenticate(uow: UnitOfWork, token: str, *, tokens: Tokens, now: datetime) 
 
 def logout(uow: UnitOfWork, identity: Identity, *, now: datetime) -> None:
     with uow:
-        found = StaffRepository(uow.session).token(identity.token_hash)
+        found = uow.staff.token(identity.token_hash)
         if found is None or found[0].revoked_at is not None:
             return
         row = found[0]
         row.revoked_at = now
-        uow.session.add(row)
+        uow.staff.save(row)
         uow.audit.record(
             actor=identity.username,
             action="auth.logout",

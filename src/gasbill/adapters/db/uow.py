@@ -38,6 +38,7 @@ from gasbill.adapters.db.repositories.decisions import SqlDecisionStates, SqlWar
 from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
+from gasbill.adapters.db.repositories.staff import StaffRepository
 from gasbill.service.ports import CommitConflict
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,10 @@ class UnitOfWork:
     @property
     def commands(self) -> CommandStore:
         return CommandStore(self.session)
+
+    @property
+    def staff(self) -> StaffRepository:
+        return StaffRepository(self.session)
 
     @property
     def warnings(self) -> SqlWarnings:

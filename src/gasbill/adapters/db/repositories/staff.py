@@ -21,6 +21,10 @@ class StaffRepository:
         self.session = session
 
     # users
+    def save(self, row: StaffUser | ApiToken) -> None:
+        """Keep a user's or a token's changes in this unit of work (flushed at commit)."""
+        self.session.add(row)
+
     def add_user(self, user: StaffUser) -> StaffUser:
         self.session.add(user)
         self.session.flush()
