@@ -413,3 +413,34 @@ def test_meters_that_confirmed_a_price_change_are_priced_by_it_on_both_paths(uow
     lines = {line.account_id: line for line in report.lines}
     assert lines[accounts[0]].finding(Check.PRICE).agrees
     assert lines[accounts[1]].finding(Check.PRICE).agrees
+
+
+def test_groups_that_pass_the_integer_checks_but_not_the_counters_or_price_are_listed(uow, catalog):
+    """The first pass's groups that fail in Python (counters, price) are found again by
+    their values and take the full path; their neighbours in the database still agree."""
+    ids = []
+    for n, (times, total, price) in enumerate(
+        (
+            (1, "100.000", "2.610"),
+            (2, "200.000", "2.610"),  # the meter counts a top-up the books do not have
+            (1, "100.000", "9.990"),  # a price the tariff never had
+            (1, "100.000", "2.610"),
+        )
+    ):
+        books = Books(uow, catalog, f"G{n}", f"1000000000020{n}")
+        books.funded()
+        balance = 10_000
+        for day in range(4):
+            at = midnight(DAY1 + timedelta(days=day))
+            if day:
+                balance -= 300
+                books.charge(300, at)
+            books.reading(at, str(Money.of_fen(balance).value), price=price)
+        books.charge_state(midnight(DAY1) + timedelta(hours=2), times, total)
+        ids.append(books.account_id)
+    report = full(uow, catalog, as_of=AS_OF)
+    lines = {line.account_id: line for line in report.lines}
+    assert lines[ids[0]].agrees and lines[ids[3]].agrees
+    assert not lines[ids[1]].finding(Check.COUNTERS).agrees
+    assert not lines[ids[2]].finding(Check.PRICE).agrees
+    assert report.totals.agreeing == 2
