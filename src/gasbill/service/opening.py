@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from gasbill.adapters.db.tables.accounts import Account
@@ -157,7 +156,7 @@ def _queue_opening(
     return command.id
 
 
-def opening_progress(uow: ports.UnitOfWork, account_id: int) -> list[dict[str, Any]]:
+def opening_progress(uow: ports.UnitOfWork, account_id: int) -> list[dict[str, object]]:
     """The account's `openaccount` and the baseline read after it, each where it stands.
 
     Like a top-up's progress: stage, reason (the meter's refusal in words, a

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from gasbill.crashpoints import crash_point
 from gasbill.domain.accounts import BillingMode
@@ -128,7 +127,7 @@ def _top_up_of(uow: UnitOfWork, idempotency_key: str) -> CommandRecord | None:
     return uow.commands.by_hold(hold.id)
 
 
-def top_up_progress(command: CommandRecord) -> dict[str, Any]:
+def top_up_progress(command: CommandRecord) -> dict[str, object]:
     """Where a top-up stands, in a clerk's words (see `commands.progress`), and its amounts."""
     view = command_progress(command)
     view |= {
@@ -142,7 +141,7 @@ def top_up_progress(command: CommandRecord) -> dict[str, Any]:
     return view
 
 
-def _remain(return_data: str) -> Any:
+def _remain(return_data: str) -> object:
     try:
         data = loads_exact(return_data)
     except ValueError:

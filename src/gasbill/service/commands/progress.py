@@ -12,7 +12,6 @@ refused says what the meter answered, in the vendor's terms (spec §5.1:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.outbox import CommandStatus
@@ -62,7 +61,7 @@ def platform_state_words(state: int | None) -> str:
     return PLATFORM_STATES.get(state, f"state {state}")
 
 
-def _returned(command: CommandRecord) -> dict[str, Any]:
+def _returned(command: CommandRecord) -> dict[str, object]:
     if not command.return_data:
         return {}
     try:
@@ -132,7 +131,7 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
-def command_progress(command: CommandRecord) -> dict[str, Any]:
+def command_progress(command: CommandRecord) -> dict[str, object]:
     """A command's stage, its reason and its next attempt: what the clerk sees everywhere."""
     stage = stage_of(command)
     waiting = stage in ("queued", "sending")
