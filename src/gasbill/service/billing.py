@@ -13,17 +13,12 @@ batch, one transfer per account and direction, one upsert for all days.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.db.repositories.billing import BillingStore, Readings
-from gasbill.adapters.db.repositories.campaigns import CampaignStore
-from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
-from gasbill.adapters.db.tables.billing import ChargeDay
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.crashpoints import crash_point
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.cycles import Cycle
@@ -44,8 +39,20 @@ from gasbill.domain.rating import (
 )
 from gasbill.domain.timeline import NO_VERSION
 from gasbill.service.billing_days import day_rows, exceptions_of
+from gasbill.service.billing_ports import (
+    BillingRepository,
+    BillingUnitOfWork,
+    ChargeDayRecord,
+    Readings,
+)
 from gasbill.service.meter_tariffs import meter_rater
-from gasbill.service.ports import NewException, TariffBook
+from gasbill.service.ports import (
+    AccountRecord,
+    BindingRecord,
+    MeterRecord,
+    NewException,
+    TariffBook,
+)
 from gasbill.service.postings import because, transfers_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,7 +79,7 @@ class BillingOutcome:
 
 
 def bill_accounts(
-    uow: UnitOfWork,
+    uow: BillingUnitOfWork,
     account_ids: Sequence[int],
     *,
     catalog: TariffBook,
@@ -100,7 +107,7 @@ def bill_accounts(
 
 
 def bill_within(
-    uow: UnitOfWork,
+    uow: BillingUnitOfWork,
     account_ids: Sequence[int],
     *,
     catalog: TariffBook,
@@ -116,8 +123,8 @@ def bill_within(
     `actor` is who the lines are by, when a person's decision set billing off.
     """
     now = now or datetime.now(UTC)
-    store = BillingStore(uow.session)
-    batch = _load(uow, store, account_ids, since or {})
+    store = uow.billing
+    batch = _load(store, account_ids, since or {})
     outcome = BillingOutcome()
     day_changes: list[dict[str, Any]] = []
     exceptions: list[NewException] = []
@@ -162,16 +169,18 @@ def bill_within(
 class _Batch:
     """What billing a batch of accounts reads, one query per kind of row."""
 
-    accounts: list[Account]
+    accounts: Sequence[AccountRecord]
     spans: dict[int, list[MeterSpan]]
-    checkpoints: dict[int, ChargeDay]
+    checkpoints: Mapping[int, ChargeDayRecord]
     posted: dict[int, dict[tuple[str, date], int]]
     openings: dict[int, datetime | None]
     confirmed: dict[int, dict[str, datetime]]
 
 
 def _load(
-    uow: UnitOfWork, store: BillingStore, account_ids: Sequence[int], since: dict[int, datetime]
+    store: BillingRepository,
+    account_ids: Sequence[int],
+    since: dict[int, datetime],
 ) -> _Batch:
     accounts = store.accounts(sorted(set(account_ids)), lock=True)
     ids = [a.id for a in accounts if a.id is not None]
@@ -190,12 +199,14 @@ def _load(
         account_id: {
             label: applied_at(at, spans.get(account_id, [])) for label, at in changes.items()
         }
-        for account_id, changes in CampaignStore(uow.session).confirmations(metered).items()
+        for account_id, changes in store.confirmations(metered).items()
     }
     return _Batch(accounts, spans, checkpoints, posted, store.meter_openings(metered), confirmed)
 
 
-def meter_spans(bindings: list[tuple[MeterBinding, Meter]], readings: Readings) -> list[MeterSpan]:
+def meter_spans(
+    bindings: Sequence[tuple[BindingRecord, MeterRecord]], readings: Readings
+) -> list[MeterSpan]:
     """The meters an account used, each with its readings."""
     return [
         MeterSpan(
@@ -211,7 +222,7 @@ def meter_spans(bindings: list[tuple[MeterBinding, Meter]], readings: Readings) 
 
 
 def opening_of(
-    opened_at: datetime, bindings: list[tuple[MeterBinding, Meter]], readings: Readings
+    opened_at: datetime, bindings: Sequence[tuple[BindingRecord, MeterRecord]], readings: Readings
 ) -> FrozenReading | None:
     """A meter-mode account's register when it was opened on its meter, if a reading gives it."""
     spans = meter_spans(bindings, readings)
@@ -219,9 +230,9 @@ def opening_of(
 
 
 def rate_account(
-    account: Account,
-    bindings: list[tuple[MeterBinding, Meter]],
-    checkpoint: ChargeDay | None,
+    account: AccountRecord,
+    bindings: Sequence[tuple[BindingRecord, MeterRecord]],
+    checkpoint: ChargeDayRecord | None,
     readings: Readings,
     rater: Rater,
     max_flow: Decimal | None,
@@ -235,9 +246,9 @@ def rate_account(
 
 
 def _rate(
-    account: Account,
+    account: AccountRecord,
     spans: list[MeterSpan],
-    checkpoint: ChargeDay | None,
+    checkpoint: ChargeDayRecord | None,
     rater: Rater,
     max_flow: Decimal | None,
     now: datetime,
@@ -256,10 +267,10 @@ def _rate(
 
 
 def _rater(
-    account: Account,
+    account: AccountRecord,
     catalog: TariffBook,
     confirmed: dict[str, datetime],
-    checkpoint: ChargeDay | None,
+    checkpoint: ChargeDayRecord | None,
 ) -> Rater:
     """Meter mode: the prices last confirmed on the meter (DESIGN §5); else the tariff's."""
     if account.billing_mode != BillingMode.METER:
@@ -268,7 +279,7 @@ def _rater(
     return meter_rater(catalog, account.tariff_id, account.opened_on, confirmed, since=since)
 
 
-def _starting_state(checkpoint: ChargeDay | None, zone: str) -> tuple[RatingState, datetime]:
+def _starting_state(checkpoint: ChargeDayRecord | None, zone: str) -> tuple[RatingState, datetime]:
     """Where rating resumes: the checkpoint's state, or from scratch."""
     if checkpoint is None or checkpoint.state_at is None:
         return RatingState(), EPOCH

@@ -269,6 +269,11 @@ class LedgerRepository(Protocol):
         """Record it (the domain's rules checked); raises IdempotencyConflict for a key
         already used by another request, OverdraftRefused beyond a limit."""
 
+    def record_many(
+        self, transfers: Iterable[Transfer], *, enforce_limits: bool = False
+    ) -> list[Transfer]:
+        """Record a batch of independent transfers, each as `record` would (billing)."""
+
     def balances_of(self, account_id: int) -> dict[AccountCode, Balance]: ...
 
     def net_posted(self, payer: AccountCode, payee: AccountCode, kind: TransferKind) -> int:

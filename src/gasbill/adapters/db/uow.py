@@ -32,6 +32,7 @@ from sqlmodel import Session
 
 from gasbill.adapters.db.repositories.accounts import AccountRepository
 from gasbill.adapters.db.repositories.audit import AuditLog
+from gasbill.adapters.db.repositories.billing import BillingStore
 from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.repositories.decisions import SqlDecisionStates, SqlWarnings
@@ -145,6 +146,10 @@ class UnitOfWork:
     @property
     def idempotency(self) -> IdempotencyStore:
         return IdempotencyStore(self.session)
+
+    @property
+    def billing(self) -> BillingStore:
+        return BillingStore(self.session)
 
     @property
     def campaigns(self) -> CampaignStore:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.bulk import unnested
+from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
 from gasbill.adapters.db.tables.commands import Command
@@ -19,14 +20,14 @@ from gasbill.adapters.db.tables.readings import MeterReading
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.meters import RegisterReading
 from gasbill.domain.outbox import CommandStatus
+from gasbill.service.billing_ports import Readings as Readings
 
 FROZEN = 1
 
 
-Readings = dict[tuple[str, str], list[RegisterReading]]
-
-
 class BillingStore:
+    """Implements `service.billing_ports.BillingRepository`."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -183,6 +184,10 @@ class BillingStore:
             if done or int(account_id) not in found:
                 found[int(account_id)] = finished if done else found.get(int(account_id))
         return found
+
+    def confirmations(self, account_ids: Sequence[int]) -> dict[int, dict[str, datetime]]:
+        """Per account, each price change its meter confirmed, and when (setprice done)."""
+        return CampaignStore(self.session).confirmations(account_ids)
 
     def save_days(self, rows: list[dict[str, Any]]) -> None:
         """Insert or replace charge days, in one statement."""
