@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from gasbill.domain.ledger import (
     AccountCode,
@@ -27,6 +28,7 @@ from gasbill.domain.ledger import (
     TransferKind,
     TransferStatus,
 )
+from gasbill.domain.meters import RegisterReading
 from gasbill.domain.outbox import OPEN
 from gasbill.service.ports import (
     AccountRecord,
@@ -236,6 +238,34 @@ class FakeStore:
     command_reports: list[FakeCommandReport] = field(default_factory=list)
     # (company_no, comm_no, acquisition time) -> the register in litres at a frozen reading
     frozen_registers: dict[tuple[str, str, datetime], int] = field(default_factory=dict)
+    # billing's: the charge days by (account, cycle, day); each meter's register readings;
+    # accounts opened by `openaccount` (when confirmed, None: not yet); price changes each
+    # account's meter confirmed (label -> when)
+    charge_days: dict[tuple[int, str, date], FakeChargeDay] = field(default_factory=dict)
+    readings: dict[tuple[str, str], list[RegisterReading]] = field(default_factory=dict)
+    meter_openings: dict[int, datetime | None] = field(default_factory=dict)
+    confirmations: dict[int, dict[str, datetime]] = field(default_factory=dict)
+
+
+@dataclass
+class FakeChargeDay:
+    """A charge day as billing writes it (the columns of `charge_day`)."""
+
+    account_id: int
+    cycle_key: str
+    day: date
+    posted_fen: int = 0
+    litres: int = 0
+    cost_micro: int = 0
+    lines: str = "[]"
+    state_at: datetime | None = None
+    state_register: int | None = None
+    state_cycle_start: datetime | None = None
+    state_cycle_end: datetime | None = None
+    state_version: int | None = None
+    state_used: int | None = None
+    state_cost: int | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass
@@ -406,6 +436,11 @@ class FakeLedger:
 
     def record(self, transfer: Transfer, *, enforce_limits: bool = True) -> Transfer:
         return self.memory.apply(transfer, enforce_limits=enforce_limits)
+
+    def record_many(
+        self, transfers: Iterable[Transfer], *, enforce_limits: bool = False
+    ) -> list[Transfer]:
+        return [self.memory.apply(t, enforce_limits=enforce_limits) for t in transfers]
 
     def net_posted(self, payer: AccountCode, payee: AccountCode, kind: TransferKind) -> int:
         total = 0
@@ -628,6 +663,87 @@ class FakeDecisionStates:
         self.store.decision_states[state.account_id] = replace(state)
 
 
+class FakeBilling:
+    """Billing's repository over the store, as `BillingStore` answers over the tables."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def accounts(self, account_ids: Sequence[int], *, lock: bool = False) -> list[FakeAccount]:
+        return [self.store.accounts[i] for i in sorted(account_ids) if i in self.store.accounts]
+
+    def bindings(
+        self, account_ids: Sequence[int]
+    ) -> dict[int, list[tuple[FakeBinding, FakeMeter]]]:
+        found: dict[int, list[tuple[FakeBinding, FakeMeter]]] = defaultdict(list)
+        for b in sorted(self.store.bindings, key=lambda b: (b.account_id, b.bound_at)):
+            if b.account_id in account_ids:
+                found[b.account_id].append((b, self.store.meters[b.meter_id]))
+        return found
+
+    def checkpoints(self, since: dict[int, datetime | None]) -> dict[int, FakeChargeDay]:
+        found: dict[int, FakeChargeDay] = {}
+        for account_id, before in since.items():
+            candidates = [
+                d
+                for d in self.store.charge_days.values()
+                if d.account_id == account_id
+                and d.state_at is not None
+                and (before is None or d.state_at < before)
+            ]
+            if candidates:
+                found[account_id] = max(candidates, key=lambda d: d.state_at or EPOCH)
+        return found
+
+    def posted_days(self, after: dict[int, date | None]) -> dict[int, dict[tuple[str, date], int]]:
+        found: dict[int, dict[tuple[str, date], int]] = defaultdict(dict)
+        for d in self.store.charge_days.values():
+            if d.account_id in after:
+                limit = after[d.account_id]
+                if limit is None or d.day > limit:
+                    found[d.account_id][(d.cycle_key, d.day)] = d.posted_fen
+        return found
+
+    def frozen_readings(
+        self,
+        meters: Iterable[tuple[str, str]],
+        after: datetime,
+        *,
+        with_real_time: Iterable[tuple[str, str]] = (),
+    ) -> dict[tuple[str, str], list[RegisterReading]]:
+        real_time = set(with_real_time)
+        found: dict[tuple[str, str], list[RegisterReading]] = defaultdict(list)
+        for key in sorted(set(meters)):
+            kept = [
+                r
+                for r in self.store.readings.get(key, [])
+                if r.at > after and (not r.real_time or key in real_time)
+            ]
+            if kept:
+                found[key] = sorted(kept, key=lambda r: (r.at, not r.real_time))
+        return found
+
+    def meter_openings(self, account_ids: Sequence[int]) -> dict[int, datetime | None]:
+        return {
+            i: self.store.meter_openings[i] for i in account_ids if i in self.store.meter_openings
+        }
+
+    def confirmations(self, account_ids: Sequence[int]) -> dict[int, dict[str, datetime]]:
+        return {
+            i: dict(self.store.confirmations[i])
+            for i in account_ids
+            if i in self.store.confirmations
+        }
+
+    def save_days(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            day = FakeChargeDay(**row)
+            self.store.charge_days[(day.account_id, day.cycle_key, day.day)] = day
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class FakeUnitOfWork:
     """A unit of work over a `FakeStore`: changes are kept only on `commit()`."""
 
@@ -688,6 +804,10 @@ class FakeUnitOfWork:
     @property
     def ledger(self) -> FakeLedger:
         return FakeLedger(self.work)
+
+    @property
+    def billing(self) -> FakeBilling:
+        return FakeBilling(self.work)
 
     @property
     def campaigns(self) -> FakeCampaigns:
