@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gasbill.adapters.platform.client import LOGIN_PATH, PlatformError, PlatformRefused
+from gasbill.adapters.platform.client import LOGIN_PATH
 from gasbill.adapters.platform.wire import BatchOutcome, CtrlDataRecord, NewCtrlData
+from gasbill.service.ports import PlatformError, PlatformRefused
 
 if TYPE_CHECKING:
     from gasbill.service.commands.dispatch import PlatformApi

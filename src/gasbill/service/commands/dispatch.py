@@ -23,7 +23,6 @@ from typing import Protocol
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.client import PlatformError, PlatformRefused
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.platform.wire import BatchOutcome, CtrlDataRecord, NewCtrlData
 from gasbill.crashpoints import crash_point
@@ -34,6 +33,7 @@ from gasbill.service.commands.followups import retry_later
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.results import apply_record, apply_stored_reports
 from gasbill.service.platform_health import describe_error, error_kind
+from gasbill.service.ports import PlatformError, PlatformRefused
 
 log = logging.getLogger("gasbill.dispatch")
 
