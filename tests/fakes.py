@@ -13,7 +13,7 @@ import contextlib
 import copy
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -735,7 +735,7 @@ class FakeBilling:
             if i in self.store.confirmations
         }
 
-    def save_days(self, rows: list[dict[str, Any]]) -> None:
+    def save_days(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:
             day = FakeChargeDay(**row)
             self.store.charge_days[(day.account_id, day.cycle_key, day.day)] = day

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from gasbill.domain.meters import RegisterReading
 from gasbill.service.ports import AccountRecord, BindingRecord, MeterRecord, UnitOfWork
@@ -84,7 +84,7 @@ class BillingRepository(Protocol):
     def confirmations(self, account_ids: Sequence[int]) -> dict[int, dict[str, datetime]]:
         """Per account, each price change its meter confirmed (label), and when."""
 
-    def save_days(self, rows: list[dict[str, Any]]) -> None:
+    def save_days(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Insert or replace charge days (keyed by account, cycle and day)."""
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -189,7 +189,7 @@ class BillingStore:
         """Per account, each price change its meter confirmed, and when (setprice done)."""
         return CampaignStore(self.session).confirmations(account_ids)
 
-    def save_days(self, rows: list[dict[str, Any]]) -> None:
+    def save_days(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert or replace charge days, in one statement."""
         if not rows:
             return
