@@ -33,15 +33,26 @@ def test_the_overflow_attack_answers_422_and_changes_nothing(client, clerk, audi
         json={"amount_fen": 2**63 - 1, "target": "prepaid", "reason": "overflow"},
         headers={**auditor, **key()},
     )
-    error = assert_error(attack, 422, "amount_out_of_range")
-    assert "maximum" in error["message"]
-    for amount in (2**63 - 1, 999_999_999_999, 500_001):
+    # past the ledger's bound (±10^15 fen): refused as the request's form, naming the bound
+    error = assert_error(attack, 422, "invalid_request")
+    assert "1000000000000000" in error["message"]
+    for amount, code in (
+        (2**63 - 1, "invalid_request"),
+        (999_999_999_999, "amount_out_of_range"),  # within the ledger's bound, over the limit
+        (500_001, "amount_out_of_range"),
+    ):
         refused = client.post(
             f"{base}/payments",
             json={"amount_fen": amount, "channel": "cash"},
             headers={**clerk, **key()},
         )
-        assert_error(refused, 422, "amount_out_of_range")
+        assert_error(refused, 422, code)
+    over_limit = client.post(
+        f"{base}/adjustments",
+        json={"amount_fen": 10**15, "target": "prepaid", "reason": "overflow"},
+        headers={**auditor, **key()},
+    )
+    assert "maximum" in assert_error(over_limit, 422, "amount_out_of_range")["message"]
     balance = client.get(f"{base}/balance", headers=clerk).json()["balances"]["prepaid"]
     assert balance["posted_fen"] == 10_000
 
