@@ -245,6 +245,10 @@ class FakeStore:
     readings: dict[tuple[str, str], list[RegisterReading]] = field(default_factory=dict)
     meter_openings: dict[int, datetime | None] = field(default_factory=dict)
     confirmations: dict[int, dict[str, datetime]] = field(default_factory=dict)
+    # campaign enrolment's: the rows it wrote (campaign_meter's columns); campaigns whose
+    # enrolment another worker holds
+    enrolments: list[dict[str, Any]] = field(default_factory=list)
+    enrolment_claims_held: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -341,6 +345,9 @@ class FakeCommands:
 
     def get(self, command_id: int, *, lock: bool = False) -> FakeCommand | None:
         return self.store.commands.get(command_id)
+
+    def add_many(self, news: Sequence[NewCommand]) -> list[int]:
+        return [self.add(new).id or 0 for new in news]
 
     def by_ctrl_id(self, company_no: str, ctrl_id: int, *, lock: bool = True) -> FakeCommand | None:
         found = (
@@ -479,6 +486,48 @@ class FakeLedger:
 class FakeCampaigns:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
+
+    # -- enrolment (service.campaigns._enrol) --------------------------------------------
+    def claim_enrolment(self, campaign_id: int) -> bool:
+        return campaign_id not in self.store.enrolment_claims_held
+
+    def meter_accounts(
+        self, tariff_id: str, after_id: int, limit: int
+    ) -> list[tuple[FakeAccount, FakeMeter]]:
+        found = []
+        for account_id, account in sorted(self.store.accounts.items()):
+            binding = FakeAccounts(self.store).active_binding(account_id)
+            if (
+                account_id > after_id
+                and binding is not None
+                and (account.tariff_id, account.billing_mode, account.status)
+                == (tariff_id, "meter", "active")
+            ):
+                found.append((account, self.store.meters[binding.meter_id]))
+        return found[:limit]
+
+    def enrolled(self, campaign_id: int, meter_ids: Sequence[int]) -> set[int]:
+        return {
+            r["meter_id"]
+            for r in self.store.enrolments
+            if r["campaign_id"] == campaign_id and r["meter_id"] in meter_ids
+        }
+
+    def pushes(self, account_ids: Sequence[int]) -> dict[int, list[tuple[str, str, datetime]]]:
+        found: dict[int, list[tuple[str, str, datetime]]] = defaultdict(list)
+        for r in self.store.enrolments:
+            campaign, account = self.get(r["campaign_id"]), self.store.accounts[r["account_id"]]
+            command = self.store.commands.get(r["setprice_id"] or 0)
+            same_tariff = campaign is not None and campaign.tariff_id == account.tariff_id
+            if r["account_id"] in account_ids and campaign and command and same_tariff:
+                found[account.id].append((campaign.label, command.status, command.finished_at))
+        return found
+
+    def add_meters(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.store.enrolments.extend(dict(r) for r in rows)
+
+    def save(self, row: FakeCampaign) -> None:
+        assert row in self.store.campaigns
 
     def get(self, campaign_id: int) -> FakeCampaign | None:
         return next((c for c in self.store.campaigns if c.id == campaign_id), None)

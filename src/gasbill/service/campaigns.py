@@ -179,7 +179,7 @@ def _enrol(
     while True:
         uow = uow_factory()
         with uow:
-            store = CampaignStore(uow.session)
+            store = uow.campaigns
             if not store.claim_enrolment(campaign.id):
                 return  # another worker enrols this page; this one follows the outbox
             page = store.meter_accounts(tariff.id, after, policy.batch_size * 4)
@@ -297,7 +297,7 @@ def _push_page(
         queued.append(row)
     for row, command_id in zip(queued, uow.commands.add_many(news), strict=True):
         row["setprice_id"], row["command_status"] = command_id, str(CommandStatus.QUEUED)
-    CampaignStore(uow.session).add_meters(rows)
+    uow.campaigns.add_meters(rows)
 
 
 # -- 3. following the outbox -------------------------------------------------------------
