@@ -1,56 +1,29 @@
-"""The `gasbill` command."""
+"""The `gasbill` command (`root.app`), loaded on first use.
+
+Importing a single command's module loads only what that command needs: the
+demo spawns `python -m gasbill.cli.simulate`, which imports the simulator and
+not the rest of gasbill (2.5 s of start-up saved per spawn).
+"""
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING
 
-from gasbill.cli import (
-    account_meter,
-    account_money,
-    accounts,
-    audit,
-    campaigns,
-    commands,
-    db,
-    demo,
-    exceptions,
-    imports,
-    quote,
-    reconcile,
-    serve,
-    simulate,
-    tariffs,
-    true_up,
-    users,
-    worker,
-)
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="gasbill",
-    help="Prepaid gas billing and ladder tariffs for IoT gas meters.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("quote")(quote.quote_command)
-app.command("demo")(demo.demo_command)
-app.add_typer(tariffs.app, name="tariff")
-app.add_typer(db.app, name="db")
-app.add_typer(users.app, name="user")
-app.add_typer(audit.app, name="audit")
-app.add_typer(accounts.app, name="account")
-app.command("serve")(serve.serve_command)
-app.command("worker")(worker.worker_command)
-app.add_typer(imports.app, name="import")
-app.command("simulate")(simulate.simulate_command)
-app.command("reconcile")(reconcile.reconcile_command)
-app.command("true-up")(true_up.true_up_command)
-app.add_typer(commands.app, name="command")
-app.add_typer(campaigns.app, name="campaign")
-app.add_typer(exceptions.app, name="exceptions")
-assert account_money.__name__  # adds pay, refund, adjust, close, readings to `account`
-assert account_meter.__name__  # adds replace-meter to `account`
+    app: typer.Typer
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":
+        from gasbill.cli.root import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app()
+    from gasbill.cli.root import main as run
+
+    run()

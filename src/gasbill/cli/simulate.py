@@ -1,4 +1,8 @@
-"""`gasbill simulate`: the iotmeterv1 platform and a fleet of meters, in accelerated time."""
+"""`gasbill simulate`: the iotmeterv1 platform and a fleet of meters, in accelerated time.
+
+Also `python -m gasbill.cli.simulate` (what the demo spawns): the same command,
+loading the simulator and not the rest of gasbill.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,13 @@ import threading
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import httpx
 import typer
 import uvicorn
 from rich.console import Console
 
-from gasbill.cli.options import fail
 from iotsim.api import create_simulator_app
 from iotsim.clock import WallPace
 from iotsim.faults import FAULTS
@@ -23,6 +26,14 @@ from iotsim.settings import SimulatorSettings, load_simulator_settings
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.25  # how often the world is advanced to the wall's simulated time
+USAGE_ERROR = 2
+
+
+def fail(message: str) -> NoReturn:
+    """One clear line on stderr, and a non-zero exit (as `gasbill.cli.options.fail`, whose
+    module loads gasbill's settings, which the simulator has no use for)."""
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(USAGE_ERROR)
 
 
 def _settings(
@@ -127,3 +138,7 @@ def simulate_command(
             loop.join(timeout=5)
         if push_client is not None:
             push_client.close()
+
+
+if __name__ == "__main__":
+    typer.run(simulate_command)

@@ -65,7 +65,7 @@ class SimulatorProcess:
     def __init__(self, config: Path, *, port: int, push_to: str, log: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
         args = [
-            sys.executable, "-c", "from gasbill.cli import main; main()", "simulate",
+            sys.executable, "-m", "gasbill.cli.simulate",
             "--port", str(port), "--speed", "0", "--push-to", push_to, "--config", str(config),
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("GASBILL_")}
