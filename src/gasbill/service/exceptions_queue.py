@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
-from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
 from gasbill.adapters.db.tables.billing import BillingException
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.service.push_conflicts import ConflictReview, review
@@ -32,12 +30,10 @@ def exceptions_queue(
     wanted = offset + limit
     with uow:
         exceptions = list(
-            ExceptionRepository(uow.session).find(
-                status=status, account_id=account_id, offset=0, limit=wanted
-            )
+            uow.exceptions.find(status=status, account_id=account_id, offset=0, limit=wanted)
         )
         statuses = None if status is None else _CONFLICT_STATUS.get(status, [status])
-        found = ConflictStore(uow.session).find(statuses=statuses, limit=wanted)
+        found = uow.conflicts.find(statuses=statuses, limit=wanted)
         conflicts = [review(uow, row) for row in found]
     if account_id is not None:
         conflicts = [c for c in conflicts if c.account_id == account_id]

@@ -275,7 +275,7 @@ def store_device_record(
         "stored_at": now,
     }
     with uow:
-        store = ReadingStore(uow.session)
+        store = uow.readings
         new_id = store.insert_device_record(prefix, row)
         if new_id is not None:
             uow.commit()

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from gasbill.adapters.db.tables.readings import PollMark
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn, describe
 from gasbill.adapters.platform.times import parse_platform_time
@@ -156,17 +155,11 @@ def _row_time(kind: str, raw: dict[str, Any], policy: IngestPolicy) -> datetime:
 
 def _mark(uow: UnitOfWork, company_no: str, kind: str) -> datetime | None:
     with uow:
-        found = uow.session.get(PollMark, (company_no, kind))
-        return found.mark_at if found is not None else None
+        return uow.poll_marks.mark_at(company_no, kind)
 
 
 def _set_mark(uow: UnitOfWork, company_no: str, kind: str, at: datetime, now: datetime) -> None:
     with uow:
-        found = uow.session.get(PollMark, (company_no, kind))
-        if found is None:
-            found = PollMark(company_no=company_no, kind=kind, mark_at=at, updated_at=now)
-        else:
-            found.mark_at, found.updated_at = at, now
-        uow.session.add(found)
+        uow.poll_marks.move(company_no, kind, at, now)
         uow.commit()
     log.info("poll mark for %s %s moved to %s", company_no, kind, at.isoformat())

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
 from gasbill.adapters.db.tables.readings import PushConflict
 from gasbill.adapters.db.uow import UnitOfWork
@@ -66,11 +65,9 @@ def review(uow: UnitOfWork, row: PushConflict) -> ConflictReview:
     if row.kind != "reading":
         return ConflictReview(row, str(key[0]), None, None, json.loads(row.first), corrected, None)
     meter, data_type, at = str(key[0]), int(key[1]), datetime.fromisoformat(key[2])
-    stored_row = ConflictStore(uow.session).reading(
-        row.company_no, meter, data_type, at, lock=False
-    )
+    stored_row = uow.conflicts.reading(row.company_no, meter, data_type, at, lock=False)
     stored = {k: _plain(stored_row.get(k)) for k in corrected} if stored_row else {}
-    history = InboxStore(uow.session).bindings_of([(row.company_no, meter)])
+    history = uow.inbox.bindings_of([(row.company_no, meter)])
     binding = binding_at(history.get((row.company_no, meter), []), at)
     account = binding.account_id if binding is not None else None
     return ConflictReview(row, meter, data_type, at, stored, corrected, account)
@@ -82,14 +79,14 @@ def list_conflicts(
     """Conflicts for the exceptions queue, oldest first, each beside its stored record."""
     with uow:
         statuses = None if status is None else [status]
-        rows = ConflictStore(uow.session).find(statuses=statuses, limit=limit)
+        rows = uow.conflicts.find(statuses=statuses, limit=limit)
         return [review(uow, r) for r in rows]
 
 
 def conflict_review(uow: UnitOfWork, conflict_id: int) -> ConflictReview:
     """One conflict beside its stored record; NotFound if there is none."""
     with uow:
-        row = ConflictStore(uow.session).get(conflict_id)
+        row = uow.conflicts.get(conflict_id)
         if row is None:
             raise NotFound(f"no push conflict {conflict_id}")
         return review(uow, row)
@@ -109,7 +106,7 @@ def accept_correction(
     _need_reason(reason)
     now = now or datetime.now(UTC)
     with uow:
-        store = ConflictStore(uow.session)
+        store = uow.conflicts
         row = _open(store, conflict_id)
         found = review(uow, row)
         if row.kind != "reading" or found.acquired_at is None or found.data_type is None:
@@ -164,7 +161,7 @@ def dismiss_conflict(
     _need_reason(reason)
     now = now or datetime.now(UTC)
     with uow:
-        store = ConflictStore(uow.session)
+        store = uow.conflicts
         row = _open(store, conflict_id)
         before = snapshot(row)
         _decide(row, DISMISSED, reason, actor, now)

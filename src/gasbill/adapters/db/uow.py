@@ -38,7 +38,11 @@ from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.repositories.decisions import SqlDecisionStates, SqlWarnings
 from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
+from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
+from gasbill.adapters.db.repositories.poll_marks import PollMarks
+from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
+from gasbill.adapters.db.repositories.readings import ReadingStore
 from gasbill.adapters.db.repositories.staff import StaffRepository
 from gasbill.service.ports import CommitConflict
 
@@ -174,3 +178,19 @@ class UnitOfWork:
     @property
     def exceptions(self) -> ExceptionRepository:
         return ExceptionRepository(self.session)
+
+    @property
+    def conflicts(self) -> ConflictStore:
+        return ConflictStore(self.session)
+
+    @property
+    def inbox(self) -> InboxStore:
+        return InboxStore(self.session)
+
+    @property
+    def readings(self) -> ReadingStore:
+        return ReadingStore(self.session)
+
+    @property
+    def poll_marks(self) -> PollMarks:
+        return PollMarks(self.session)
