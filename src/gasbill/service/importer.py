@@ -41,6 +41,32 @@ class ImportSummary:
     conflicts: int = 0
     rejected: int = 0
 
+    def count(self, results: list[Stored]) -> None:
+        """A written batch: each reading new (stored) or already there (a duplicate, and a
+        conflict if its values differ)."""
+        for result in results:
+            if result.new:
+                self.stored += 1
+            else:
+                self.duplicates += 1
+                self.conflicts += int(result.conflict)
+
+
+def _row_of(
+    item: Record, company_no: str, policy: IngestPolicy, now: datetime
+) -> tuple[dict[str, object] | None, str]:
+    """The record's reading row as a push would store it, or (None, why it is rejected)."""
+    if item.fields is None:
+        return None, item.problem
+    try:
+        reading = MeterDataIn.model_validate(item.fields)
+        _no_negative_register(reading)
+        return reading_row(company_no, reading, policy, now), ""
+    except ValidationError as exc:
+        return None, describe(exc)
+    except RejectedPush as exc:
+        return None, str(exc)
+
 
 def import_readings(
     uow: UnitOfWork,
@@ -70,12 +96,7 @@ def import_readings(
             return store_rows(connection, rows)
 
     def tally(results: list[Stored]) -> None:
-        for result in results:
-            if result.new:
-                summary.stored += 1
-            else:
-                summary.duplicates += 1
-                summary.conflicts += int(result.conflict)
+        summary.count(results)
         progress(len(results))
 
     with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="import-writer") as pool:
@@ -92,25 +113,13 @@ def import_readings(
 
         for item in items:
             summary.read += 1
-            if item.fields is None:
+            row, problem = _row_of(item, company_no, policy, now)
+            if row is None:
                 summary.rejected += 1
-                reject(item.line, item.problem)
+                reject(item.line, problem)
                 progress(1)
                 continue
-            try:
-                reading = MeterDataIn.model_validate(item.fields)
-                _no_negative_register(reading)
-                pending.append(reading_row(company_no, reading, policy, now))
-            except ValidationError as exc:
-                summary.rejected += 1
-                reject(item.line, describe(exc))
-                progress(1)
-                continue
-            except RejectedPush as exc:
-                summary.rejected += 1
-                reject(item.line, str(exc))
-                progress(1)
-                continue
+            pending.append(row)
             if len(pending) >= batch:
                 flush()
         flush()
