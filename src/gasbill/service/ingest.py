@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session
 
 from gasbill import jsontext
 from gasbill.adapters.db.repositories.readings import ReadingStore
@@ -169,7 +168,7 @@ def store_readings(
     now = now or datetime.now(UTC)
     rows = [reading_row(company_no, r, policy, now) for r in readings]
     with uow:
-        results = store_rows(uow.session, rows)
+        results = store_rows_in(uow.readings, rows)
         uow.commit()
     return results
 
@@ -195,9 +194,13 @@ def write_reading_rows(engine: Engine, rows: Sequence[dict[str, Any]]) -> list[S
     return results
 
 
-def store_rows(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> list[Stored]:
-    """Store validated reading rows in the caller's transaction, which commits."""
-    store = ReadingStore(db)
+def store_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[Stored]:
+    """Store validated reading rows in the connection's transaction, which commits."""
+    return store_rows_in(ReadingStore(connection), rows)
+
+
+def store_rows_in(store: ReadingStore, rows: Sequence[dict[str, Any]]) -> list[Stored]:
+    """Store validated reading rows through the store, in its transaction (which commits)."""
     keys = [_key(row) for row in rows]
     # the same key twice in one batch: the first is the one stored
     unique: dict[tuple[Any, ...], dict[str, Any]] = {}

@@ -29,7 +29,7 @@ from gasbill.service.ingest import (
     RejectedPush,
     reading_row,
     store_device_record,
-    store_rows,
+    store_rows_in,
 )
 
 log = logging.getLogger("gasbill.poller")
@@ -140,7 +140,7 @@ def _store(
         newest = at if newest is None or at > newest else newest
     if good:
         with uow:
-            results = store_rows(uow.session, good)
+            results = store_rows_in(uow.readings, good)
             uow.commit()
         outcome.stored[kind] += sum(1 for r in results if r.new)
         outcome.frozen_new += sum(
