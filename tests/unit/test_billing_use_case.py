@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.meters import RegisterReading
-from gasbill.service.billing import bill_accounts
+from gasbill.service.billing import bill_accounts, bill_within
 from tests.conftest import ROOT
 from tests.factories import ZONE_NAME, at
 from tests.fakes import FakeAccount, FakeBinding, FakeMeter, FakeStore, FakeUnitOfWork
@@ -200,3 +200,33 @@ def test_system_mode_the_tariffs_own_date_counts():
 
     assert posted(store)[date(2025, 6, 30)] == 300
     assert posted(store)[date(2025, 7, 1)] == 320
+
+
+def test_a_decision_that_set_billing_off_leads_each_line_and_signs_it():
+    store = world()
+    bind(store, M1, at(2025, 1, 1))
+    daily(store, "M1", date(2025, 1, 1), [0, 1000])
+
+    uow = FakeUnitOfWork(store)
+    with uow:
+        outcome = bill_within(
+            uow, [A], catalog=CATALOG, now=NOW, cause="conflict #7 accepted", actor="clerk-li"
+        )
+        uow.commit()
+
+    [line] = outcome.transfers
+    assert line.reason.startswith("conflict #7 accepted: ")
+    assert line.actor == "clerk-li"
+    assert store.ledger.transfers[0].actor == "clerk-li"
+
+
+def test_nothing_is_kept_unless_the_callers_unit_of_work_commits():
+    store = world()
+    bind(store, M1, at(2025, 1, 1))
+    daily(store, "M1", date(2025, 1, 1), [0, 1000])
+
+    uow = FakeUnitOfWork(store)
+    with uow:
+        bill_within(uow, [A], catalog=CATALOG, now=NOW)  # the caller's transaction: no commit
+
+    assert (store.charge_days, store.ledger.transfers, uow.committed) == ({}, (), False)
