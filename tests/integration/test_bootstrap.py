@@ -51,7 +51,7 @@ class Refusing:
 
 def test_platform_errors_are_counted_by_kind_and_a_refused_login_degrades():
     health = PlatformHealth()
-    login = PlatformRefused("用户名或密码错误", status=200, path=LOGIN_PATH)
+    login = PlatformRefused("用户名或密码错误", status=200, path=LOGIN_PATH, login=True)
     client = watched(Refusing(login), health)
     for _ in range(2):
         with contextlib.suppress(PlatformRefused):

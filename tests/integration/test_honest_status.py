@@ -38,7 +38,7 @@ class WrongPassword:
 
     def add_multi(self, commands):
         WrongPassword.calls += 1
-        raise PlatformRefused("用户名或密码错误", status=200, path=LOGIN_PATH)
+        raise PlatformRefused("用户名或密码错误", status=200, path=LOGIN_PATH, login=True)
 
     def find_by_define_no(self, define_no):
         return []

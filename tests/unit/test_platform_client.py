@@ -114,9 +114,10 @@ def test_login_md5_upper_case_by_setting(router, clock):
 
 def test_login_refused_once_without_loop(router, client):
     route = router.post(LOGIN).mock(return_value=failed("用户名或密码错误", data=None))
-    with pytest.raises(PlatformRefused, match="用户名或密码错误"):
+    with pytest.raises(PlatformRefused, match="用户名或密码错误") as refused:
         client.get_detail(1)
     assert route.call_count == 1
+    assert refused.value.login  # our credentials refused, as the service tells it apart
 
 
 def test_token_reused_across_calls(router, client):
@@ -215,6 +216,7 @@ def test_failed_envelope_is_refused_with_its_message(router, client):
     assert info.value.status == 200
     assert info.value.data == 0
     assert not info.value.token_refused
+    assert not info.value.login  # a refused command, not our credentials
 
 
 @pytest.mark.parametrize(

@@ -185,7 +185,8 @@ class PlatformRetryable(PlatformError):
 
 
 class PlatformRefused(PlatformError):
-    """The platform said no: a `failed` envelope or a 4xx."""
+    """The platform said no: a `failed` envelope or a 4xx. `login`: it refused our login
+    (our credentials); `token_refused`: it refused the session token we sent."""
 
     def __init__(
         self,
@@ -195,9 +196,11 @@ class PlatformRefused(PlatformError):
         data: object = None,
         path: str = "",
         token_refused: bool = False,
+        login: bool = False,
     ) -> None:
         super().__init__(message, status=status, data=data, path=path)
         self.token_refused = token_refused
+        self.login = login
 
 
 class PlatformCommandState(Protocol):

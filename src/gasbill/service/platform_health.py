@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gasbill.adapters.platform.client import LOGIN_PATH
 from gasbill.adapters.platform.wire import BatchOutcome, CtrlDataRecord, NewCtrlData
 from gasbill.service.ports import PlatformError, PlatformRefused
 
@@ -32,7 +31,7 @@ KINDS = ("login_refused", "unreachable", "refused")
 def error_kind(exc: PlatformError) -> str:
     """`login_refused` (our credentials), `refused` (the platform said no), `unreachable`."""
     if isinstance(exc, PlatformRefused):
-        if exc.path == LOGIN_PATH or exc.token_refused:
+        if exc.login or exc.token_refused:
             return "login_refused"
         return "refused"
     return "unreachable"

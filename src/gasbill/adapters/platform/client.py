@@ -208,7 +208,9 @@ class PlatformClient:
             )
             raise _TokenRefused(refusal)
         if envelope is not None or 400 <= status < 500:
-            raise PlatformRefused(message or "refused", status=status, data=data, path=path)
+            raise PlatformRefused(
+                message or "refused", status=status, data=data, path=path, login=login
+            )
         raise PlatformRetryable(f"unreadable reply: {message!r}", status=status, path=path)
 
     # -- single commands (4.2.1–4.2.7, 4.2.11) -----------------------------------------
