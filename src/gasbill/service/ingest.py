@@ -194,7 +194,7 @@ def write_reading_rows(engine: Engine, rows: Sequence[dict[str, Any]]) -> list[S
     return results
 
 
-def store_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[Stored]:
+def store_rows(connection: Connection, rows: Sequence[dict[str, object]]) -> list[Stored]:
     """Store validated reading rows in the connection's transaction, which commits."""
     return store_rows_in(ReadingStore(connection), rows)
 
