@@ -247,6 +247,27 @@ def test_the_top_ups_returned_remain_is_a_checkpoint(uow, catalog):
     assert balance.source == "top_up" and balance.agrees
 
 
+def test_a_late_top_up_answer_is_no_checkpoint_when_a_reading_is(uow, catalog):
+    """Found in the demo (seed 7): a top-up's answer came a day late (a lost reply, settled).
+    Its `remain` is what the meter held when it applied the money, after hours of gas the
+    ledger bills only at the next frozen reading; set against the ledger when the answer
+    arrived (after that day's charge too) it made a false difference of a day's gas. A
+    comparable frozen reading is the checkpoint; the answer only stands in when none is."""
+    books = Books(uow, catalog, "A1", "10000000000001")
+    books.funded()
+    daily(books, DAY1, 3, 10_000, 300)  # meter and books agree at each midnight: 94.00
+    sent = midnight(DAY1 + timedelta(days=2)) + timedelta(hours=1)
+    books.pay(5_000, sent)
+    # the meter used 0.60 of gas since midnight, then loaded 50.00: it held 143.40
+    books.top_up(5_000, sent, sent + timedelta(days=1), remain="143.40")
+    books.reading(midnight(DAY1 + timedelta(days=3)), "141.00")  # taken with the top-up in flight
+    books.charge(300, midnight(DAY1 + timedelta(days=3)))
+    line = line_of(full(uow, catalog, as_of=AS_OF), books.account_id)
+    balance = line.finding(Check.BALANCE)
+    assert balance.agrees, balance
+    assert balance.source == "reading" and balance.at == midnight(DAY1 + timedelta(days=2))
+
+
 def test_a_reading_with_a_top_up_in_flight_is_not_compared(uow, catalog):
     books = Books(uow, catalog, "A1", "10000000000001")
     books.funded()

@@ -156,10 +156,18 @@ class Finding:
 
 
 def balance_point(points: Iterable[BalancePoint]) -> BalancePoint | None:
-    """The latest comparable point; the latest of all only when none is comparable."""
+    """The latest comparable reading; else the latest comparable top-up answer; else the latest
+    point of all.
+
+    A top-up's returned `remain` is what the meter held when it applied the money, at some
+    instant between the send and the answer, after gas the ledger bills only at the next
+    frozen reading; its answer may also come a day late. So a comparable frozen reading, even
+    an older one, is the better checkpoint; the answer stands in only when there is none.
+    """
     candidates = list(points)
     comparable = [p for p in candidates if p.comparable]
-    chosen = comparable or candidates
+    readings = [p for p in comparable if p.source == "reading"]
+    chosen = readings or comparable or candidates
     return max(chosen, key=lambda p: p.at, default=None)
 
 
