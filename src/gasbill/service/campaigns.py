@@ -33,7 +33,7 @@ from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
-from gasbill.domain.commands import CtrlType, GetPrice, LadderPrice, SetPrice
+from gasbill.domain.commands import CtrlType, GetPrice, SetPrice
 from gasbill.domain.decisions.tariff_push import TariffChange, tariff_change_due
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.outbox import CommandStatus
@@ -45,6 +45,7 @@ from gasbill.domain.price_changes import (
     price_changes,
 )
 from gasbill.domain.tariff import Tariff
+from gasbill.service.campaign_reasons import command_failure, ladder_text
 from gasbill.service.commands.queue import CommandPolicy, new_command, queue_intent
 from gasbill.service.full_ladder import full_ladders_due
 from gasbill.service.meter_tariffs import meter_confirmations
@@ -359,7 +360,7 @@ def _follow(
             row.getprice_id, row.command_status = getprice.id, getprice.status
             outcome.confirmed += 1
         elif status in FAILED_ENDINGS:
-            _fail(row, _reason("setprice", setprice), outcome)
+            _fail(row, command_failure("setprice", setprice), outcome)
         else:
             row.status = "sent" if status is CommandStatus.SENT else "queued"
         return
@@ -378,9 +379,9 @@ def _follow(
             )
             outcome.verified += 1
         else:
-            _fail(row, f"the meter holds {_ladder_text(held)}, not the ladder sent", outcome)
+            _fail(row, f"the meter holds {ladder_text(held)}, not the ladder sent", outcome)
     elif status in FAILED_ENDINGS:
-        _fail(row, _reason("getprice", getprice), outcome)
+        _fail(row, command_failure("getprice", getprice), outcome)
     else:
         row.status = "confirmed"
 
@@ -388,25 +389,6 @@ def _follow(
 def _fail(row: CampaignMeter, reason: str, outcome: CampaignOutcome) -> None:
     row.status, row.last_error = "failed", reason[:1000]
     outcome.failed += 1
-
-
-def _reason(name: str, command: Command) -> str:
-    parts = [f"{name} #{command.id} {command.status} after {command.attempts} attempt(s)"]
-    if command.platform_state is not None:
-        parts.append(f"last state {command.platform_state}")
-    if command.feedback:
-        parts.append(f"platform: {command.feedback}")
-    if command.last_error:
-        parts.append(command.last_error)
-    return "; ".join(parts)
-
-
-def _ladder_text(held: object) -> str:
-    if not isinstance(held, LadderPrice):
-        return f"an unreadable answer ({held})"
-    prices = "/".join(str(p.value) for p in held.prices)
-    ladders = "/".join(str(v.value) for v in held.ladders)
-    return f"prices {prices}, ladders {ladders}, cycle {held.cycle_start} × {held.cycle_months}"
 
 
 def _complete(uow_factory: Callable[[], UnitOfWork], outcome: CampaignOutcome) -> None:
