@@ -140,7 +140,7 @@ def _decide_one_by_one(
 ) -> None:
     for account_id in account_ids:
         try:
-            with uow.session.begin_nested():
+            with uow.savepoint():
                 decisions = decide_account(
                     uow,
                     account_id,
