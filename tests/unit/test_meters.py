@@ -124,3 +124,21 @@ def test_a_wake_more_than_36_hours_back_is_not_the_one_that_took_the_command():
     assert applied_at(confirmed, [meter]) == confirmed
     at_edge = span("A", 1, [RegisterReading(confirmed - APPLIED_WITHIN, 1, 1, True)])
     assert applied_at(confirmed, [at_edge]) == confirmed - APPLIED_WITHIN
+
+
+def test_the_day_end_is_the_state_at_the_last_midnight_reading_and_rating_on_from_it_agrees():
+    readings = [read(2, 5), read(2, 6, real_time=True, hour=9), read(3, 9), read(3, 11, hour=14)]
+    out = rated([span("A", 1, readings)])
+    day_end = out.day_end
+    assert day_end is not None and day_end.state.last is not None
+    assert day_end.state.last.at == at(2025, 1, 3)  # the last reading at a midnight
+    assert day_end.periods == out.result.periods[: len(day_end.periods)]
+    # resuming from it gives the rest of the days exactly
+    resumed = rated([span("A", 1, readings)], day_end.state, start=at(2025, 1, 3))
+    assert out.result.periods[len(day_end.periods) :] == resumed.result.periods
+    assert resumed.result.state == out.result.state
+
+
+def test_no_day_end_without_a_reading_at_midnight():
+    readings = [read(2, 5, hour=9), read(3, 9, hour=14)]
+    assert rated([span("A", 1, readings)]).day_end is None

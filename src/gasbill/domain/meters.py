@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from gasbill.domain.rating import (
     Anomaly,
@@ -60,6 +61,10 @@ class MetersRated:
     result: RatingResult
     anomalies: list[tuple[Anomaly, str]]  # each with its meter's comm_no
     readings: int  # how many readings were rated
+    # the rating up to the last reading at a local midnight (its periods and the state
+    # there), or None: where a later run can resume when the last reading ends no day
+    # (a meter's real-time reading at its wake-up follows its frozen one)
+    day_end: RatingResult | None = None
 
 
 def applied_at(confirmed_at: datetime, spans: Sequence[MeterSpan]) -> datetime:
@@ -103,6 +108,8 @@ def rate_meters(
     anomalies: list[tuple[Anomaly, str]] = []
     count = 0
     switched = False  # after the first meter rated here, each next one is a new register
+    zone = ZoneInfo(rater.tariff.zone)
+    day_end: tuple[int, RatingState] | None = None
     for span in spans:
         if span.unbound_at is not None and span.unbound_at <= start:
             continue
@@ -123,11 +130,34 @@ def rate_meters(
             series.append(FrozenReading(span.unbound_at, span.final_litres, span.final_litres))
         switched = True
         count += len(series)
-        result = rater.rate(series, context, state)
+        cut = _last_at_midnight(series, zone)
+        if cut is not None and cut + 1 < len(series):
+            # rated in two parts, the state between them kept: rating is a fold over the
+            # readings, so the parts add up to what one pass gives
+            head = rater.rate(series[: cut + 1], context, state)
+            tail = rater.rate(series[cut + 1 :], context, head.state)
+            day_end = (len(periods) + len(head.periods), head.state)
+            result = RatingResult(
+                head.periods + tail.periods, head.anomalies + tail.anomalies, tail.state
+            )
+        else:
+            result = rater.rate(series, context, state)
+            if cut is not None:
+                day_end = (len(periods) + len(result.periods), result.state)
         periods.extend(result.periods)
         anomalies.extend((anomaly, span.comm_no) for anomaly in result.anomalies)
         state = result.state
-    return MetersRated(RatingResult(periods, [], state), anomalies, count)
+    marked = None if day_end is None else RatingResult(periods[: day_end[0]], [], day_end[1])
+    return MetersRated(RatingResult(periods, [], state), anomalies, count, marked)
+
+
+def _last_at_midnight(series: Sequence[FrozenReading], zone: ZoneInfo) -> int | None:
+    """The index of the last reading taken at a local midnight (a frozen one), if any."""
+    for index in range(len(series) - 1, -1, -1):
+        local = series[index].at.astimezone(zone)
+        if not (local.hour or local.minute or local.second or local.microsecond):
+            return index
+    return None
 
 
 def _register_for(

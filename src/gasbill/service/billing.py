@@ -13,6 +13,7 @@ batch, one transfer per account and direction, one upsert for all days.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -24,6 +25,7 @@ from gasbill.domain.accounts import BillingMode
 from gasbill.domain.cycles import Cycle
 from gasbill.domain.ledger import Transfer
 from gasbill.domain.meters import (
+    APPLIED_WITHIN,
     MeterSpan,
     MetersRated,
     applied_at,
@@ -146,7 +148,9 @@ def bill_within(
         posted = batch.posted.get(account.id, {})
         difference = charge_difference(rated.result.amounts_by_day(), posted)
         basis = catalog.get(account.tariff_id).volume_basis
-        day_changes += day_rows(account.id, rated.result, difference, posted, now, basis)
+        day_changes += day_rows(
+            account.id, rated.result, difference, posted, now, basis, rated.day_end
+        )
         exceptions += exceptions_of(account.id, account.company_no, rated.anomalies, now)
         meter_mode = account.billing_mode == BillingMode.METER
         made = transfers_for(account.id, difference, rated.result, now, meter_mode=meter_mode)
@@ -187,13 +191,9 @@ def _load(
     bindings = store.bindings(ids)
     checkpoints = store.checkpoints({i: since.get(i) for i in ids})
     posted = store.posted_days({i: checkpoints[i].day if i in checkpoints else None for i in ids})
-    meters = [(m.company_no, m.comm_no) for rows in bindings.values() for _, m in rows]
-    earliest = min((c.state_at for c in checkpoints.values() if c.state_at), default=EPOCH)
-    if len(checkpoints) < len(ids):
-        earliest = EPOCH
     metered = [a.id for a in accounts if a.id is not None and a.billing_mode == BillingMode.METER]
     metered_meters = [(m.company_no, m.comm_no) for a in metered for _, m in bindings.get(a, [])]
-    readings = store.frozen_readings(meters, earliest, with_real_time=metered_meters)
+    readings = readings_from(store, ids, bindings, checkpoints, with_real_time=metered_meters)
     spans = {i: meter_spans(bindings.get(i, []), readings) for i in ids}
     confirmed = {
         account_id: {
@@ -202,6 +202,36 @@ def _load(
         for account_id, changes in store.confirmations(metered).items()
     }
     return _Batch(accounts, spans, checkpoints, posted, store.meter_openings(metered), confirmed)
+
+
+def readings_from(
+    store: BillingRepository,
+    ids: Sequence[int],
+    bindings: Mapping[int, Sequence[tuple[BindingRecord, MeterRecord]]],
+    checkpoints: Mapping[int, ChargeDayRecord],
+    *,
+    with_real_time: Sequence[tuple[str, str]],
+) -> Readings:
+    """The accounts' meters' readings that rating from their checkpoints needs.
+
+    Accounts with a checkpoint read from the earliest of them, less `APPLIED_WITHIN` (the
+    wake-up reading that places a command confirmed after the checkpoint); the others'
+    meters from the start, in a query of their own, so that one new account does not make
+    the whole batch read every meter's history.
+    """
+    wanted = set(ids)
+    starts = {i: c.state_at for i, c in checkpoints.items() if i in wanted and c.state_at}
+    fresh = {
+        (m.company_no, m.comm_no) for i in ids if i not in starts for _, m in bindings.get(i, ())
+    }
+    recent = {(m.company_no, m.comm_no) for i in starts for _, m in bindings.get(i, ())} - fresh
+    readings: Readings = defaultdict(list)
+    if recent:
+        earliest = min(starts.values()) - APPLIED_WITHIN
+        readings.update(store.frozen_readings(recent, earliest, with_real_time=with_real_time))
+    if fresh:
+        readings.update(store.frozen_readings(fresh, EPOCH, with_real_time=with_real_time))
+    return readings
 
 
 def meter_spans(

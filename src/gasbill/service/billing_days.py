@@ -27,8 +27,12 @@ def day_rows(
     posted: dict[DayKey, int],
     now: datetime,
     basis: VolumeBasis,
+    day_end: RatingResult | None = None,
 ) -> list[dict[str, Any]]:
-    """The charge days to write: every day rated (for its lines and checkpoint) or changed."""
+    """The charge days to write: every day rated (for its lines and checkpoint) or changed.
+
+    `day_end` is the rating up to the last reading at a local midnight: its state is the
+    checkpoint when the final one ends no day (a real-time reading came after it)."""
     days: dict[DayKey, dict[str, Any]] = {}
     lines: dict[DayKey, dict[tuple[str, int, int], list[int]]] = defaultdict(dict)
     for period in result.periods:
@@ -41,8 +45,10 @@ def day_rows(
                 slot = lines[key].setdefault((charge.version, line.tier, line.price_milli), [0, 0])
                 slot[0] += line.litres
                 slot[1] += line.cost_micro
-    # checkpoints: the state after each reading that ends a day exactly
+    # the checkpoint: the state after the last reading that ends a day exactly
     checkpoints = _checkpoints(result, basis)
+    if not checkpoints and day_end is not None:
+        checkpoints = _checkpoints(day_end, basis)
     for key, state in checkpoints.items():
         if key in days:
             days[key].update(state)
