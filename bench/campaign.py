@@ -44,6 +44,7 @@ from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.service.campaigns import run_campaigns
 from gasbill.service.commands.dispatch import dispatch
 from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.ports import OutgoingCommand
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -57,6 +58,11 @@ class Platform:
     def __init__(self) -> None:
         self.next_id = 1_000_000
         self.handed = 0
+        self.codec = Codec(ZONE)
+
+    def add_commands(self, commands: Sequence[OutgoingCommand]) -> list[BatchOutcome]:
+        """The port's call: encoded to the wire as the real client does, then accepted."""
+        return self.add_multi([self.codec.outgoing(c) for c in commands])
 
     def add_multi(self, commands: Sequence[NewCtrlData]) -> list[BatchOutcome]:
         out = []
@@ -148,7 +154,7 @@ def baseline(engine: sa.Engine, n: int, batch: int) -> None:
     ]
     insert = sa.text(
         "INSERT INTO command (define_no, company_no, meter_id, meter_comm_no, ctrl_type,"
-        " ctrl_data, status, outcome, feedback, reason, actor, attempts, last_error,"
+        " intent, status, outcome, feedback, reason, actor, attempts, last_error,"
         " next_attempt_at, timeout_at, created_at) VALUES (:d, '1001', :m, :c,"
         " 'iotmeterv1.prepay.setprice', '{}', 'done', '', '', 'bare', 'bench', 0, '',"
         " :now, :now, :now)"

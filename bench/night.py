@@ -50,7 +50,6 @@ import sqlalchemy as sa
 
 from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.money import Volume
@@ -204,7 +203,7 @@ def open_accounts(db: str, sim: httpx.Client, config: Path, start: datetime, n: 
     credit (a valve closed after the night), a third with little (a warning)."""
     engine = make_engine(db)
     catalog = TariffCatalog(config.parent / "tariffs", "Asia/Shanghai")
-    codec, policy = Codec(ZONE), CommandPolicy()
+    policy = CommandPolicy()
     comm_nos = sim.get("/meters").json()
     comm_nos = comm_nos["comm_nos"] if isinstance(comm_nos, dict) else comm_nos
 
@@ -233,7 +232,6 @@ def open_accounts(db: str, sim: httpx.Client, config: Path, start: datetime, n: 
             actor="bench",
             now=start,
             catalog=catalog,
-            codec=codec,
             policy=policy,
         )
 

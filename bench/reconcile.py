@@ -128,7 +128,7 @@ class Fleet:
             ),
             "command": (
                 "id, define_no, company_no, meter_id, meter_comm_no, account_id, ctrl_type, "
-                "ctrl_data, status, return_data, hold_id, amount_fen, next_attempt_at, "
+                "intent, status, return_data, hold_id, amount_fen, next_attempt_at, "
                 "timeout_at, sent_at, finished_at, created_at, outcome, feedback, reason, actor, "
                 "attempts, last_error",
                 self._commands(),
@@ -262,9 +262,21 @@ class Fleet:
         self.command += 1
         n = self.command
         return (
-            f"{n}\td{n}\t{COMPANY}\t{i}\t{comm}\t{i}\t{ctrl}\t{{}}\tdone\t{data}\t{hold}"
+            f"{n}\td{n}\t{COMPANY}\t{i}\t{comm}\t{i}\t{ctrl}\t{INTENTS[ctrl]}\tdone\t{data}"
+            f"\t{hold}"
             f"\t{amount}\t{at}\t{at}\t{at}\t{at}\t{at}\t\t\t\tbench\t1\t\n"
         )
+
+
+# each command's domain fields, as gasbill.adapters.db.intents stores them
+PAID_YUAN = f"{PAID_FEN // 100}.{PAID_FEN % 100:02d}"
+INTENTS = {
+    "iotmeterv1.prepay.remotecharge": (
+        f'{{"command":"RemoteCharge","charge":"{PAID_YUAN}","total":"{PAID_YUAN}","times":1}}'
+    ),
+    "iotmeterv1.prepay.getchargestate": '{"command":"GetChargeState"}',
+    "iotmeterv1.common.setvalveoff": '{"command":"SetValveOff"}',
+}
 
 
 def load(engine: sa.Engine, fleet: Fleet) -> None:

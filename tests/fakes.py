@@ -19,6 +19,8 @@ from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Self
 
+from gasbill.domain.commands import Command as Intent
+from gasbill.domain.commands import LadderPrice
 from gasbill.domain.ledger import (
     AccountCode,
     Balance,
@@ -122,7 +124,7 @@ class FakeCommand:
     meter_id: int
     meter_comm_no: str
     ctrl_type: str
-    ctrl_data: str
+    intent: Intent | None
     status: str
     next_attempt_at: datetime
     timeout_at: datetime
@@ -157,7 +159,7 @@ class FakePrepayState:
     card_total_fen: int | None = None
     baseline_at: datetime | None = None
     blocked_by: int | None = None
-    ladder: str | None = None
+    ladder: LadderPrice | None = None
     ladder_confirmed_at: datetime | None = None
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 

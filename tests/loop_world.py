@@ -34,10 +34,10 @@ from gasbill.domain.money import Volume
 from gasbill.jobs.registry import JobContext
 from gasbill.jobs.tick import TickRunner
 from gasbill.service.accounts import NewAccount, create_customer
-from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import Opened, open_with_payment
 from gasbill.service.payments import PaymentOutcome, take_payment
+from gasbill.service.ports import CommandPlatform
 from iotsim.fleet import Simulator
 from iotsim.settings import SimulatorSettings
 from iotsim.transport import AsgiTransport, SimulatorTransport
@@ -52,7 +52,7 @@ class World:
     sim: Simulator
     engine: Engine
     app: FastAPI
-    platform: PlatformApi
+    platform: CommandPlatform
     catalog: TariffCatalog
     codec: Codec
     policy: CommandPolicy
@@ -109,7 +109,6 @@ class World:
             actor="clerk",
             now=self.now,
             catalog=self.catalog,
-            codec=self.codec,
             policy=self.policy,
         )
 

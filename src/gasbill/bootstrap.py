@@ -25,13 +25,17 @@ from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.repositories.audit import with_audit_key
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.platform.wire import BatchOutcome, CtrlDataRecord, NewCtrlData
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.config import Settings
-from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.platform_health import PlatformHealth, watched
 from gasbill.service.poller import DataSource
+from gasbill.service.ports import (
+    AddReply,
+    CommandPlatform,
+    OutgoingCommand,
+    PlatformCommandRecord,
+)
 
 log = logging.getLogger("gasbill.bootstrap")
 
@@ -55,7 +59,7 @@ class Services:
     command_policy: CommandPolicy
     decide: Decide
     platform_health: PlatformHealth
-    platform_factory: Callable[[], PlatformApi]
+    platform_factory: Callable[[], CommandPlatform]
     data_source_factory: Callable[[], DataSource] | None = None
     notifier: Any | None = None
     owns_engine: bool = True
@@ -77,12 +81,12 @@ class Services:
                 self._made[name] = factory()
             return self._made[name]
 
-    def platform(self) -> PlatformApi:
+    def platform(self) -> CommandPlatform:
         """The remote-control client, logged in on first use and shared by every caller."""
-        client: PlatformApi = self.once("platform", self.platform_factory)
+        client: CommandPlatform = self.once("platform", self.platform_factory)
         return client
 
-    def lazy_platform(self) -> PlatformApi:
+    def lazy_platform(self) -> CommandPlatform:
         """A stand-in that reaches `platform()` only when a call is made."""
         return LazyPlatform(self.platform)
 
@@ -113,18 +117,18 @@ class Services:
 
 
 class LazyPlatform:
-    """A PlatformApi that fetches the shared client per call (nothing at start-up)."""
+    """A CommandPlatform that fetches the shared client per call (nothing at start-up)."""
 
-    def __init__(self, get: Callable[[], PlatformApi]) -> None:
+    def __init__(self, get: Callable[[], CommandPlatform]) -> None:
         self._get = get
 
-    def add_multi(self, commands: Sequence[NewCtrlData]) -> list[BatchOutcome]:
-        return self._get().add_multi(commands)
+    def add_commands(self, commands: Sequence[OutgoingCommand]) -> Sequence[AddReply]:
+        return self._get().add_commands(commands)
 
-    def find_by_define_no(self, ctrl_define_no: str) -> list[CtrlDataRecord]:
+    def find_by_define_no(self, ctrl_define_no: str) -> Sequence[PlatformCommandRecord]:
         return self._get().find_by_define_no(ctrl_define_no)
 
-    def get_model(self, ctrl_id: int) -> CtrlDataRecord | None:
+    def get_model(self, ctrl_id: int) -> PlatformCommandRecord | None:
         return self._get().get_model(ctrl_id)
 
     def cancel(self, ctrl_id: int) -> int:
@@ -142,8 +146,8 @@ def bootstrap(
     clock: Clock | None = None,
     codec: Codec | None = None,
     command_policy: CommandPolicy | None = None,
-    platform: PlatformApi | None = None,
-    platform_factory: Callable[[], PlatformApi] | None = None,
+    platform: CommandPlatform | None = None,
+    platform_factory: Callable[[], CommandPlatform] | None = None,
     platform_transport: httpx.BaseTransport | None = None,
     data_source_factory: Callable[[], DataSource] | None = None,
     notifier: Any | None = None,
@@ -165,12 +169,12 @@ def bootstrap(
     health = PlatformHealth()
     if platform is not None:
         given = platform
-        factory: Callable[[], PlatformApi] = lambda: watched(given, health)  # noqa: E731
+        factory: Callable[[], CommandPlatform] = lambda: watched(given, health)  # noqa: E731
     else:
         factory = platform_factory or _platform_client(
             settings, zone, now, health, platform_transport
         )
-    decide = account_decider(settings, codec=codec, policy=policy)
+    decide = account_decider(settings, policy=policy)
     policy = replace(policy, decide=decide)  # decisions when a top-up or an opening ends
     engine = with_audit_key(  # audit entries sealed with this installation's key
         engine or make_engine(settings.database.url, echo=settings.database.echo),
@@ -202,8 +206,8 @@ def _platform_client(
     clock: Clock,
     health: PlatformHealth,
     transport: httpx.BaseTransport | None,
-) -> Callable[[], PlatformApi]:
-    def connect() -> PlatformApi:
+) -> Callable[[], CommandPlatform]:
+    def connect() -> CommandPlatform:
         from gasbill.adapters.platform.client import PlatformClient
 
         client = PlatformClient(settings.platform, zone=zone, clock=clock, transport=transport)

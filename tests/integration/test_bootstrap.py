@@ -45,7 +45,7 @@ class Refusing:
     def __init__(self, error):
         self.error = error
 
-    def add_multi(self, commands):
+    def add_commands(self, commands):
         raise self.error
 
 
@@ -55,7 +55,7 @@ def test_platform_errors_are_counted_by_kind_and_a_refused_login_degrades():
     client = watched(Refusing(login), health)
     for _ in range(2):
         with contextlib.suppress(PlatformRefused):
-            client.add_multi([])
+            client.add_commands([])
     assert health.errors["login_refused"] == 2
     assert health.login_refused is not None
     assert "login" in describe_error(login)

@@ -44,6 +44,9 @@ class ScriptedPlatform:
         self.records: dict[int, CtrlDataRecord] = {}
         self.ladders: dict[str, str] = {}
 
+    def add_commands(self, commands):  # the outbox's port, over the wire's AddMulti
+        return self.add_multi([CODEC.outgoing(c) for c in commands])
+
     def add_multi(self, commands):
         outcomes = []
         for position, command in enumerate(commands):
@@ -154,7 +157,7 @@ def test_a_campaign_pushes_confirms_verifies_and_reports_its_failures(
     assert sorted(c.meter_comm_no for c in queued) == [LATE, FAILING]  # not system, not others
     version = catalog.get(TARIFF).versions[1]
     ladder = ladder_price_for(version, 3, month=7)
-    assert {c.ctrl_data for c in queued} == {CODEC.encode(SetPrice(ladder))[1]}
+    assert {c.intent for c in queued} == {SetPrice(ladder)}
     assert {c.campaign_id for c in queued} == {first.created[0]}
     campaign_id = first.created[0]
 

@@ -16,11 +16,11 @@ from gasbill.adapters.db.tables.decisions import BalanceWarning, DecisionState
 from gasbill.adapters.db.tables.readings import MeterReading
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.platform.jsontext import loads_exact
 from gasbill.config import DecisionSettings
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.commands import CtrlType
+from gasbill.domain.commands import CtrlType, SetRemain
 from gasbill.domain.decisions import LowBalanceWarning, ValveOff, ValveOn
+from gasbill.domain.money import Money
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.billing import bill_accounts
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
@@ -83,7 +83,6 @@ def decide(uow: UnitOfWork, account: int, now: datetime, settings=SETTINGS) -> l
             uow,
             account,
             settings=settings,
-            codec=CODEC,
             command_policy=POLICY,
             now=now,
             zone=ZONE_NAME,
@@ -131,7 +130,6 @@ def run_sweep(engine, now: datetime, settings=SETTINGS):
     return sweep(
         lambda: UnitOfWork(engine),
         settings=settings,
-        codec=CODEC,
         command_policy=POLICY,
         now=now,
         zone=ZONE_NAME,
@@ -283,7 +281,7 @@ def test_setremain_keeps_the_display_in_step_with_one_command_waiting(uow, catal
     (sync,) = decide(uow, account, local(2025, 1, 3, 10), settings)
     assert isinstance(sync, DisplaySync) and sync.replaced
     (command,) = commands(uow, CtrlType.SET_REMAIN)
-    assert loads_exact(command.ctrl_data)["remain_value"] == Decimal("44.78")
+    assert command.intent == SetRemain(Money(Decimal("44.78")))
     assert command.id is not None
     with uow:  # the dispatcher sends it: the next change queues a new one
         sent = CommandStore(uow.session).get(command.id)

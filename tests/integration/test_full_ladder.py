@@ -21,7 +21,6 @@ from gasbill.service.campaign_progress import campaigns
 from gasbill.service.true_up import post_true_ups
 from tests.integration.billing_helpers import daily_series, make_account, store_readings
 from tests.integration.test_campaigns import (
-    CODEC,
     TARIFF,
     ScriptedPlatform,
     campaign_run,
@@ -81,7 +80,7 @@ def test_the_full_ladder_is_queued_once_and_the_shadow_follows_the_meter(
     assert (first.enrolled, again.enrolled) == (2, 0)
     queued = setprices(uow)
     assert sorted(c.account_id for c in queued) == [prorated, waiting]
-    sent = CODEC.decode_command(CtrlType.SET_PRICE, queued[0].ctrl_data)
+    sent = queued[0].intent
     assert isinstance(sent, SetPrice)
     assert [int(v.value) for v in sent.ladder.ladders[:2]] == [300, 600]  # the full ladder
     assert [str(p.value) for p in sent.ladder.prices[:3]] == ["3.20", "3.84", "4.80"]

@@ -36,7 +36,7 @@ class WrongPassword:
 
     calls = 0
 
-    def add_multi(self, commands):
+    def add_commands(self, commands):
         WrongPassword.calls += 1
         raise PlatformRefused("用户名或密码错误", status=200, path=LOGIN_PATH, login=True)
 

@@ -47,8 +47,8 @@ class NullPlatform:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def add_multi(self, commands):
-        self.calls.append("add_multi")
+    def add_commands(self, commands):
+        self.calls.append("add_commands")
         return []
 
     def find_by_define_no(self, define_no):

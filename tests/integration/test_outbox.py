@@ -48,6 +48,9 @@ class ScriptedPlatform:
         self.refuse_next = False
         self.adds = 0
 
+    def add_commands(self, commands):  # the outbox's port, over the wire's AddMulti
+        return self.add_multi([CODEC.outgoing(c) for c in commands])
+
     def add_multi(self, commands):
         if self.refuse_next:
             self.refuse_next = False
@@ -318,7 +321,6 @@ def test_no_top_up_goes_to_an_opened_meter_before_its_counters_are_read(uow, eng
         actor="clerk",
         now=T0,
         catalog=catalog,
-        codec=CODEC,
         policy=POLICY,
     )
     account_id = opened.account.id

@@ -164,7 +164,6 @@ class Books:
             meter_comm_no=self.comm_no,
             account_id=self.account_id,
             ctrl_type=str(ctrl_type),
-            ctrl_data="{}",
             status=str(CommandStatus.DONE if end is not None else CommandStatus.SENT),
             return_data=None if data is None else json.dumps(data),
             next_attempt_at=at,

@@ -86,7 +86,6 @@ def valve_command(uow, account_id, ctrl_type, at, status=CommandStatus.DONE):
             meter_comm_no=meter.comm_no,
             account_id=account_id,
             ctrl_type=str(ctrl_type),
-            ctrl_data="{}",
             status=str(status),
             next_attempt_at=at,
             timeout_at=at + timedelta(days=3),

@@ -19,7 +19,6 @@ from gasbill.service.opening import open_with_payment, opening_progress
 from gasbill.service.replacing import replace_account_meter
 from tests.integration.billing_helpers import make_account, store_readings
 from tests.integration.test_outbox import (
-    CODEC,
     POLICY,
     T0,
     ScriptedPlatform,
@@ -50,7 +49,6 @@ def replace(uow, catalog, account_id, at, final="10", opening="0.5", key="r1", n
         actor="clerk",
         now=now or at,
         catalog=catalog,
-        codec=CODEC,
         policy=POLICY,
     )
 
@@ -78,7 +76,6 @@ def opened_meter_account(uow, engine, catalog, platform):
         actor="clerk",
         now=T0,
         catalog=catalog,
-        codec=CODEC,
         policy=POLICY,
     )
     run(engine, platform)

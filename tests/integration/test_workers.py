@@ -12,7 +12,6 @@ import random
 import threading
 from collections import Counter
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
@@ -21,7 +20,6 @@ from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.db.tables.accounts import Meter
 from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.platform.wire import BatchOutcome, BatchResultItem, CtrlDataRecord
 from gasbill.config import Settings
 from gasbill.domain.commands import SetValveOff
@@ -30,7 +28,7 @@ from gasbill.domain.outbox import CommandStatus
 from gasbill.jobs import JOBS, Job, JobContext, JobScheduler
 from gasbill.jobs.leader import AdvisoryLockLeader
 from gasbill.jobs.registry import run_dispatch, run_inbox
-from gasbill.service.commands.queue import CommandPolicy, queue_intent
+from gasbill.service.commands.queue import CommandPolicy, queue_command
 from tests.conftest import ROOT
 from tests.integration.billing_helpers import daily_series, make_account
 from tests.integration.test_inbox import push_series
@@ -48,14 +46,14 @@ class CountingPlatform:
         self.lock = threading.Lock()
         self.handed: list[str] = []
 
-    def add_multi(self, commands):
+    def add_commands(self, commands):
         with self.lock:
             outcomes = []
             for position, command in enumerate(commands):
-                self.handed.append(command.ctrl_define_no)
+                self.handed.append(command.define_no)
                 item = BatchResultItem(
                     ctrl_id=len(self.handed),
-                    target_comm_no=command.target_comm_no,
+                    target_comm_no=command.meter_comm_no,
                     result=True,
                     message="",
                 )
@@ -112,10 +110,9 @@ def test_three_workers_bill_each_reading_once_and_send_each_command_once(uow, ca
         push_series(uow, series, comm_no=comm_no)
     with uow:
         readings = InboxStore(uow.session).pending()
-    codec = Codec(ZoneInfo("Asia/Shanghai"))
     with uow:
         for meter in uow.session.exec(select(Meter)).all():
-            queue_intent(uow, codec, SetValveOff(), meter=meter, now=NOW, policy=CommandPolicy())
+            queue_command(uow, SetValveOff(), meter=meter, now=NOW, policy=CommandPolicy())
         uow.commit()
 
     key = random.randint(1, 2**62)

@@ -9,9 +9,7 @@ tests/integration/test_campaigns.py.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
-from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import CtrlType, SetPrice
 from gasbill.service.campaigns import CampaignOutcome, _enrol
@@ -29,7 +27,6 @@ from tests.fakes import (
 
 CATALOG = TariffCatalog(ROOT / "tariffs", ZONE_NAME)
 TARIFF = CATALOG.get("price-change-example")  # 3.00 -> 3.20 yuan/m³ from 2025-07-01
-CODEC = Codec(ZoneInfo(ZONE_NAME))
 NOW = at(2025, 7, 3)
 CAMPAIGN = 1
 
@@ -69,7 +66,6 @@ def enrol(store: FakeStore, *, batch_size: int = 50) -> CampaignOutcome:
         lambda: FakeUnitOfWork(store),  # type: ignore[arg-type, return-value]
         campaign,  # type: ignore[arg-type]
         TARIFF,
-        CODEC,
         policy,
         NOW,
         timedelta(0),
@@ -78,9 +74,9 @@ def enrol(store: FakeStore, *, batch_size: int = 50) -> CampaignOutcome:
     return outcome
 
 
-def setprices(store: FakeStore) -> dict[int | None, str]:
+def setprices(store: FakeStore) -> dict[int | None, object]:
     return {
-        c.account_id: c.ctrl_data
+        c.account_id: c.intent
         for c in store.commands.values()
         if c.ctrl_type == CtrlType.SET_PRICE and c.campaign_id == CAMPAIGN
     }
@@ -111,7 +107,7 @@ def test_each_meter_gets_its_own_ladder_the_new_prices_in_it():
     assert sent[1] != sent[2]  # opened in March: thresholds prorated by day
     [command] = [c for c in store.commands.values() if c.account_id == 1]
     assert (command.meter_comm_no, command.reason) == ("M1", "campaign #1: 2025-07 increase")
-    decoded = CODEC.decode_command(command.ctrl_type, command.ctrl_data)
+    decoded = command.intent
     assert isinstance(decoded, SetPrice)
     assert [str(p.value) for p in decoded.ladder.prices[:3]] == ["3.20", "3.84", "4.80"]
 

@@ -6,11 +6,9 @@ a closing before anything is written.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.accounts import AccountError
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.ledger import AccountCode, HoldAction
@@ -23,7 +21,6 @@ from gasbill.service.commands.queue import CommandPolicy, queue_top_up
 from tests.fakes import FakeAccount, FakeBinding, FakeMeter, FakeStore, FakeUnitOfWork
 
 AT = datetime(2025, 5, 1, 9, tzinfo=UTC)
-CODEC = Codec(ZoneInfo("Asia/Shanghai"))
 POLICY = CommandPolicy()
 PREPAID, CREDIT = AccountCode.prepaid("7"), AccountCode.meter_credit("7")
 
@@ -58,7 +55,6 @@ def close(store: FakeStore, final: Volume | None = None, account_id: int = 7):
         idempotency_key="c1",
         actor="clerk1",
         now=AT,
-        codec=CODEC,
         policy=POLICY,
     )
     return closure, uow

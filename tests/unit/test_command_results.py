@@ -9,14 +9,23 @@ tests/integration/test_outbox.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from gasbill.adapters.platform.codec import Codec
-from gasbill.domain.commands import CtrlState, CtrlType
+from gasbill.domain.commands import (
+    CtrlState,
+    CtrlType,
+    GetChargeState,
+    LadderPrice,
+    OpenAccount,
+    SetValveOff,
+)
 from gasbill.domain.ledger import AccountCode
+from gasbill.domain.money import Money, Price, Volume
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service import ledger
 from gasbill.service.commands.followups import send_again
@@ -41,6 +50,16 @@ CODEC = Codec(ZoneInfo("Asia/Shanghai"))
 POLICY = CommandPolicy(max_attempts=3)
 PREPAID, CREDIT = AccountCode.prepaid("7"), AccountCode.meter_credit("7")
 CHARGE_OK, CHARGE_REFUSED = 0xAA, 0xBB
+OPENING = OpenAccount.of(
+    Money(Decimal("30.00")),
+    Money(Decimal("30.00")),
+    LadderPrice(
+        tuple(Price(Decimal(p)) for p in ("3.00", "3.60", "4.50", "4.50", "4.50")),
+        tuple(Volume(Decimal(v)) for v in ("300", "500", "99999", "99999")),
+        date(2025, 1, 1),
+        12,
+    ),
+)
 
 
 @pytest.fixture
@@ -263,14 +282,8 @@ def sent_opening(store: FakeStore) -> int:
     with uow:
         opening = queue_command(
             uow,
+            OPENING,
             meter=store.meters[3],
-            ctrl_type=CtrlType.OPEN_ACCOUNT,
-            ctrl_data=(
-                '{"charge_value":"30.00","total_value":"30.00","price1":"3.00","price2":"3.60",'
-                '"price3":"4.50","price4":"4.50","price5":"4.50","ladder1":"300","ladder2":"500",'
-                '"ladder3":"99999","ladder4":"99999","cycle_start_time":"2025-01-01 00:00:00",'
-                '"cycle_month":12}'
-            ),
             now=AT,
             policy=POLICY,
             account_id=7,
@@ -289,7 +302,7 @@ def test_an_opening_applied_blocks_the_meter_until_the_baseline_read_is_in(store
 
     assert command(store, opening).outcome == "applied"
     prepay = store.prepay[3]
-    assert prepay.ladder is not None  # the meter holds the ladder the opening carried
+    assert prepay.ladder == OPENING.ladder  # the meter holds the ladder the opening carried
     baseline = command(store, max(store.commands))
     assert (baseline.ctrl_type, baseline.settles_id) == (CtrlType.GET_CHARGE_STATE, None)
     assert prepay.blocked_by == baseline.id
@@ -308,9 +321,8 @@ def test_a_card_top_up_seen_by_a_later_read_opens_an_exception(store):
     with uow:
         read = queue_command(
             uow,
+            GetChargeState(),
             meter=store.meters[3],
-            ctrl_type=CtrlType.GET_CHARGE_STATE,
-            ctrl_data="{}",
             now=AT,
             policy=POLICY,
         )
@@ -332,9 +344,8 @@ def queued_valve_close(store: FakeStore) -> int:
     with uow:
         close = queue_command(
             uow,
+            SetValveOff(),
             meter=store.meters[3],
-            ctrl_type=CtrlType.SET_VALVE_OFF,
-            ctrl_data="{}",
             now=AT,
             policy=POLICY,
             account_id=7,

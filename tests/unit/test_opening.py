@@ -12,7 +12,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from gasbill.adapters.tariffs.catalog import TariffCatalog
-from gasbill.domain.commands import CtrlType
+from gasbill.domain.commands import GetChargeState, SetValveOff
 from gasbill.domain.money import Volume
 from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.opening import meter_opening, opening_progress
@@ -71,17 +71,16 @@ def test_opening_progress_shows_the_opening_and_its_baseline_read_not_other_comm
     uow = FakeUnitOfWork(store)
     at = local(2025, 1, 1)
     with uow:
-        for ctrl_type, reason, settles in (
-            (CtrlType.OPEN_ACCOUNT, "open account A1", None),
-            (CtrlType.GET_CHARGE_STATE, "baseline after account opening #1", None),
-            (CtrlType.GET_CHARGE_STATE, "settle #9", 9),
-            (CtrlType.SET_VALVE_OFF, "cut off", None),
+        for intent, reason, settles in (
+            (opening(1, date(2025, 1, 1)), "open account A1", None),
+            (GetChargeState(), "baseline after account opening #1", None),
+            (GetChargeState(), "settle #9", 9),
+            (SetValveOff(), "cut off", None),
         ):
             queue_command(
                 uow,
+                intent,
                 meter=store.meters[3],
-                ctrl_type=ctrl_type,
-                ctrl_data="{}",
                 now=at,
                 policy=CommandPolicy(),
                 account_id=7,

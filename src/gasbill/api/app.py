@@ -26,7 +26,7 @@ from gasbill.api.security import Argon2Passwords, HmacTokens
 from gasbill.api.staff import install_staff_api
 from gasbill.bootstrap import Services, bootstrap
 from gasbill.config import ConfigError, Settings
-from gasbill.service.commands.dispatch import PlatformApi
+from gasbill.service.ports import CommandPlatform
 from gasbill.service.staff import LoginLimits, Passwords
 from gasbill.web import install_web
 
@@ -40,7 +40,7 @@ def create_app(
     clock: Clock | None = None,
     passwords: Passwords | None = None,
     on_frozen_stored: Callable[[], None] | None = None,
-    platform: PlatformApi | None = None,
+    platform: CommandPlatform | None = None,
 ) -> FastAPI:
     """The app on `services` (or on what `bootstrap` builds from these settings and overrides).
 

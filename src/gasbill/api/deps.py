@@ -26,9 +26,9 @@ from gasbill.config import Settings
 
 if TYPE_CHECKING:
     from gasbill.bootstrap import Services
-from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.payments import Decide
+from gasbill.service.ports import CommandPlatform
 from gasbill.service.staff import Identity, LoginLimits, Passwords, Tokens, authenticate
 
 Clock = Callable[[], datetime]
@@ -47,7 +47,7 @@ class AppContext:
     limits: LoginLimits
     commands: CommandPolicy = field(default_factory=CommandPolicy)
     # the platform's remote-control API (cancel/retry of commands); None: not reachable
-    platform: PlatformApi | None = None
+    platform: CommandPlatform | None = None
     # decisions after a balance change (warnings, valve on), in the same transaction
     decide: Decide | None = None
     # the composition root's parts (gasbill.bootstrap), for the use cases that need more

@@ -60,7 +60,6 @@ def replace_meter_command(
                 actor=terminal_actor(),
                 now=now,
                 catalog=services.catalog,
-                codec=services.codec,
                 policy=services.command_policy,
             )
         except GasbillError as exc:

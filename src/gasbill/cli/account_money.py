@@ -171,7 +171,6 @@ def close_command(
                 idempotency_key=f"close-{found.id}",
                 actor=terminal_actor(),
                 now=services.now(),
-                codec=services.codec,
                 policy=services.command_policy,
             )
         except GasbillError as exc:

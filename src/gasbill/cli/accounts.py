@@ -109,7 +109,6 @@ def open_command(
                 actor=actor,
                 now=services.now(),
                 catalog=services.catalog,
-                codec=services.codec,
                 policy=services.command_policy,
                 limits=settings.money.limits(),
             )

@@ -80,7 +80,6 @@ def retry_command(campaign: CampaignArg, config: ConfigOption = None) -> None:
                 services.uow(),
                 campaign,
                 catalog=services.catalog,
-                codec=services.codec,
                 policy=services.command_policy,
                 actor=terminal_actor(),
                 now=services.now(),

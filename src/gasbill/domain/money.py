@@ -72,6 +72,13 @@ class _Quantity:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
+    # immutable: a copy is the value itself (copying field by field would set an attribute)
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
     # -- storage ---------------------------------------------------------
     @classmethod
     def from_storage(cls, units: int) -> Self:

@@ -14,9 +14,9 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.config import Settings
-from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.poller import DataSource
+from gasbill.service.ports import CommandPlatform
 
 if TYPE_CHECKING:
     from gasbill.bootstrap import Services
@@ -47,7 +47,7 @@ class JobContext:
     engine: Engine
     catalog: TariffCatalog
     codec: Codec
-    platform_factory: Callable[[], PlatformApi]
+    platform_factory: Callable[[], CommandPlatform]
     clock: Clock
     uow_factory: Callable[[], UnitOfWork]
     command_policy: CommandPolicy
@@ -86,7 +86,7 @@ class JobContext:
         *,
         catalog: TariffCatalog | None = None,
         codec: Codec | None = None,
-        platform_factory: Callable[[], PlatformApi] | None = None,
+        platform_factory: Callable[[], CommandPlatform] | None = None,
         clock: Clock | None = None,
         uow_factory: Callable[[], UnitOfWork] | None = None,
         command_policy: CommandPolicy | None = None,
@@ -121,11 +121,11 @@ class JobContext:
                 self._made[name] = factory()
             return self._made[name]
 
-    def platform(self) -> PlatformApi:
+    def platform(self) -> CommandPlatform:
         """The platform client, made on first use and kept (it holds the login token)."""
         if self.services is not None:
             return self.services.platform()
-        client: PlatformApi = self._once("platform", self.platform_factory)
+        client: CommandPlatform = self._once("platform", self.platform_factory)
         return client
 
     def data_source(self) -> DataSource | None:

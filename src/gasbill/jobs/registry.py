@@ -130,7 +130,6 @@ def run_decisions(context: JobContext, now: datetime) -> object:
     return sweep(
         context.uow_factory,
         settings=context.settings.decisions,
-        codec=context.codec,
         command_policy=context.command_policy,
         now=now,
         zone=context.settings.app.timezone,
@@ -195,7 +194,6 @@ def run_reconcile(context: JobContext, now: datetime) -> object:
         now=now,
         decisions=settings.decisions,
         report_dir=settings.jobs.reconcile.report_dir,
-        codec=context.codec,
     )
 
 

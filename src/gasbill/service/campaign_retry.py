@@ -15,7 +15,6 @@ from datetime import datetime
 from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.campaigns import CampaignMeter
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import SetPrice
 from gasbill.domain.errors import GasbillError
@@ -28,7 +27,7 @@ from gasbill.domain.price_changes import (
 )
 from gasbill.domain.tariff import Tariff
 from gasbill.service.accounts import Conflict, NotFound
-from gasbill.service.commands.queue import CommandPolicy, queue_intent
+from gasbill.service.commands.queue import CommandPolicy, queue_command
 
 
 @dataclass(slots=True)
@@ -43,7 +42,6 @@ def retry_failed_meters(
     campaign_id: int,
     *,
     catalog: TariffCatalog,
-    codec: Codec,
     policy: CommandPolicy,
     actor: str,
     now: datetime,
@@ -72,7 +70,7 @@ def retry_failed_meters(
             raise Conflict(f"campaign {campaign_id}: {campaign.label!r} is no longer in the tariff")
         failed = [row for row, _ in store.failures(campaign_id, 100_000)]
         for row in failed:
-            _again(uow, row, campaign.label, tariff, change, codec, policy, now, outcome)
+            _again(uow, row, campaign.label, tariff, change, policy, now, outcome)
         if outcome.retried and campaign.status == "completed":
             campaign.status = "running"
             store.save(campaign)
@@ -94,7 +92,6 @@ def _again(
     label: str,
     tariff: Tariff,
     change: PriceChange,
-    codec: Codec,
     policy: CommandPolicy,
     now: datetime,
     outcome: CampaignRetry,
@@ -109,9 +106,8 @@ def _again(
     except GasbillError as exc:
         outcome.still_failed.append((row.meter_id, str(exc)))
         return
-    command = queue_intent(
+    command = queue_command(
         uow,
-        codec,
         SetPrice(ladder),
         meter=meter,
         now=now,

@@ -31,7 +31,6 @@ from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import CtrlType, GetPrice, SetPrice
 from gasbill.domain.decisions.tariff_push import TariffChange, tariff_change_due
@@ -46,10 +45,10 @@ from gasbill.domain.price_changes import (
 )
 from gasbill.domain.tariff import Tariff
 from gasbill.service.campaign_reasons import command_failure, ladder_text
-from gasbill.service.commands.queue import CommandPolicy, new_command, queue_intent
+from gasbill.service.commands.queue import CommandPolicy, new_command, queue_command
 from gasbill.service.full_ladder import full_ladders_due
 from gasbill.service.meter_tariffs import meter_confirmations
-from gasbill.service.ports import CommitConflict
+from gasbill.service.ports import CommandCodec, CommitConflict
 
 log = logging.getLogger("gasbill.campaigns")
 
@@ -73,7 +72,7 @@ def run_campaigns(
     uow_factory: Callable[[], UnitOfWork],
     *,
     catalog: TariffCatalog,
-    codec: Codec,
+    codec: CommandCodec,
     policy: CommandPolicy,
     now: datetime,
     lead: timedelta = timedelta(0),
@@ -88,9 +87,8 @@ def run_campaigns(
             outcome.errors.append(f"tariff {tariff_id}: {exc}")
             continue
         _create_due(uow_factory, tariff, first_opened, now, lead, outcome)
-        outcome.enrolled += full_ladders_due(
-            uow_factory, tariff, codec=codec, policy=policy, now=now, push=_push
-        )
+        enrolled = full_ladders_due(uow_factory, tariff, policy=policy, now=now, push=_push)
+        outcome.enrolled += enrolled
     with uow_factory() as uow:
         enrolling = list(CampaignStore(uow.session).all(status="enrolling"))
     for campaign in enrolling:
@@ -99,7 +97,7 @@ def run_campaigns(
         except GasbillError as exc:
             outcome.errors.append(f"campaign {campaign.id}: {exc}")
             continue
-        _enrol(uow_factory, campaign, tariff, codec, policy, now, lead, outcome)
+        _enrol(uow_factory, campaign, tariff, policy, now, lead, outcome)
     _advance(uow_factory, codec, policy, now, outcome)
     _complete(uow_factory, outcome)
     return outcome
@@ -156,7 +154,6 @@ def _enrol(
     uow_factory: Callable[[], UnitOfWork],
     campaign: Campaign,
     tariff: Tariff,
-    codec: Codec,
     policy: CommandPolicy,
     now: datetime,
     lead: timedelta,
@@ -220,7 +217,7 @@ def _enrol(
                 if due is None or due.label != campaign.label:
                     continue
                 chosen.append((account, meter))
-            _push_page(uow, campaign, tariff, change, chosen, codec, policy, now)
+            _push_page(uow, campaign, tariff, change, chosen, policy, now)
             outcome.enrolled += len(chosen)
             uow.commit()
 
@@ -232,11 +229,10 @@ def _push(
     change: PriceChange,
     account: Account,
     meter: Meter,
-    codec: Codec,
     policy: CommandPolicy,
     now: datetime,
 ) -> None:
-    _push_page(uow, campaign, tariff, change, [(account, meter)], codec, policy, now)
+    _push_page(uow, campaign, tariff, change, [(account, meter)], policy, now)
 
 
 def _push_page(
@@ -245,7 +241,6 @@ def _push_page(
     tariff: Tariff,
     change: PriceChange,
     pairs: list[tuple[Account, Meter]],
-    codec: Codec,
     policy: CommandPolicy,
     now: datetime,
 ) -> None:
@@ -254,7 +249,7 @@ def _push_page(
     assert campaign.id is not None
     rows: list[dict[str, object]] = []
     news, queued = [], []
-    ladders: dict[tuple[int, date], tuple[str, str] | str] = {}
+    ladders: dict[tuple[int, date], SetPrice | str] = {}
     for account, meter in pairs:
         assert account.id is not None and meter.id is not None
         row: dict[str, object] = {
@@ -277,17 +272,15 @@ def _push_page(
             except GasbillError as exc:  # a ladder the meter cannot hold: refused, not cut
                 ladders[key] = str(exc)
             else:
-                ladders[key] = codec.encode(SetPrice(ladder))
-        encoded = ladders[key]
-        if isinstance(encoded, str):
-            row["status"], row["last_error"] = "failed", encoded[:1000]
+                ladders[key] = SetPrice(ladder)
+        setprice = ladders[key]
+        if isinstance(setprice, str):
+            row["status"], row["last_error"] = "failed", setprice[:1000]
             continue
-        ctrl_type, ctrl_data = encoded
         news.append(
             new_command(
+                setprice,
                 meter=meter,
-                ctrl_type=CtrlType(ctrl_type),
-                ctrl_data=ctrl_data,
                 now=now,
                 policy=policy,
                 account_id=account.id,
@@ -306,7 +299,7 @@ def _push_page(
 
 def _advance(
     uow_factory: Callable[[], UnitOfWork],
-    codec: Codec,
+    codec: CommandCodec,
     policy: CommandPolicy,
     now: datetime,
     outcome: CampaignOutcome,
@@ -332,7 +325,7 @@ def _follow(
     uow: UnitOfWork,
     row: CampaignMeter,
     commands: dict[int, Command],
-    codec: Codec,
+    codec: CommandCodec,
     policy: CommandPolicy,
     now: datetime,
     outcome: CampaignOutcome,
@@ -346,9 +339,8 @@ def _follow(
             row.last_error = ""
             meter = uow.accounts.meter_by_id(row.meter_id)
             assert meter is not None
-            getprice = queue_intent(
+            getprice = queue_command(
                 uow,
-                codec,
                 GetPrice(),
                 meter=meter,
                 now=now,
@@ -368,7 +360,7 @@ def _follow(
     status = CommandStatus(getprice.status)
     row.command_status = getprice.status
     if status is CommandStatus.DONE:
-        sent = codec.decode_command(CtrlType.SET_PRICE, setprice.ctrl_data)
+        sent = setprice.intent
         held = codec.decode_result(CtrlType.GET_PRICE, getprice.return_data)
         assert isinstance(sent, SetPrice)
         if held == sent.ladder:

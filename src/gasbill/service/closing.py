@@ -20,12 +20,11 @@ from gasbill.domain.ledger import AccountCode, Transfer
 from gasbill.domain.money import Volume
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service.accounts import Conflict, NotFound, snapshot
-from gasbill.service.commands.queue import CommandPolicy, queue_intent
+from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.ledger import closing_refund
 from gasbill.service.ports import (
     AccountRecord,
     BindingRecord,
-    CommandCodec,
     MeterRecord,
     UnitOfWork,
 )
@@ -49,7 +48,6 @@ def close_account(
     idempotency_key: str,
     actor: str,
     now: datetime,
-    codec: CommandCodec,
     policy: CommandPolicy,
 ) -> Closure:
     """Close the account: final reading, credit paid back, valve closed; audited."""
@@ -72,7 +70,7 @@ def close_account(
         )
         valve_id = None
         if meter is not None:
-            valve_id = _close_valve(uow, codec, policy, account, meter, actor, now)
+            valve_id = _close_valve(uow, policy, account, meter, actor, now)
         account.status = "closed"
         uow.accounts.save(account)
         uow.audit.record(
@@ -121,16 +119,14 @@ def _unbind(
 
 def _close_valve(
     uow: UnitOfWork,
-    codec: CommandCodec,
     policy: CommandPolicy,
     account: AccountRecord,
     meter: MeterRecord,
     actor: str,
     now: datetime,
 ) -> int | None:
-    command = queue_intent(
+    command = queue_command(
         uow,
-        codec,
         SetValveOff(),
         meter=meter,
         now=now,

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.cycles import local_midnight
 from gasbill.domain.outbox import CommandStatus
 from gasbill.domain.price_changes import (
@@ -44,14 +43,13 @@ def full_ladders_due(
     uow_factory: Callable[[], UnitOfWork],
     tariff: Tariff,
     *,
-    codec: Codec,
     policy: CommandPolicy,
     now: datetime,
     push: Callable[..., None],
 ) -> int:
     """Queue the full ladder for each meter opened prorated in the cycle that ended last.
 
-    `push(uow, campaign, tariff, change, account, meter, codec, policy, now)`
+    `push(uow, campaign, tariff, change, account, meter, policy, now)`
     queues one setprice (the campaigns' own). Returns the meters enrolled.
     Idempotent: a meter already in the campaign is skipped. Every account's
     page is read each run (a dictionary look-up per opening day, two queries
@@ -96,7 +94,7 @@ def full_ladders_due(
                     continue
                 campaign = existing.get(change.label) or _campaign(store, tariff, change, now)
                 existing[change.label] = campaign
-                push(uow, campaign, tariff, change, account, meter, codec, policy, now)
+                push(uow, campaign, tariff, change, account, meter, policy, now)
                 enrolled += 1
             try:
                 uow.commit()

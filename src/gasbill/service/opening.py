@@ -30,9 +30,9 @@ from gasbill.service.commands.queue import (
     CommandPolicy,
     active_meter,
     hold_for_meter,
-    queue_intent,
+    queue_command,
 )
-from gasbill.service.ports import AccountRecord, CommandCodec, TariffBook
+from gasbill.service.ports import AccountRecord, TariffBook
 from gasbill.service.transfers import DEFAULT_LIMITS, payment_transfer, record_once
 
 
@@ -53,7 +53,6 @@ def open_with_payment(
     actor: str,
     now: datetime,
     catalog: TariffBook,
-    codec: CommandCodec,
     policy: CommandPolicy,
     limits: MoneyLimits = DEFAULT_LIMITS,
 ) -> Opened:
@@ -87,7 +86,7 @@ def open_with_payment(
         command_id = None
         if new.billing_mode is BillingMode.METER:
             command_id = _queue_opening(
-                uow, account, initial_fen, idempotency_key, actor, now, catalog, codec, policy
+                uow, account, initial_fen, idempotency_key, actor, now, catalog, policy
             )
         uow.commit()
         return Opened(account, payment, command_id)
@@ -122,7 +121,6 @@ def _queue_opening(
     actor: str,
     now: datetime,
     catalog: TariffBook,
-    codec: CommandCodec,
     policy: CommandPolicy,
 ) -> int:
     tariff = catalog.get(account.tariff_id)
@@ -139,9 +137,8 @@ def _queue_opening(
             now=now,
             reason="initial charge on the meter",
         ).id
-    command = queue_intent(
+    command = queue_command(
         uow,
-        codec,
         intent,
         meter=active_meter(uow, account),
         now=now,

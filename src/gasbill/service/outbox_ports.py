@@ -1,6 +1,8 @@
 """The service's ports for the command outbox and the vendor's platform: the outbox's
-records and repository (on the unit of work as `uow.commands`), the codec of the vendor's
-wire text, and the errors the platform port raises. Re-exported by `service.ports`."""
+records and repository (on the unit of work as `uow.commands`), the platform port that
+takes domain commands (the platform adapter writes the vendor's wire text), the reading of
+the meters' replies, and the errors the platform port raises. Re-exported by
+`service.ports`."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ from datetime import datetime
 from typing import Protocol
 
 from gasbill.domain.commands import Command as Intent
-from gasbill.domain.commands import CommandResult, CtrlState
+from gasbill.domain.commands import CommandResult, CtrlState, LadderPrice
 
 
 class CommandRecord(Protocol):
     """One command to one meter in the outbox (DESIGN §8), changed in place as it goes:
-    queued, sent, ended. `ctrl_type`/`ctrl_data` are the platform's names for what it
-    carries; `return_data` is what the meter answered, as the platform gave it."""
+    queued, sent, ended. `intent` is the domain command it carries (None for a top-up until
+    it is dispatched: its count and total come from the meter's confirmed counters then);
+    `return_data` is what the meter answered, as the platform gave it."""
 
     id: int | None
     define_no: str
@@ -25,7 +28,7 @@ class CommandRecord(Protocol):
     meter_comm_no: str
     account_id: int | None
     ctrl_type: str
-    ctrl_data: str
+    intent: Intent | None
     status: str
     platform_state: int | None
     ctrl_id: int | None
@@ -59,7 +62,7 @@ class NewCommand:
     meter_id: int
     meter_comm_no: str
     ctrl_type: str
-    ctrl_data: str
+    intent: Intent | None  # None for a top-up until dispatched
     status: str
     next_attempt_at: datetime
     timeout_at: datetime
@@ -84,7 +87,7 @@ class PrepayStateRecord(Protocol):
     card_total_fen: int | None
     baseline_at: datetime | None
     blocked_by: int | None
-    ladder: str | None
+    ladder: LadderPrice | None
     ladder_confirmed_at: datetime | None
     updated_at: datetime
 
@@ -220,14 +223,62 @@ class PlatformCommandState(Protocol):
     def ctrl_feedback_msg(self) -> str | None: ...
 
 
+class PlatformCommandRecord(PlatformCommandState, Protocol):
+    """A command as the platform holds it (looked up by our define_no, or by its id)."""
+
+    @property
+    def ctrl_id(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingCommand:
+    """A claimed command to hand to the platform: the platform adapter writes its wire
+    form (`ctrl_type`, `ctrl_data`, the times in the platform's zone)."""
+
+    command_id: int  # ours, sent as `upper_ctrl_id`
+    define_no: str  # ours, sent as `ctrl_define_no`: a lost reply is found again by it
+    meter_comm_no: str
+    intent: Intent
+    at: datetime
+    timeout_at: datetime
+
+
+class AddReply(Protocol):
+    """The platform's answer for one command of a batch, checked against what was asked:
+    `matched` False when the reply has no item for it or names another device (then the
+    command is looked up by its define_no before it is sent again)."""
+
+    @property
+    def matched(self) -> bool: ...
+
+    @property
+    def exists(self) -> bool:
+        """The platform holds the command (it has a ctrl_id)."""
+
+    @property
+    def ctrl_id(self) -> int | None: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class CommandPlatform(Protocol):
+    """The vendor's remote-control API as the outbox uses it, in domain commands."""
+
+    def add_commands(self, commands: Sequence[OutgoingCommand]) -> Sequence[AddReply]:
+        """Hand these over in one batch; the replies in the same order."""
+
+    def find_by_define_no(self, ctrl_define_no: str) -> Sequence[PlatformCommandRecord]: ...
+
+    def get_model(self, ctrl_id: int) -> PlatformCommandRecord | None: ...
+
+    def cancel(self, ctrl_id: int) -> int: ...
+
+    def retry(self, ctrl_id: int) -> int: ...
+
+
 class CommandCodec(Protocol):
-    """The vendor's wire text of commands and replies (`ctrl_type`, `ctrl_data`,
-    `return_data`): the platform adapter's codec implements it."""
-
-    def encode(self, command: Intent) -> tuple[str, str]:
-        """(ctrl_type, ctrl_data) for this command."""
-
-    def decode_command(self, ctrl_type: str | None, ctrl_data: object) -> Intent: ...
+    """How the platform adapter reads the meters' replies (`return_data`)."""
 
     def decode_result(self, ctrl_type: str | None, return_data: object) -> CommandResult:
         """What the meter answered, or `Unreadable` with the reason: never a guessed

@@ -14,13 +14,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from gasbill.adapters.platform.wire import BatchOutcome, CtrlDataRecord, NewCtrlData
-from gasbill.service.ports import PlatformError, PlatformRefused
-
-if TYPE_CHECKING:
-    from gasbill.service.commands.dispatch import PlatformApi
+from gasbill.service.ports import (
+    AddReply,
+    CommandPlatform,
+    OutgoingCommand,
+    PlatformCommandRecord,
+    PlatformError,
+    PlatformRefused,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("gasbill.platform")
@@ -98,7 +101,7 @@ class PlatformHealth:
 class Watched:
     """The platform client, each call's success or error counted on a PlatformHealth."""
 
-    def __init__(self, client: PlatformApi, health: PlatformHealth) -> None:
+    def __init__(self, client: CommandPlatform, health: PlatformHealth) -> None:
         self.client = client
         self.health = health
 
@@ -111,13 +114,13 @@ class Watched:
         self.health.ok()
         return result
 
-    def add_multi(self, commands: Sequence[NewCtrlData]) -> list[BatchOutcome]:
-        return self._run(lambda: self.client.add_multi(commands))
+    def add_commands(self, commands: Sequence[OutgoingCommand]) -> Sequence[AddReply]:
+        return self._run(lambda: self.client.add_commands(commands))
 
-    def find_by_define_no(self, ctrl_define_no: str) -> list[CtrlDataRecord]:
+    def find_by_define_no(self, ctrl_define_no: str) -> Sequence[PlatformCommandRecord]:
         return self._run(lambda: self.client.find_by_define_no(ctrl_define_no))
 
-    def get_model(self, ctrl_id: int) -> CtrlDataRecord | None:
+    def get_model(self, ctrl_id: int) -> PlatformCommandRecord | None:
         return self._run(lambda: self.client.get_model(ctrl_id))
 
     def cancel(self, ctrl_id: int) -> int:
@@ -135,5 +138,5 @@ class Watched:
             close()
 
 
-def watched(client: PlatformApi, health: PlatformHealth) -> PlatformApi:
+def watched(client: CommandPlatform, health: PlatformHealth) -> CommandPlatform:
     return client if isinstance(client, Watched) else Watched(client, health)

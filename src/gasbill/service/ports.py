@@ -26,12 +26,16 @@ from gasbill.service.decision_ports import DecisionStateRepository as DecisionSt
 from gasbill.service.decision_ports import NewWarning as NewWarning
 from gasbill.service.decision_ports import WarningNotice as WarningNotice
 from gasbill.service.decision_ports import WarningRepository as WarningRepository
+from gasbill.service.outbox_ports import AddReply as AddReply
 from gasbill.service.outbox_ports import CommandCodec as CommandCodec
+from gasbill.service.outbox_ports import CommandPlatform as CommandPlatform
 from gasbill.service.outbox_ports import CommandRecord as CommandRecord
 from gasbill.service.outbox_ports import CommandReportRecord as CommandReportRecord
 from gasbill.service.outbox_ports import CommandRepository as CommandRepository
 from gasbill.service.outbox_ports import NewCommand as NewCommand
 from gasbill.service.outbox_ports import NewCommandReport as NewCommandReport
+from gasbill.service.outbox_ports import OutgoingCommand as OutgoingCommand
+from gasbill.service.outbox_ports import PlatformCommandRecord as PlatformCommandRecord
 from gasbill.service.outbox_ports import PlatformCommandState as PlatformCommandState
 from gasbill.service.outbox_ports import PlatformError as PlatformError
 from gasbill.service.outbox_ports import PlatformRefused as PlatformRefused

@@ -32,7 +32,7 @@ from gasbill.service.billing import bill_within
 from gasbill.service.closing import _no_prepay_in_flight
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import _queue_opening
-from gasbill.service.ports import CommandCodec, MeterRecord, TariffBook
+from gasbill.service.ports import MeterRecord, TariffBook
 from gasbill.service.transfers import namespaced, new_transfer, record_once
 
 
@@ -63,7 +63,6 @@ def replace_account_meter(
     actor: str,
     now: datetime,
     catalog: TariffBook,
-    codec: CommandCodec,
     policy: CommandPolicy,
 ) -> Replaced:
     """Replace the account's meter; in meter mode settle the old meter and open the new one."""
@@ -95,7 +94,6 @@ def replace_account_meter(
             actor,
             now,
             catalog,
-            codec,
             policy,
         )
         result = Replaced(

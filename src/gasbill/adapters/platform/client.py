@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.platform.jsontext import dumps_exact, loads_exact
 from gasbill.adapters.platform.settings import PlatformSettings
 from gasbill.adapters.platform.wire import (
@@ -41,6 +42,7 @@ from gasbill.adapters.platform.wire import (
     NewCtrlData,
     parse_envelope,
 )
+from gasbill.service.ports import OutgoingCommand
 
 # the errors the service declares for its platform port, raised here (and re-exported)
 from gasbill.service.ports import PlatformError as PlatformError
@@ -89,6 +91,7 @@ class PlatformClient:
     ) -> None:
         self.settings = settings
         self.zone = zone
+        self.codec = Codec(zone)
         self._clock = clock or (lambda: datetime.now(UTC))
         connect = float(settings.connect_timeout_seconds)
         read = float(settings.read_timeout_seconds)
@@ -291,6 +294,10 @@ class PlatformClient:
         return found
 
     # -- batches (4.2.8–4.2.10): results matched to the request by position ---------------
+    def add_commands(self, commands: Sequence[OutgoingCommand]) -> list[BatchOutcome]:
+        """The outbox's port: domain commands encoded here and sent in one `AddMulti`."""
+        return self.add_multi([self.codec.outgoing(c) for c in commands])
+
     def add_multi(self, commands: Sequence[NewCtrlData]) -> list[BatchOutcome]:
         expected = [(None, c.target_comm_no) for c in commands]
         return self._batch("AddMulti", [c.body() for c in commands], expected)

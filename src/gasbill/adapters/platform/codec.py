@@ -49,6 +49,7 @@ from gasbill.domain.commands import (
 )
 from gasbill.domain.errors import GasbillError, TariffNotEncodable
 from gasbill.domain.money import MILLI, Money, Price, Volume
+from gasbill.service.ports import OutgoingCommand
 
 RAW_LIMIT = 2000  # characters of an unreadable reply kept for a person
 
@@ -268,6 +269,18 @@ class Codec:
             ctrl_type=ctrl_type,
             ctrl_data=ctrl_data,
             upper_ctrl_id=upper_ctrl_id,
+        )
+
+    def outgoing(self, command: OutgoingCommand) -> NewCtrlData:
+        """The `AddMulti` item of a command the outbox hands over: the only place our
+        commands become the wire's `ctrl_type` and `ctrl_data`."""
+        return self.new_ctrl_data(
+            command.intent,
+            ctrl_define_no=command.define_no,
+            target_comm_no=command.meter_comm_no,
+            ctrl_time=command.at,
+            ctrl_timeout=command.timeout_at,
+            upper_ctrl_id=command.command_id,
         )
 
     # -- commands: wire -> intent (the simulator's side) -------------------------------

@@ -118,7 +118,6 @@ def open_(
         actor=user.username,
         now=ctx.clock(),
         catalog=catalog,
-        codec=_services(ctx).codec,
         policy=ctx.commands,
         limits=ctx.settings.money.limits(),
     )
@@ -194,7 +193,6 @@ def close(
         idempotency_key=f"close-{account_id}",
         actor=user.username,
         now=ctx.clock(),
-        codec=_services(ctx).codec,
         policy=ctx.commands,
     )
     return ClosureOut(
@@ -247,7 +245,6 @@ def replace(
         actor=user.username,
         now=ctx.clock(),
         catalog=ctx.catalog,
-        codec=_services(ctx).codec,
         policy=ctx.commands,
     )
     with uow:

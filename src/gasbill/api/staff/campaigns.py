@@ -46,7 +46,6 @@ def retry_failed(
         uow,
         campaign_id,
         catalog=ctx.catalog,
-        codec=ctx.services.codec,
         policy=ctx.commands,
         actor=user.username,
         now=ctx.clock(),

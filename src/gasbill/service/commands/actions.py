@@ -13,14 +13,13 @@ from gasbill.domain.commands import CtrlState, CtrlType
 from gasbill.domain.ledger import AccountCode, HoldAction
 from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import Conflict, NotFound
-from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.followups import resolve_hold_of
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
-from gasbill.service.ports import CommandRecord, PlatformError, UnitOfWork
+from gasbill.service.ports import CommandPlatform, CommandRecord, PlatformError, UnitOfWork
 
 
 def cancel_command(
-    uow: UnitOfWork, platform: PlatformApi, command_id: int, *, actor: str, now: datetime
+    uow: UnitOfWork, platform: CommandPlatform, command_id: int, *, actor: str, now: datetime
 ) -> CommandRecord:
     """Cancel a command: locally if not yet sent, else on the platform while still waiting."""
     with uow:
@@ -70,7 +69,7 @@ def cancel_command(
 
 def retry_command(
     uow: UnitOfWork,
-    platform: PlatformApi,
+    platform: CommandPlatform,
     command_id: int,
     *,
     actor: str,

@@ -15,16 +15,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.platform.wire import BatchOutcome, CtrlDataRecord, NewCtrlData
 from gasbill.crashpoints import crash_point
 from gasbill.domain.commands import CtrlType, RemoteCharge
 from gasbill.domain.money import Money
@@ -33,21 +30,15 @@ from gasbill.service.commands.followups import retry_later
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.results import apply_record, apply_stored_reports
 from gasbill.service.platform_health import describe_error, error_kind
-from gasbill.service.ports import PlatformError, PlatformRefused
+from gasbill.service.ports import (
+    CommandCodec,
+    CommandPlatform,
+    OutgoingCommand,
+    PlatformError,
+    PlatformRefused,
+)
 
 log = logging.getLogger("gasbill.dispatch")
-
-
-class PlatformApi(Protocol):
-    def add_multi(self, commands: Sequence[NewCtrlData]) -> list[BatchOutcome]: ...
-
-    def find_by_define_no(self, ctrl_define_no: str) -> list[CtrlDataRecord]: ...
-
-    def get_model(self, ctrl_id: int) -> CtrlDataRecord | None: ...
-
-    def cancel(self, ctrl_id: int) -> int: ...
-
-    def retry(self, ctrl_id: int) -> int: ...
 
 
 @dataclass(slots=True)
@@ -61,15 +52,15 @@ class DispatchOutcome:
 
 def dispatch(
     uow_factory: Callable[[], UnitOfWork],
-    platform: PlatformApi,
-    codec: Codec,
+    platform: CommandPlatform,
+    codec: CommandCodec,
     *,
     policy: CommandPolicy,
     now: datetime,
 ) -> DispatchOutcome:
     outcome = DispatchOutcome()
     recover_lost_adds(uow_factory, platform, codec, policy=policy, now=now, outcome=outcome)
-    claimed = claim(uow_factory(), codec, policy=policy, now=now)
+    claimed = claim(uow_factory(), policy=policy, now=now)
     outcome.claimed = len(claimed)
     if claimed:
         crash_point("dispatch.after_claim")
@@ -81,8 +72,8 @@ def dispatch(
 
 def recover_lost_adds(
     uow_factory: Callable[[], UnitOfWork],
-    platform: PlatformApi,
-    codec: Codec,
+    platform: CommandPlatform,
+    codec: CommandCodec,
     *,
     policy: CommandPolicy,
     now: datetime,
@@ -120,16 +111,14 @@ def recover_lost_adds(
             uow.commit()
 
 
-def claim(
-    uow: UnitOfWork, codec: Codec, *, policy: CommandPolicy, now: datetime
-) -> list[NewCtrlData]:
+def claim(uow: UnitOfWork, *, policy: CommandPolicy, now: datetime) -> list[OutgoingCommand]:
     """Mark the commands that may go now as `sending`, and build what to send.
 
     The claimed meters' open commands and prepay states are read (and locked)
     in one query each, and the claims saved in one flush: a batch costs a few
     round trips, not a few per meter.
     """
-    to_send: list[NewCtrlData] = []
+    to_send: list[OutgoingCommand] = []
     with uow:
         store = CommandStore(uow.session)
         # each meter claimed: any number of dispatchers share the queue, one per meter
@@ -149,53 +138,50 @@ def claim(
                 if command.id not in chosen:
                     continue
                 if command.ctrl_type == CtrlType.REMOTE_CHARGE:
-                    _fill_top_up(codec, command, state.confirmed_times, state.confirmed_total_fen)
+                    _fill_top_up(command, state.confirmed_times, state.confirmed_total_fen)
                 command.status = CommandStatus.SENDING
                 command.claimed_at = now
                 command.attempts += 1
                 claimed.append(command)
-                to_send.append(_wire(codec, command, now))
+                to_send.append(_outgoing(command, now))
         store.save_all(claimed)
         uow.commit()
     return to_send
 
 
-def _fill_top_up(codec: Codec, command: Command, times: int, total_fen: int) -> None:
+def _fill_top_up(command: Command, times: int, total_fen: int) -> None:
     assert command.amount_fen is not None
     command.charge_times = times + 1
     command.total_fen = total_fen + command.amount_fen
-    _, command.ctrl_data = codec.encode(
-        RemoteCharge(
-            Money.of_fen(command.amount_fen), Money.of_fen(command.total_fen), command.charge_times
-        )
+    command.intent = RemoteCharge(
+        Money.of_fen(command.amount_fen), Money.of_fen(command.total_fen), command.charge_times
     )
 
 
-def _wire(codec: Codec, command: Command, now: datetime) -> NewCtrlData:
-    zone = codec.zone
-    return NewCtrlData(
-        ctrl_define_no=command.define_no,
-        target_comm_no=command.meter_comm_no,
-        ctrl_time=now.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S"),
-        ctrl_timeout=command.timeout_at.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S"),
-        ctrl_type=command.ctrl_type,
-        ctrl_data=command.ctrl_data,
-        upper_ctrl_id=command.id,
+def _outgoing(command: Command, now: datetime) -> OutgoingCommand:
+    assert command.id is not None and command.intent is not None
+    return OutgoingCommand(
+        command_id=command.id,
+        define_no=command.define_no,
+        meter_comm_no=command.meter_comm_no,
+        intent=command.intent,
+        at=now,
+        timeout_at=command.timeout_at,
     )
 
 
 def send(
     uow: UnitOfWork,
-    platform: PlatformApi,
-    codec: Codec,
-    batch: list[NewCtrlData],
+    platform: CommandPlatform,
+    codec: CommandCodec,
+    batch: list[OutgoingCommand],
     *,
     policy: CommandPolicy,
     now: datetime,
     outcome: DispatchOutcome,
 ) -> None:
     try:
-        replies = platform.add_multi(batch)
+        replies = platform.add_commands(batch)
     except PlatformRefused as exc:
         _not_sent(uow, batch, exc, policy=policy, now=now)
         outcome.failed += len(batch)
@@ -211,10 +197,10 @@ def send(
         store = CommandStore(uow.session)
         # the batch's commands locked in one query, the replies saved in one flush; stored
         # reports looked for in one query, applied to the commands that have some
-        commands = store.get_many([item.upper_ctrl_id or 0 for item in batch], lock=True)
+        commands = store.get_many([item.command_id for item in batch], lock=True)
         accepted = []
         for item, reply in zip(batch, replies, strict=False):
-            command = commands.get(item.upper_ctrl_id or 0)
+            command = commands.get(item.command_id)
             if command is None or command.status != CommandStatus.SENDING:
                 continue
             if reply.exists and reply.ctrl_id is not None:
@@ -225,7 +211,7 @@ def send(
                 )
                 accepted.append(command)
                 outcome.sent += 1
-            elif reply.matched and reply.item is not None:
+            elif reply.matched:
                 retry_later(uow, command, f"refused: {reply.message}", policy=policy, now=now)
                 outcome.failed += 1
             # an unmatched reply: left `sending`, looked up by define_no next time
@@ -240,7 +226,7 @@ def send(
 
 def _not_sent(
     uow: UnitOfWork,
-    batch: list[NewCtrlData],
+    batch: list[OutgoingCommand],
     exc: PlatformRefused,
     *,
     policy: CommandPolicy,
@@ -253,7 +239,7 @@ def _not_sent(
     with uow:
         store = CommandStore(uow.session)
         for item in batch:
-            command = store.get(item.upper_ctrl_id or 0, lock=True)
+            command = store.get(item.command_id, lock=True)
             if command is None or command.status != CommandStatus.SENDING:
                 continue
             if login:
@@ -262,12 +248,12 @@ def _not_sent(
         uow.commit()
 
 
-def _note(uow: UnitOfWork, batch: list[NewCtrlData], why: str) -> None:
+def _note(uow: UnitOfWork, batch: list[OutgoingCommand], why: str) -> None:
     """Say on each command why it is not sent yet (it stays `sending`)."""
     with uow:
         store = CommandStore(uow.session)
         for item in batch:
-            command = store.get(item.upper_ctrl_id or 0, lock=True)
+            command = store.get(item.command_id, lock=True)
             if command is not None and command.status == CommandStatus.SENDING:
                 command.last_error = why[:1000]
                 store.save(command)

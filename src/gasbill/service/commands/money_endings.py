@@ -10,9 +10,9 @@ from gasbill.domain.commands import (
     CommandResult,
     CtrlState,
     CtrlType,
+    GetChargeState,
     OpenAccount,
     RemoteChargeState,
-    SetPrice,
 )
 from gasbill.domain.ledger import HoldAction
 from gasbill.domain.outbox import (
@@ -30,12 +30,11 @@ from gasbill.service.commands.followups import (
     send_again,
 )
 from gasbill.service.commands.queue import CommandPolicy, queue_command
-from gasbill.service.ports import CommandCodec, CommandRecord, PrepayStateRecord, UnitOfWork
+from gasbill.service.ports import CommandRecord, PrepayStateRecord, UnitOfWork
 
 
 def money_ending(
     uow: UnitOfWork,
-    codec: CommandCodec,
     command: CommandRecord,
     ctrl_type: CtrlType,
     state: CtrlState,
@@ -53,7 +52,7 @@ def money_ending(
         if ctrl_type is CtrlType.REMOTE_CHARGE:
             _confirm(prepay, command.charge_times or 0, command.total_fen or 0, now)
         else:
-            _opened(uow, codec, command, prepay, policy, now)
+            _opened(uow, command, prepay, policy, now)
     elif ending is Verdict.NOT_APPLIED:
         resolve_hold_of(uow, command, HoldAction.VOID, now)
         command.status, command.outcome = CommandStatus.REFUSED, "not_applied"
@@ -71,7 +70,6 @@ def money_ending(
 
 def _opened(
     uow: UnitOfWork,
-    codec: CommandCodec,
     command: CommandRecord,
     prepay: PrepayStateRecord,
     policy: CommandPolicy,
@@ -81,12 +79,12 @@ def _opened(
     baseline for the top-ups to come. Until they are read no top-up may go (its
     charge_times and total_value come from them), so the read blocks the meter's other
     prepay commands as a settling does."""
-    _ladder_on_meter(codec, command, prepay, now)
+    if isinstance(command.intent, OpenAccount):  # the opened meter holds the ladder it carried
+        prepay.ladder, prepay.ladder_confirmed_at = command.intent.ladder, now
     baseline = queue_command(
         uow,
+        GetChargeState(),
         meter=meter_of(uow, command),
-        ctrl_type=CtrlType.GET_CHARGE_STATE,
-        ctrl_data="{}",
         now=now,
         policy=policy,
         account_id=command.account_id,
@@ -112,9 +110,8 @@ def _settle_later(
     uow.commands.save_prepay(prepay)
     queue_command(
         uow,
+        GetChargeState(),
         meter=meter_of(uow, command),
-        ctrl_type=CtrlType.GET_CHARGE_STATE,
-        ctrl_data="{}",
         now=now,
         policy=policy,
         account_id=command.account_id,
@@ -238,13 +235,3 @@ def _baseline(
 def _confirm(prepay: PrepayStateRecord, times: int, total_fen: int, now: datetime) -> None:
     prepay.confirmed_times, prepay.confirmed_total_fen = times, total_fen
     prepay.updated_at = now
-
-
-def _ladder_on_meter(
-    codec: CommandCodec, command: CommandRecord, prepay: PrepayStateRecord, now: datetime
-) -> None:
-    """An opened meter holds the ladder its `openaccount` carried."""
-    intent = codec.decode_command(command.ctrl_type, command.ctrl_data)
-    if isinstance(intent, OpenAccount):
-        prepay.ladder = codec.encode(SetPrice(intent.ladder))[1]
-        prepay.ladder_confirmed_at = now

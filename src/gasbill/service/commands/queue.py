@@ -1,10 +1,12 @@
 """Putting commands in the outbox, inside the caller's unit of work.
 
 A command row is written in the same transaction as the decision and the
-ledger hold that caused it, so neither exists without the other. A top-up's
-`charge_times` and `total_value` are filled in only when it is dispatched,
-from the meter's confirmed counters: one prepay command is in flight per
-meter, so the count it carries is always the next one.
+ledger hold that caused it, so neither exists without the other. It holds the
+domain command (its intent); the platform adapter writes the wire's text only
+when it is handed over. A top-up's `charge_times` and `total_value` (and so
+its intent) are filled in only when it is dispatched, from the meter's
+confirmed counters: one prepay command is in flight per meter, so the count
+it carries is always the next one.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypedDict, Unpack
 
 from gasbill.config import CommandSettings
-from gasbill.domain import commands as intents
+from gasbill.domain.commands import Command as Intent
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.ledger import (
     AccountCode,
@@ -28,7 +31,6 @@ from gasbill.domain.outbox import CommandStatus
 from gasbill.service.accounts import Conflict, NotFound
 from gasbill.service.ports import (
     AccountRecord,
-    CommandCodec,
     CommandRecord,
     MeterRecord,
     NewCommand,
@@ -73,99 +75,72 @@ def new_define_no() -> str:
     return "gb-" + uuid.uuid4().hex
 
 
+class CommandDetails(TypedDict, total=False):
+    """What a queued command may carry besides its intent: the one list `queue_command`
+    and `new_command` take (and `queue_command` passes on as it is)."""
+
+    account_id: int | None
+    reason: str
+    actor: str
+    hold_id: str | None
+    amount_fen: int | None
+    settles_id: int | None
+    campaign_id: int | None
+
+
 def queue_command(
     uow: UnitOfWork,
+    intent: Intent,
     *,
     meter: MeterRecord,
-    ctrl_type: CtrlType,
-    ctrl_data: str,
     now: datetime,
     policy: CommandPolicy,
-    account_id: int | None = None,
-    reason: str = "",
-    actor: str = "system",
-    hold_id: str | None = None,
-    amount_fen: int | None = None,
-    settles_id: int | None = None,
-    campaign_id: int | None = None,
+    **details: Unpack[CommandDetails],
 ) -> CommandRecord:
-    return uow.commands.add(
-        new_command(
-            meter=meter,
-            ctrl_type=ctrl_type,
-            ctrl_data=ctrl_data,
-            now=now,
-            policy=policy,
-            account_id=account_id,
-            reason=reason,
-            actor=actor,
-            hold_id=hold_id,
-            amount_fen=amount_fen,
-            settles_id=settles_id,
-            campaign_id=campaign_id,
-        )
-    )
+    """Queue a command whose data is known now (all but top-ups: `queue_top_up`)."""
+    return uow.commands.add(new_command(intent, meter=meter, now=now, policy=policy, **details))
 
 
 def new_command(
+    intent: Intent,
     *,
     meter: MeterRecord,
-    ctrl_type: CtrlType,
-    ctrl_data: str,
     now: datetime,
     policy: CommandPolicy,
-    account_id: int | None = None,
-    reason: str = "",
-    actor: str = "system",
-    hold_id: str | None = None,
-    amount_fen: int | None = None,
-    settles_id: int | None = None,
-    campaign_id: int | None = None,
+    **details: Unpack[CommandDetails],
 ) -> NewCommand:
     """A queued command's row, not yet added (`queue_command` adds one; a campaign adds a
     page of them in one flush)."""
+    return _new(intent.ctrl_type, intent, meter, now, policy, details)
+
+
+def _new(
+    ctrl_type: CtrlType,
+    intent: Intent | None,
+    meter: MeterRecord,
+    now: datetime,
+    policy: CommandPolicy,
+    details: CommandDetails,
+) -> NewCommand:
     assert meter.id is not None
     return NewCommand(
         define_no=new_define_no(),
         company_no=meter.company_no,
         meter_id=meter.id,
         meter_comm_no=meter.comm_no,
-        account_id=account_id,
         ctrl_type=str(ctrl_type),
-        ctrl_data=ctrl_data,
+        intent=intent,
         status=CommandStatus.QUEUED,
-        hold_id=hold_id,
-        amount_fen=amount_fen,
-        settles_id=settles_id,
-        campaign_id=campaign_id,
-        reason=reason[:500],
-        actor=actor[:100],
         next_attempt_at=now,
         timeout_at=now + policy.timeout_for(ctrl_type),
         created_at=now,
-    )
-
-
-def queue_intent(
-    uow: UnitOfWork,
-    codec: CommandCodec,
-    intent: intents.Command,
-    *,
-    meter: MeterRecord,
-    now: datetime,
-    policy: CommandPolicy,
-    **details: object,
-) -> CommandRecord:
-    """Queue a command whose data is known now (all but top-ups)."""
-    ctrl_type, ctrl_data = codec.encode(intent)
-    return queue_command(
-        uow,
-        meter=meter,
-        ctrl_type=CtrlType(ctrl_type),
-        ctrl_data=ctrl_data,
-        now=now,
-        policy=policy,
-        **details,  # type: ignore[arg-type]
+        account_id=details.get("account_id"),
+        hold_id=details.get("hold_id"),
+        amount_fen=details.get("amount_fen"),
+        settles_id=details.get("settles_id"),
+        campaign_id=details.get("campaign_id"),
+        reason=details.get("reason", "")[:500],
+        actor=details.get("actor", "system")[:100],
     )
 
 
@@ -230,16 +205,12 @@ def queue_top_up(
         now=now,
         reason=reason or "remote top-up",
     )
-    return queue_command(
-        uow,
-        meter=meter,
-        ctrl_type=CtrlType.REMOTE_CHARGE,
-        ctrl_data="",
-        now=now,
-        policy=policy,
+    # its RemoteCharge is made at dispatch, with the count and total the meter has confirmed
+    details = CommandDetails(
         account_id=account.id,
         reason=reason or "remote top-up",
         actor=actor,
         hold_id=hold.id,
         amount_fen=amount_fen,
     )
+    return uow.commands.add(_new(CtrlType.REMOTE_CHARGE, None, meter, now, policy, details))

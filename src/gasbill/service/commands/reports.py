@@ -10,10 +10,15 @@ from gasbill.crashpoints import crash_point
 from gasbill.domain.commands import CtrlState
 from gasbill.domain.outbox import CommandStatus
 from gasbill.jsontext import dumps_exact
-from gasbill.service.commands.dispatch import PlatformApi
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.results import apply_record, apply_state
-from gasbill.service.ports import CommandCodec, NewCommandReport, PlatformError, UnitOfWork
+from gasbill.service.ports import (
+    CommandCodec,
+    CommandPlatform,
+    NewCommandReport,
+    PlatformError,
+    UnitOfWork,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,7 @@ def receive_report(
 
 def poll_silent(
     uow_factory: Callable[[], UnitOfWork],
-    platform: PlatformApi,
+    platform: CommandPlatform,
     codec: CommandCodec,
     *,
     policy: CommandPolicy,

@@ -11,10 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from gasbill.domain.commands import (
-    CtrlState,
-    CtrlType,
-)
+from gasbill.domain.commands import CtrlState, CtrlType, SetPrice
 from gasbill.domain.outbox import (
     IN_FLIGHT,
     CommandStatus,
@@ -88,13 +85,11 @@ def apply_state(
     )
     ctrl_type = CtrlType(command.ctrl_type)
     if ctrl_type in (CtrlType.REMOTE_CHARGE, CtrlType.OPEN_ACCOUNT):
-        money_ending(
-            uow, codec, command, ctrl_type, state, result, policy, now, cancelled_while_waiting
-        )
+        money_ending(uow, command, ctrl_type, state, result, policy, now, cancelled_while_waiting)
     elif ctrl_type is CtrlType.GET_CHARGE_STATE:
         charge_state_ending(uow, command, result, policy, now)
     elif state is CtrlState.SUCCESS:
-        _done(uow, command, ctrl_type, now)
+        _done(uow, command, now)
     else:
         command.status = CommandStatus.REFUSED
         command.outcome = f"state {int(state)}"
@@ -133,11 +128,11 @@ def _text(value: object) -> str | None:
     return dumps_exact(value)
 
 
-def _done(uow: UnitOfWork, command: CommandRecord, ctrl_type: CtrlType, now: datetime) -> None:
+def _done(uow: UnitOfWork, command: CommandRecord, now: datetime) -> None:
     command.status, command.outcome = CommandStatus.DONE, "applied"
-    if ctrl_type is CtrlType.SET_PRICE:
+    if isinstance(command.intent, SetPrice):  # the meter holds the ladder it was sent
         prepay = uow.commands.prepay_state(command.meter_id)
-        prepay.ladder, prepay.ladder_confirmed_at = command.ctrl_data, now
+        prepay.ladder, prepay.ladder_confirmed_at = command.intent.ladder, now
         uow.commands.save_prepay(prepay)
 
 

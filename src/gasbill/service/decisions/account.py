@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.config import DecisionSettings
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.decisions import (
@@ -29,7 +28,6 @@ def decide_account(
     account_id: int,
     *,
     settings: DecisionSettings,
-    codec: Codec,
     command_policy: CommandPolicy,
     now: datetime,
     zone: str,
@@ -48,7 +46,6 @@ def decide_account(
         uow,
         facts,
         settings=settings,
-        codec=codec,
         command_policy=command_policy,
         now=now,
         zone=zone,
@@ -62,7 +59,6 @@ def decide_on(
     facts: Facts,
     *,
     settings: DecisionSettings,
-    codec: Codec,
     command_policy: CommandPolicy,
     now: datetime,
     zone: str,
@@ -95,11 +91,9 @@ def decide_on(
 
     if mode is BillingMode.SYSTEM and meter is not None:
         policy = valve_policy(settings, account, zone)
-        decisions += decide_valve(
-            uow, codec, command_policy, account, meter, row, judged, policy, now
-        )
+        decisions += decide_valve(uow, command_policy, account, meter, row, judged, policy, now)
         if settings.sync_display_with_setremain:
-            sync = sync_display(uow, codec, command_policy, account, meter, row, judged, now)
+            sync = sync_display(uow, command_policy, account, meter, row, judged, now)
             if sync is not None:
                 decisions.append(sync)
 

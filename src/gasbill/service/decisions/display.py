@@ -10,10 +10,9 @@ from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.commands import CtrlType, SetRemain
 from gasbill.domain.outbox import CommandStatus
-from gasbill.service.commands.queue import CommandPolicy, queue_intent
+from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.decisions.outcomes import DisplaySync, JudgedBalance
 from gasbill.service.decisions.policies import ACTOR
 from gasbill.service.ports import CommandRecord, DecisionStateRecord
@@ -21,7 +20,6 @@ from gasbill.service.ports import CommandRecord, DecisionStateRecord
 
 def sync_display(
     uow: UnitOfWork,
-    codec: Codec,
     command_policy: CommandPolicy,
     account: Account,
     meter: Meter,
@@ -51,14 +49,13 @@ def sync_display(
     ).first()
     command: CommandRecord
     if waiting is not None:
-        waiting.ctrl_data = codec.encode(intent)[1]
+        waiting.intent = intent
         waiting.reason = reason
         CommandStore(uow.session).save(waiting)
         command, replaced = waiting, True
     else:
-        command = queue_intent(
+        command = queue_command(
             uow,
-            codec,
             intent,
             meter=meter,
             now=now,

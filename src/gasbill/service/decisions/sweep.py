@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
 from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.config import DecisionSettings, Settings
 from gasbill.domain.decisions import ValveOff, ValveOn
 from gasbill.service.accounts import NotFound
@@ -27,7 +25,6 @@ def sweep(
     uow_factory: Callable[[], UnitOfWork],
     *,
     settings: DecisionSettings,
-    codec: Codec,
     command_policy: CommandPolicy,
     now: datetime,
     zone: str,
@@ -54,7 +51,6 @@ def sweep(
                 uow,
                 ids,
                 settings=settings,
-                codec=codec,
                 command_policy=command_policy,
                 now=now,
                 zone=zone,
@@ -69,7 +65,6 @@ def decide_batch(
     account_ids: Sequence[int],
     *,
     settings: DecisionSettings,
-    codec: Codec,
     command_policy: CommandPolicy,
     now: datetime,
     zone: str,
@@ -99,7 +94,6 @@ def decide_batch(
                     uow,
                     one,
                     settings=settings,
-                    codec=codec,
                     command_policy=command_policy,
                     now=now,
                     zone=zone,
@@ -119,7 +113,6 @@ def decide_batch(
             uow,
             pending,
             settings=settings,
-            codec=codec,
             command_policy=command_policy,
             now=now,
             zone=zone,
@@ -132,7 +125,6 @@ def _decide_one_by_one(
     account_ids: Sequence[int],
     *,
     settings: DecisionSettings,
-    codec: Codec,
     command_policy: CommandPolicy,
     now: datetime,
     zone: str,
@@ -145,7 +137,6 @@ def _decide_one_by_one(
                     uow,
                     account_id,
                     settings=settings,
-                    codec=codec,
                     command_policy=command_policy,
                     now=now,
                     zone=zone,
@@ -169,11 +160,9 @@ class AccountDecider:
         self,
         settings: Settings,
         *,
-        codec: Codec | None = None,
         policy: CommandPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.codec = codec or Codec(ZoneInfo(settings.app.platform_timezone))
         self.policy = policy or CommandPolicy.from_settings(settings.commands)
 
     def __call__(self, uow: UnitOfWork, account_id: int, now: datetime) -> object:
@@ -181,7 +170,6 @@ class AccountDecider:
             uow,
             account_id,
             settings=self.settings.decisions,
-            codec=self.codec,
             command_policy=self.policy,
             now=now,
             zone=self.settings.app.timezone,
@@ -194,7 +182,6 @@ class AccountDecider:
             uow,
             account_ids,
             settings=self.settings.decisions,
-            codec=self.codec,
             command_policy=self.policy,
             now=now,
             zone=self.settings.app.timezone,
@@ -203,8 +190,6 @@ class AccountDecider:
         return outcome
 
 
-def account_decider(
-    settings: Settings, *, codec: Codec | None = None, policy: CommandPolicy | None = None
-) -> AccountDecider:
+def account_decider(settings: Settings, *, policy: CommandPolicy | None = None) -> AccountDecider:
     """`decide_account` with these settings, for the services that change a balance."""
-    return AccountDecider(settings, codec=codec, policy=policy)
+    return AccountDecider(settings, policy=policy)

@@ -10,7 +10,6 @@ from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType, SetValveOff, SetValveOn
 from gasbill.domain.decisions import (
@@ -26,7 +25,7 @@ from gasbill.domain.decisions import (
 )
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service import ports
-from gasbill.service.commands.queue import CommandPolicy, queue_intent
+from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.decisions.outcomes import Decision, JudgedBalance
 from gasbill.service.decisions.policies import ACTOR
 from gasbill.service.decisions.state import state_row
@@ -49,7 +48,6 @@ def _store_valve(row: DecisionStateRecord, state: ValveState) -> None:
 
 def decide_valve(
     uow: UnitOfWork,
-    codec: Codec,
     command_policy: CommandPolicy,
     account: Account,
     meter: Meter,
@@ -71,21 +69,18 @@ def decide_valve(
         state = ValveState(below_cutoff_since=None)
     decisions: list[Decision] = []
     if opened.decision is not None:
-        _queue_valve(uow, codec, command_policy, account, meter, row, SetValveOn(), opened.decision)
+        _queue_valve(uow, command_policy, account, meter, row, SetValveOn(), opened.decision)
         decisions.append(opened.decision)
     closed = decide_valve_off(balance, mode=BillingMode.SYSTEM, state=state, policy=policy, now=now)
     _store_valve(row, closed.state)
     if closed.decision is not None:
-        _queue_valve(
-            uow, codec, command_policy, account, meter, row, SetValveOff(), closed.decision
-        )
+        _queue_valve(uow, command_policy, account, meter, row, SetValveOff(), closed.decision)
         decisions.append(closed.decision)
     return decisions
 
 
 def _queue_valve(
     uow: UnitOfWork,
-    codec: Codec,
     command_policy: CommandPolicy,
     account: Account,
     meter: Meter,
@@ -93,9 +88,8 @@ def _queue_valve(
     intent: SetValveOn | SetValveOff,
     decision: ValveOn | ValveOff,
 ) -> None:
-    command = queue_intent(
+    command = queue_command(
         uow,
-        codec,
         intent,
         meter=meter,
         now=decision.at,

@@ -23,7 +23,7 @@ from gasbill.service.replacing import replace_account_meter
 from gasbill.web import statements, views
 from gasbill.web.charts import column_chart
 from gasbill.web.forms import fen_from_yuan, validated
-from gasbill.web.pages.common import attempt, codec_of, ctx_of, form_text, go, uow_of
+from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
 from gasbill.web.pages.counter import CHANNELS
 from gasbill.web.render import PREFIX, gettext, render
 from gasbill.web.session import WebUser
@@ -228,7 +228,6 @@ async def replace(request: Request, account_id: int, user: WebUser) -> Response:
             actor=user.username,
             now=body.at,
             catalog=ctx.catalog,
-            codec=codec_of(ctx),
             policy=ctx.commands,
         )
 
@@ -270,7 +269,6 @@ async def close(request: Request, account_id: int, user: WebUser) -> Response:
             idempotency_key=f"close-{account_id}",
             actor=user.username,
             now=ctx.clock(),
-            codec=codec_of(ctx),
             policy=ctx.commands,
         )
 

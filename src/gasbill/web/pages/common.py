@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.platform.codec import Codec
 from gasbill.api.deps import AppContext, context
 from gasbill.domain.errors import GasbillError
 from gasbill.web.forms import FormProblem
@@ -22,13 +20,6 @@ T = TypeVar("T")
 
 def ctx_of(request: Request) -> AppContext:
     return context(request)
-
-
-def codec_of(ctx: AppContext) -> Codec:
-    """The codec the composition root built, as the API's routes use it."""
-    if ctx.services is not None:
-        return ctx.services.codec
-    return Codec(ZoneInfo(ctx.settings.app.platform_timezone))
 
 
 def uow_of(request: Request) -> UnitOfWork:

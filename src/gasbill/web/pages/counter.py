@@ -28,7 +28,7 @@ from gasbill.service.opening import open_with_payment
 from gasbill.service.push_conflicts import accept_correction, dismiss_conflict, list_conflicts
 from gasbill.web import views
 from gasbill.web.forms import FormProblem, fen_from_yuan, validated
-from gasbill.web.pages.common import attempt, codec_of, ctx_of, form_text, go, uow_of
+from gasbill.web.pages.common import attempt, ctx_of, form_text, go, uow_of
 from gasbill.web.render import PREFIX, gettext, render
 from gasbill.web.session import WebUser
 
@@ -148,7 +148,6 @@ async def account_open(request: Request, user: WebUser) -> Response:
             actor=user.username,
             now=now,
             catalog=ctx.catalog,
-            codec=codec_of(ctx),
             policy=ctx.commands,
             limits=ctx.settings.money.limits(),
         )

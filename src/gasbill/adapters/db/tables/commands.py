@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
+from gasbill.adapters.db.intents import IntentColumn, LadderColumn
 from gasbill.adapters.db.tables.base import big, instant, now_column
+from gasbill.domain.commands import Command as Intent
+from gasbill.domain.commands import LadderPrice
 
 
 class Command(SQLModel, table=True):
@@ -19,6 +23,8 @@ class Command(SQLModel, table=True):
     """
 
     __tablename__ = "command"
+    # `intent` holds a domain command (frozen dataclasses, not pydantic models)
+    model_config = ConfigDict(arbitrary_types_allowed=True)  # type: ignore[assignment]
     __table_args__ = (
         sa.UniqueConstraint("company_no", "ctrl_id"),
         sa.Index("ix_command_due", "status", "next_attempt_at"),
@@ -33,7 +39,9 @@ class Command(SQLModel, table=True):
     meter_comm_no: str = Field(max_length=50)
     account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
     ctrl_type: str = Field(max_length=200)
-    ctrl_data: str = Field(sa_type=sa.Text)  # the JSON string sent as ctrl_data
+    # the domain command's own fields (adapters/db/intents.py); the platform adapter writes
+    # the wire's ctrl_data from it at dispatch. None for a top-up until it is dispatched.
+    intent: Intent | None = Field(default=None, sa_type=IntentColumn)
     status: str = Field(max_length=20)
     platform_state: int | None = None
     ctrl_id: int | None = Field(default=None, sa_type=sa.BigInteger)
@@ -67,6 +75,7 @@ class MeterPrepayState(SQLModel, table=True):
     """
 
     __tablename__ = "meter_prepay_state"
+    model_config = ConfigDict(arbitrary_types_allowed=True)  # type: ignore[assignment]
 
     meter_id: int = Field(primary_key=True, foreign_key="meter.id")
     confirmed_times: int = 0
@@ -75,7 +84,7 @@ class MeterPrepayState(SQLModel, table=True):
     card_total_fen: int | None = big(default=None)
     baseline_at: datetime | None = instant(default=None)
     blocked_by: int | None = Field(default=None, foreign_key="command.id")
-    ladder: str | None = Field(default=None, sa_type=sa.Text)  # the ladder_price confirmed
+    ladder: LadderPrice | None = Field(default=None, sa_type=LadderColumn)  # confirmed
     ladder_confirmed_at: datetime | None = instant(default=None)
     updated_at: datetime = now_column()
 
