@@ -355,3 +355,22 @@ def test_no_top_up_goes_to_an_opened_meter_before_its_counters_are_read(uow, eng
     report(uow, platform.finish(3, 3, counters), at=T0 + timedelta(minutes=60))
     run(engine, platform, at=T0 + timedelta(minutes=61))
     assert platform.data_of(4) == {"charge_value": 200, "total_value": 300, "charge_times": 2}
+
+
+def test_a_top_up_waiting_behind_one_in_flight_is_not_due_until_that_one_ends(
+    uow, engine, platform, account
+):
+    """The dispatcher's one read (`anything_to_send`) agrees with `dispatchable`: a meter
+    whose prepay command is in flight has nothing to send, and a run claims nothing."""
+    top_up(uow, account, 10_000, "t1")
+    second = top_up(uow, account, 20_000, "t2")
+    assert run(engine, platform).sent == 1
+    with uow:
+        assert not CommandStore(uow.session).anything_to_send(T0, T0 - POLICY.lookup_after)
+    assert run(engine, platform).claimed == 0
+    assert command(uow, second).status == CommandStatus.QUEUED
+    report(uow, platform.finish(1, 3, APPLIED))
+    with uow:
+        assert CommandStore(uow.session).anything_to_send(T0, T0 - POLICY.lookup_after)
+    assert run(engine, platform).sent == 1
+    assert command(uow, second).status == CommandStatus.SENT

@@ -12,7 +12,8 @@ from sqlmodel import Session, col, select
 from gasbill.adapters.db.claims import DISPATCH_METER, claimed_keys_sql, shared_queues
 from gasbill.adapters.db.tables.base import utcnow
 from gasbill.adapters.db.tables.commands import Command, CommandReport, MeterPrepayState
-from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.domain.commands import CtrlType
+from gasbill.domain.outbox import IN_FLIGHT, OPEN, CommandStatus
 from gasbill.service.ports import (
     CommandRecord,
     CommandReportRecord,
@@ -20,6 +21,47 @@ from gasbill.service.ports import (
     NewCommandReport,
     PrepayStateRecord,
 )
+
+_COMMAND = cast(sa.Table, Command.__table__)  # type: ignore[attr-defined]
+_STATE = cast(sa.Table, MeterPrepayState.__table__)  # type: ignore[attr-defined]
+_PREPAY = sorted(t.value for t in CtrlType if t.is_prepay)
+
+
+def _may_go(queued: sa.Table | sa.Alias) -> sa.ColumnElement[bool]:
+    """Whether `domain.outbox.dispatchable` may pick this queued command: it is no prepay
+    command, or none of its meter's prepay commands is in flight and the meter is not
+    blocked (or the command is the charge-state read that unblocks it).
+
+    A filter ahead of the dispatcher's claim, which still decides by `dispatchable`
+    under lock: without it, meters whose commands wait behind one in flight were
+    claimed, read and locked on every run, to send nothing (and, past the claim's
+    limit, kept the others from being claimed at all).
+    """
+    flying = _COMMAND.alias("flying")
+    return sa.or_(
+        queued.c.ctrl_type.not_in(_PREPAY),
+        sa.and_(
+            ~sa.exists().where(
+                flying.c.meter_id == queued.c.meter_id,
+                flying.c.status.in_(sorted(IN_FLIGHT)),
+                flying.c.ctrl_type.in_(_PREPAY),
+            ),
+            sa.or_(
+                queued.c.ctrl_type == str(CtrlType.GET_CHARGE_STATE),
+                ~sa.exists().where(
+                    _STATE.c.meter_id == queued.c.meter_id, _STATE.c.blocked_by.is_not(None)
+                ),
+            ),
+        ),
+    )
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        _COMMAND.c.status == str(CommandStatus.QUEUED),
+        _COMMAND.c.next_attempt_at <= now,
+        _may_go(_COMMAND),
+    )
 
 
 class CommandStore:
@@ -94,12 +136,12 @@ class CommandStore:
         self.session.flush()
 
     def due_meters(self, now: datetime, limit: int) -> list[int]:
-        """Meters with a queued command whose time has come, oldest first."""
+        """Meters with a queued command whose time has come and that may go, oldest first."""
         query = (
-            sa.select(col(Command.meter_id), sa.func.min(col(Command.next_attempt_at)))
-            .where(col(Command.status) == CommandStatus.QUEUED, col(Command.next_attempt_at) <= now)
-            .group_by(col(Command.meter_id))
-            .order_by(sa.func.min(col(Command.next_attempt_at)))
+            sa.select(_COMMAND.c.meter_id, sa.func.min(_COMMAND.c.next_attempt_at))
+            .where(_due(now))
+            .group_by(_COMMAND.c.meter_id)
+            .order_by(sa.func.min(_COMMAND.c.next_attempt_at))
             .limit(limit)
         )
         return [int(meter_id) for meter_id, _ in self.session.execute(query).all()]
@@ -115,12 +157,12 @@ class CommandStore:
             return self.due_meters(now, limit)
         due = (
             sa.select(
-                col(Command.meter_id).label("meter_id"),
-                sa.func.min(col(Command.next_attempt_at)).label("first"),
+                _COMMAND.c.meter_id.label("meter_id"),
+                sa.func.min(_COMMAND.c.next_attempt_at).label("first"),
             )
-            .where(col(Command.status) == CommandStatus.QUEUED, col(Command.next_attempt_at) <= now)
-            .group_by(col(Command.meter_id))
-            .order_by(sa.func.min(col(Command.next_attempt_at)))
+            .where(_due(now))
+            .group_by(_COMMAND.c.meter_id)
+            .order_by(sa.func.min(_COMMAND.c.next_attempt_at))
             .limit(limit * 4)
             .subquery()
         )
@@ -130,6 +172,17 @@ class CommandStore:
             .limit(limit)
         )
         return [int(meter_id) for (meter_id,) in self.session.execute(query).all()]
+
+    def anything_to_send(self, now: datetime, stale_before: datetime) -> bool:
+        """Whether a dispatcher has work: a command that may go now, or one handed over
+        before `stale_before` whose reply never came. One read: an idle run costs this."""
+        stale = sa.exists().where(
+            _COMMAND.c.status == str(CommandStatus.SENDING),
+            _COMMAND.c.claimed_at < stale_before,
+        )
+        return bool(
+            self.session.execute(sa.select(sa.or_(stale, sa.exists().where(_due(now))))).scalar()
+        )
 
     def claim_stale(
         self, status: str, before: datetime, limit: int, now: datetime
