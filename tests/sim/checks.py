@@ -63,17 +63,11 @@ def ledger_properties(engine: Engine, tally: Tally) -> None:
     report = verify_ledger(UnitOfWork(engine))
     sums = [p for p in report.problems if "sum to zero" in p]
     kept = [p for p in report.problems if "transfers say" in p]
+    # the product's check reports a hold resolved twice ("<id> resolved <n> times") here too
     links = [p for p in report.problems if p not in sums and p not in kept]
-    with engine.connect() as conn:
-        twice = conn.execute(
-            sa.text(
-                "SELECT pending_id FROM transfer WHERE pending_id IS NOT NULL "
-                "GROUP BY pending_id HAVING COUNT(*) > 1"
-            )
-        ).all()
     tally.judge("sum of balances = 0", sums)
     tally.judge("balance = sum of its transfers", kept)
-    tally.judge("no hold resolved twice", links + [f"hold {r[0]} resolved twice" for r in twice])
+    tally.judge("no hold resolved twice", links)
 
 
 def ledger_payments(conn: sa.Connection, account_id: int) -> int:

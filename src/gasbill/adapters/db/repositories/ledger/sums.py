@@ -72,12 +72,19 @@ def derived_balance(session: Session, account_id: int) -> Balance:
     return Balance(*(int(v) for v in row))
 
 
+# Built once: a whole-ledger check runs these after every step of the simulation, and
+# building the expressions cost more than running them on a small ledger.
+_BY_SIDE = tuple(
+    (sa.select(side, _sum_if(_moved), _sum_if(_open_hold)).group_by(side), offset)
+    for side, offset in ((_t.c.debit_account_id, 0), (_t.c.credit_account_id, 1))
+)
+
+
 def derived_balances(session: Session) -> dict[int, Balance]:
     """Every ledger account's balance by id, summed from all transfers."""
     sums: dict[int, list[int]] = {}
     try:
-        for side, offset in ((_t.c.debit_account_id, 0), (_t.c.credit_account_id, 1)):
-            query = sa.select(side, _sum_if(_moved), _sum_if(_open_hold)).group_by(side)
+        for query, offset in _BY_SIDE:
             for account_id, posted, pending in session.execute(query):
                 totals = sums.setdefault(int(account_id), [0, 0, 0, 0])
                 totals[offset] = int(posted)
@@ -105,13 +112,17 @@ def _added_in_python(session: Session, where: sa.ColumnElement[bool]) -> dict[in
     return {account_id: Balance(*totals) for account_id, totals in sums.items()}
 
 
+_COUNT = sa.select(sa.func.count()).select_from(TRANSFER)
+
+
 def transfer_count(session: Session) -> int:
-    return int(session.execute(sa.select(sa.func.count()).select_from(TRANSFER)).scalar_one())
+    return int(session.execute(_COUNT).scalar_one())
 
 
-def link_problems(session: Session) -> list[str]:
-    """Posts, voids and reversals that do not fit what they name, or come twice."""
-    problems: list[str] = []
+def _link_queries() -> tuple[sa.Select[Any], ...]:
+    """The statements of `link_problems`: resolutions that do not fit their hold, links
+    that do not fit a status or kind, reversals that do not mirror what they reverse,
+    holds resolved and transfers reversed more than once."""
     hold, res = _t, _r
     misfits = (
         sa.select(res.c.id, hold.c.id)
@@ -133,7 +144,6 @@ def link_problems(session: Session) -> list[str]:
             )
         )
     )
-    problems += [f"{r} does not fit the hold {h} it resolves" for r, h in session.execute(misfits)]
     unlinked = sa.select(TRANSFER.c.id).where(
         sa.or_(
             sa.and_(TRANSFER.c.status.in_(RESOLVES), TRANSFER.c.pending_id.is_(None)),
@@ -144,9 +154,6 @@ def link_problems(session: Session) -> list[str]:
             ),
         )
     )
-    problems += [
-        f"{i}: its status or kind does not match its links" for (i,) in session.execute(unlinked)
-    ]
     original, rev = _t, _r
     mirrors = (
         sa.select(rev.c.id, original.c.id)
@@ -162,15 +169,29 @@ def link_problems(session: Session) -> list[str]:
             )
         )
     )
+    twice = tuple(
+        sa.select(column, sa.func.count())
+        .where(column.is_not(None))
+        .group_by(column)
+        .having(sa.func.count() > 1)
+        for column in (TRANSFER.c.pending_id, TRANSFER.c.reverses)
+    )
+    return misfits, unlinked, mirrors, *twice
+
+
+_MISFITS, _UNLINKED, _MIRRORS, _RESOLVED_TWICE, _REVERSED_TWICE = _link_queries()
+
+
+def link_problems(session: Session) -> list[str]:
+    """Posts, voids and reversals that do not fit what they name, or come twice."""
+    conn = session.connection()  # plain statements: the ORM's execute path costs more than them
+    problems = [f"{r} does not fit the hold {h} it resolves" for r, h in conn.execute(_MISFITS)]
     problems += [
-        f"{r} does not mirror {o}, or {o} cannot be reversed" for r, o in session.execute(mirrors)
+        f"{i}: its status or kind does not match its links" for (i,) in conn.execute(_UNLINKED)
     ]
-    for column, what in ((TRANSFER.c.pending_id, "resolved"), (TRANSFER.c.reverses, "reversed")):
-        twice = (
-            sa.select(column, sa.func.count())
-            .where(column.is_not(None))
-            .group_by(column)
-            .having(sa.func.count() > 1)
-        )
-        problems += [f"{i} {what} {n} times" for i, n in session.execute(twice)]
+    problems += [
+        f"{r} does not mirror {o}, or {o} cannot be reversed" for r, o in conn.execute(_MIRRORS)
+    ]
+    for query, what in ((_RESOLVED_TWICE, "resolved"), (_REVERSED_TWICE, "reversed")):
+        problems += [f"{i} {what} {n} times" for i, n in conn.execute(query)]
     return problems
