@@ -175,9 +175,28 @@ def uvicorn(fleet: Fleet, name: str, target: list[str], port: int, workers: int,
     )
 
 
+def pushes(sim: httpx.Client) -> tuple[int, int]:
+    """Pushes the simulator has delivered so far: all of them, and its meters' uplinks
+    (readings, alarms, events: one push each); the rest are command reports."""
+    summary = sim.get("/summary").json()
+    return summary["pushes_delivered"], summary["readings"] + summary["alarms"] + summary["events"]
+
+
+def night_pushes(sim: httpx.Client, until: datetime, meter: CpuMeter) -> dict:
+    """Advance the simulator through the night, timed: its pushes, uplinks and reports."""
+    delivered, uplinks = pushes(sim)
+    with measured(meter) as took:
+        advance(sim, until)
+    delivered_after, uplinks_after = pushes(sim)
+    uplinks = uplinks_after - uplinks
+    return {"uplinks": uplinks, "reports": delivered_after - delivered - uplinks, **took}
+
+
 def baseline(work: Path, ports: Ports, args: Any, start: datetime, until: datetime) -> dict:
     """The same fleet's night pushed to a bare endpoint: the push path alone (the days
-    before it untimed)."""
+    before it untimed), served as gasbill's is, by `--api-workers` uvicorn worker
+    processes. Its meters take no commands, so it pushes no command reports: gasbill's
+    night is set against it on the uplinks, the pushes both receive."""
     fleet = Fleet(work, {**os.environ})
     (work / "bare_app.py").write_text(BARE_APP, encoding="utf-8")
     try:
@@ -187,14 +206,11 @@ def baseline(work: Path, ports: Ports, args: Any, start: datetime, until: dateti
         port = ports.take()
         sim = simulate(fleet, "sim-bare", sim_config(work, "bare", args, start, bare), port)
         advance(sim, until - timedelta(days=1))
-        before = sim.get("/summary").json()["pushes_delivered"]
-        with measured(CpuMeter(fleet, None)) as took:
-            advance(sim, until)
-        pushed = sim.get("/summary").json()["pushes_delivered"] - before
+        took = night_pushes(sim, until, CpuMeter(fleet, None))
         sim.close()
     finally:
         fleet.stop()
-    return {"pushed": pushed, **took}
+    return took
 
 
 def open_accounts(db: str, sim: httpx.Client, config: Path, start: datetime, n: int) -> None:
@@ -323,20 +339,18 @@ def the_night(
     engine: sa.Engine, sim: httpx.Client, fleet: Fleet, until: datetime, report: Report, base: dict
 ) -> None:
     since = datetime.now(UTC)
-    with measured(CpuMeter(fleet, engine)) as push:
-        advance(sim, until)
-    pushed = sim.get("/summary").json()["pushes_delivered"]
+    push = night_pushes(sim, until, CpuMeter(fleet, engine))
     with measured(CpuMeter(fleet, engine)) as rest:
         for sql in UNDONE.values():
             settled(engine, sql, 900, fleet)
     cpu = push["cpu"] + rest["cpu"]
     base_rate = report.rate(
-        "baseline: pushes to a bare endpoint", base["pushed"], base["wall"], base["cpu"]
+        "baseline: uplinks pushed to a bare endpoint", base["uplinks"], base["wall"], base["cpu"]
     )
-    rate = report.rate(
-        "pushes to gasbill (readings, alarms, events)", pushed, push["wall"], push["cpu"]
-    )
+    wall, push_cpu = push["wall"], push["cpu"]
+    rate = report.rate("uplinks pushed to gasbill", push["uplinks"], wall, push_cpu)
     report.add("  ratio to the baseline", f"{rate / base_rate:.1%}" if base_rate else "-")
+    report.rate("  and command reports pushed to gasbill", push["reports"], wall, push_cpu)
     night = row(engine, NIGHT_SQL, since=since)
     report.add("reading → billed latency", f"p50 {night.p50:.1f} s, p99 {night.p99:.1f} s")
     report.add("last billed after the last push", f"{night.after_last:.1f} s")

@@ -9,7 +9,7 @@ from gasbill.adapters.db.repositories.billing import BillingStore
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.rating import FrozenReading, Rater, RatingContext
-from gasbill.service.billing import bill_accounts
+from gasbill.service.billing import bill_accounts, bill_within
 from tests.integration.billing_helpers import (
     daily_series,
     make_account,
@@ -130,6 +130,42 @@ def test_many_accounts_are_billed_in_one_batch(uow, catalog):
     outcome = bill(uow, catalog, *ids)
     assert outcome.accounts == 5
     assert len(outcome.transfers) == 5
+
+
+def test_billing_twice_in_one_transaction_writes_each_day_once(uow, catalog):
+    # on PostgreSQL days go through a session-temporary table: the second billing must not
+    # find the first one's days still there (they would be upserted twice, or again)
+    account = make_account(uow, catalog)
+    series = daily_series(date(2025, 1, 1), USE[:10])
+    store_readings(uow, METER, series)
+    with uow:
+        first = bill_within(uow, [account], catalog=catalog, now=NOW)
+        again = bill_within(uow, [account], catalog=catalog, since={account: series[0][0]}, now=NOW)
+        uow.commit()
+    assert first.days_changed == 10
+    assert (again.charged_fen, again.credited_fen) == (0, 0)
+    assert posted_by_day(uow, account) == {k: v for k, v in expected(catalog, series).items() if v}
+    assert prepaid_fen(uow, account) == -first.charged_fen
+
+
+def test_billing_resumes_from_the_latest_checkpoint_before_what_changed(uow, catalog):
+    accounts = [
+        make_account(uow, catalog, number=f"A{i}", comm_no=f"1234567890{i:04d}") for i in range(2)
+    ]
+    series = daily_series(date(2025, 1, 1), USE[:10])
+    for i in range(2):
+        store_readings(uow, f"1234567890{i:04d}", series[:6])
+    bill(uow, catalog, *accounts)  # a checkpoint where each run ended: Jan 6, then Jan 11
+    for i in range(2):
+        store_readings(uow, f"1234567890{i:04d}", series[6:])
+    bill(uow, catalog, *accounts)
+    first, second = accounts
+    with uow:
+        found = BillingStore(uow.session).checkpoints({first: series[8][0], second: series[5][0]})
+        latest = BillingStore(uow.session).checkpoints({first: None})
+    assert found[first].state_at == series[5][0]
+    assert second not in found  # strictly before: the Jan 6 checkpoint is not
+    assert latest[first].state_at == series[-1][0]
 
 
 def test_billing_continues_across_a_meter_replacement_without_gap_or_double_charge(uow, catalog):

@@ -19,6 +19,9 @@ from gasbill.domain.rating import Anomaly, DayKey, RatingResult
 from gasbill.domain.tariff import VolumeBasis
 from gasbill.service.ports import NewException
 
+# one encoder for every day: json.dumps with separators builds a new one per call
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def day_rows(
     account_id: int,
@@ -56,9 +59,8 @@ def day_rows(
         days.setdefault(key, _empty_day(account_id, key, now))
     for key, row in days.items():
         row["posted_fen"] = posted.get(key, 0) + difference.get(key, 0)
-        row["lines"] = json.dumps(
-            [[v, t, p, s[0], s[1]] for (v, t, p), s in sorted(lines[key].items())],
-            separators=(",", ":"),
+        row["lines"] = _compact_json(
+            [[v, t, p, s[0], s[1]] for (v, t, p), s in sorted(lines[key].items())]
         )
     return list(days.values())
 

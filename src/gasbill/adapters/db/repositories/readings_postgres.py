@@ -14,7 +14,7 @@ else into a session-temporary table that the same statement reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, cast
@@ -23,6 +23,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from gasbill.adapters.db.bulk import copy_rows
 from gasbill.adapters.db.repositories.reading_rows import (
     COLUMNS,
     INBOX_TABLE,
@@ -84,45 +85,6 @@ def _from_arrays(columns: tuple[str, ...]) -> str:
     return _store_sql(f"\n    {source}")
 
 
-@lru_cache(maxsize=64)
-def _copy_into(table: str, columns: tuple[str, ...]) -> str:
-    return f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-
-
-# binary COPY (a quarter of text's client CPU) needs each column's exact wire type
-_WIRE_TYPES = {
-    "BIGINT": "int8",
-    "INTEGER": "int4",
-    "BYTEA": "bytea",
-    "TEXT": "text",
-    "TIMESTAMP WITH TIME ZONE": "timestamptz",
-}
-
-
-@lru_cache(maxsize=64)
-def _wire_types(like: sa.Table, columns: tuple[str, ...]) -> list[str]:
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    types = []
-    for name in columns:
-        sql_type = like.c[name].type.compile(dialect=dialect)
-        types.append("varchar" if sql_type.startswith("VARCHAR") else _WIRE_TYPES[sql_type])
-    return types
-
-
-def _copy(
-    cursor: psycopg.Cursor[Any],
-    table: str,
-    like: sa.Table,
-    columns: tuple[str, ...],
-    rows: Iterable[Sequence[Any]],
-) -> None:
-    """COPY rows (values in column order) into table, whose columns are like's, in binary."""
-    with cursor.copy(_copy_into(table, columns)) as copy:
-        copy.set_types(_wire_types(like, columns))
-        for row in rows:
-            copy.write_row(row)
-
-
 FROM_STAGING = _store_sql(f"\n    SELECT * FROM {STAGING}")
 CREATE_STAGING = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} "
@@ -166,7 +128,7 @@ def store_new(
         # some are stored already: through a staging table that lives as long as the
         # database session, empty outside a transaction
         cursor.execute(CREATE_STAGING)
-        _copy(cursor, STAGING, READING_TABLE, columns, map(itemgetter(*columns), rows))
+        copy_rows(cursor, STAGING, READING_TABLE, columns, map(itemgetter(*columns), rows))
         cursor.execute(FROM_STAGING, {"billed_type": billed_type})
         return cursor.fetchall()
 
@@ -182,7 +144,7 @@ def _copied_as_new(
     it is stored already."""
     cursor.execute("SAVEPOINT copy_readings")
     try:
-        _copy(cursor, "meter_reading", READING_TABLE, columns, map(itemgetter(*columns), rows))
+        copy_rows(cursor, "meter_reading", READING_TABLE, columns, map(itemgetter(*columns), rows))
     except psycopg.errors.UniqueViolation:
         cursor.execute("ROLLBACK TO SAVEPOINT copy_readings")
         return False
@@ -192,9 +154,9 @@ def _copied_as_new(
         for row in rows
         if row["data_type"] == billed_type
     )
-    _copy(cursor, "billing_inbox", INBOX_TABLE, INBOX_COLUMNS, queued)
+    copy_rows(cursor, "billing_inbox", INBOX_TABLE, INBOX_COLUMNS, queued)
     cursor.execute(CREATE_LATEST_STAGING)
     latest = map(itemgetter(*LATEST_COLUMNS), newest_per_meter(rows))
-    _copy(cursor, LATEST_STAGING, LATEST_TABLE, LATEST_COLUMNS, latest)
+    copy_rows(cursor, LATEST_STAGING, LATEST_TABLE, LATEST_COLUMNS, latest)
     cursor.execute(UPSERT_LATEST)
     return True
