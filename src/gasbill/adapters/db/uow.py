@@ -82,17 +82,22 @@ class UniqueConflict(CommitConflict, IntegrityError):
     driver's `IntegrityError` for the edges that handle that (the API's error handler)."""
 
 
+# One factory for every unit of work, bound to its engine per session: each `sessionmaker`
+# makes a Session subclass of its own, whose event dispatch SQLAlchemy builds on its first
+# session, and one per unit of work cost more than a small query (and kept every class).
+_SESSIONS = sessionmaker(class_=Session, expire_on_commit=False)
+
+
 class UnitOfWork:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
         self._session: Session | None = None
         self.committed = False
 
     def __enter__(self) -> Self:
         if self._session is not None:
             raise RuntimeError("a unit of work is not re-entrant")
-        self._session = self._sessions()
+        self._session = _SESSIONS(bind=self.engine)
         self.committed = False
         return self
 
