@@ -31,7 +31,7 @@ from gasbill.domain.ledger import (
     TransferStatus,
 )
 from gasbill.domain.meters import RegisterReading
-from gasbill.domain.outbox import OPEN
+from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service.ports import (
     AccountRecord,
     BindingRecord,
@@ -362,6 +362,20 @@ class FakeCommands:
     def open_of_meter(self, meter_id: int) -> list[FakeCommand]:
         found = [c for c in self.store.commands.values() if c.meter_id == meter_id]
         return sorted((c for c in found if c.status in OPEN), key=lambda c: c.id or 0)
+
+    def lock_if_free(self, command_id: int) -> FakeCommand | None:
+        return self.store.commands.get(command_id)  # one transaction at a time here
+
+    def waiting_unsent(self, meter_id: int, ctrl_type: str) -> FakeCommand | None:
+        found = (
+            c
+            for c in sorted(self.store.commands.values(), key=lambda c: c.id or 0)
+            if c.meter_id == meter_id
+            and c.ctrl_type == ctrl_type
+            and c.status == CommandStatus.QUEUED
+            and c.ctrl_id is None
+        )
+        return next(found, None)
 
     def account_of_ctrl_id(self, company_no: str, ctrl_id: int) -> int | None:
         found = self.by_ctrl_id(company_no, ctrl_id)

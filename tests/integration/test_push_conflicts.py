@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from gasbill.adapters.db.repositories.readings import reading_transactions
 from gasbill.adapters.platform.push_models import MeterDataIn
 from gasbill.service.ingest import IngestPolicy, reading_row, store_readings, write_reading_rows
 
@@ -66,10 +67,10 @@ def test_a_third_value_is_a_second_conflict_of_the_same_reading(engine, uow):
 
 def test_group_commit_counts_the_same_correction_on_one_row(engine):
     rows = [reading_row("1001", reading(100_000), POLICY, NOW)]
-    write_reading_rows(engine, rows)
+    write_reading_rows(reading_transactions(engine), rows)
     for _ in range(3):
         batch = [reading_row("1001", reading(100_500), POLICY, NOW) for _ in range(2)]
-        write_reading_rows(engine, batch)
+        write_reading_rows(reading_transactions(engine), batch)
     assert [n for _, _, n in conflicts(engine)] == [6]
 
 

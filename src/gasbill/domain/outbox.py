@@ -42,6 +42,9 @@ class CommandStatus(enum.StrEnum):
 
 
 OPEN = frozenset({CommandStatus.QUEUED, CommandStatus.SENDING, CommandStatus.SENT})
+# the same as stored text: an enum member hashes by its name, so a stored "queued" is not
+# found in OPEN itself
+OPEN_STATUSES = frozenset(str(s) for s in OPEN)
 IN_FLIGHT = frozenset({CommandStatus.SENDING, CommandStatus.SENT})
 
 # lower goes first when several wait for one meter: the tariff before the money

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.campaigns import CampaignMeter
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
@@ -49,7 +48,7 @@ def retry_failed_meters(
     """Queue the change's ladder again for every failed meter of the campaign; audited."""
     outcome = CampaignRetry(campaign_id)
     with uow:
-        store = CampaignStore(uow.session)
+        store = uow.campaigns
         campaign = store.get(campaign_id)
         if campaign is None:
             raise NotFound(f"no campaign {campaign_id}")
@@ -120,5 +119,5 @@ def _again(
     row.status, row.command_status, row.last_error = "queued", command.status, ""
     row.confirmed_at = row.verified_at = None
     row.updated_at = now
-    CampaignStore(uow.session).save(row)
+    uow.campaigns.save(row)
     outcome.retried.append(row.meter_id)

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
 from gasbill.adapters.db.tables.commands import Command
@@ -35,7 +34,7 @@ from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import CtrlType, GetPrice, SetPrice
 from gasbill.domain.decisions.tariff_push import TariffChange, tariff_change_due
 from gasbill.domain.errors import GasbillError
-from gasbill.domain.outbox import CommandStatus
+from gasbill.domain.outbox import OPEN_STATUSES, CommandStatus
 from gasbill.domain.price_changes import (
     PriceChange,
     change_in_force,
@@ -79,7 +78,7 @@ def run_campaigns(
 ) -> CampaignOutcome:
     outcome = CampaignOutcome()
     with uow_factory() as uow:
-        tariffs = CampaignStore(uow.session).meter_tariffs()
+        tariffs = uow.campaigns.meter_tariffs()
     for tariff_id, first_opened in sorted(tariffs.items()):
         try:
             tariff = catalog.get(tariff_id)
@@ -90,7 +89,7 @@ def run_campaigns(
         enrolled = full_ladders_due(uow_factory, tariff, policy=policy, now=now, push=_push)
         outcome.enrolled += enrolled
     with uow_factory() as uow:
-        enrolling = list(CampaignStore(uow.session).all(status="enrolling"))
+        enrolling = list(uow.campaigns.all(status="enrolling"))
     for campaign in enrolling:
         try:
             tariff = catalog.get(campaign.tariff_id)
@@ -117,7 +116,7 @@ def _create_due(
     changes = price_changes(tariff, now + lead)
     uow = uow_factory()
     with uow:
-        store = CampaignStore(uow.session)
+        store = uow.campaigns
         newest = store.newest(tariff.id)
         # every meter was opened with the prices in force then: those it had already
         opened = change_in_force(changes, opening_instant(tariff, first_opened))
@@ -307,7 +306,7 @@ def _advance(
     while True:
         uow = uow_factory()
         with uow:
-            store = CampaignStore(uow.session)
+            store = uow.campaigns
             rows = list(store.needing_work(policy.batch_size * 4))
             if not rows:
                 return
@@ -387,7 +386,7 @@ def _complete(uow_factory: Callable[[], UnitOfWork], outcome: CampaignOutcome) -
     """A running campaign with no meter waiting is completed; one waiting again runs again."""
     uow = uow_factory()
     with uow:
-        store = CampaignStore(uow.session)
+        store = uow.campaigns
         campaigns = [c for c in store.all() if c.status != "enrolling"]
         counts = store.counts([c.id for c in campaigns if c.id is not None])
         for campaign in campaigns:

@@ -8,7 +8,7 @@ boundary it needs the full ladder. The campaigns job pushes it as a
 boundary, and as a campaign the push gets what price changes get — one
 setprice per meter, tagged, confirmed, verified by a getprice, failures with
 their reason, retry, progress — and billing reads its confirmation like any
-other (`CampaignStore.confirmations`), so the shadow follows the meter.
+other (`uow.campaigns.confirmations`), so the shadow follows the meter.
 
 It is due once the boundary has passed (never ahead: the opening cycle's
 thresholds are prorated), for the accounts opened inside the cycle that
@@ -22,11 +22,10 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.repositories.campaigns import OPEN_STATUSES, CampaignStore
 from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.cycles import local_midnight
-from gasbill.domain.outbox import CommandStatus
+from gasbill.domain.outbox import OPEN_STATUSES, CommandStatus
 from gasbill.domain.price_changes import (
     PriceChange,
     full_ladder_change,
@@ -65,7 +64,7 @@ def full_ladders_due(
     while True:
         uow = uow_factory()
         with uow:
-            store = CampaignStore(uow.session)
+            store = uow.campaigns
             if not store.claim_full_ladder(tariff.id):
                 return enrolled  # another worker enrols this tariff's page
             page = store.meter_accounts(tariff.id, after, policy.batch_size * 4)
@@ -92,7 +91,7 @@ def full_ladders_due(
                 assert account.id is not None and meter.id is not None
                 if meter.id in done or _has_later(later, pushes.get(account.id, [])):
                     continue
-                campaign = existing.get(change.label) or _campaign(store, tariff, change, now)
+                campaign = existing.get(change.label) or _campaign(uow, tariff, change, now)
                 existing[change.label] = campaign
                 push(uow, campaign, tariff, change, account, meter, policy, now)
                 enrolled += 1
@@ -125,7 +124,8 @@ def _has_later(later: set[str], pushes: list[tuple[str, str, datetime]]) -> bool
     )
 
 
-def _campaign(store: CampaignStore, tariff: Tariff, change: PriceChange, now: datetime) -> Campaign:
+def _campaign(uow: UnitOfWork, tariff: Tariff, change: PriceChange, now: datetime) -> Campaign:
+    store = uow.campaigns
     found = store.by_label(tariff.id, change.label)
     if found is not None:
         return found

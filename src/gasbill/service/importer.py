@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.import_file import Record
 from gasbill.adapters.platform.push_models import MeterDataIn, describe
-from gasbill.service.ingest import IngestPolicy, RejectedPush, Stored, reading_row, store_rows
+from gasbill.service.ingest import IngestPolicy, RejectedPush, Stored, reading_row, store_rows_in
 
 REGISTERS = (
     "std_sum",
@@ -92,8 +92,8 @@ def import_readings(
     pending: list[dict[str, object]] = []
 
     def write(rows: list[dict[str, object]]) -> list[Stored]:
-        with uow.engine.begin() as connection:
-            return store_rows(connection, rows)
+        with uow.reading_transaction() as store:
+            return store_rows_in(store, rows)
 
     def tally(results: list[Stored]) -> None:
         summary.count(results)

@@ -10,23 +10,22 @@ decisions follow, each in a transaction of its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from gasbill.adapters.db.repositories.inbox import InboxStore
-from gasbill.adapters.db.tables.accounts import MeterBinding
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.crashpoints import crash_point
 from gasbill.service.billing import BillingOutcome, bill_within
+from gasbill.service.billing_ports import BillingUnitOfWork as UnitOfWork
 from gasbill.service.exceptions import record_unknown_meters
-from gasbill.service.ports import TariffBook
+from gasbill.service.ports import BindingHistoryRecord, TariffBook
 
 log = logging.getLogger("gasbill.inbox")
 
-# the account's decisions after its balance changed (gasbill.service.decisions)
-Decide = Callable[[UnitOfWork, int, datetime], object]
+# the account's decisions after its balance changed (gasbill.service.decisions), called as
+# decide(uow, account_id, now) with the unit of work the caller gave (as CommandPolicy.decide)
+Decide = Callable[..., object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +46,7 @@ def work_inbox(
 ) -> InboxOutcome:
     now = now or datetime.now(UTC)
     with uow:
-        inbox = InboxStore(uow.session)
+        inbox = uow.inbox
         rows = inbox.claim(limit)
         if not rows:
             return InboxOutcome(0, 0, BillingOutcome())
@@ -117,7 +116,9 @@ def _decide_each(uow: UnitOfWork, decide: Decide, account_ids: list[int], now: d
             log.exception("decisions after billing failed on account %s", account_id)
 
 
-def binding_at(bindings: list[MeterBinding], at: datetime) -> MeterBinding | None:
+def binding_at(
+    bindings: Sequence[BindingHistoryRecord], at: datetime
+) -> BindingHistoryRecord | None:
     """The binding whose register produced a reading at `at`: (bound_at, unbound_at]."""
     for binding in bindings:
         if binding.bound_at < at and (binding.unbound_at is None or at <= binding.unbound_at):

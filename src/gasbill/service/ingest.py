@@ -19,13 +19,10 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Connection, Engine
-
 from gasbill import jsontext
-from gasbill.adapters.db.repositories.readings import ReadingStore
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
 from gasbill.adapters.platform.times import BadPlatformTime, parse_platform_time
+from gasbill.service.ports import ReadingRepository, ReadingTransaction, UnitOfWork
 
 log = logging.getLogger("gasbill.ingest")
 FROZEN = 1
@@ -173,12 +170,14 @@ def store_readings(
     return results
 
 
-def write_reading_rows(engine: Engine, rows: Sequence[dict[str, Any]]) -> list[Stored | Exception]:
+def write_reading_rows(
+    transaction: ReadingTransaction, rows: Sequence[dict[str, Any]]
+) -> list[Stored | Exception]:
     """Store the rows of concurrent pushes in one transaction (group commit); if that fails,
     each in its own, so a row that cannot be stored fails only its own push."""
     try:
-        with engine.begin() as connection:
-            return list(store_rows(connection, rows))
+        with transaction() as store:
+            return list(store_rows_in(store, rows))
     except Exception:
         if len(rows) == 1:
             raise
@@ -186,20 +185,15 @@ def write_reading_rows(engine: Engine, rows: Sequence[dict[str, Any]]) -> list[S
     results: list[Stored | Exception] = []
     for row in rows:
         try:
-            with engine.begin() as connection:
-                results.extend(store_rows(connection, [row]))
+            with transaction() as store:
+                results.extend(store_rows_in(store, [row]))
         except Exception as exc:
             log.exception("a pushed reading could not be stored")
             results.append(exc)
     return results
 
 
-def store_rows(connection: Connection, rows: Sequence[dict[str, object]]) -> list[Stored]:
-    """Store validated reading rows in the connection's transaction, which commits."""
-    return store_rows_in(ReadingStore(connection), rows)
-
-
-def store_rows_in(store: ReadingStore, rows: Sequence[dict[str, Any]]) -> list[Stored]:
+def store_rows_in(store: ReadingRepository, rows: Sequence[dict[str, Any]]) -> list[Stored]:
     """Store validated reading rows through the store, in its transaction (which commits)."""
     keys = [_key(row) for row in rows]
     # the same key twice in one batch: the first is the one stored

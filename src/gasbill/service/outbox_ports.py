@@ -138,6 +138,14 @@ class CommandRepository(Protocol):
         """Commands in `status` not heard of since `before`, stamped `now` so that no other
         worker asks after them until another interval has passed."""
 
+    def lock_if_free(self, command_id: int) -> CommandRecord | None:
+        """The command, locked, unless another transaction holds it: then None (it is on
+        its way), never waited for."""
+
+    def waiting_unsent(self, meter_id: int, ctrl_type: str) -> CommandRecord | None:
+        """The meter's oldest queued command of this type not handed over yet, locked
+        (None if another transaction holds it)."""
+
     def by_hold(self, hold_id: str) -> CommandRecord | None:
         """The command carrying this ledger hold (a top-up's, an opening's)."""
 

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn, describe
 from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.service.ingest import (
@@ -31,6 +30,7 @@ from gasbill.service.ingest import (
     store_device_record,
     store_rows_in,
 )
+from gasbill.service.ports import UnitOfWork
 
 log = logging.getLogger("gasbill.poller")
 KINDS = ("reading", "alarm", "event")

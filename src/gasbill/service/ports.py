@@ -41,6 +41,14 @@ from gasbill.service.outbox_ports import PlatformError as PlatformError
 from gasbill.service.outbox_ports import PlatformRefused as PlatformRefused
 from gasbill.service.outbox_ports import PlatformRetryable as PlatformRetryable
 from gasbill.service.outbox_ports import PrepayStateRecord as PrepayStateRecord
+from gasbill.service.store_ports import BindingHistoryRecord as BindingHistoryRecord
+from gasbill.service.store_ports import ConflictRepository as ConflictRepository
+from gasbill.service.store_ports import InboxRepository as InboxRepository
+from gasbill.service.store_ports import InboxRowRecord as InboxRowRecord
+from gasbill.service.store_ports import PollMarkRepository as PollMarkRepository
+from gasbill.service.store_ports import PushConflictRecord as PushConflictRecord
+from gasbill.service.store_ports import ReadingRepository as ReadingRepository
+from gasbill.service.store_ports import ReadingTransaction as ReadingTransaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,3 +320,15 @@ class UnitOfWork(Protocol):
 
     @property
     def exceptions(self) -> ExceptionLog: ...
+
+    @property
+    def readings(self) -> ReadingRepository: ...
+
+    @property
+    def conflicts(self) -> ConflictRepository: ...
+
+    @property
+    def inbox(self) -> InboxRepository: ...
+
+    @property
+    def poll_marks(self) -> PollMarkRepository: ...

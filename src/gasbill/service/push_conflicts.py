@@ -17,15 +17,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
-from gasbill.adapters.db.tables.readings import PushConflict
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import AccountError
 from gasbill.service.accounts import Conflict, NotFound, snapshot
 from gasbill.service.billing import BillingOutcome, bill_within
+from gasbill.service.billing_ports import BillingUnitOfWork as UnitOfWork
 from gasbill.service.inbox import binding_at
 from gasbill.service.ingest import DECIMAL_FIELDS, FROZEN
-from gasbill.service.ports import TariffBook
+from gasbill.service.ports import ConflictRepository, PushConflictRecord, TariffBook
 
 OPEN, ACCEPTED, DISMISSED = "open", "accepted", "dismissed"
 
@@ -34,7 +32,7 @@ OPEN, ACCEPTED, DISMISSED = "open", "accepted", "dismissed"
 class ConflictReview:
     """A conflict as a reviewer sees it: the stored values beside the re-pushed ones."""
 
-    conflict: PushConflict
+    conflict: PushConflictRecord
     meter_comm_no: str
     data_type: int | None
     acquired_at: datetime | None
@@ -54,11 +52,11 @@ class ConflictReview:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    conflict: PushConflict
+    conflict: PushConflictRecord
     billing: BillingOutcome | None  # None when the record is not a billed reading
 
 
-def review(uow: UnitOfWork, row: PushConflict) -> ConflictReview:
+def review(uow: UnitOfWork, row: PushConflictRecord) -> ConflictReview:
     """What the conflict concerns, inside the caller's unit of work."""
     key = json.loads(row.natural_key)
     corrected = json.loads(row.second)
@@ -156,7 +154,7 @@ def accept_correction(
 
 def dismiss_conflict(
     uow: UnitOfWork, conflict_id: int, *, reason: str, actor: str, now: datetime | None = None
-) -> PushConflict:
+) -> PushConflictRecord:
     """Keep the stored values; the conflict is closed with why. No money moves."""
     _need_reason(reason)
     now = now or datetime.now(UTC)
@@ -171,7 +169,7 @@ def dismiss_conflict(
         return row
 
 
-def _open(store: ConflictStore, conflict_id: int) -> PushConflict:
+def _open(store: ConflictRepository, conflict_id: int) -> PushConflictRecord:
     row = store.get(conflict_id, lock=True)
     if row is None:
         raise NotFound(f"no push conflict {conflict_id}")
@@ -185,14 +183,14 @@ def _need_reason(reason: str) -> None:
         raise AccountError("a reason says why")
 
 
-def _decide(row: PushConflict, status: str, reason: str, actor: str, now: datetime) -> None:
+def _decide(row: PushConflictRecord, status: str, reason: str, actor: str, now: datetime) -> None:
     row.status, row.reviewed, row.reviewed_by = status, True, actor
     row.reviewed_at, row.review_reason = now, reason
 
 
 def _audit(
     uow: UnitOfWork,
-    row: PushConflict,
+    row: PushConflictRecord,
     action: str,
     actor: str,
     before: Any,

@@ -42,7 +42,7 @@ from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
 from gasbill.adapters.db.repositories.poll_marks import PollMarks
 from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
-from gasbill.adapters.db.repositories.readings import ReadingStore
+from gasbill.adapters.db.repositories.readings import ReadingStore, reading_transactions
 from gasbill.adapters.db.repositories.staff import StaffRepository
 from gasbill.service.ports import CommitConflict
 
@@ -138,6 +138,11 @@ class UnitOfWork:
 
     def savepoint(self) -> AbstractContextManager[object]:
         return self.session.begin_nested()
+
+    def reading_transaction(self) -> AbstractContextManager[ReadingStore]:
+        """A reading store in a transaction of its own, apart from this unit's session,
+        committed when the block ends (an import's writer threads)."""
+        return reading_transactions(self.engine)()
 
     # -- repositories -----------------------------------------------------------
     @property

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
+from gasbill.adapters.db.repositories.readings import reading_transactions
 from gasbill.adapters.db.uow import UnitOfWork, is_retryable
 from gasbill.adapters.platform.push_models import BadBody, describe, parse_json
 from gasbill.adapters.platform.push_settings import PushSettings
@@ -50,7 +51,7 @@ class PlatformContext:
             self,
             "readings",
             GroupCommit(
-                partial(write_reading_rows, self.engine),
+                partial(write_reading_rows, reading_transactions(self.engine)),
                 max_batch=self.push.group_commit_max,
                 writers=self.push.group_commit_writers,
                 run=run_in_threadpool,

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gasbill.adapters.db.repositories.commands import CommandStore
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.crashpoints import crash_point
@@ -83,7 +82,7 @@ def recover_lost_adds(
     outcome: DispatchOutcome,
 ) -> None:
     with uow_factory() as uow:  # claimed: another worker looks up others meanwhile
-        stale = CommandStore(uow.session).claim_stale(
+        stale = uow.commands.claim_stale(
             CommandStatus.SENDING, now - policy.lookup_after, policy.batch_size, now
         )
         uow.commit()
@@ -95,7 +94,7 @@ def recover_lost_adds(
             continue
         uow = uow_factory()
         with uow:
-            store = CommandStore(uow.session)
+            store = uow.commands
             current = store.get(command.id or 0, lock=True)
             if current is None or current.status != CommandStatus.SENDING:
                 continue
@@ -123,7 +122,7 @@ def claim(uow: UnitOfWork, *, policy: CommandPolicy, now: datetime) -> list[Outg
     """
     to_send: list[OutgoingCommand] = []
     with uow:
-        store = CommandStore(uow.session)
+        store = uow.commands
         # each meter claimed: any number of dispatchers share the queue, one per meter
         meters = store.claim_due_meters(now, policy.batch_size * 4)
         open_commands = store.open_of_meters(meters)
@@ -197,7 +196,7 @@ def send(
         return
     crash_point("send.after_add")  # added on the platform, not yet recorded here
     with uow:
-        store = CommandStore(uow.session)
+        store = uow.commands
         # the batch's commands locked in one query, the replies saved in one flush; stored
         # reports looked for in one query, applied to the commands that have some
         commands = store.get_many([item.command_id for item in batch], lock=True)
@@ -240,7 +239,7 @@ def _not_sent(
     login = error_kind(exc) == "login_refused"
     why = describe_error(exc)
     with uow:
-        store = CommandStore(uow.session)
+        store = uow.commands
         for item in batch:
             command = store.get(item.command_id, lock=True)
             if command is None or command.status != CommandStatus.SENDING:
@@ -254,7 +253,7 @@ def _not_sent(
 def _note(uow: UnitOfWork, batch: list[OutgoingCommand], why: str) -> None:
     """Say on each command why it is not sent yet (it stays `sending`)."""
     with uow:
-        store = CommandStore(uow.session)
+        store = uow.commands
         for item in batch:
             command = store.get(item.command_id, lock=True)
             if command is not None and command.status == CommandStatus.SENDING:

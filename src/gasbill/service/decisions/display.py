@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import col, select
-
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.accounts import Account, Meter
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.commands import CtrlType, SetRemain
-from gasbill.domain.outbox import CommandStatus
 from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.decisions.outcomes import DisplaySync, JudgedBalance
 from gasbill.service.decisions.policies import ACTOR
-from gasbill.service.ports import CommandRecord, DecisionStateRecord
+from gasbill.service.ports import AccountRecord as Account
+from gasbill.service.ports import CommandRecord, DecisionStateRecord, UnitOfWork
+from gasbill.service.ports import MeterRecord as Meter
 
 
 def sync_display(
@@ -34,24 +29,12 @@ def sync_display(
     intent = SetRemain(target)
     reason = f"display sync: balance {target.fixed()} yuan"
     assert meter.id is not None
-    waiting = uow.session.exec(
-        select(Command)
-        .where(
-            Command.meter_id == meter.id,
-            Command.ctrl_type == str(CtrlType.SET_REMAIN),
-            Command.status == CommandStatus.QUEUED,
-            col(Command.ctrl_id).is_(None),
-        )
-        .order_by(col(Command.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    ).first()
+    waiting = uow.commands.waiting_unsent(meter.id, str(CtrlType.SET_REMAIN))
     command: CommandRecord
     if waiting is not None:
         waiting.intent = intent
         waiting.reason = reason
-        CommandStore(uow.session).save(waiting)
+        uow.commands.save(waiting)
         command, replaced = waiting, True
     else:
         command = queue_command(

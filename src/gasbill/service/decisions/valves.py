@@ -4,12 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import select
-
-from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.accounts import Account, Meter
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType, SetValveOff, SetValveOn
 from gasbill.domain.decisions import (
@@ -29,7 +23,9 @@ from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.decisions.outcomes import Decision, JudgedBalance
 from gasbill.service.decisions.policies import ACTOR
 from gasbill.service.decisions.state import state_row
-from gasbill.service.ports import DecisionStateRecord
+from gasbill.service.ports import AccountRecord as Account
+from gasbill.service.ports import DecisionStateRecord, UnitOfWork
+from gasbill.service.ports import MeterRecord as Meter
 
 
 def _valve_state(row: DecisionStateRecord) -> ValveState:
@@ -119,7 +115,9 @@ def _cancel_waiting_close(uow: UnitOfWork, row: DecisionStateRecord, now: dateti
     """Cancel our close if it has not gone out yet (or waits for a person); True if done."""
     if row.valve_command_id is None:
         return False
-    command = _lock_command(uow, row.valve_command_id)
+    # a command another transaction holds (the dispatcher, a result) is on its way:
+    # never wait for it while holding the account's state
+    command = uow.commands.lock_if_free(row.valve_command_id)
     if command is None or command.ctrl_type != CtrlType.SET_VALVE_OFF:
         return False
     waiting = command.status == CommandStatus.QUEUED and command.ctrl_id is None
@@ -131,23 +129,12 @@ def _cancel_waiting_close(uow: UnitOfWork, row: DecisionStateRecord, now: dateti
         now,
     )
     command.last_error = "cancelled: the balance reached the reopen threshold first"
-    CommandStore(uow.session).save(command)
+    uow.commands.save(command)
     row.valve_command_id = None
     row.closed_by = None
     row.valve_reason = f"close #{command.id} cancelled: paid before it was sent"
     row.valve_changed_at = now
     return True
-
-
-def _lock_command(uow: UnitOfWork, command_id: int) -> Command | None:
-    # SKIP LOCKED: a command another transaction holds (the dispatcher, a result)
-    # is on its way; never wait for it while holding the account's state.
-    return uow.session.exec(
-        select(Command)
-        .where(Command.id == command_id)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    ).first()
 
 
 def on_valve_command_ended(
@@ -177,7 +164,7 @@ def on_valve_command_ended(
 def catch_up(uow: UnitOfWork, row: DecisionStateRecord, now: datetime) -> None:
     if row.valve_command_id is None:
         return
-    command = CommandStore(uow.session).get(row.valve_command_id)
+    command = uow.commands.get(row.valve_command_id)
     if command is not None:
         _follow(row, command, now)
 

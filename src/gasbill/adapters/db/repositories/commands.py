@@ -123,6 +123,33 @@ class CommandStore:
         )
         return self.session.execute(query).scalar()
 
+    def lock_if_free(self, command_id: int) -> Command | None:
+        """The command, locked, unless another transaction holds it (SKIP LOCKED): then it
+        is on its way (the dispatcher, a result) and None, never waited for."""
+        return self.session.exec(
+            select(Command)
+            .where(Command.id == command_id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def waiting_unsent(self, meter_id: int, ctrl_type: str) -> Command | None:
+        """The meter's oldest queued command of this type not handed over yet, locked
+        (skipped if another transaction holds it)."""
+        return self.session.exec(
+            select(Command)
+            .where(
+                Command.meter_id == meter_id,
+                Command.ctrl_type == ctrl_type,
+                Command.status == CommandStatus.QUEUED,
+                col(Command.ctrl_id).is_(None),
+            )
+            .order_by(col(Command.id))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        ).first()
+
     def by_hold(self, hold_id: str) -> Command | None:
         return self.session.exec(select(Command).where(Command.hold_id == hold_id)).first()
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.repositories.reading_rows import READING_KEY, READING_TABLE
 from gasbill.adapters.db.tables.readings import PushConflict
+from gasbill.service.ports import PushConflictRecord
 
 
 class ConflictStore:
@@ -30,7 +31,7 @@ class ConflictStore:
             query = query.where(col(PushConflict.status).in_(list(statuses)))
         return self.session.exec(query.limit(limit)).all()
 
-    def save(self, row: PushConflict) -> PushConflict:
+    def save(self, row: PushConflictRecord) -> PushConflictRecord:
         self.session.add(row)
         self.session.flush()
         return row

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,18 @@ def conflict_fingerprint(second: str) -> str:
     compared = {k: v for k, v in values.items() if k != "receive_time"} or values
     text = json.dumps(compared, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def reading_transactions(engine: sa.Engine) -> Callable[[], AbstractContextManager[ReadingStore]]:
+    """The service's `ReadingTransaction` over this engine: a store on a connection of its
+    own, committed when the block ends (rolled back on an error)."""
+
+    @contextmanager
+    def begin() -> Iterator[ReadingStore]:
+        with engine.begin() as connection:
+            yield ReadingStore(connection)
+
+    return begin
 
 
 class ReadingStore:
