@@ -59,7 +59,7 @@ def dispatch(
 ) -> DispatchOutcome:
     outcome = DispatchOutcome()
     with uow_factory() as uow:  # most runs find nothing: one read, no claims, no commits
-        if not CommandStore(uow.session).anything_to_send(now, now - policy.lookup_after):
+        if not uow.commands.anything_to_send(now, now - policy.lookup_after):
             return outcome
     recover_lost_adds(uow_factory, platform, codec, policy=policy, now=now, outcome=outcome)
     claimed = claim(uow_factory(), policy=policy, now=now)
