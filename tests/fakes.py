@@ -247,6 +247,8 @@ class FakeStore:
     readings: dict[tuple[str, str], list[RegisterReading]] = field(default_factory=dict)
     meter_openings: dict[int, datetime | None] = field(default_factory=dict)
     confirmations: dict[int, dict[str, datetime]] = field(default_factory=dict)
+    # the true-up's marks by account (the columns of `true_up_mark`) that billing keeps
+    true_up_marks: dict[int, dict[str, Any]] = field(default_factory=dict)
     # campaign enrolment's: the rows it wrote (campaign_meter's columns); campaigns whose
     # enrolment another worker holds
     enrolments: list[dict[str, Any]] = field(default_factory=list)
@@ -804,6 +806,23 @@ class FakeBilling:
         for row in rows:
             day = FakeChargeDay(**row)
             self.store.charge_days[(day.account_id, day.cycle_key, day.day)] = day
+
+    def note_billed(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            mark = self.store.true_up_marks.get(row["account_id"])
+            if mark is None:
+                continue
+            through = mark["billed_through"]
+            since = row["since"]
+            if (
+                row["changed"]
+                or through is None
+                or through != row["last_at"]
+                or (since is not None and through >= since)
+            ):
+                if mark["rebilled_from"] is None or mark["rebilled_from"] > row["first_day"]:
+                    mark["rebilled_from"] = row["first_day"]
+                mark["billed_through"] = row["last_at"]
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -242,7 +242,8 @@ def test_the_true_up_of_a_meter_confirmed_late_is_posted_once(
     second = post_true_ups(uow, [late, failing], catalog=catalog, now=now)
     assert (second.charged_fen, second.refunded_fen, second.transfers) == (0, 0, [])
     job = run_true_ups(lambda: UnitOfWork(engine), catalog=catalog, now=now, batch=1)
-    assert (job.accounts, job.transfers) == (2, [])
+    # nothing billed since: both marks hold, and neither account is re-rated
+    assert (job.accounts, job.skipped, job.transfers) == (0, 2, [])
 
     with uow:
         balances = {a: uow.ledger.balances_of(a) for a in (late, failing)}

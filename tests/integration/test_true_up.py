@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -29,7 +30,7 @@ from gasbill.service.billing import bill_accounts
 from gasbill.service.campaign_progress import campaign_progress, campaigns
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.payments import take_payment
-from gasbill.service.true_up import post_true_ups, run_true_ups
+from gasbill.service.true_up import post_true_ups, run_true_ups, true_ups_within
 from gasbill.service.true_up_check import check_in_force
 from tests.integration.billing_helpers import COMPANY, daily_series, make_account, store_readings
 from tests.integration.test_campaigns import (
@@ -149,7 +150,9 @@ def test_a_true_up_is_posted_once_with_its_reason_and_campaign(uow, engine, cata
     first = post_true_ups(uow, [account], catalog=catalog, now=now)
     again = post_true_ups(uow, [account], catalog=catalog, now=now)
     job = run_true_ups(lambda: UnitOfWork(engine), catalog=catalog, now=now)
-    assert (again.transfers, job.transfers, job.accounts) == ([], [], 1)
+    assert (again.transfers, job.transfers) == ([], [])
+    # nothing billed since the first run: its mark holds, and nothing is re-rated
+    assert (first.accounts, again.skipped, job.skipped, job.accounts) == (1, 1, 1, 0)
     [line] = first.transfers
     assert line.kind == "true_up" and line.amount == 32
     assert f"campaign #{campaign}" in line.reason and "2025-07-01..2025-07-02" in line.reason
@@ -247,3 +250,71 @@ def test_campaign_totals_net_each_accounts_days(uow, late_meter):
         )  # fmt: skip
         assert store.true_up_totals([campaign]) == {campaign: (2, 0, 1)}
         uow.commit()
+
+
+def _posted(outcome) -> tuple[object, ...]:
+    """What a true-up run posts, as the ledger would keep it."""
+    return (
+        outcome.charged_fen,
+        outcome.refunded_fen,
+        outcome.days_changed,
+        [(t.debit_account, t.credit_account, t.amount, t.reason) for t in outcome.transfers],
+    )
+
+
+@pytest.mark.parametrize(("seed", "confirmed"), [(1, True), (2, False), (3, True), (4, False)])
+def test_the_incremental_true_up_posts_what_re_rating_from_the_start_would_every_day(
+    uow, engine, catalog, seed, confirmed
+):
+    """Day after day — readings on time, late, missing for a while, real-time ones at the
+    meter's wake-up, days with nothing new — the daily true-up posts exactly what the whole
+    re-rating from the start would post on that database, and its marks do cut the work
+    (some runs skip the account, some re-rate it from the mark on). A meter that never
+    confirms the price rise is trued up anew every day."""
+    rng = random.Random(seed)
+    account = make_account(
+        uow, catalog, number="A1", comm_no=LATE, mode=BillingMode.METER, tariff=TARIFF,
+        opened=OPENED,
+    )  # fmt: skip
+    use = [rng.randrange(0, 4_000) for _ in range(215)]  # Jan 1 .. Aug 3
+    readings = daily_series(OPENED, use)
+    store_readings(uow, LATE, readings[:182])  # to Jul 1 00:00
+    bill_accounts(uow, [account], catalog=catalog, now=local(2025, 7, 1, 1))
+    platform = ScriptedPlatform()
+    campaign_run(engine, catalog, local(2025, 7, 1, 1))
+    send(engine, platform, local(2025, 7, 1, 1))
+    store_readings(uow, LATE, readings[182:183])  # Jul 2 00:00
+    woke = local(2025, 7, 2, 6) + timedelta(minutes=41)
+    store_real_time(uow, LATE, woke, readings[182][1] + rng.randrange(0, 200))
+    if confirmed:
+        report(uow, platform.wake(LATE), local(2025, 7, 2, 7))
+    held_back: list[tuple[datetime, int]] = []
+    skipped = resumed = posted = 0
+    for index in range(183, len(readings)):
+        due = [readings[index]]
+        if rng.random() < 0.15:  # lost for now: pushed again a few days later
+            held_back.append(readings[index])
+            due = []
+        elif held_back and rng.random() < 0.5:
+            due = [*held_back, *due]
+            held_back = []
+        if rng.random() < 0.1:
+            due = []  # a quiet day: nothing new
+        at, litres = readings[index]
+        now = at + timedelta(hours=9)
+        if due:
+            store_readings(uow, LATE, due)
+            if rng.random() < 0.5:  # the meter woke in the morning: a real-time reading
+                store_real_time(uow, LATE, at + timedelta(hours=8), litres + rng.randrange(3))
+            since = {account: min(a for a, _ in due)}
+            bill_accounts(uow, [account], catalog=catalog, since=since, now=now)
+        with uow:  # what re-rating from the start would post now (not kept)
+            whole = true_ups_within(uow, [account], catalog=catalog, now=now, incremental=False)
+        daily = post_true_ups(uow, [account], catalog=catalog, now=now)
+        assert _posted(daily) == _posted(whole), f"day {index}"
+        skipped += daily.skipped
+        resumed += daily.resumed
+        posted += len(daily.transfers)
+    assert skipped and resumed and posted
+    [books] = check_in_force(uow, [account], catalog=catalog, now=now)
+    assert books.agrees

@@ -131,6 +131,7 @@ def bill_within(
     day_changes: list[dict[str, Any]] = []
     exceptions: list[NewException] = []
     transfers: list[Transfer] = []
+    billed: list[dict[str, Any]] = []  # what was rated, for the true-up's marks
     for account in batch.accounts:
         assert account.id is not None
         spans = batch.spans.get(account.id, [])
@@ -148,9 +149,19 @@ def bill_within(
         posted = batch.posted.get(account.id, {})
         difference = charge_difference(rated.result.amounts_by_day(), posted)
         basis = catalog.get(account.tariff_id).volume_basis
-        day_changes += day_rows(
-            account.id, rated.result, difference, posted, now, basis, rated.day_end
-        )
+        rows = day_rows(account.id, rated.result, difference, posted, now, basis, rated.day_end)
+        day_changes += rows
+        last = rated.result.state.last
+        if rows and last is not None:
+            billed.append(
+                {
+                    "account_id": account.id,
+                    "first_day": min(row["day"] for row in rows),
+                    "last_at": last.at,
+                    "since": (since or {}).get(account.id),
+                    "changed": bool(difference),
+                }
+            )
         exceptions += exceptions_of(account.id, account.company_no, rated.anomalies, now)
         meter_mode = account.billing_mode == BillingMode.METER
         made = transfers_for(account.id, difference, rated.result, now, meter_mode=meter_mode)
@@ -161,6 +172,7 @@ def bill_within(
         outcome.credited_fen += -sum(v for v in difference.values() if v < 0)
         outcome.days_changed += len(difference)
     store.save_days(day_changes)
+    store.note_billed(billed)
     crash_point("bill.after_days")  # the days written, not yet posted (one transaction)
     uow.exceptions.add_once(exceptions)
     outcome.exceptions = len(exceptions)

@@ -49,9 +49,9 @@ def day_rows(
                 slot[0] += line.litres
                 slot[1] += line.cost_micro
     # the checkpoint: the state after the last reading that ends a day exactly
-    checkpoints = _checkpoints(result, basis)
+    checkpoints = checkpoint_of(result, basis)
     if not checkpoints and day_end is not None:
-        checkpoints = _checkpoints(day_end, basis)
+        checkpoints = checkpoint_of(day_end, basis)
     for key, state in checkpoints.items():
         if key in days:
             days[key].update(state)
@@ -85,7 +85,19 @@ def _empty_day(account_id: int, key: DayKey, now: datetime) -> dict[str, Any]:
     }
 
 
-def _checkpoints(result: RatingResult, basis: VolumeBasis) -> dict[DayKey, dict[str, Any]]:
+# a checkpoint's columns (in `charge_day` and `true_up_mark`)
+STATE_COLUMNS = (
+    "state_at",
+    "state_register",
+    "state_cycle_start",
+    "state_cycle_end",
+    "state_version",
+    "state_used",
+    "state_cost",
+)
+
+
+def checkpoint_of(result: RatingResult, basis: VolumeBasis) -> dict[DayKey, dict[str, Any]]:
     """The final rating state, as a checkpoint, if its reading ends a local day exactly."""
     found: dict[DayKey, dict[str, Any]] = {}
     final = result.state

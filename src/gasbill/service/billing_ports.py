@@ -87,6 +87,11 @@ class BillingRepository(Protocol):
     def save_days(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Insert or replace charge days (keyed by account, cycle and day)."""
 
+    def note_billed(self, rows: Sequence[Mapping[str, object]]) -> None:
+        """For accounts with a true-up mark, what billing rated (`account_id`, `first_day`,
+        `last_at`, `since`, `changed`): the first day rated becomes the mark's
+        `rebilled_from` where anything changed, if earlier (`BillingStore.note_billed`)."""
+
 
 class BillingUnitOfWork(UnitOfWork, Protocol):
     """A unit of work that carries billing's repository too."""

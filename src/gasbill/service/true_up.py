@@ -15,22 +15,23 @@ day's true-up is credited to the campaign of the change behind it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.repositories.billing import BillingStore, Readings
-from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
-from gasbill.adapters.db.tables.campaigns import Campaign
+from gasbill.adapters.db.tables.campaigns import Campaign, TrueUpMark
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountKind, Transfer
+from gasbill.domain.meters import MetersRated
 from gasbill.domain.rating import DayKey, charge_difference
+from gasbill.domain.tariff import VolumeBasis
 from gasbill.domain.true_up import owed, true_up_start
 from gasbill.domain.true_up_postings import (
     attribution,
@@ -39,12 +40,11 @@ from gasbill.domain.true_up_postings import (
     stamp,
     true_up_transfer,
 )
-from gasbill.service.billing import bill_within, opening_of, rate_account
+from gasbill.service.billing import bill_within, opening_of, rate_account, readings_from
+from gasbill.service.billing_days import STATE_COLUMNS, checkpoint_of
 from gasbill.service.meter_tariffs import meter_confirmations
 from gasbill.service.ports import TariffBook
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-NEVER = datetime.max.replace(tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 
 
@@ -55,6 +55,8 @@ class TrueUpOutcome:
     refunded_fen: int = 0  # revenue → prepaid
     days_changed: int = 0
     transfers: list[Transfer] = field(default_factory=list)
+    skipped: int = 0  # accounts whose mark held and which billing had not re-rated since
+    resumed: int = 0  # of `accounts`, those re-rated from their mark on
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -109,7 +111,7 @@ def run_true_ups(
     after = 0
     while True:
         with uow_factory() as uow:
-            ids = CampaignStore(uow.session).meter_account_ids(after, batch)
+            ids = uow.campaigns.meter_account_ids(after, batch)
         if not ids:
             break
         after = ids[-1]
@@ -125,6 +127,8 @@ def run_true_ups(
         total.charged_fen += done.charged_fen
         total.refunded_fen += done.refunded_fen
         total.days_changed += done.days_changed
+        total.skipped += done.skipped
+        total.resumed += done.resumed
         total.transfers.extend(done.transfers)
     if actor is not None:
         with uow_factory() as uow:
@@ -153,32 +157,64 @@ def true_ups_within(
     now: datetime,
     settled_after: timedelta = timedelta(days=31),
     max_flow_m3_per_hour: Decimal | None = None,
+    incremental: bool = True,
 ) -> TrueUpOutcome:
     """`post_true_ups` inside the caller's unit of work, which commits. Billing runs first,
     in the same transaction, so that what it posted covers every reading up to `now`; the
-    tariff in force is then rated over those same readings, with the same anomaly rules."""
+    tariff in force is then rated over those same readings, with the same anomaly rules.
+
+    Incrementally (the default), an account whose mark (`true_up_mark`) still holds — the
+    same start and inputs, no reading waiting in the inbox — is skipped when billing has
+    re-rated nothing since the mark, and re-rated from the mark's state on when billing
+    re-rated nothing before it: what was trued up before it is still owed exactly, since
+    neither its readings nor its charges have changed. Either way it posts what the whole
+    re-rating from the start (`incremental=False`) would, to the fen.
+    """
     outcome = TrueUpOutcome()
-    store, campaigns = BillingStore(uow.session), CampaignStore(uow.session)
-    plans = _plans(store, campaigns, account_ids, catalog, now, settled_after)
+    store, campaigns = uow.billing, uow.campaigns
+    plans = _plans(uow, account_ids, catalog, now, settled_after)
     if not plans:
         return outcome
     ids = sorted(plans)
     bill_within(uow, ids, catalog=catalog, max_flow_m3_per_hour=max_flow_m3_per_hour, now=now)
     bindings = store.bindings(ids)
-    starts = store.checkpoints({i: plans[i][2] + ONE_US for i in ids})
     openings = store.meter_openings(ids)
-    readings = _readings(store, ids, bindings, starts)
-    posted = store.posted_days({i: _day_before(plans[i][2], plans[i][0], catalog) for i in ids})
+    digests: dict[str, str] = {}
+    bases = {
+        i: _basis(
+            plans[i], bindings.get(i, []), openings.get(i), catalog, max_flow_m3_per_hour, digests
+        )
+        for i in ids
+    }
+    resume, skip = _still_marked(uow, ids, plans, bases, bindings) if incremental else ({}, set())
+    outcome.skipped = len(skip)
+    rated_ids = [i for i in ids if i not in skip]
+    full = [i for i in rated_ids if i not in resume]
+    starts = store.checkpoints({i: plans[i][2] + ONE_US for i in full})
+    begins: dict[int, ChargeDay] = {i: starts[i] for i in full if i in starts}
+    begins.update({i: _resumed(mark) for i, mark in resume.items()})
+    meters = [(m.company_no, m.comm_no) for i in rated_ids for _, m in bindings.get(i, [])]
+    readings = readings_from(store, rated_ids, bindings, begins, with_real_time=meters)
+    first_days = {i: _first_day(plans[i], resume.get(i), catalog) for i in rated_ids}
+    posted = store.posted_days({i: first_days[i] - timedelta(days=1) for i in rated_ids})
     transfers: list[Transfer] = []
     day_rows: list[dict[str, Any]] = []
+    marks: list[dict[str, Any]] = []
     of_tariff: dict[str, Sequence[Campaign]] = {}  # the campaigns of each tariff, read once
-    for account_id in ids:
+    for account_id in rated_ids:
         account, held, start = plans[account_id]
         if account_id in openings and openings[account_id] is None:
             continue  # not open on the meter: it deducted nothing, nor did the shadow
-        rows, opened_at = bindings.get(account_id, []), openings.get(account_id)
-        opening = opening_of(opened_at, rows, readings) if opened_at is not None else None
-        tariff, checkpoint = catalog.get(account.tariff_id), _fresh(starts.get(account_id))
+        rows, opened_at, mark = (
+            bindings.get(account_id, []),
+            openings.get(account_id),
+            resume.get(account_id),
+        )
+        opening = None
+        if mark is None and opened_at is not None:
+            opening = opening_of(opened_at, rows, readings)
+        tariff = catalog.get(account.tariff_id)
+        checkpoint = _fresh(starts.get(account_id)) if mark is None else _resumed(mark)
         rater = catalog.rater(tariff.id)
         official = rate_account(
             account, rows, checkpoint, readings, rater, max_flow_m3_per_hour, now, opening=opening
@@ -186,7 +222,13 @@ def true_ups_within(
         if official is None:
             continue
         outcome.accounts += 1
-        first_day = start.astimezone(ZoneInfo(tariff.zone)).date()
+        outcome.resumed += mark is not None
+        new_mark = _mark(
+            account_id, start, bases[account_id], official, mark, tariff.volume_basis, now
+        )
+        if new_mark is not None:
+            marks.append(new_mark)
+        first_day = first_days[account_id]
         target = owed(official.result.amounts_by_day(), posted.get(account_id, {}), first_day)
         trued = campaigns.true_up_days(account_id, first_day)
         difference = charge_difference(target, {k: fen for k, (fen, _) in trued.items()})
@@ -203,23 +245,139 @@ def true_ups_within(
         transfers.extend(lines)
         day_rows.extend(rows_of_days)
     campaigns.save_true_up_days(day_rows)
+    kept = {m["account_id"] for m in marks}
+    campaigns.save_true_up_marks(marks, drop=[i for i in rated_ids if i not in kept])
     outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
     return outcome
 
 
-def _readings(
-    store: BillingStore,
+def _still_marked(
+    uow: UnitOfWork,
     ids: Sequence[int],
+    plans: dict[int, tuple[Account, dict[str, datetime], datetime]],
+    bases: dict[int, str],
     bindings: dict[int, list[tuple[MeterBinding, Meter]]],
-    starts: dict[int, ChargeDay],
-) -> Readings:
-    """The accounts' meters' frozen readings from the earliest checkpoint (all of them when
-    an account has none)."""
-    earliest = min((c.state_at for c in starts.values() if c.state_at), default=EPOCH)
-    if len(starts) < len(ids):
-        earliest = EPOCH
-    meters = [(m.company_no, m.comm_no) for i in ids for _, m in bindings.get(i, [])]
-    return store.frozen_readings(meters, earliest, with_real_time=meters)
+) -> tuple[dict[int, TrueUpMark], set[int]]:
+    """The accounts to re-rate from their mark on, and those to skip: each mark made with
+    the same start and inputs, with no reading of its meters waiting to be billed (a late
+    one may lie before the mark), and with nothing billing re-rated up to its day."""
+    marks = uow.campaigns.true_up_marks(ids)
+    meters_of = {i: {(m.company_no, m.comm_no) for _, m in bindings.get(i, [])} for i in ids}
+    waiting = uow.billing.unbilled_meters(
+        {meter for found in meters_of.values() for meter in found}
+    )
+    resume: dict[int, TrueUpMark] = {}
+    skip: set[int] = set()
+    for i in ids:
+        mark = marks.get(i)
+        if mark is None or mark.start_at != plans[i][2] or mark.basis != bases[i]:
+            continue
+        if meters_of[i] & waiting:
+            continue
+        if mark.rebilled_from is None:
+            skip.add(i)  # billing has re-rated nothing since: nothing is owed anew
+        elif mark.rebilled_from > mark.day:
+            resume[i] = mark
+    return resume, skip
+
+
+def _basis(
+    plan: tuple[Account, dict[str, datetime], datetime],
+    bindings: Sequence[tuple[MeterBinding, Meter]],
+    opened_at: datetime | None,
+    catalog: TariffBook,
+    max_flow: Decimal | None,
+    digests: dict[str, str],
+) -> str:
+    """A digest of what a true-up's rating depends on besides the readings and the charges:
+    a mark made with other inputs (a reloaded tariff, a new confirmation, a replaced meter)
+    no longer holds."""
+    account, held, _ = plan
+    if account.tariff_id not in digests:
+        tariff = catalog.get(account.tariff_id)
+        digests[account.tariff_id] = hashlib.sha256(repr(tariff).encode()).hexdigest()
+    parts = [
+        digests[account.tariff_id],
+        account.tariff_id,
+        str(account.persons),
+        str(account.opened_on),
+        str(account.billing_mode),
+        repr(sorted(held.items())),
+        repr(opened_at),
+        repr(max_flow),
+        repr(
+            [
+                (
+                    m.company_no,
+                    m.comm_no,
+                    b.bound_at,
+                    b.opening_litres,
+                    b.unbound_at,
+                    b.final_litres,
+                )
+                for b, m in bindings
+            ]
+        ),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _first_day(
+    plan: tuple[Account, dict[str, datetime], datetime],
+    mark: TrueUpMark | None,
+    catalog: TariffBook,
+) -> date:
+    """The first day trued up: the start's, or the day after the mark's."""
+    account, _, start = plan
+    first = start.astimezone(ZoneInfo(catalog.get(account.tariff_id).zone)).date()
+    if mark is None:
+        return first
+    return max(first, mark.day + timedelta(days=1))
+
+
+def _mark(
+    account_id: int,
+    start: datetime,
+    basis: str,
+    official: MetersRated,
+    old: TrueUpMark | None,
+    volume_basis: VolumeBasis,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """The account's new mark: the tariff in force's state after the last reading that
+    ended a day (the old mark's when none came since); None: none to resume from."""
+    found = checkpoint_of(official.result, volume_basis)
+    if not found and official.day_end is not None:
+        found = checkpoint_of(official.day_end, volume_basis)
+    last = official.result.state.last
+    row: dict[str, Any] = {
+        "account_id": account_id,
+        "start_at": start,
+        "basis": basis,
+        "billed_through": last.at if last is not None else None,
+        "rebilled_from": None,
+        "updated_at": now,
+    }
+    if found:
+        ((cycle_key, day), state), *_ = found.items()
+        return row | {"cycle_key": cycle_key, "day": day, **state}
+    if old is None:
+        return None
+    return row | {
+        "cycle_key": old.cycle_key,
+        "day": old.day,
+        **{name: getattr(old, name) for name in STATE_COLUMNS},
+    }
+
+
+def _resumed(mark: TrueUpMark) -> ChargeDay:
+    """A mark's state as a checkpoint to rate the tariff in force on from."""
+    return ChargeDay(
+        account_id=mark.account_id,
+        cycle_key=mark.cycle_key,
+        day=mark.day,
+        **{name: getattr(mark, name) for name in STATE_COLUMNS},
+    )
 
 
 def _lines(
@@ -245,8 +403,7 @@ def _lines(
 
 
 def _plans(
-    store: BillingStore,
-    campaigns: CampaignStore,
+    uow: UnitOfWork,
     account_ids: Sequence[int],
     catalog: TariffBook,
     now: datetime,
@@ -255,10 +412,10 @@ def _plans(
     """The meter-mode accounts (locked) with a divergence still open, and where it starts."""
     accounts = [
         a
-        for a in store.accounts(sorted(set(account_ids)), lock=True)
+        for a in uow.billing.accounts(sorted(set(account_ids)), lock=True)
         if a.billing_mode == BillingMode.METER and a.id is not None
     ]
-    confirmed = campaigns.confirmations([a.id for a in accounts if a.id is not None])
+    confirmed = uow.campaigns.confirmations([a.id for a in accounts if a.id is not None])
     plans: dict[int, tuple[Account, dict[str, datetime], datetime]] = {}
     for account in accounts:
         assert account.id is not None
@@ -270,11 +427,6 @@ def _plans(
         if start is not None:
             plans[account.id] = (account, held, start)
     return plans
-
-
-def _day_before(start: datetime, account: Account, catalog: TariffBook) -> date:
-    zone = ZoneInfo(catalog.get(account.tariff_id).zone)
-    return start.astimezone(zone).date() - timedelta(days=1)
 
 
 def _fresh(checkpoint: ChargeDay | None) -> ChargeDay | None:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.db.repositories.billing import BillingStore
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode, TransferKind
@@ -55,7 +54,7 @@ def check_in_force(
     """
     found: list[InForce] = []
     with uow:
-        store = BillingStore(uow.session)
+        store = uow.billing
         accounts = [
             a
             for a in store.accounts(sorted(set(account_ids)))

@@ -18,8 +18,9 @@ from gasbill.adapters.db.bulk import array_param, copy_rows
 from gasbill.adapters.db.repositories.campaigns import CampaignStore
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
+from gasbill.adapters.db.tables.campaigns import TrueUpMark
 from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.adapters.db.tables.readings import BillingInbox, MeterReading
 from gasbill.adapters.db.types import UTCDateTime
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.meters import RegisterReading
@@ -261,6 +262,69 @@ class BillingStore:
             cursor.execute(CREATE_DAY_STAGING)
             copy_rows(cursor, DAY_STAGING, CHARGE_DAY, columns, map(itemgetter(*columns), rows))
             cursor.execute(_upsert_staged_days(columns))
+
+    def note_billed(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """What billing rated, for the accounts with a true-up mark (others: nothing).
+
+        Each row: `account_id`, `first_day` (the first day rated), `last_at` (the last
+        reading rated), `since` (the earliest changed reading, or None) and `changed` (a
+        day's charge moved). Where anything changed — `changed`, a last reading other than
+        the mark's `billed_through`, or a reading at or before it — `rebilled_from` goes
+        back to `first_day` if that is earlier, and `billed_through` to `last_at`.
+        """
+        if not rows:
+            return
+        mark = TrueUpMark.__table__  # type: ignore[attr-defined]
+        first = sa.bindparam("b_first", type_=sa.Date)
+        last = sa.bindparam("b_last", type_=UTCDateTime(timezone=True))
+        since = sa.bindparam("b_since", type_=UTCDateTime(timezone=True))
+        statement = (
+            sa.update(mark)
+            .where(mark.c.account_id == sa.bindparam("b_account"))
+            .where(
+                sa.or_(
+                    sa.bindparam("b_changed", type_=sa.Boolean),
+                    mark.c.billed_through.is_(None),
+                    mark.c.billed_through != last,
+                    mark.c.billed_through >= since,
+                )
+            )
+            .values(
+                rebilled_from=sa.case(
+                    (
+                        sa.or_(mark.c.rebilled_from.is_(None), mark.c.rebilled_from > first),
+                        first,
+                    ),
+                    else_=mark.c.rebilled_from,
+                ),
+                billed_through=last,
+            )
+        )
+        self.session.execute(
+            statement,
+            [
+                {
+                    "b_account": row["account_id"],
+                    "b_first": row["first_day"],
+                    "b_last": row["last_at"],
+                    "b_since": row["since"],
+                    "b_changed": bool(row["changed"]),
+                }
+                for row in rows
+            ],
+        )
+
+    def unbilled_meters(self, meters: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Of these meters, those with a stored frozen reading not billed yet (inbox)."""
+        wanted = set(meters)
+        if not wanted:
+            return set()
+        query = (
+            sa.select(col(BillingInbox.company_no), col(BillingInbox.meter_comm_no))
+            .where(col(BillingInbox.handled_at).is_(None))
+            .distinct()
+        )
+        return {(c, m) for c, m in self.session.execute(query).all() if (c, m) in wanted}
 
     def charge_days(self, account_id: int) -> Sequence[ChargeDay]:
         return self.session.exec(

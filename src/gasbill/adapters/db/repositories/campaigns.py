@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.claims import CAMPAIGN_ENROL, FULL_LADDER, key_of, try_claim
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
-from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter, TrueUpDay
+from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter, TrueUpDay, TrueUpMark
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.outbox import OPEN, CommandStatus
@@ -266,6 +266,30 @@ class CampaignStore:
             int(campaign): (int(up or 0), int(down or 0), int(accounts))
             for campaign, up, down, accounts in self.session.execute(query).all()
         }
+
+    def true_up_marks(self, account_ids: Sequence[int]) -> dict[int, TrueUpMark]:
+        """Where each account's true-up stands (accounts without a mark absent)."""
+        if not account_ids:
+            return {}
+        query = select(TrueUpMark).where(col(TrueUpMark.account_id).in_(list(account_ids)))
+        return {mark.account_id: mark for mark in self.session.exec(query).all()}
+
+    def save_true_up_marks(self, rows: list[dict[str, Any]], *, drop: Sequence[int]) -> None:
+        """Insert or replace these marks; delete those of `drop` (trued up from the start
+        next time)."""
+        if drop:
+            self.session.execute(
+                sa.delete(TrueUpMark).where(col(TrueUpMark.account_id).in_(list(drop)))
+            )
+        if not rows:
+            return
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(TrueUpMark)
+        updated = {name: statement.excluded[name] for name in rows[0] if name != "account_id"}
+        self.session.execute(
+            statement.on_conflict_do_update(index_elements=["account_id"], set_=updated), rows
+        )
 
     def save_true_up_days(self, rows: list[dict[str, Any]]) -> None:
         if not rows:

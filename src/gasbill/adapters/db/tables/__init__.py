@@ -2,7 +2,7 @@
 
 from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import BillingException, ChargeDay
-from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter, TrueUpDay
+from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter, TrueUpDay, TrueUpMark
 from gasbill.adapters.db.tables.commands import Command, CommandReport, MeterPrepayState
 from gasbill.adapters.db.tables.decisions import BalanceWarning, DecisionState
 from gasbill.adapters.db.tables.ledger import IdempotencyRecord, LedgerAccount, TransferRow
@@ -53,4 +53,5 @@ __all__ = [
     "StaffUser",
     "TransferRow",
     "TrueUpDay",
+    "TrueUpMark",
 ]

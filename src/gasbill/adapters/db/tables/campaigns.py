@@ -85,3 +85,35 @@ class TrueUpDay(SQLModel, table=True):
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
     revision: int = 0
     updated_at: datetime = now_column()
+
+
+class TrueUpMark(SQLModel, table=True):
+    """Where one account's price-change true-up stands, so the next run re-rates only what
+    changed since (an exact skip or an incremental re-rating, never a different answer).
+
+    The true-up writes it after each run: the start and the inputs (`basis`, a digest of
+    the tariff, the confirmations, the account's meters and opening) it rated with, and
+    the tariff in force's rating state after the last reading that ended a local day
+    (`day`; the `state_*` as in `charge_day`). Billing keeps the rest: for an account with
+    a mark, each run that changed anything (a day's charge, a reading not billed through
+    before, or one before `billed_through`) sets `rebilled_from` to the first day it
+    rated, if earlier. Null: nothing billed since the mark, so there is nothing to re-rate.
+    """
+
+    __tablename__ = "true_up_mark"
+
+    account_id: int = Field(primary_key=True, foreign_key="account.id")
+    start_at: datetime = instant()
+    basis: str = Field(max_length=64)
+    cycle_key: str = Field(max_length=40)
+    day: date
+    state_at: datetime = instant()
+    state_register: int = big()
+    state_cycle_start: datetime = instant()
+    state_cycle_end: datetime = instant()
+    state_version: int
+    state_used: int = big()
+    state_cost: int = big()
+    billed_through: datetime | None = instant(default=None)
+    rebilled_from: date | None = None
+    updated_at: datetime = now_column()
