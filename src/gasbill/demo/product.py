@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import uvicorn
 from pydantic import SecretStr
 
@@ -25,7 +26,7 @@ from gasbill.api.app import create_app
 from gasbill.bootstrap import Services, bootstrap
 from gasbill.config import Settings
 from gasbill.demo import platform as sim_process
-from gasbill.jobs.registry import JobContext
+from gasbill.jobs.registry import JOBS, JobContext
 from gasbill.jobs.tick import TickRunner
 
 # In accelerated time the periodic jobs need not run every simulated minute: billing and
@@ -40,6 +41,24 @@ DEMO_JOBS = {
     "poll_silent": 6 * 3600,
     "campaigns": 6 * 3600,
 }
+
+
+# the queues worked off until the product says they are drained: readings to bill, commands
+# to send (billing's and a top-up's decisions queue commands as they go)
+QUEUES = ("inbox", "dispatch")
+# what the product's /metrics says is left in them
+QUEUE_GAUGES = ("gasbill_inbox_pending", "gasbill_commands_in_flight")
+MAX_DRAIN_ROUNDS = 50
+
+
+def queue_state(metrics: str) -> dict[str, int]:
+    """The queue gauges' samples in a Prometheus exposition, by sample name and labels."""
+    found: dict[str, int] = {}
+    for line in metrics.splitlines():
+        if line.startswith(QUEUE_GAUGES):
+            sample, _, value = line.rpartition(" ")
+            found[sample] = int(Decimal(value))  # counts, read exactly
+    return found
 
 
 class DemoClock:
@@ -96,7 +115,9 @@ class Product:
     server: uvicorn.Server
     url: str
     runner: TickRunner
+    queues: TickRunner
     _thread: threading.Thread = field(init=False, repr=False)
+    _http: httpx.Client = field(init=False, repr=False)
 
     @classmethod
     def start(cls, settings: Settings, *, clock: DemoClock, host: str, port: int) -> Product:
@@ -114,14 +135,17 @@ class Product:
             proxy_headers=False,
             access_log=False,
         )
+        context = JobContext.of(services)
         product = cls(
             settings,
             services,
             clock,
             uvicorn.Server(config),
             f"http://{host}:{port}",
-            TickRunner(JobContext.of(services)),
+            TickRunner(context),
+            TickRunner(context, jobs=tuple(job for job in JOBS if job.name in QUEUES)),
         )
+        product._http = httpx.Client(base_url=product.url, timeout=60)
         product._thread = threading.Thread(target=product.server.run, name="demo-app", daemon=True)
         product._thread.start()
         deadline = time.monotonic() + 60
@@ -133,8 +157,32 @@ class Product:
         return product
 
     def run_jobs(self, now: datetime) -> None:
-        """The jobs due at `now`, in the scheduler's order."""
+        """The jobs due at `now`, in the scheduler's order; then the queues, until drained."""
         self.runner.run_due(now)
+        self.drain(now)
+
+    def queue_state(self) -> dict[str, int]:
+        """What the product's /metrics says is left to bill and in flight to meters."""
+        answer = self._http.get("/metrics")
+        answer.raise_for_status()
+        return queue_state(answer.text)
+
+    def drain(self, now: datetime) -> None:
+        """Run the queues at `now` until nothing is left to bill and a run of them changes
+        nothing the product's /metrics shows (no command left to send now).
+
+        Simulated time moves on only then: a job's run cut short by its time slice on a
+        loaded machine would otherwise leave its work for the next step, a simulated day
+        later, and the same seed would not give the same run.
+        """
+        before = self.queue_state()
+        for _ in range(MAX_DRAIN_ROUNDS):
+            self.queues.run_once(now)
+            after = self.queue_state()
+            if after == before and not after.get("gasbill_inbox_pending"):
+                return
+            before = after
+        raise RuntimeError(f"the product's queues did not drain at {now.isoformat()}")
 
     def serving(self) -> bool:
         return self._thread.is_alive()
@@ -143,6 +191,7 @@ class Product:
         self._thread.join(seconds)
 
     def close(self) -> None:
+        self._http.close()
         self.server.should_exit = True
         self._thread.join(timeout=15)
         self.services.close()

@@ -87,6 +87,7 @@ def run_inbox(context: JobContext, now: datetime) -> object:
         now=now,
         more=lambda outcome: outcome.claimed >= jobs.inbox_batch,
         seconds=jobs.slice_seconds,
+        clock=context.clock,
     )
 
 
@@ -106,18 +107,28 @@ def drain(
     now: datetime,
     more: Callable[[Any], bool],
     seconds: float,
+    clock: Callable[[], datetime] | None = None,
 ) -> Drained:
     """Run `batch` until `more` says the queue is empty or `seconds` have passed.
 
     Each batch gets its own time: the run's `now` moved on by the time spent
-    since, so a batch is stamped when it ran (what billed readings wait is
-    measured by it), not when the run began.
+    since on `clock` (the jobs' clock; without one, the wall's), so a batch is
+    stamped when it ran (what billed readings wait is measured by it), not
+    when the run began. On the demo's simulated clock, which stands still
+    while the jobs run, every batch is stamped `now`: how long a batch took on
+    a loaded machine must not move what happens in simulated time (a command
+    queued by billing "after" the dispatcher's time would wait a day).
     """
     started = time.monotonic()
     deadline = started + seconds
+    began = clock() if clock is not None else None
     batches = items = 0
     while True:
-        outcome = batch(now + timedelta(seconds=time.monotonic() - started))
+        if clock is not None and began is not None:
+            at = now + (clock() - began)
+        else:
+            at = now + timedelta(seconds=time.monotonic() - started)
+        outcome = batch(at)
         batches += 1
         items += int(getattr(outcome, "claimed", 0) or 0)
         if not more(outcome):
@@ -159,6 +170,7 @@ def run_dispatch(context: JobContext, now: datetime) -> object:
         now=now,
         more=lambda outcome: outcome.claimed > 0 and outcome.sent > 0,
         seconds=context.settings.jobs.slice_seconds,
+        clock=context.clock,
     )
 
 
