@@ -23,8 +23,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from iotsim.clock import SimulatedClock
 from iotsim.cycles import local_midnight
 from iotsim.datastore import DataStore
@@ -32,7 +30,7 @@ from iotsim.faults import Faults, FaultSettings
 from iotsim.firmware import execute, opened_directly
 from iotsim.meter import PPM, Meter, MeterSpec, MeterStatus, Uplink, micro_of
 from iotsim.platform import CtrlStore
-from iotsim.pusher import Pusher
+from iotsim.pusher import Pusher, PushHttp
 from iotsim.readings import DEVICE_TYPE_METER, reading
 from iotsim.records import CtrlRecord
 from iotsim.settings import SimulatorSettings
@@ -74,7 +72,7 @@ class FleetSummary:
 
 class Simulator:
     def __init__(
-        self, settings: SimulatorSettings | None = None, *, push_client: httpx.Client | None = None
+        self, settings: SimulatorSettings | None = None, *, push_client: PushHttp | None = None
     ) -> None:
         self.settings = settings = settings or SimulatorSettings()
         self.zone = ZoneInfo(settings.zone)
@@ -103,7 +101,7 @@ class Simulator:
     def now(self) -> datetime:
         return self.clock.now
 
-    def connect(self, client: httpx.Client | None) -> None:
+    def connect(self, client: PushHttp | None) -> None:
         """Push to the application behind `client` (its base_url); None: query mode."""
         self.pusher.client = client
 

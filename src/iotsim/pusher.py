@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +58,20 @@ class PushTarget(BaseModel):
     concurrency: int = Field(default=1, ge=1, le=256)
 
 
+class PushAnswer(Protocol):
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+
+
+class PushHttp(Protocol):
+    """What the pusher sends with: an `httpx.Client` (tests, in-process apps) or, on a real
+    socket, `iotsim.push_http.KeepAliveClient`."""
+
+    def post(self, url: str, *, content: bytes, headers: dict[str, str]) -> PushAnswer: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Push:
     seq: int
@@ -82,7 +96,7 @@ class _Down(Exception):
 
 
 class Pusher:
-    def __init__(self, settings: PushTarget, faults: Faults, client: httpx.Client | None) -> None:
+    def __init__(self, settings: PushTarget, faults: Faults, client: PushHttp | None) -> None:
         self.settings = settings
         self.faults = faults
         self.client = client

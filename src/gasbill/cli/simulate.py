@@ -13,7 +13,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import httpx
 import typer
 import uvicorn
 from rich.console import Console
@@ -22,6 +21,7 @@ from iotsim.api import create_simulator_app
 from iotsim.clock import WallPace
 from iotsim.faults import FAULTS
 from iotsim.fleet import Simulator
+from iotsim.push_http import KeepAliveClient
 from iotsim.settings import SimulatorSettings, load_simulator_settings
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def simulate_command(
     settings = _settings(config, meters, seed, push_to, faults)
     push_client = None
     if settings.push.url:
-        push_client = httpx.Client(base_url=settings.push.url, timeout=10)
+        push_client = KeepAliveClient(settings.push.url, timeout=10)
     sim = Simulator(settings, push_client=push_client)
     app = create_simulator_app(sim)
     stop = threading.Event()
