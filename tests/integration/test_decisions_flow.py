@@ -449,10 +449,10 @@ def test_a_failing_decision_rolls_back_its_batch_and_the_others_are_decided_alon
     failing = accounts[1]
     real = account_module.decide_on
 
-    def decide_on(uow, facts, **kwargs):
+    def decide_on(uow, facts, run):
         if facts.account.id == failing:
             raise RuntimeError("boom")
-        return real(uow, facts, **kwargs)
+        return real(uow, facts, run)
 
     monkeypatch.setattr(account_module, "decide_on", decide_on)
     monkeypatch.setattr(sweep_module, "decide_on", decide_on)

@@ -22,16 +22,15 @@ Endings are read from the command table; nothing here changes results.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from gasbill.adapters.db.tables.accounts import Account, Meter
-from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
-from gasbill.adapters.db.tables.commands import Command
+from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
-from gasbill.domain.commands import CtrlType, GetPrice, SetPrice
+from gasbill.domain.commands import SetPrice
 from gasbill.domain.decisions.tariff_push import TariffChange, tariff_change_due
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.outbox import OPEN_STATUSES, CommandStatus
@@ -43,28 +42,14 @@ from gasbill.domain.price_changes import (
     price_changes,
 )
 from gasbill.domain.tariff import Tariff
-from gasbill.service.campaign_reasons import command_failure, ladder_text
-from gasbill.service.commands.queue import CommandPolicy, new_command, queue_command
+from gasbill.service.campaign_follow import CampaignOutcome as CampaignOutcome
+from gasbill.service.campaign_follow import advance, complete
+from gasbill.service.commands.queue import CommandPolicy, new_command
 from gasbill.service.full_ladder import full_ladders_due
 from gasbill.service.meter_tariffs import meter_confirmations
 from gasbill.service.ports import CommandCodec, CommitConflict
 
 log = logging.getLogger("gasbill.campaigns")
-
-FAILED_ENDINGS = frozenset(
-    {CommandStatus.ATTENTION, CommandStatus.CANCELLED, CommandStatus.REFUSED}
-)
-
-
-@dataclass(slots=True)
-class CampaignOutcome:
-    created: list[int] = field(default_factory=list)
-    enrolled: int = 0
-    confirmed: int = 0
-    verified: int = 0
-    failed: int = 0
-    completed: list[int] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 def run_campaigns(
@@ -97,8 +82,8 @@ def run_campaigns(
             outcome.errors.append(f"campaign {campaign.id}: {exc}")
             continue
         _enrol(uow_factory, campaign, tariff, policy, now, lead, outcome)
-    _advance(uow_factory, codec, policy, now, outcome)
-    _complete(uow_factory, outcome)
+    advance(uow_factory, codec, policy, now, outcome)
+    complete(uow_factory, outcome)
     return outcome
 
 
@@ -172,6 +157,7 @@ def _enrol(
         return
     at_of = {c.label: c.at for c in changes}
     candidates = [TariffChange(c.at, c.label) for c in changes]
+    wanted = _Wanted(tariff, campaign.label, at_of, candidates, now, lead)
     after = 0
     while True:
         uow = uow_factory()
@@ -191,34 +177,51 @@ def _enrol(
             ids = [a.id for a, _ in page if a.id is not None]
             enrolled = store.enrolled(campaign.id, [m.id for _, m in page if m.id is not None])
             pushes = store.pushes(ids)
-            chosen: list[tuple[Account, Meter]] = []
-            for account, meter in page:
-                if meter.id in enrolled or account.id is None:
-                    continue
-                done = {
-                    label: finished
-                    for label, status, finished in pushes.get(account.id, [])
-                    if status == CommandStatus.DONE and finished is not None
-                }
-                held = meter_confirmations(tariff, done, account.opened_on)
-                queued = [
-                    at_of[label]
-                    for label, status, _ in pushes.get(account.id, [])
-                    if status in OPEN_STATUSES and label in at_of
-                ]
-                due = tariff_change_due(
-                    candidates,
-                    max((at_of[label] for label in held if label in at_of), default=None),
-                    now,
-                    lead=lead,
-                    queued_at=max(queued, default=None),
-                )
-                if due is None or due.label != campaign.label:
-                    continue
-                chosen.append((account, meter))
+            chosen = [
+                (account, meter)
+                for account, meter in page
+                if meter.id not in enrolled
+                and account.id is not None
+                and wanted.lacks(account.opened_on, pushes.get(account.id, []))
+            ]
             _push_page(uow, campaign, tariff, change, chosen, policy, now)
             outcome.enrolled += len(chosen)
             uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """Whether a meter lacks the campaign's change: the change due to it, by what it has
+    confirmed and what is queued for it, is this campaign's."""
+
+    tariff: Tariff
+    label: str
+    at_of: dict[str, datetime]  # each change of the tariff by its label
+    candidates: list[TariffChange]
+    now: datetime
+    lead: timedelta
+
+    def lacks(self, opened_on: date, pushes: Sequence[tuple[str, str, datetime | None]]) -> bool:
+        at_of = self.at_of
+        done = {
+            label: finished
+            for label, status, finished in pushes
+            if status == CommandStatus.DONE and finished is not None
+        }
+        held = meter_confirmations(self.tariff, done, opened_on)
+        queued = [
+            at_of[label]
+            for label, status, _ in pushes
+            if status in OPEN_STATUSES and label in at_of
+        ]
+        due = tariff_change_due(
+            self.candidates,
+            max((at_of[label] for label in held if label in at_of), default=None),
+            self.now,
+            lead=self.lead,
+            queued_at=max(queued, default=None),
+        )
+        return due is not None and due.label == self.label
 
 
 def _push(
@@ -291,111 +294,3 @@ def _push_page(
     for row, command_id in zip(queued, uow.commands.add_many(news), strict=True):
         row["setprice_id"], row["command_status"] = command_id, str(CommandStatus.QUEUED)
     uow.campaigns.add_meters(rows)
-
-
-# -- 3. following the outbox -------------------------------------------------------------
-
-
-def _advance(
-    uow_factory: Callable[[], UnitOfWork],
-    codec: CommandCodec,
-    policy: CommandPolicy,
-    now: datetime,
-    outcome: CampaignOutcome,
-) -> None:
-    while True:
-        uow = uow_factory()
-        with uow:
-            store = uow.campaigns
-            rows = list(store.needing_work(policy.batch_size * 4))
-            if not rows:
-                return
-            commands = store.commands(
-                [i for r in rows for i in (r.setprice_id, r.getprice_id) if i is not None]
-            )
-            for row in rows:
-                _follow(uow, row, commands, codec, policy, now, outcome)
-                row.updated_at = now
-                store.save(row)
-            uow.commit()
-
-
-def _follow(
-    uow: UnitOfWork,
-    row: CampaignMeter,
-    commands: dict[int, Command],
-    codec: CommandCodec,
-    policy: CommandPolicy,
-    now: datetime,
-    outcome: CampaignOutcome,
-) -> None:
-    setprice = commands[row.setprice_id or 0]
-    if row.getprice_id is None:
-        status = CommandStatus(setprice.status)
-        row.command_status = setprice.status
-        if status is CommandStatus.DONE:
-            row.status, row.confirmed_at = "confirmed", setprice.finished_at or now
-            row.last_error = ""
-            meter = uow.accounts.meter_by_id(row.meter_id)
-            assert meter is not None
-            getprice = queue_command(
-                uow,
-                GetPrice(),
-                meter=meter,
-                now=now,
-                policy=policy,
-                account_id=row.account_id,
-                campaign_id=row.campaign_id,
-                reason=f"campaign #{row.campaign_id}: verify the ladder of #{setprice.id}",
-            )
-            row.getprice_id, row.command_status = getprice.id, getprice.status
-            outcome.confirmed += 1
-        elif status in FAILED_ENDINGS:
-            _fail(row, command_failure("setprice", setprice), outcome)
-        else:
-            row.status = "sent" if status is CommandStatus.SENT else "queued"
-        return
-    getprice = commands[row.getprice_id]
-    status = CommandStatus(getprice.status)
-    row.command_status = getprice.status
-    if status is CommandStatus.DONE:
-        sent = setprice.intent
-        held = codec.decode_result(CtrlType.GET_PRICE, getprice.return_data)
-        assert isinstance(sent, SetPrice)
-        if held == sent.ladder:
-            row.status, row.verified_at, row.last_error = (
-                "verified",
-                getprice.finished_at or now,
-                "",
-            )
-            outcome.verified += 1
-        else:
-            _fail(row, f"the meter holds {ladder_text(held)}, not the ladder sent", outcome)
-    elif status in FAILED_ENDINGS:
-        _fail(row, command_failure("getprice", getprice), outcome)
-    else:
-        row.status = "confirmed"
-
-
-def _fail(row: CampaignMeter, reason: str, outcome: CampaignOutcome) -> None:
-    row.status, row.last_error = "failed", reason[:1000]
-    outcome.failed += 1
-
-
-def _complete(uow_factory: Callable[[], UnitOfWork], outcome: CampaignOutcome) -> None:
-    """A running campaign with no meter waiting is completed; one waiting again runs again."""
-    uow = uow_factory()
-    with uow:
-        store = uow.campaigns
-        campaigns = [c for c in store.all() if c.status != "enrolling"]
-        counts = store.counts([c.id for c in campaigns if c.id is not None])
-        for campaign in campaigns:
-            assert campaign.id is not None
-            waiting = sum(counts[campaign.id].get(s, 0) for s in ("queued", "sent", "confirmed"))
-            status = "running" if waiting else "completed"
-            if status != campaign.status:
-                campaign.status = status
-                store.save(campaign)
-                if status == "completed":
-                    outcome.completed.append(campaign.id)
-        uow.commit()

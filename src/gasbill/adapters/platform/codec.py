@@ -12,11 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.platform.jsontext import decimal_text, dumps_exact, loads_exact
+from gasbill.adapters.platform.codec_values import RAW_LIMIT as RAW_LIMIT
+from gasbill.adapters.platform.codec_values import Bad as _Bad
+from gasbill.adapters.platform.codec_values import exact as _exact
+from gasbill.adapters.platform.codec_values import integer as _integer
+from gasbill.adapters.platform.codec_values import json_object as _object
+from gasbill.adapters.platform.codec_values import optional as _optional
+from gasbill.adapters.platform.codec_values import raw_text as _raw
+from gasbill.adapters.platform.codec_values import returned as _returned
+from gasbill.adapters.platform.jsontext import decimal_text, dumps_exact
 from gasbill.adapters.platform.times import format_platform_time, parse_platform_time
 from gasbill.adapters.platform.wire import (
     CtrlDataRecord,
@@ -45,21 +53,14 @@ from gasbill.domain.commands import (
     SetValveOff,
     SetValveOn,
     Unreadable,
-    wire_decimal,
 )
 from gasbill.domain.errors import GasbillError, TariffNotEncodable
-from gasbill.domain.money import MILLI, Money, Price, Volume
+from gasbill.domain.money import Money, Price, Volume
 from gasbill.service.ports import OutgoingCommand
-
-RAW_LIMIT = 2000  # characters of an unreadable reply kept for a person
 
 
 class CodecError(ValueError):
     """`ctrl_data` that does not hold the command its `ctrl_type` names."""
-
-
-class _Bad(ValueError):
-    pass
 
 
 _EMPTY_COMMANDS: dict[
@@ -89,75 +90,6 @@ def _ctrl_type(text: str | None) -> CtrlType | None:
         return None
 
 
-def _object(value: Any) -> dict[str, Any]:
-    """A JSON object, given as one or as a string holding one."""
-    if value is None:
-        raise _Bad("missing")
-    if isinstance(value, (str, bytes)):
-        if not value.strip():
-            raise _Bad("empty")
-        try:
-            value = loads_exact(value)
-        except ValueError as exc:
-            raise _Bad(f"not JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise _Bad(f"not a JSON object but {type(value).__name__}")
-    return value
-
-
-def _number_text(obj: Mapping[str, Any], key: str) -> Decimal:
-    if key not in obj or obj[key] is None:
-        raise _Bad(f"{key} is missing")
-    value = obj[key]
-    if isinstance(value, bool):
-        raise _Bad(f"{key} is a boolean, not a number")
-    try:
-        if isinstance(value, float):  # parsed by someone else: its shortest text
-            number = Decimal(repr(value))
-        elif isinstance(value, (int, Decimal)):
-            number = Decimal(value)
-        elif isinstance(value, str):
-            number = Decimal(value.strip())
-        else:
-            raise _Bad(f"{key} is not a number: {value!r}")
-    except InvalidOperation:
-        raise _Bad(f"{key} is not a number: {value!r}") from None
-    if not number.is_finite():
-        raise _Bad(f"{key} is not finite")
-    return number
-
-
-def _returned(obj: Mapping[str, Any], key: str) -> Decimal:
-    """A returned double: through its text, quantized to 0.001, within decimal(18,3)."""
-    number = _number_text(obj, key)
-    try:
-        quantized = number.quantize(MILLI, rounding=ROUND_HALF_UP)
-        return wire_decimal(quantized, key)
-    except (InvalidOperation, GasbillError) as exc:
-        raise _Bad(f"{key} {number} is out of range ({exc})") from None
-
-
-def _exact(obj: Mapping[str, Any], key: str) -> Decimal:
-    """A decimal we sent: must fit decimal(18,3) exactly, nothing rounded."""
-    try:
-        return wire_decimal(_number_text(obj, key), key)
-    except GasbillError as exc:
-        raise _Bad(str(exc)) from None
-
-
-def _integer(obj: Mapping[str, Any], key: str) -> int:
-    number = _number_text(obj, key)
-    if number != number.to_integral_value():
-        raise _Bad(f"{key} is not a whole number: {number}")
-    return int(number)
-
-
-def _optional(
-    read: Callable[[Mapping[str, Any], str], Any], obj: Mapping[str, Any], key: str
-) -> Any:
-    return None if obj.get(key) is None else read(obj, key)
-
-
 def _ladder_text(volume: Volume) -> str:
     if not volume.is_whole() or not 0 <= volume.value <= UINT32_MAX:
         raise TariffNotEncodable(
@@ -181,15 +113,6 @@ def _money(value: Money) -> str:
 
 def _obj(*fields: str) -> str:
     return "{" + ",".join(fields) + "}"
-
-
-def _raw(value: Any) -> str:
-    if isinstance(value, str):
-        return value[:RAW_LIMIT]
-    try:
-        return dumps_exact(value)[:RAW_LIMIT]
-    except (TypeError, ValueError):
-        return repr(value)[:RAW_LIMIT]
 
 
 class Codec:

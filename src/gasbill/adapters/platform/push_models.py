@@ -1,6 +1,6 @@
 """What the platform pushes (spec §4.1, §4.5, §4.7) and how it queries, validated at the edge.
 
-Bodies are parsed from bytes by `parse_json` (decimals exact, NaN and
+Bodies are parsed from bytes by `parse_json` (push_body.py: decimals exact, NaN and
 Infinity refused), then validated here. Types are strict: a number where a
 string belongs, or a string where a number belongs, is refused rather than
 coerced, and every field is held to its column: nvarchar(N) lengths, no NUL
@@ -10,8 +10,6 @@ ints.
 
 from __future__ import annotations
 
-import json
-import re
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -23,54 +21,22 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictInt,
-    ValidationError,
     WithJsonSchema,
     field_validator,
 )
 
 from gasbill.adapters.platform.jsontext import loads_exact
+
+# the body's reading, in its own module (push_body.py), named here too
+from gasbill.adapters.platform.push_body import MAX_DEPTH as MAX_DEPTH
+from gasbill.adapters.platform.push_body import BadBody as BadBody
+from gasbill.adapters.platform.push_body import describe as describe
+from gasbill.adapters.platform.push_body import nests_deeper_than as nests_deeper_than
+from gasbill.adapters.platform.push_body import parse_json as parse_json
 from gasbill.adapters.platform.push_rules import FROZEN_HAS_VOLUME, WINDOW_RULES
 
 DECIMAL_LIMIT = Decimal(10) ** 15  # decimal(18,3): 15 digits before the point
 INT32 = 2**31 - 1
-
-
-class BadBody(ValueError):
-    """A body that cannot be taken; the message names the field and the problem."""
-
-
-def parse_json(body: bytes) -> Any:
-    """JSON with exact decimals; NaN, Infinity and invalid UTF-8 refused."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadBody(f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if not text.strip():
-        raise BadBody("the body is empty; expected JSON")
-    if nests_deeper_than(body, MAX_DEPTH):
-        raise BadBody(f"the JSON nests deeper than {MAX_DEPTH} levels")
-    try:
-        return loads_exact(text)
-    except json.JSONDecodeError as exc:
-        raise BadBody(
-            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except ValueError as exc:
-        raise BadBody(str(exc)) from None
-    except RecursionError:
-        raise BadBody(f"the JSON nests deeper than {MAX_DEPTH} levels") from None
-
-
-def describe(error: ValidationError) -> str:
-    """The first problem, as `field: what is wrong`."""
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "missing":
-        message = "is required"
-    elif first["type"] == "extra_forbidden":
-        message = "is not a field of this message"
-    return f"{where}: {message}"
 
 
 # -- field types ----------------------------------------------------------------
@@ -84,33 +50,6 @@ def no_nul(value: str) -> str:
 
 
 _no_nul = no_nul
-MAX_DEPTH = 32  # the deepest platform body nests three levels
-
-
-def nests_deeper_than(raw: bytes, limit: int) -> bool:
-    """Whether JSON text nests ([ and { outside strings) deeper than `limit`, unparsed.
-
-    Checked before parsing, so a body 30,000 levels deep is refused with a
-    message instead of exhausting the parser. Strings are cut out, all but
-    the brackets dropped, and innermost pairs removed `limit` times, each a
-    pass at C speed; a body with few brackets is not looked at. Unbalanced
-    brackets count as too deep: such a body is malformed anyway.
-    """
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    brackets = _STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    for _ in range(limit):
-        if not brackets:
-            return False
-        brackets = _INNERMOST.sub(b"", brackets)
-    return bool(brackets)
-
-
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_INNERMOST = re.compile(rb"\[\]|\{\}")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
 # what OpenAPI shows of each rule the validators keep (schemathesis holds them to it)
 _NO_NUL = {"pattern": "^[^\\x00]*$"}
 _SOME_TEXT = {"pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"}  # not empty nor blank

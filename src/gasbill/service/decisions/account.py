@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from gasbill.adapters.db.uow import UnitOfWork
@@ -23,6 +24,18 @@ from gasbill.service.decisions.valves import catch_up, decide_valve
 from gasbill.service.ports import NewWarning
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionRun:
+    """What one run of decisions holds for every account it decides: the settings, the
+    outbox's policy, the moment, and the utility's time zone ([app] timezone, in which
+    quiet hours apply)."""
+
+    settings: DecisionSettings
+    command_policy: CommandPolicy
+    now: datetime
+    zone: str
+
+
 def decide_account(
     uow: UnitOfWork,
     account_id: int,
@@ -42,32 +55,18 @@ def decide_account(
         if uow.accounts.get(account_id) is None:
             raise NotFound(f"no account {account_id}")
         return []  # not active
-    decisions = decide_on(
-        uow,
-        facts,
-        settings=settings,
-        command_policy=command_policy,
-        now=now,
-        zone=zone,
-    )
+    decisions = decide_on(uow, facts, DecisionRun(settings, command_policy, now, zone))
     uow.session.flush()
     return decisions
 
 
-def decide_on(
-    uow: UnitOfWork,
-    facts: Facts,
-    *,
-    settings: DecisionSettings,
-    command_policy: CommandPolicy,
-    now: datetime,
-    zone: str,
-) -> list[Decision]:
+def decide_on(uow: UnitOfWork, facts: Facts, run: DecisionRun) -> list[Decision]:
     """`decide_account` on facts already loaded and locked (`load_facts`); its state row is
     changed in place, written at the next flush."""
     account, row, meter = facts.account, facts.row, facts.meter
     assert account.id is not None
     account_id = account.id
+    settings, command_policy, now = run.settings, run.command_policy, run.now
     catch_up(uow, row, now)
     mode = BillingMode(account.billing_mode)
     judged = judged_balance(facts, settings=settings, now=now)
@@ -90,7 +89,7 @@ def decide_on(
         decisions.append(warning)
 
     if mode is BillingMode.SYSTEM and meter is not None:
-        policy = valve_policy(settings, account, zone)
+        policy = valve_policy(settings, account, run.zone)
         decisions += decide_valve(uow, command_policy, account, meter, row, judged, policy, now)
         if settings.sync_display_with_setremain:
             sync = sync_display(uow, command_policy, account, meter, row, judged, now)

@@ -14,7 +14,7 @@ from gasbill.config import DecisionSettings, Settings
 from gasbill.domain.decisions import ValveOff, ValveOn
 from gasbill.service.accounts import NotFound
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.decisions.account import decide_account, decide_on
+from gasbill.service.decisions.account import DecisionRun, decide_account, decide_on
 from gasbill.service.decisions.outcomes import SweepOutcome
 from gasbill.service.decisions.policies import WINDOW_DAYS
 
@@ -31,6 +31,7 @@ def sweep(
     batch: int = 500,
 ) -> SweepOutcome:
     """Decide every active account, `batch` accounts at a time (`decide_batch`)."""
+    run = DecisionRun(settings, command_policy, now, zone)
     outcome = SweepOutcome()
     after = 0
     while True:
@@ -47,28 +48,13 @@ def sweep(
             ]
             if not ids:
                 return outcome
-            decide_batch(
-                uow,
-                ids,
-                settings=settings,
-                command_policy=command_policy,
-                now=now,
-                zone=zone,
-                outcome=outcome,
-            )
+            decide_batch(uow, ids, run, outcome)
         outcome.batches += 1
         after = ids[-1]
 
 
 def decide_batch(
-    uow: UnitOfWork,
-    account_ids: Sequence[int],
-    *,
-    settings: DecisionSettings,
-    command_policy: CommandPolicy,
-    now: datetime,
-    zone: str,
-    outcome: SweepOutcome,
+    uow: UnitOfWork, account_ids: Sequence[int], run: DecisionRun, outcome: SweepOutcome
 ) -> None:
     """Decide these accounts and commit, in as few transactions as the decisions allow.
 
@@ -90,14 +76,7 @@ def decide_batch(
                 one = facts.get(account_id)
                 if one is None:
                     continue  # gone or no longer active
-                decisions = decide_on(
-                    uow,
-                    one,
-                    settings=settings,
-                    command_policy=command_policy,
-                    now=now,
-                    zone=zone,
-                )
+                decisions = decide_on(uow, one, run)
                 made.append(decisions)
                 if any(isinstance(d, ValveOn | ValveOff) for d in decisions):
                     break  # the audit chain's lock: commit now
@@ -109,26 +88,11 @@ def decide_batch(
     except Exception:
         log.info("decisions: a batch failed; its accounts are decided one by one", exc_info=True)
         uow.rollback()
-        _decide_one_by_one(
-            uow,
-            pending,
-            settings=settings,
-            command_policy=command_policy,
-            now=now,
-            zone=zone,
-            outcome=outcome,
-        )
+        _decide_one_by_one(uow, pending, run, outcome)
 
 
 def _decide_one_by_one(
-    uow: UnitOfWork,
-    account_ids: Sequence[int],
-    *,
-    settings: DecisionSettings,
-    command_policy: CommandPolicy,
-    now: datetime,
-    zone: str,
-    outcome: SweepOutcome,
+    uow: UnitOfWork, account_ids: Sequence[int], run: DecisionRun, outcome: SweepOutcome
 ) -> None:
     for account_id in account_ids:
         try:
@@ -136,10 +100,10 @@ def _decide_one_by_one(
                 decisions = decide_account(
                     uow,
                     account_id,
-                    settings=settings,
-                    command_policy=command_policy,
-                    now=now,
-                    zone=zone,
+                    settings=run.settings,
+                    command_policy=run.command_policy,
+                    now=run.now,
+                    zone=run.zone,
                 )
         except NotFound:
             continue
@@ -178,15 +142,8 @@ class AccountDecider:
     def each(self, uow: UnitOfWork, account_ids: Sequence[int], now: datetime) -> SweepOutcome:
         """Decide these accounts inside `uow` (entered), committing as `decide_batch` does."""
         outcome = SweepOutcome()
-        decide_batch(
-            uow,
-            account_ids,
-            settings=self.settings.decisions,
-            command_policy=self.policy,
-            now=now,
-            zone=self.settings.app.timezone,
-            outcome=outcome,
-        )
+        run = DecisionRun(self.settings.decisions, self.policy, now, self.settings.app.timezone)
+        decide_batch(uow, account_ids, run, outcome)
         return outcome
 
 

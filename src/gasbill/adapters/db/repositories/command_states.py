@@ -1,0 +1,106 @@
+"""The outbox's other rows: each meter's confirmed prepay state and the reports that came
+before their command's ctrl_id was known (CommandStore's base, on its session)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from gasbill.adapters.db.tables.base import utcnow
+from gasbill.adapters.db.tables.commands import CommandReport, MeterPrepayState
+from gasbill.service.ports import (
+    CommandReportRecord,
+    NewCommandReport,
+    PrepayStateRecord,
+)
+
+
+class PrepayAndReports:
+    session: Session
+
+    # -- prepay state ---------------------------------------------------------------
+    def prepay_state(self, meter_id: int) -> MeterPrepayState:
+        """The meter's confirmed prepay state, locked; created at zero on first use."""
+        found = self.session.exec(
+            select(MeterPrepayState).where(MeterPrepayState.meter_id == meter_id).with_for_update()
+        ).first()
+        if found is None:
+            found = MeterPrepayState(meter_id=meter_id)
+            self.session.add(found)
+            self.session.flush()
+        return found
+
+    def prepay_states(self, meter_ids: Sequence[int]) -> dict[int, MeterPrepayState]:
+        """`prepay_state` for several meters in one query (locked in meter order); the
+        missing ones created at zero in one flush."""
+        if not meter_ids:
+            return {}
+        rows = self.session.exec(
+            select(MeterPrepayState)
+            .where(col(MeterPrepayState.meter_id).in_(list(meter_ids)))
+            .order_by(col(MeterPrepayState.meter_id))
+            .with_for_update()
+        ).all()
+        found = {s.meter_id: s for s in rows}
+        missing = sorted(set(meter_ids) - found.keys())
+        if missing:  # inserted in one statement, then read (and locked) like the others
+            table = cast(sa.Table, MeterPrepayState.__table__)  # type: ignore[attr-defined]
+            now = utcnow()
+            values = [
+                {"meter_id": m, "confirmed_times": 0, "confirmed_total_fen": 0, "updated_at": now}
+                for m in missing
+            ]
+            self.session.execute(sa.insert(table), values)
+            added = self.session.exec(
+                select(MeterPrepayState)
+                .where(col(MeterPrepayState.meter_id).in_(missing))
+                .order_by(col(MeterPrepayState.meter_id))
+                .with_for_update()
+            ).all()
+            found.update((s.meter_id, s) for s in added)
+        return found
+
+    def unmatched_of(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these (company, ctrl_id) have reports not yet matched: one query."""
+        if not keys:
+            return set()
+        query = sa.select(col(CommandReport.company_no), col(CommandReport.ctrl_id)).where(
+            col(CommandReport.ctrl_id).in_(sorted({k[1] for k in keys})),
+            col(CommandReport.matched_at).is_(None),
+        )
+        wanted = set(keys)
+        return {(c, int(i)) for c, i in self.session.execute(query).all() if (c, int(i)) in wanted}
+
+    def save_prepay(self, prepay: PrepayStateRecord) -> None:
+        self.session.add(prepay)
+
+    # -- reports ------------------------------------------------------------------------
+    def add_report(self, report: NewCommandReport) -> None:
+        self.session.add(
+            CommandReport(
+                company_no=report.company_no,
+                ctrl_id=report.ctrl_id,
+                meter_comm_no=report.meter_comm_no,
+                ctrl_state=report.ctrl_state,
+                payload=report.payload,
+                received_at=report.received_at,
+            )
+        )
+        self.session.flush()
+
+    def unmatched_reports(self, company_no: str, ctrl_id: int) -> Sequence[CommandReport]:
+        return self.session.exec(
+            select(CommandReport)
+            .where(
+                CommandReport.company_no == company_no,
+                CommandReport.ctrl_id == ctrl_id,
+                col(CommandReport.matched_at).is_(None),
+            )
+            .order_by(col(CommandReport.id))
+        ).all()
+
+    def save_report(self, report: CommandReportRecord) -> None:
+        self.session.add(report)
