@@ -6,9 +6,6 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlmodel import col, select
-
-from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.config import DecisionSettings, Settings
 from gasbill.domain.decisions import ValveOff, ValveOn
@@ -36,16 +33,7 @@ def sweep(
     after = 0
     while True:
         with uow_factory() as uow:
-            ids = [
-                int(i)
-                for i in uow.session.exec(
-                    select(Account.id)
-                    .where(Account.status == "active", col(Account.id) > after)
-                    .order_by(col(Account.id))
-                    .limit(batch)
-                ).all()
-                if i is not None
-            ]
+            ids = uow.accounts.active_ids(after=after, limit=batch)
             if not ids:
                 return outcome
             decide_batch(uow, ids, run, outcome)

@@ -63,8 +63,15 @@ class AccountRepository:
             query = query.where(Account.customer_id == customer_id)
         return self.session.exec(query).all()
 
-    def active_ids(self) -> list[int]:
-        query = select(Account.id).where(Account.status == "active").order_by(col(Account.id))
+    def active_ids(self, *, after: int = 0, limit: int | None = None) -> list[int]:
+        """The active accounts' ids in order; those above `after`, at most `limit` (a page)."""
+        query = (
+            select(Account.id)
+            .where(Account.status == "active", col(Account.id) > after)
+            .order_by(col(Account.id))
+        )
+        if limit is not None:
+            query = query.limit(limit)
         return [i for i in self.session.exec(query).all() if i is not None]
 
     # meters
