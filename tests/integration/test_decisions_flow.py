@@ -30,6 +30,9 @@ from gasbill.service.decisions import (
     on_valve_command_ended,
     sweep,
 )
+from gasbill.service.decisions.account import DecisionRun
+from gasbill.service.decisions.outcomes import SweepOutcome
+from gasbill.service.decisions.sweep import decide_batch
 from gasbill.service.ledger import record_payment
 from gasbill.service.notify import DeliveryFailed, DeliveryPolicy, deliver_pending
 from tests.factories import ZONE, ZONE_NAME
@@ -460,3 +463,25 @@ def test_a_failing_decision_rolls_back_its_batch_and_the_others_are_decided_alon
     assert outcome.accounts == 2
     assert outcome.failures == [(failing, "RuntimeError: boom")]
     assert sorted({w.account_id for w in warnings(uow)}) == [accounts[0], accounts[2]]
+
+
+def test_a_batch_of_many_cut_offs_decides_every_account(uow, engine, catalog, monkeypatch):
+    # facts are loaded a window at a time, and again after each valve decision commits
+    monkeypatch.setattr(
+        importlib.import_module("gasbill.service.decisions.sweep"), "FACTS_WINDOW", 2
+    )
+    accounts = []
+    for n in range(5):
+        comm_no = f"1234567890123{n}"
+        account = make_account(uow, catalog, number=f"A{n}", comm_no=comm_no)
+        series = daily_series(date(2025, 1, 1), [1000] * 2)  # never paid: -5.22
+        store_readings(uow, comm_no, series)
+        bill_accounts(uow, [account], catalog=catalog, now=series[-1][0])
+        accounts.append(account)
+    outcome = SweepOutcome()
+    for now in (local(2025, 1, 6, 10), local(2025, 1, 7, 11)):  # below cut-off, past grace
+        with uow:
+            decide_batch(uow, accounts, DecisionRun(SETTINGS, POLICY, now, ZONE_NAME), outcome)
+    assert sorted(c.account_id for c in commands(uow, CtrlType.SET_VALVE_OFF)) == accounts
+    assert sorted(w.account_id for w in warnings(uow)) == accounts
+    assert outcome.accounts == 10 and outcome.failures == []
