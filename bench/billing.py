@@ -116,7 +116,16 @@ def load(engine: sa.Engine, data: list[list[tuple[datetime, int]]]) -> list[int]
                 for i, series in zip(ids, data, strict=True)
             ],
         )
-        ledger_rows = [{"code": "revenue:gas", "kind": "revenue", "keeps_balance": False}]
+        # every row with the same keys: an executemany takes its columns from the first row
+        ledger_rows = [
+            {
+                "code": "revenue:gas",
+                "kind": "revenue",
+                "account_id": None,
+                "keeps_balance": False,
+                "overdraft_allowance_fen": None,
+            }
+        ]
         for i in ids:
             ledger_rows.append(
                 {
@@ -133,6 +142,7 @@ def load(engine: sa.Engine, data: list[list[tuple[datetime, int]]]) -> list[int]
                     "kind": "meter_credit",
                     "account_id": i,
                     "keeps_balance": True,
+                    "overdraft_allowance_fen": None,
                 }
             )
         conn.execute(sa.insert(t.LedgerAccount), ledger_rows)
