@@ -79,6 +79,14 @@ class BillingOutcome:
         self.exceptions += other.exceptions
         self.transfers.extend(other.transfers)
 
+    def add_bill(self, bill: _AccountBill) -> None:
+        """Count one account billed (its exceptions and transfers are counted once posted)."""
+        self.accounts += 1
+        self.readings += bill.readings
+        self.charged_fen += sum(v for v in bill.difference.values() if v > 0)
+        self.credited_fen += -sum(v for v in bill.difference.values() if v < 0)
+        self.days_changed += len(bill.difference)
+
 
 def bill_accounts(
     uow: BillingUnitOfWork,
@@ -125,60 +133,87 @@ def bill_within(
     `actor` is who the lines are by, when a person's decision set billing off.
     """
     now = now or datetime.now(UTC)
+    since = since or {}
     store = uow.billing
-    batch = _load(store, account_ids, since or {})
+    batch = _load(store, account_ids, since)
     outcome = BillingOutcome()
-    day_changes: list[dict[str, Any]] = []
-    exceptions: list[NewException] = []
-    transfers: list[Transfer] = []
-    billed: list[dict[str, Any]] = []  # what was rated, for the true-up's marks
+    bills: list[_AccountBill] = []
     for account in batch.accounts:
-        assert account.id is not None
-        spans = batch.spans.get(account.id, [])
-        checkpoint = batch.checkpoints.get(account.id)
-        opening = None
-        if account.id in batch.openings:
-            opened_at = batch.openings[account.id]
-            if opened_at is None:
-                continue  # not open on the meter yet: it deducts nothing, nor do we
-            opening = opening_reading(applied_at(opened_at, spans), spans)
-        rater = _rater(account, catalog, batch.confirmed.get(account.id, {}), checkpoint)
-        rated = _rate(account, spans, checkpoint, rater, max_flow_m3_per_hour, now, opening)
-        if rated is None:
-            continue
-        posted = batch.posted.get(account.id, {})
-        difference = charge_difference(rated.result.amounts_by_day(), posted)
-        basis = catalog.get(account.tariff_id).volume_basis
-        rows = day_rows(account.id, rated.result, difference, posted, now, basis, rated.day_end)
-        day_changes += rows
-        last = rated.result.state.last
-        if rows and last is not None:
-            billed.append(
-                {
-                    "account_id": account.id,
-                    "first_day": min(row["day"] for row in rows),
-                    "last_at": last.at,
-                    "since": (since or {}).get(account.id),
-                    "changed": bool(difference),
-                }
-            )
-        exceptions += exceptions_of(account.id, account.company_no, rated.anomalies, now)
-        meter_mode = account.billing_mode == BillingMode.METER
-        made = transfers_for(account.id, difference, rated.result, now, meter_mode=meter_mode)
-        transfers += because(made, cause, actor) if cause else made
-        outcome.accounts += 1
-        outcome.readings += rated.readings
-        outcome.charged_fen += sum(v for v in difference.values() if v > 0)
-        outcome.credited_fen += -sum(v for v in difference.values() if v < 0)
-        outcome.days_changed += len(difference)
-    store.save_days(day_changes)
-    store.note_billed(billed)
+        bill = _bill_account(account, batch, catalog, since, max_flow_m3_per_hour, now)
+        if bill is not None:
+            bills.append(bill)
+            outcome.add_bill(bill)
+    transfers: list[Transfer] = []
+    for bill in bills:
+        transfers += because(bill.transfers, cause, actor) if cause else bill.transfers
+    exceptions = [e for bill in bills for e in bill.exceptions]
+    store.save_days([row for bill in bills for row in bill.days])
+    store.note_billed([bill.mark for bill in bills if bill.mark is not None])
     crash_point("bill.after_days")  # the days written, not yet posted (one transaction)
     uow.exceptions.add_once(exceptions)
     outcome.exceptions = len(exceptions)
     outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
     crash_point("bill.after_post")
     return outcome
+
+
+@dataclass(slots=True)
+class _AccountBill:
+    """What billing one account changes: its days, its true-up mark, exceptions, postings."""
+
+    readings: int
+    difference: dict[tuple[str, date], int]  # fen per (cycle, day): target − already posted
+    days: list[dict[str, Any]]
+    mark: dict[str, Any] | None  # what was rated, for the true-up's mark (None: no day)
+    exceptions: list[NewException]
+    transfers: list[Transfer]
+
+
+def _bill_account(
+    account: AccountRecord,
+    batch: _Batch,
+    catalog: TariffBook,
+    since: dict[int, datetime],
+    max_flow: Decimal | None,
+    now: datetime,
+) -> _AccountBill | None:
+    """Rate one account of the batch and work out what changes; None: nothing to bill."""
+    assert account.id is not None
+    spans = batch.spans.get(account.id, [])
+    checkpoint = batch.checkpoints.get(account.id)
+    opening = None
+    if account.id in batch.openings:
+        opened_at = batch.openings[account.id]
+        if opened_at is None:
+            return None  # not open on the meter yet: it deducts nothing, nor do we
+        opening = opening_reading(applied_at(opened_at, spans), spans)
+    rater = _rater(account, catalog, batch.confirmed.get(account.id, {}), checkpoint)
+    rated = _rate(account, spans, checkpoint, rater, max_flow, now, opening)
+    if rated is None:
+        return None
+    posted = batch.posted.get(account.id, {})
+    difference = charge_difference(rated.result.amounts_by_day(), posted)
+    basis = catalog.get(account.tariff_id).volume_basis
+    rows = day_rows(account.id, rated.result, difference, posted, now, basis, rated.day_end)
+    last = rated.result.state.last
+    mark = None
+    if rows and last is not None:
+        mark = {
+            "account_id": account.id,
+            "first_day": min(row["day"] for row in rows),
+            "last_at": last.at,
+            "since": since.get(account.id),
+            "changed": bool(difference),
+        }
+    meter_mode = account.billing_mode == BillingMode.METER
+    return _AccountBill(
+        readings=rated.readings,
+        difference=difference,
+        days=rows,
+        mark=mark,
+        exceptions=exceptions_of(account.id, account.company_no, rated.anomalies, now),
+        transfers=transfers_for(account.id, difference, rated.result, now, meter_mode=meter_mode),
+    )
 
 
 @dataclass(slots=True)
