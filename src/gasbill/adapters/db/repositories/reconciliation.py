@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from gasbill.adapters.db.repositories.reconciliation_commands import CommandFacts
 from gasbill.adapters.db.repositories.reconciliation_sql import (
     FROZEN,
+    IdIn,
     account_t,
     after_instant,
     binding_t,
@@ -260,7 +261,7 @@ class ReconciliationStore(CommandFacts, VerdictStore):
                 ).join(b, bound)
             )
             .where(
-                b.c.account_id.in_(list(account_ids)),
+                IdIn(b.c.account_id, account_ids),
                 reading_t.c.data_type == FROZEN,
                 reading_t.c.acquisition_time <= as_of,
             )
@@ -278,7 +279,7 @@ class ReconciliationStore(CommandFacts, VerdictStore):
                 ).join(b, bound)
             )
             .where(
-                b.c.account_id.in_(list(account_ids)),
+                IdIn(b.c.account_id, account_ids),
                 inbox_t.c.handled_at.is_(None),
                 inbox_t.c.acquisition_time <= as_of,
             )

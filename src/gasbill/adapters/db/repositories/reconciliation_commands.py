@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from gasbill.adapters.db.repositories.reconciliation_sql import (
+    IdIn,
     StoreBase,
     account_t,
     binding_t,
@@ -163,7 +164,7 @@ class CommandFacts(StoreBase):
                 )
             )
             .where(
-                ledger_t.c.account_id.in_(list(account_ids)),
+                IdIn(ledger_t.c.account_id, account_ids),
                 ledger_t.c.kind == str(AccountKind.METER_CREDIT),
                 hold.c.status == "pending",
                 hold.c.effective_at <= as_of,
