@@ -355,3 +355,13 @@ def test_an_admin_deactivates_and_activates_a_user_in_the_pages(client, engine, 
         actions = [(e.action, e.actor) for e in uow.audit.latest(5) if e.action.startswith("user.")]
     assert actions[:2] == [("user.activate", "admin"), ("user.deactivate", "admin")]
     assert _web_login_answer(client, "target", PASSWORD).status_code == 303
+
+
+def test_a_statement_shows_the_month_s_payment_and_balance(client, account_id) -> None:
+    web_login(client, "clerk")
+    token = csrf_of(client, f"/ui/accounts/{account_id}/pay")
+    form = {"csrf_token": token, "amount": "100.50", "channel": "cash", "key": "k-statement"}
+    assert client.post(f"/ui/accounts/{account_id}/pay", data=form).status_code == 200
+    page = client.get(f"/ui/accounts/{account_id}/statement")
+    assert page.status_code == 200, page.text
+    assert page.text.count("100.50") >= 2  # the payment, and the closing balance

@@ -7,7 +7,7 @@ and /api/Conf, each with its own error shape.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -57,34 +57,7 @@ def create_app(
     )
     if on_frozen_stored is not None:
         world.wakers.append(on_frozen_stored)
-    db = world.engine
-    ctx = AppContext(
-        settings=settings,
-        engine=db,
-        catalog=world.catalog,
-        clock=world.clock,
-        passwords=passwords or Argon2Passwords(),
-        tokens=HmacTokens(settings.app.secret_key.get_secret_value()),
-        limits=LoginLimits(
-            settings.staff.login_max_failures,
-            timedelta(minutes=settings.staff.login_window_minutes),
-            settings.staff.login_max_failures_per_client,
-        ),
-        commands=world.command_policy,
-        platform=world.lazy_platform(),
-        decide=world.decide,
-        services=world,
-    )
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        ensure_current(db)
-        try:
-            yield
-        finally:
-            if owns_services:
-                world.close()
-
+    ctx = _app_context(settings, world, passwords or Argon2Passwords())
     app = LaneApp(
         title="gasbill",
         summary="Prepaid gas billing: the staff API",
@@ -92,20 +65,13 @@ def create_app(
         "`Authorization: Bearer <token>`. Errors answer "
         '`{"error": {"code", "message", "details"}}`.',
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=_lifespan(world, owns_services),
         docs_url=None,  # served by gasbill.web from the package's own Swagger UI files
     )
     app.state.gasbill = ctx
     errors.install(app)
     app.add_middleware(EdgeGuard)  # size, depth and NUL before routing and authentication
-    platform_context = PlatformContext(
-        engine=db,
-        push=settings.push,
-        platform_zone=ZoneInfo(settings.app.platform_timezone),
-        clock=ctx.clock,
-        on_frozen_stored=world.frozen_stored,
-        commands=ctx.commands,
-    )
+    platform_context = _platform_context(settings, world, ctx)
     app.state.platform = platform_context  # its push counters, for /metrics
     install_platform_api(app, platform_context)
     app.include_router(operations.router)
@@ -118,3 +84,54 @@ def create_app(
         settings.money.limits(),
     )
     return app
+
+
+def _app_context(settings: Settings, world: Services, passwords: Passwords) -> AppContext:
+    """What the staff API's dependencies read: the settings and the world's services."""
+    return AppContext(
+        settings=settings,
+        engine=world.engine,
+        catalog=world.catalog,
+        clock=world.clock,
+        passwords=passwords,
+        tokens=HmacTokens(settings.app.secret_key.get_secret_value()),
+        limits=LoginLimits(
+            settings.staff.login_max_failures,
+            timedelta(minutes=settings.staff.login_window_minutes),
+            settings.staff.login_max_failures_per_client,
+        ),
+        commands=world.command_policy,
+        platform=world.lazy_platform(),
+        decide=world.decide,
+        services=world,
+    )
+
+
+def _platform_context(settings: Settings, world: Services, ctx: AppContext) -> PlatformContext:
+    """What the platform-facing API's routes read."""
+    return PlatformContext(
+        engine=world.engine,
+        push=settings.push,
+        platform_zone=ZoneInfo(settings.app.platform_timezone),
+        clock=ctx.clock,
+        on_frozen_stored=world.frozen_stored,
+        commands=ctx.commands,
+    )
+
+
+def _lifespan(
+    world: Services, owns_services: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """At startup, refuse a database whose schema is not current; at shutdown, close what
+    the app bootstrapped itself."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ensure_current(world.engine)
+        try:
+            yield
+        finally:
+            if owns_services:
+                world.close()
+
+    return lifespan

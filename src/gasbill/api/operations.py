@@ -74,7 +74,20 @@ def health(request: Request) -> JSONResponse:
 def metrics(request: Request) -> Response:
     ctx = _context(request)
     text = Exposition()
-    with ctx.engine.connect() as conn:
+    _database_metrics(text, ctx.engine)
+    _push_metrics(text, getattr(request.app.state, "platform", None))
+    if ctx.services is not None:
+        _platform_metrics(text, ctx.services.platform_health.snapshot())
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is not None:
+        _job_metrics(text, jobs.status())
+    return Response(text.render(), media_type=PROMETHEUS_TEXT)
+
+
+def _database_metrics(text: Exposition, engine: sa.Engine) -> None:
+    """What is waiting in the database: unbilled readings, commands in flight, exceptions
+    and push conflicts open."""
+    with engine.connect() as conn:
         text.gauge(
             "gasbill_inbox_pending",
             "Frozen readings stored and not billed yet.",
@@ -114,7 +127,10 @@ def metrics(request: Request) -> Response:
                 )
             ],
         )
-    platform = getattr(request.app.state, "platform", None)
+
+
+def _push_metrics(text: Exposition, platform: object) -> None:
+    """The push counters of this process's platform API, if it serves one."""
     readings = getattr(platform, "readings", None)
     if readings is not None:
         text.counter(
@@ -127,12 +143,6 @@ def metrics(request: Request) -> Response:
             "Transactions those readings were written in (group commit).",
             [({}, readings.batches)],
         )
-    if ctx.services is not None:
-        _platform_metrics(text, ctx.services.platform_health.snapshot())
-    jobs = getattr(request.app.state, "jobs", None)
-    if jobs is not None:
-        _job_metrics(text, jobs.status())
-    return Response(text.render(), media_type=PROMETHEUS_TEXT)
 
 
 def _scalar(conn: sa.Connection, sql: str, **params: Any) -> int:

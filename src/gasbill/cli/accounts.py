@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.cli.staff import current_services, terminal_actor
+from gasbill.config import Settings
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.errors import GasbillError
@@ -23,7 +25,7 @@ from gasbill.domain.money import Money, Volume, fen_from_yuan_text
 from gasbill.service import ledger
 from gasbill.service.accounts import NewAccount, NotFound, create_customer
 from gasbill.service.lookup import find_account
-from gasbill.service.opening import open_with_payment, opening_progress
+from gasbill.service.opening import Opened, open_with_payment, opening_progress
 from gasbill.service.payments import top_up_progress
 
 app = typer.Typer(
@@ -74,46 +76,29 @@ def open_command(
     if (customer_id is None) == (customer is None):
         fail("give either --customer-id (existing) or --customer NAME (new)")
     settings = settings_from(config)
-    zone = ZoneInfo(settings.app.timezone)
-    opened_on: date = opened.date() if opened else datetime.now(zone).date()
+    new_account = _account_maker(
+        ZoneInfo(settings.app.timezone),
+        opened,
+        number=number,
+        company=company,
+        mode=mode,
+        tariff=tariff,
+        meter=meter,
+        register=register,
+        persons=persons,
+        warning=warning,
+    )
     actor = terminal_actor()
-    initial_fen = fen_of(pay, "--pay")
-    with current_services(settings) as services:
-        uow = services.uow()
-        try:
-            if customer is not None:
-                made = create_customer(
-                    uow, name=customer, phone=phone, address=address, actor=actor
-                )
-                assert made.id is not None
-                customer_id = made.id
-            assert customer_id is not None
-            result = open_with_payment(
-                uow,
-                NewAccount(
-                    customer_id=customer_id,
-                    number=number,
-                    company_no=company,
-                    billing_mode=BillingMode(str(mode)),
-                    tariff_id=tariff,
-                    opened_on=opened_on,
-                    meter_comm_no=meter,
-                    opening_register=Volume(register),
-                    bound_at=datetime.combine(opened_on, time(), zone),
-                    persons=persons,
-                    warning_fen=fen_of(warning, "--warning"),
-                ),
-                initial_fen=initial_fen,
-                channel=channel,
-                idempotency_key=f"open-{number}",
-                actor=actor,
-                now=services.now(),
-                catalog=services.catalog,
-                policy=services.command_policy,
-                limits=settings.money.limits(),
-            )
-        except GasbillError as exc:
-            fail(str(exc))
+    new_customer = (customer, phone, address) if customer is not None else None
+    result, customer_id = _open_account(
+        settings,
+        new_account,
+        customer_id=customer_id,
+        new_customer=new_customer,
+        initial_fen=fen_of(pay, "--pay"),
+        channel=channel,
+        actor=actor,
+    )
     account = result.account
     sent = f"; openaccount queued as command {result.command_id}" if result.command_id else ""
     Console().print(
@@ -122,6 +107,80 @@ def open_command(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _account_maker(
+    zone: ZoneInfo,
+    opened: datetime | None,
+    *,
+    number: str,
+    company: str,
+    mode: ModeChoice,
+    tariff: str,
+    meter: str,
+    register: str,
+    persons: int,
+    warning: str,
+) -> Callable[[int], NewAccount]:
+    """The new account for a customer's id, from the options (read when it is made, so a
+    bad register or warning fails in the transaction, as the opening does)."""
+    opened_on: date = opened.date() if opened else datetime.now(zone).date()
+
+    def new_account(owner: int) -> NewAccount:
+        return NewAccount(
+            customer_id=owner,
+            number=number,
+            company_no=company,
+            billing_mode=BillingMode(str(mode)),
+            tariff_id=tariff,
+            opened_on=opened_on,
+            meter_comm_no=meter,
+            opening_register=Volume(register),
+            bound_at=datetime.combine(opened_on, time(), zone),
+            persons=persons,
+            warning_fen=fen_of(warning, "--warning"),
+        )
+
+    return new_account
+
+
+def _open_account(
+    settings: Settings,
+    new_account: Callable[[int], NewAccount],
+    *,
+    customer_id: int | None,
+    new_customer: tuple[str, str, str] | None,
+    initial_fen: int,
+    channel: str,
+    actor: str,
+) -> tuple[Opened, int]:
+    """Create the customer (`new_customer`: name, phone, address) unless `customer_id` names
+    one, then open the account for them with its first payment; and the customer's id."""
+    with current_services(settings) as services:
+        uow = services.uow()
+        try:
+            if new_customer is not None:
+                name, phone, address = new_customer
+                made = create_customer(uow, name=name, phone=phone, address=address, actor=actor)
+                assert made.id is not None
+                customer_id = made.id
+            assert customer_id is not None
+            new = new_account(customer_id)
+            opened = open_with_payment(
+                uow,
+                new,
+                initial_fen=initial_fen,
+                channel=channel,
+                idempotency_key=f"open-{new.number}",
+                actor=actor,
+                now=services.now(),
+                catalog=services.catalog,
+                policy=services.command_policy,
+                limits=settings.money.limits(),
+            )
+        except GasbillError as exc:
+            fail(str(exc))
+    return opened, customer_id
 
 
 @app.command("show")

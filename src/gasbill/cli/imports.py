@@ -18,6 +18,7 @@ from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.import_file import records
 from gasbill.bootstrap import bootstrap
 from gasbill.cli.options import ConfigOption, fail, settings_from
+from gasbill.config import Settings
 from gasbill.domain.accounts import AccountError, check_company_no
 from gasbill.service.importer import import_readings
 from gasbill.service.ingest import IngestPolicy
@@ -46,15 +47,7 @@ def readings_command(
 ) -> None:
     """Import readings with the push endpoint's validation and dedupe; print a summary."""
     settings = settings_from(config)
-    try:
-        check_company_no(company)
-    except AccountError as exc:
-        fail(str(exc))
-    if company not in settings.push.keys:
-        fail(
-            f"company {company} has no push key in [push] keys: its readings could never "
-            "be pushed or queried; add the company first"
-        )
+    _check_company(settings, company)
     services = bootstrap(settings)
     engine = services.engine
     try:
@@ -62,22 +55,11 @@ def readings_command(
     except DatabaseBehind as exc:
         fail(str(exc))
     rejects = rejects or file.with_name(file.name + ".rejects.csv")
-    policy = IngestPolicy(
-        ZoneInfo(settings.app.platform_timezone),
-        timedelta(minutes=settings.push.max_future_minutes),
-    )
     total = sum(1 for _ in file.open(encoding="utf-8-sig")) or 1
     console = Console(stderr=True)
     with (
         rejects.open("w", newline="", encoding="utf-8") as handle,
-        Progress(
-            TextColumn("importing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as progress,
+        _progress_bar(console) as progress,
     ):
         writer = csv.writer(handle)
         writer.writerow(["line", "reason"])
@@ -86,7 +68,7 @@ def readings_command(
             UnitOfWork(engine),
             company,
             records(file),
-            policy,
+            _policy(settings),
             batch=batch,
             writers=writers or (1 if is_sqlite(engine) else 2),
             reject=lambda line, reason: writer.writerow([line, reason]),
@@ -101,3 +83,36 @@ def readings_command(
     )
     if not summary.rejected:
         rejects.unlink()
+
+
+def _check_company(settings: Settings, company: str) -> None:
+    """Refuse a malformed company number, or one whose readings could never be pushed."""
+    try:
+        check_company_no(company)
+    except AccountError as exc:
+        fail(str(exc))
+    if company not in settings.push.keys:
+        fail(
+            f"company {company} has no push key in [push] keys: its readings could never "
+            "be pushed or queried; add the company first"
+        )
+
+
+def _progress_bar(console: Console) -> Progress:
+    """Rows imported of the file's lines, with the time left, gone when done."""
+    return Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _policy(settings: Settings) -> IngestPolicy:
+    """The push endpoint's rules for a reading: its platform's zone, how far ahead it may be."""
+    return IngestPolicy(
+        ZoneInfo(settings.app.platform_timezone),
+        timedelta(minutes=settings.push.max_future_minutes),
+    )

@@ -95,12 +95,7 @@ def simulate_command(
     ] = None,
 ) -> None:
     """Serve the simulated platform (remote control and queries) and run its fleet."""
-    try:
-        pace_speed = Decimal(speed)
-    except InvalidOperation:
-        fail(f"--speed: {speed!r} is not a number")
-    if not pace_speed.is_finite() or pace_speed < 0:
-        fail("--speed must be 0 or more")
+    pace_speed = _speed(speed)
     settings = _settings(config, meters, seed, push_to, faults)
     push_client = None
     if settings.push.url:
@@ -112,22 +107,7 @@ def simulate_command(
     if pace_speed > 0:
         pace = WallPace(sim.now, pace_speed, time.monotonic_ns())
         loop = threading.Thread(target=_advance_forever, args=(sim, pace, stop), daemon=True)
-    comm_nos = sim.comm_nos()
-    console = Console()
-    console.print(
-        f"Simulated platform on http://{host}:{port}/ (docs at /docs): {len(comm_nos)} meters"
-        + (f" {comm_nos[0]}..{comm_nos[-1]}" if comm_nos else "")
-        + f", seed {settings.seed}, from {sim.now.isoformat()}"
-        + (f" at {pace_speed}× speed." if loop else ", the clock moving only when told."),
-        highlight=False,
-    )
-    console.print(
-        f"Control API (clock, faults, meters) at http://{host}:{port}/_sim/.", highlight=False
-    )
-    console.print(
-        f"Login {settings.login_name!r}; pushes to {settings.push.url or 'nobody (query mode)'}.",
-        highlight=False,
-    )
+    _announce(sim, settings, host, port, pace_speed if loop else None)
     if loop is not None:
         loop.start()
     try:
@@ -138,6 +118,44 @@ def simulate_command(
             loop.join(timeout=5)
         if push_client is not None:
             push_client.close()
+
+
+def _speed(speed: str) -> Decimal:
+    """The --speed option: simulated seconds per wall second, 0 or more."""
+    try:
+        pace_speed = Decimal(speed)
+    except InvalidOperation:
+        fail(f"--speed: {speed!r} is not a number")
+    if not pace_speed.is_finite() or pace_speed < 0:
+        fail("--speed must be 0 or more")
+    return pace_speed
+
+
+def _announce(
+    sim: Simulator, settings: SimulatorSettings, host: str, port: int, pace_speed: Decimal | None
+) -> None:
+    """Where the simulated platform listens, its fleet, and its clock's pace (None: the
+    clock moves only when told)."""
+    comm_nos = sim.comm_nos()
+    console = Console()
+    console.print(
+        f"Simulated platform on http://{host}:{port}/ (docs at /docs): {len(comm_nos)} meters"
+        + (f" {comm_nos[0]}..{comm_nos[-1]}" if comm_nos else "")
+        + f", seed {settings.seed}, from {sim.now.isoformat()}"
+        + (
+            f" at {pace_speed}× speed."
+            if pace_speed is not None
+            else ", the clock moving only when told."
+        ),
+        highlight=False,
+    )
+    console.print(
+        f"Control API (clock, faults, meters) at http://{host}:{port}/_sim/.", highlight=False
+    )
+    console.print(
+        f"Login {settings.login_name!r}; pushes to {settings.push.url or 'nobody (query mode)'}.",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

@@ -88,16 +88,7 @@ def statement(
         account = uow.accounts.get(account_id)
         if account is None:
             return None
-        own = {
-            i
-            for i in uow.session.exec(
-                select(LedgerAccount.id).where(
-                    LedgerAccount.account_id == account_id,
-                    col(LedgerAccount.kind).in_(CUSTOMER_KINDS),
-                )
-            ).all()
-            if i is not None
-        }
+        own = _customer_ledger_ids(uow, account_id)
         opening = _money_before(uow, own, since)
         lines = transfer_rows(uow, account_id=account_id, since=since, until=until, limit=5000)
         lines.reverse()
@@ -105,23 +96,7 @@ def statement(
         for line in lines:
             line["effect"] = _effect(line, account_id)
             change += line["effect"]
-        days = uow.session.exec(
-            select(ChargeDay).where(
-                ChargeDay.account_id == account_id,
-                col(ChargeDay.day) >= start,
-                col(ChargeDay.day) <= end,
-            )
-        ).all()
-        per_tier: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
-        for day in days:
-            for _version, tier, price_milli, litres, cost_micro in json.loads(day.lines):
-                slot = per_tier[(int(tier), int(price_milli))]
-                slot[0] += int(litres)
-                slot[1] += int(cost_micro)
-        tiers = [
-            {"tier": t, "price": Price.of_milli(p), "litres": s[0], "cost_micro": s[1]}
-            for (t, p), s in sorted(per_tier.items())
-        ]
+        tiers = _tiers(uow, account_id, start, end)
         binding = uow.accounts.active_binding(account_id)
         readings = readings_of(uow, meter_of(uow, account_id), binding, days=400)
         readings = [r for r in readings if since <= r["at"] < until]
@@ -139,6 +114,41 @@ def statement(
             paid_fen=sum(r["amount_fen"] for r in lines if r["kind"] == "payment"),
             refunded_fen=sum(r["amount_fen"] for r in lines if r["kind"] == "refund"),
         )
+
+
+def _customer_ledger_ids(uow: UnitOfWork, account_id: int) -> set[int]:
+    """The account's own ledger accounts (the money the customer has with us)."""
+    return {
+        i
+        for i in uow.session.exec(
+            select(LedgerAccount.id).where(
+                LedgerAccount.account_id == account_id,
+                col(LedgerAccount.kind).in_(CUSTOMER_KINDS),
+            )
+        ).all()
+        if i is not None
+    }
+
+
+def _tiers(uow: UnitOfWork, account_id: int, start: date, end: date) -> list[dict[str, Any]]:
+    """m³ and cost per tier (and price) over the charge days from `start` to `end`."""
+    days = uow.session.exec(
+        select(ChargeDay).where(
+            ChargeDay.account_id == account_id,
+            col(ChargeDay.day) >= start,
+            col(ChargeDay.day) <= end,
+        )
+    ).all()
+    per_tier: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for day in days:
+        for _version, tier, price_milli, litres, cost_micro in json.loads(day.lines):
+            slot = per_tier[(int(tier), int(price_milli))]
+            slot[0] += int(litres)
+            slot[1] += int(cost_micro)
+    return [
+        {"tier": t, "price": Price.of_milli(p), "litres": s[0], "cost_micro": s[1]}
+        for (t, p), s in sorted(per_tier.items())
+    ]
 
 
 def _effect(line: dict[str, Any], account_id: int) -> int:

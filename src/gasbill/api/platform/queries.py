@@ -102,6 +102,16 @@ def _instant_window(
 
 
 def query_router(router: APIRouter, context: PlatformContext) -> None:
+    """The platform's query routes (spec §4.2–§4.8), in the order they are matched."""
+    _real_model_route(router, context)
+    _real_list_route(router, context)
+    _history_route(router, context)
+    _device_list_route(router, context, "alarm")
+    _device_list_route(router, context, "event")
+
+
+def _real_model_route(router: APIRouter, context: PlatformContext) -> None:
+    """GetRealModel: the latest data of one device."""
     zone = context.platform_zone
 
     @router.post(
@@ -118,6 +128,11 @@ def query_router(router: APIRouter, context: PlatformContext) -> None:
             return envelope(serialize.reading(row, zone))
 
         return await guarded(request, context, needs_body=False, work=work)
+
+
+def _real_list_route(router: APIRouter, context: PlatformContext) -> None:
+    """GetRealList2: the latest data of many devices."""
+    zone = context.platform_zone
 
     @router.post(
         "/api/Data/MeterData/GetRealList2",
@@ -150,6 +165,11 @@ def query_router(router: APIRouter, context: PlatformContext) -> None:
 
         return await guarded(request, context, needs_body=False, work=work)
 
+
+def _history_route(router: APIRouter, context: PlatformContext) -> None:
+    """GetHistoryList2: history by acquisition time."""
+    zone = context.platform_zone
+
     @router.post(
         "/api/Data/MeterData/GetHistoryList2",
         openapi_extra=openapi(HistoryQuery, paged=True),
@@ -173,35 +193,35 @@ def query_router(router: APIRouter, context: PlatformContext) -> None:
 
         return await guarded(request, context, needs_body=False, work=work)
 
-    def device_list(kind: str) -> None:
-        path = "DeviceAlarm" if kind == "alarm" else "DeviceEvent"
 
-        @router.post(
-            f"/api/Data/{path}/GetList2",
-            openapi_extra=openapi(DeviceListQuery, paged=True),
-            summary=f"{path} list (spec §4.6/§4.8)",
-            name=f"{kind}_list",
-        )
-        async def get_list(request: Request) -> Response:
-            def work(call: Call) -> Response:
-                q = validated(DeviceListQuery, call.body if call.body is not None else {})
-                page = page_of(call.query, context.push)
-                with context.uow() as uow:
-                    total, rows = PlatformQueries(uow.session).device_records(
-                        kind,
-                        call.company_no,
-                        comm_no=q.device_comm_no,
-                        device_type=q.device_type,
-                        when=month_window(q, zone),
-                        page=page,
-                    )
-                return list_envelope(
-                    [serialize.device_record(kind, r, zone) for r in rows],
-                    total=total,
-                    start=page.start,
+def _device_list_route(router: APIRouter, context: PlatformContext, kind: str) -> None:
+    """GetList2 of DeviceAlarm or DeviceEvent (`kind`: alarm or event)."""
+    zone = context.platform_zone
+    path = "DeviceAlarm" if kind == "alarm" else "DeviceEvent"
+
+    @router.post(
+        f"/api/Data/{path}/GetList2",
+        openapi_extra=openapi(DeviceListQuery, paged=True),
+        summary=f"{path} list (spec §4.6/§4.8)",
+        name=f"{kind}_list",
+    )
+    async def get_list(request: Request) -> Response:
+        def work(call: Call) -> Response:
+            q = validated(DeviceListQuery, call.body if call.body is not None else {})
+            page = page_of(call.query, context.push)
+            with context.uow() as uow:
+                total, rows = PlatformQueries(uow.session).device_records(
+                    kind,
+                    call.company_no,
+                    comm_no=q.device_comm_no,
+                    device_type=q.device_type,
+                    when=month_window(q, zone),
+                    page=page,
                 )
+            return list_envelope(
+                [serialize.device_record(kind, r, zone) for r in rows],
+                total=total,
+                start=page.start,
+            )
 
-            return await guarded(request, context, needs_body=False, work=work)
-
-    device_list("alarm")
-    device_list("event")
+        return await guarded(request, context, needs_body=False, work=work)
