@@ -18,7 +18,7 @@ the boundary (whose push is full already).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,7 @@ from gasbill.domain.price_changes import (
 )
 from gasbill.domain.tariff import Proration, Tariff
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.ports import CommitConflict
+from gasbill.service.ports import AccountRecord, CommitConflict, MeterRecord
 
 LATER = timedelta(days=366)  # how far ahead price changes already pushed are looked for
 
@@ -71,13 +71,7 @@ def full_ladders_due(
             if not page:
                 return enrolled
             after = page[-1][0].id or after
-            wanted = []
-            for account, meter in page:
-                if account.opened_on not in changes:
-                    changes[account.opened_on] = _due(tariff, account.opened_on, now)
-                change = changes[account.opened_on]
-                if change is not None and account.id is not None:
-                    wanted.append((account, meter, change))
+            wanted = _wanted(page, tariff, now, changes)
             pushes = store.pushes([a.id for a, _, _ in wanted if a.id is not None])
             labels = {change.label for _, _, change in wanted}  # one: this cycle's boundary
             existing = {label: store.by_label(tariff.id, label) for label in labels}
@@ -99,6 +93,24 @@ def full_ladders_due(
                 uow.commit()
             except CommitConflict:  # another node created the campaign meanwhile: next run
                 return enrolled
+
+
+def _wanted(
+    page: Sequence[tuple[AccountRecord, MeterRecord]],
+    tariff: Tariff,
+    now: datetime,
+    changes: dict[date, PriceChange | None],
+) -> list[tuple[AccountRecord, MeterRecord, PriceChange]]:
+    """The page's accounts whose full ladder is due, each with it (`changes` caches them by
+    opening day, across pages)."""
+    wanted = []
+    for account, meter in page:
+        if account.opened_on not in changes:
+            changes[account.opened_on] = _due(tariff, account.opened_on, now)
+        change = changes[account.opened_on]
+        if change is not None and account.id is not None:
+            wanted.append((account, meter, change))
+    return wanted
 
 
 def _due(tariff: Tariff, opened_on: date, now: datetime) -> PriceChange | None:

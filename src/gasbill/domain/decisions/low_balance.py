@@ -194,18 +194,8 @@ def decide_low_balance(
     by_days = left.at_most(policy.days_threshold)
     below_zero = balance.is_negative()
 
-    low_fired_by = state.low_fired_by
-    below_zero_fired = state.below_zero_fired
-    # Re-arm only past a margin, so a balance wobbling around a threshold
-    # (a payment, a day's charge, a correction) does not warn every time.
-    if below_zero_fired and balance > policy.rearm_margin:
-        below_zero_fired = False
-    if (
-        low_fired_by is not None
-        and balance > policy.amount_threshold + policy.rearm_margin
-        and not left.at_most(policy.days_threshold + policy.rearm_days_margin)
-    ):
-        low_fired_by = None
+    armed = _rearmed(state, balance, left, policy)
+    low_fired_by, below_zero_fired = armed.low_fired_by, armed.below_zero_fired
 
     def warning(level: WarningLevel, reason: WarningReason) -> LowBalanceWarning:
         return LowBalanceWarning(
@@ -233,3 +223,24 @@ def decide_low_balance(
         state=WarningState(low_fired_by=low_fired_by, below_zero_fired=below_zero_fired),
         decisions=tuple(decisions),
     )
+
+
+def _rearmed(
+    state: WarningState, balance: Money, left: GasLeft, policy: WarningPolicy
+) -> WarningState:
+    """`state` with each level re-armed that the balance has recovered from.
+
+    Re-arm only past a margin, so a balance wobbling around a threshold
+    (a payment, a day's charge, a correction) does not warn every time.
+    """
+    low_fired_by = state.low_fired_by
+    below_zero_fired = state.below_zero_fired
+    if below_zero_fired and balance > policy.rearm_margin:
+        below_zero_fired = False
+    if (
+        low_fired_by is not None
+        and balance > policy.amount_threshold + policy.rearm_margin
+        and not left.at_most(policy.days_threshold + policy.rearm_days_margin)
+    ):
+        low_fired_by = None
+    return WarningState(low_fired_by=low_fired_by, below_zero_fired=below_zero_fired)
