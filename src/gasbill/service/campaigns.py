@@ -25,8 +25,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Protocol
 
-from gasbill.adapters.db.tables.accounts import Account, Meter
 from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.tariffs.catalog import TariffCatalog
@@ -47,7 +47,7 @@ from gasbill.service.campaign_follow import advance, complete
 from gasbill.service.commands.queue import CommandPolicy, new_command
 from gasbill.service.full_ladder import full_ladders_due
 from gasbill.service.meter_tariffs import meter_confirmations
-from gasbill.service.ports import CommandCodec, CommitConflict
+from gasbill.service.ports import CommandCodec, CommitConflict, MeterRecord
 
 log = logging.getLogger("gasbill.campaigns")
 
@@ -229,12 +229,23 @@ def _push(
     campaign: Campaign,
     tariff: Tariff,
     change: PriceChange,
-    account: Account,
-    meter: Meter,
+    account: _Enrolled,
+    meter: MeterRecord,
     policy: CommandPolicy,
     now: datetime,
 ) -> None:
     _push_page(uow, campaign, tariff, change, [(account, meter)], policy, now)
+
+
+class _Enrolled(Protocol):
+    """What enrolment reads of an account (an `Account`, or the store's plain row)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def persons(self) -> int: ...
+    @property
+    def opened_on(self) -> date: ...
 
 
 def _push_page(
@@ -242,7 +253,7 @@ def _push_page(
     campaign: Campaign,
     tariff: Tariff,
     change: PriceChange,
-    pairs: list[tuple[Account, Meter]],
+    pairs: Sequence[tuple[_Enrolled, MeterRecord]],
     policy: CommandPolicy,
     now: datetime,
 ) -> None:

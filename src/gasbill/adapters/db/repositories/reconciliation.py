@@ -17,10 +17,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.repositories.reconciliation_commands import CommandFacts
 from gasbill.adapters.db.repositories.reconciliation_sql import (
     FROZEN,
-    IdIn,
     account_t,
     after_instant,
     binding_t,

@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.repositories.reconciliation_sql import (
-    IdIn,
     StoreBase,
     account_t,
     binding_t,

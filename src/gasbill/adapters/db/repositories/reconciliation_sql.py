@@ -8,14 +8,12 @@ an account's history.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Session
 
+from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
 from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter
 from gasbill.adapters.db.tables.commands import Command
@@ -54,29 +52,6 @@ def scope_where(scope: Scope, account_id: Any, company_no: Any) -> sa.ColumnElem
     if scope.account_ids is not None:
         found.append(IdIn(account_id, scope.account_ids))
     return sa.and_(*found)
-
-
-class IdIn(sa.ColumnElement[bool]):
-    """`column IN ids`. On PostgreSQL one array parameter (`= ANY`), not a placeholder per
-    id expanded into the statement: thousands of ids cost more to render and parse than
-    the query takes to run. SQLite has no arrays: a plain IN there."""
-
-    inherit_cache = False
-    type = sa.Boolean()
-
-    def __init__(self, column: Any, ids: Sequence[int]) -> None:
-        self.column, self.ids = column, [int(i) for i in ids]
-
-
-@compiles(IdIn)
-def _id_in(element: IdIn, compiler: Any, **kw: Any) -> str:
-    return cast(str, compiler.process(element.column.in_(element.ids), **kw))
-
-
-@compiles(IdIn, "postgresql")
-def _id_any(element: IdIn, compiler: Any, **kw: Any) -> str:
-    ids = sa.bindparam(None, element.ids, type_=ARRAY(sa.BigInteger()), unique=True)
-    return cast(str, compiler.process(element.column == sa.any_(ids), **kw))
 
 
 def summed(expr: Any) -> Any:
