@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from gasbill.adapters.db.tables.campaigns import Campaign
@@ -33,7 +34,7 @@ from gasbill.domain.price_changes import (
 )
 from gasbill.domain.tariff import Proration, Tariff
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.ports import AccountRecord, CommitConflict, MeterRecord
+from gasbill.service.ports import CommitConflict, MeterRecord
 
 LATER = timedelta(days=366)  # how far ahead price changes already pushed are looked for
 
@@ -95,12 +96,21 @@ def full_ladders_due(
                 return enrolled
 
 
+class _Opened(Protocol):
+    """What the full ladder reads of an account (the campaign store's plain row)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def opened_on(self) -> date: ...
+
+
 def _wanted(
-    page: Sequence[tuple[AccountRecord, MeterRecord]],
+    page: Sequence[tuple[_Opened, MeterRecord]],
     tariff: Tariff,
     now: datetime,
     changes: dict[date, PriceChange | None],
-) -> list[tuple[AccountRecord, MeterRecord, PriceChange]]:
+) -> list[tuple[_Opened, MeterRecord, PriceChange]]:
     """The page's accounts whose full ladder is due, each with it (`changes` caches them by
     opening day, across pages)."""
     wanted = []
