@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from gasbill.domain.ledger import (
     TransferStatus,
 )
 from gasbill.domain.meters import RegisterReading
+from gasbill.domain.money import Money, Price, Volume
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service.ports import (
     AccountRecord,
@@ -187,6 +189,9 @@ class FakeAccount(_Dumps):
     persons: int = 1
     opened_on: date = date(2025, 1, 1)
     status: str = "active"
+    warning_fen: int = 2000  # the account's own thresholds, as the table's defaults
+    cutoff_fen: int = 0
+    reopen_fen: int = 0
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,8 @@ class FakeStore:
     # enrolment another worker holds
     enrolments: list[dict[str, Any]] = field(default_factory=list)
     enrolment_claims_held: set[int] = field(default_factory=set)
+    # each meter's reported balances (remain_money), by (company_no, comm_no): (when, money)
+    remains: dict[tuple[str, str], list[tuple[datetime, Money]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -298,6 +305,12 @@ class FakeAccounts:
 
     def get(self, account_id: int, *, lock: bool = False) -> FakeAccount | None:
         return self.store.accounts.get(account_id)
+
+    def active_ids(self, *, after: int = 0, limit: int | None = None) -> list[int]:
+        ids = sorted(
+            i for i, a in self.store.accounts.items() if a.status == "active" and i > after
+        )
+        return ids if limit is None else ids[:limit]
 
     def binding_of_meter(self, meter_id: int) -> FakeBinding | None:
         active = (b for b in self.store.bindings if b.meter_id == meter_id and b.unbound_at is None)
@@ -718,12 +731,71 @@ class FakeWarnings:
         return True
 
 
+@dataclass
+class FakeDecisionFacts:
+    """What the decisions read of one account (`DecisionFacts`), from the fake store."""
+
+    account: FakeAccount
+    row: FakeDecisionState
+    meter: FakeMeter | None
+    balances: dict[AccountCode, Balance]
+    remain: tuple[Money, datetime] | None
+    daily: list[Volume]
+    price: Price
+
+
 class FakeDecisionStates:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
 
     def locked(self, account_id: int) -> FakeDecisionState:
         return self.store.decision_states.setdefault(account_id, FakeDecisionState(account_id))
+
+    def facts(
+        self, account_ids: Sequence[int], *, window_days: int
+    ) -> dict[int, FakeDecisionFacts]:
+        found = {}
+        for i in sorted(set(account_ids)):
+            account = self.store.accounts.get(i)
+            if account is None or account.status != "active":
+                continue
+            binding = FakeAccounts(self.store).active_binding(i)
+            meter = self.store.meters.get(binding.meter_id) if binding is not None else None
+            remain = None
+            if meter is not None and binding is not None and account.billing_mode == "meter":
+                remain = self.latest_remain(meter.company_no, meter.comm_no, since=binding.bound_at)
+            daily, price = self.recent_use(i, window_days=window_days)
+            balances = FakeLedger(self.store).balances_of(i)
+            found[i] = FakeDecisionFacts(
+                account, self.locked(i), meter, balances, remain, daily, price
+            )
+        return found
+
+    def recent_use(self, account_id: int, *, window_days: int) -> tuple[list[Volume], Price]:
+        days = [d for d in self.store.charge_days.values() if d.account_id == account_id]
+        litres: dict[date, int] = defaultdict(int)
+        for d in days:
+            litres[d.day] += d.litres
+        daily = [Volume.of_litres(litres[day]) for day in sorted(litres)[-window_days:]]
+        charged = [d for d in days if d.lines != "[]"]
+        if not charged:
+            return daily, Price(0)
+        last = max(charged, key=lambda d: (d.day, d.cycle_key))
+        top = max(json.loads(last.lines), key=lambda line: (int(line[1]), int(line[2])))
+        return daily, Price.of_milli(int(top[2]))
+
+    def latest_remain(
+        self, company_no: str, comm_no: str, *, since: datetime
+    ) -> tuple[Money, datetime] | None:
+        reported = [
+            (at, money)
+            for at, money in self.store.remains.get((company_no, comm_no), [])
+            if at >= since
+        ]
+        if not reported:
+            return None
+        at, money = max(reported, key=lambda r: r[0])
+        return money, at
 
     def save(self, state: DecisionStateRecord) -> None:
         assert isinstance(state, FakeDecisionState)

@@ -5,9 +5,15 @@ Declared here, re-exported by `service.ports`; `adapters/db` implements them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from gasbill.domain.money import Money, Price, Volume
+
+if TYPE_CHECKING:
+    from gasbill.service.ports import DecisionFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +107,24 @@ class DecisionStateRecord(Protocol):
 
 
 class DecisionStateRepository(Protocol):
+    """Each account's decision state, and what the decisions read besides the ledger."""
+
     def locked(self, account_id: int) -> DecisionStateRecord:
         """The account's state, locked for this unit of work; created (all armed, valve
         open) on first use."""
 
-    def save(self, state: DecisionStateRecord) -> None: ...
+    def facts(self, account_ids: Sequence[int], *, window_days: int) -> Mapping[int, DecisionFacts]:
+        """What the decisions read, for those of `account_ids` that are active, locked: the
+        accounts (ascending id), then their states."""
+
+    def recent_use(self, account_id: int, *, window_days: int) -> tuple[list[Volume], Price]:
+        """Litres per frozen day (the last `window_days` billed, oldest first) and the
+        highest tier's price on the last day charged (0 if none)."""
+
+    def latest_remain(
+        self, company_no: str, comm_no: str, *, since: datetime
+    ) -> tuple[Money, datetime] | None:
+        """The meter's latest reported balance at or after `since`, and when."""
+
+    def save(self, state: DecisionStateRecord) -> None:
+        """Write the state now (and whatever else the unit of work holds)."""

@@ -9,7 +9,7 @@ yet behind its ports: the import-linter ratchet in `.importlinter` lists it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from gasbill.domain.ledger import AccountCode, Balance, LedgerReport, Transfer, TransferKind
+from gasbill.domain.money import Money, Price, Volume
 from gasbill.domain.rating import Rater
 from gasbill.domain.tariff import Tariff
 
@@ -130,6 +131,39 @@ class MeterRecord(Protocol):
     comm_no: str
 
 
+class DecidedAccount(AccountRecord, Protocol):
+    """An account with its own thresholds, as the decisions read it."""
+
+    warning_fen: int
+    cutoff_fen: int
+    reopen_fen: int
+
+
+class DecisionFacts(Protocol):
+    """One active account as its decision sees it, loaded and locked for the caller's
+    transaction (`DecisionStateRepository.facts`)."""
+
+    @property
+    def account(self) -> DecidedAccount: ...
+    @property
+    def row(self) -> DecisionStateRecord: ...
+    @property
+    def meter(self) -> MeterRecord | None: ...
+    @property
+    def balances(self) -> Mapping[AccountCode, Balance]: ...
+    @property
+    def remain(self) -> tuple[Money, datetime] | None:
+        """The meter's latest reported balance since it was bound to the account, and when."""
+
+    @property
+    def daily(self) -> list[Volume]:
+        """Litres per frozen day, the last `window_days` billed, oldest first."""
+
+    @property
+    def price(self) -> Price:
+        """The highest tier's price on the last day charged."""
+
+
 class ReadingRecord(Protocol):
     """A reading as the platform pushed it; decimals kept as thousandths (decimal(18,3))."""
 
@@ -148,6 +182,9 @@ class AccountRepository(Protocol):
 
     def get(self, account_id: int, *, lock: bool = False) -> AccountRecord | None:
         """The account; `lock`: for update, until the unit of work ends."""
+
+    def active_ids(self, *, after: int = 0, limit: int | None = None) -> list[int]:
+        """The active accounts' ids in order; those above `after`, at most `limit` (a page)."""
 
     def binding_of_meter(self, meter_id: int) -> BindingRecord | None:
         """The meter's active binding, if it is bound."""

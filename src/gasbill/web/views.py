@@ -33,6 +33,7 @@ from gasbill.domain.errors import GasbillError
 from gasbill.domain.money import Money, Price, Volume
 from gasbill.service.decisions.balance import judge_balance, meter_of, recent_use
 from gasbill.service.payments import top_up_progress
+from gasbill.service.ports import MeterRecord
 
 FROZEN = 1  # data_type of a daily frozen reading
 SEARCH_LIMIT = 50
@@ -92,7 +93,7 @@ def find_customers(uow: UnitOfWork, query: str, limit: int = SEARCH_LIMIT) -> li
 class AccountView:
     account: Account
     customer: Customer | None
-    meter: Meter | None
+    meter: MeterRecord | None
     binding: MeterBinding | None
     balances: dict[str, dict[str, int]]
     balance: Money | None
@@ -189,7 +190,7 @@ def _tiers(
 
 
 def readings_of(
-    uow: UnitOfWork, meter: Meter | None, binding: MeterBinding | None, days: int = 30
+    uow: UnitOfWork, meter: MeterRecord | None, binding: MeterBinding | None, days: int = 30
 ) -> list[dict[str, Any]]:
     """The meter's latest frozen readings (oldest first), with each day's use in litres."""
     if meter is None or binding is None:

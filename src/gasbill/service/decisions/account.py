@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.config import DecisionSettings
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.decisions import (
@@ -21,7 +20,7 @@ from gasbill.service.decisions.display import sync_display
 from gasbill.service.decisions.outcomes import Decision
 from gasbill.service.decisions.policies import WINDOW_DAYS, valve_policy, warning_policy
 from gasbill.service.decisions.valves import catch_up, decide_valve
-from gasbill.service.ports import NewWarning
+from gasbill.service.ports import NewWarning, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +55,7 @@ def decide_account(
             raise NotFound(f"no account {account_id}")
         return []  # not active
     decisions = decide_on(uow, facts, DecisionRun(settings, command_policy, now, zone))
-    uow.session.flush()
+    uow.decision_states.save(facts.row)  # written now, with the warning and command made
     return decisions
 
 
@@ -98,8 +97,7 @@ def decide_on(uow: UnitOfWork, facts: Facts, run: DecisionRun) -> list[Decision]
 
     row.balance_fen = judged.balance.rounded().fen
     row.balance_source = judged.source
-    row.decided_at = row.updated_at = now
-    uow.session.add(row)
+    row.decided_at = row.updated_at = now  # the row is kept as changed (DecisionStateRecord)
     return decisions
 
 

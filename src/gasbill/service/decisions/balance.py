@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Protocol
 
-import sqlalchemy as sa
-from sqlmodel import col, select
-
-from gasbill.adapters.db.tables.accounts import Account, Meter
-from gasbill.adapters.db.tables.billing import ChargeDay
-from gasbill.adapters.db.tables.readings import MeterReading
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.config import DecisionSettings
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.decisions import (
@@ -25,13 +15,16 @@ from gasbill.domain.ledger.balances import ZERO_BALANCE
 from gasbill.domain.money import Money, Price, Volume
 from gasbill.service.decisions.outcomes import JudgedBalance
 from gasbill.service.decisions.policies import WINDOW_DAYS
-from gasbill.service.ports import DecisionStateRecord
+from gasbill.service.ports import AccountRecord, DecisionFacts, MeterRecord, UnitOfWork
+
+# what the decisions read of one account (the decision-state repository's `facts`)
+Facts = DecisionFacts
 
 
 def judge_balance(
     uow: UnitOfWork,
-    account: Account,
-    meter: Meter | None,
+    account: AccountRecord,
+    meter: MeterRecord | None,
     *,
     settings: DecisionSettings,
     now: datetime,
@@ -47,38 +40,13 @@ def judge_balance(
     return balance_of(account, balances, reported, settings=settings, now=now)
 
 
-class Facts(Protocol):
-    """One active account as its decision sees it, loaded and locked for the caller's
-    transaction (the decisions adapter's `facts`)."""
-
-    @property
-    def account(self) -> Account: ...
-    @property
-    def row(self) -> DecisionStateRecord: ...
-    @property
-    def meter(self) -> Meter | None: ...
-    @property
-    def balances(self) -> Mapping[AccountCode, Balance]: ...
-    @property
-    def remain(self) -> tuple[Money, datetime] | None:
-        """The meter's latest reported balance since it was bound to the account, and when."""
-
-    @property
-    def daily(self) -> list[Volume]:
-        """Litres per frozen day, the last WINDOW_DAYS billed, oldest first."""
-
-    @property
-    def price(self) -> Price:
-        """The highest tier's price on the last day charged."""
-
-
 def judged_balance(facts: Facts, *, settings: DecisionSettings, now: datetime) -> JudgedBalance:
     """`judge_balance` on facts already loaded (`load_facts`)."""
     return balance_of(facts.account, facts.balances, facts.remain, settings=settings, now=now)
 
 
 def balance_of(
-    account: Account,
+    account: AccountRecord,
     balances: Mapping[AccountCode, Balance],
     reported: tuple[Money, datetime] | None,
     *,
@@ -108,50 +76,21 @@ def balance_of(
 
 def recent_use(uow: UnitOfWork, account_id: int) -> tuple[list[Volume], Price]:
     """Litres per frozen day (the last 14 billed, oldest first) and the last price charged."""
-    days = uow.session.execute(
-        sa.select(col(ChargeDay.day), sa.func.sum(col(ChargeDay.litres)))
-        .where(col(ChargeDay.account_id) == account_id)
-        .group_by(col(ChargeDay.day))
-        .order_by(col(ChargeDay.day).desc())
-        .limit(WINDOW_DAYS)
-    ).all()
-    daily = [Volume.of_litres(int(litres)) for _, litres in reversed(days)]
-    lines = uow.session.exec(
-        select(ChargeDay.lines)
-        .where(ChargeDay.account_id == account_id, ChargeDay.lines != "[]")
-        .order_by(col(ChargeDay.day).desc(), col(ChargeDay.cycle_key).desc())
-        .limit(1)
-    ).first()
-    price = Price(0)
-    if lines:
-        # [[version, tier, price_milli, litres, cost_micro], ...]: the highest tier reached
-        top = max(json.loads(lines), key=lambda line: (int(line[1]), int(line[2])))
-        price = Price.of_milli(int(top[2]))
-    return daily, price
+    return uow.decision_states.recent_use(account_id, window_days=WINDOW_DAYS)
 
 
-def meter_of(uow: UnitOfWork, account_id: int) -> Meter | None:
+def meter_of(uow: UnitOfWork, account_id: int) -> MeterRecord | None:
     binding = uow.accounts.active_binding(account_id)
     return uow.accounts.meter_by_id(binding.meter_id) if binding is not None else None
 
 
-def latest_remain(uow: UnitOfWork, account_id: int, meter: Meter) -> tuple[Money, datetime] | None:
+def latest_remain(
+    uow: UnitOfWork, account_id: int, meter: MeterRecord
+) -> tuple[Money, datetime] | None:
     """The meter's latest reported balance (since it was bound to the account), and when."""
     binding = uow.accounts.binding_of_meter(meter.id) if meter.id is not None else None
     if binding is None or binding.account_id != account_id:
         return None
-    found = uow.session.execute(
-        sa.select(col(MeterReading.remain_money), col(MeterReading.acquisition_time))
-        .where(
-            col(MeterReading.company_no) == meter.company_no,
-            col(MeterReading.meter_comm_no) == meter.comm_no,
-            col(MeterReading.acquisition_time) >= binding.bound_at,
-            col(MeterReading.remain_money).is_not(None),
-        )
-        .order_by(col(MeterReading.acquisition_time).desc())
-        .limit(1)
-    ).first()
-    if found is None:
-        return None
-    thousandths, at = found
-    return Money(Decimal(int(thousandths)).scaleb(-3)), at
+    return uow.decision_states.latest_remain(
+        meter.company_no, meter.comm_no, since=binding.bound_at
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gasbill.adapters.db.tables.accounts import Account
 from gasbill.config import DecisionSettings
 from gasbill.domain.decisions import (
     QuietHours,
@@ -12,6 +11,7 @@ from gasbill.domain.decisions import (
     WarningPolicy,
 )
 from gasbill.domain.money import Money
+from gasbill.service.ports import DecidedAccount as Account
 
 ACTOR = "decisions"
 WINDOW_DAYS = 14  # DESIGN §7: average daily use of the last 14 frozen days

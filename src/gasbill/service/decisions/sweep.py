@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.config import DecisionSettings, Settings
 from gasbill.domain.decisions import ValveOff, ValveOn
 from gasbill.service.accounts import NotFound
@@ -14,6 +13,7 @@ from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.decisions.account import DecisionRun, decide_account, decide_on
 from gasbill.service.decisions.outcomes import SweepOutcome
 from gasbill.service.decisions.policies import WINDOW_DAYS
+from gasbill.service.ports import UnitOfWork
 
 # accounts whose decision facts are loaded (and locked) at once
 FACTS_WINDOW = 100

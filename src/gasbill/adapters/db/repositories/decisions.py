@@ -78,6 +78,50 @@ class SqlDecisionStates:
         number of accounts, in chunks of `CHUNK` (`load_facts`)."""
         return load_facts(self.session, account_ids, window_days=window_days)
 
+    def recent_use(self, account_id: int, *, window_days: int) -> tuple[list[Volume], Price]:
+        """Litres per frozen day (the last `window_days` billed, oldest first) and the
+        highest tier's price on the last day charged (0 if none)."""
+        days = self.session.execute(
+            sa.select(col(ChargeDay.day), sa.func.sum(col(ChargeDay.litres)))
+            .where(col(ChargeDay.account_id) == account_id)
+            .group_by(col(ChargeDay.day))
+            .order_by(col(ChargeDay.day).desc())
+            .limit(window_days)
+        ).all()
+        daily = [Volume.of_litres(int(litres)) for _, litres in reversed(days)]
+        lines = self.session.exec(
+            select(ChargeDay.lines)
+            .where(ChargeDay.account_id == account_id, ChargeDay.lines != "[]")
+            .order_by(col(ChargeDay.day).desc(), col(ChargeDay.cycle_key).desc())
+            .limit(1)
+        ).first()
+        price = Price(0)
+        if lines:
+            # [[version, tier, price_milli, litres, cost_micro], ...]: the highest tier reached
+            top = max(json.loads(lines), key=lambda line: (int(line[1]), int(line[2])))
+            price = Price.of_milli(int(top[2]))
+        return daily, price
+
+    def latest_remain(
+        self, company_no: str, comm_no: str, *, since: datetime
+    ) -> tuple[Money, datetime] | None:
+        """The meter's latest reported balance at or after `since`, and when."""
+        found = self.session.execute(
+            sa.select(col(MeterReading.remain_money), col(MeterReading.acquisition_time))
+            .where(
+                col(MeterReading.company_no) == company_no,
+                col(MeterReading.meter_comm_no) == comm_no,
+                col(MeterReading.acquisition_time) >= since,
+                col(MeterReading.remain_money).is_not(None),
+            )
+            .order_by(col(MeterReading.acquisition_time).desc())
+            .limit(1)
+        ).first()
+        if found is None:
+            return None
+        thousandths, at = found
+        return Money(Decimal(int(thousandths)).scaleb(-3)), at
+
     def save(self, state: DecisionStateRecord) -> None:
         self.session.add(state)
         self.session.flush()
