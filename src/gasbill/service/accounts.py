@@ -215,8 +215,7 @@ def replace_within(
     before = snapshot(old)
     old.unbound_at = replacement.at
     old.final_litres = replacement.old_final_register.litres
-    uow.session.add(old)
-    uow.flush()
+    uow.accounts.save(old)
     new = _bind(
         uow,
         account,
@@ -266,8 +265,7 @@ def update_account(
             raise AccountError("the cut-off must be ≤ 0 and the reopen threshold ≥ the cut-off")
         if account.status not in ("active", "closed"):
             raise AccountError("status must be active or closed")
-        uow.session.add(account)
-        uow.flush()
+        uow.accounts.save(account)
         uow.audit.record(
             actor=actor,
             action="account.update",
