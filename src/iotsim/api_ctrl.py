@@ -26,29 +26,22 @@ def _batch(items: list[dict[str, Any]]) -> str:
 
 
 def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
+    """The remote-control endpoints (§4.2), in the order they are matched."""
     store = gate.sim.platform
-    zone = gate.sim.zone
+    _write_routes(app, gate)
+    _read_routes(app, gate)
+    _multi_routes(app, gate)
+    _single(app, gate, "Delete", store.delete, "Delete a command (§4.2.3)")
+    _single(app, gate, "Cancel", store.cancel, "Cancel a waiting command (§4.2.6)")
+    _single(app, gate, "Retry", store.retry, "Send a finished command again (§4.2.7)")
+    _id_batch(app, gate, "Delete", store.delete, "Delete commands (§4.2.10)")
+    _id_batch(app, gate, "Cancel", store.cancel, "Cancel waiting commands (§4.2.10)")
+    _id_batch(app, gate, "Retry", store.retry, "Retry finished commands (§4.2.10)")
 
-    def single(name: str, operation: Callable[[Any], CtrlRecord], summary: str) -> None:
-        @app.post(f"{CTRL}{name}/{{ctrl_id}}", summary=summary, name=f"ctrl_{name.lower()}")
-        async def endpoint(request: Request, ctrl_id: str) -> Response:
-            return await gate.call(request, lambda _: success(operation(_ctrl_id(ctrl_id)).ctrl_id))
 
-    def id_batch(name: str, operation: Callable[[Any], CtrlRecord], summary: str) -> None:
-        @app.post(f"{CTRL}{name}Multi", summary=summary, name=f"ctrl_{name.lower()}_multi")
-        async def endpoint(request: Request) -> Response:
-            def work(body: Any) -> str:
-                items = []
-                for ctrl_id in ids_of(body):
-                    record = store.records.get(ctrl_id) if isinstance(ctrl_id, int) else None
-                    try:
-                        operation(ctrl_id)
-                        items.append(batch_item(record, ctrl_id, ""))
-                    except CtrlRefused as refused:
-                        items.append(batch_item(record, ctrl_id if record else 0, refused.message))
-                return _batch(items)
-
-            return await gate.call(request, work, needs_body=True)
+def _write_routes(app: FastAPI, gate: Gate) -> None:
+    """Add and Update: one command."""
+    store = gate.sim.platform
 
     @app.post(CTRL + "Add", summary="Add a command (§4.2.1)")
     async def add(request: Request) -> Response:
@@ -61,6 +54,12 @@ def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
         return await gate.call(
             request, lambda body: success(store.update(body).ctrl_id), needs_body=True
         )
+
+
+def _read_routes(app: FastAPI, gate: Gate) -> None:
+    """GetModel, GetList and GetDetial: the command records."""
+    store = gate.sim.platform
+    zone = gate.sim.zone
 
     @app.post(CTRL + "GetModel/{ctrl_id}", summary="One command record (§4.2.4)")
     async def get_model(request: Request, ctrl_id: str) -> Response:
@@ -88,6 +87,11 @@ def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
         return await gate.call(
             request, lambda _: success(store.detail(store.get(_ctrl_id(ctrl_id))))
         )
+
+
+def _multi_routes(app: FastAPI, gate: Gate) -> None:
+    """AddMulti and UpdateMulti: many commands, each answered on its own."""
+    store = gate.sim.platform
 
     @app.post(CTRL + "AddMulti", summary="Add commands (§4.2.8)")
     async def add_multi(request: Request) -> Response:
@@ -137,9 +141,34 @@ def install_ctrl_routes(app: FastAPI, gate: Gate) -> None:
 
         return await gate.call(request, work, needs_body=True)
 
-    single("Delete", store.delete, "Delete a command (§4.2.3)")
-    single("Cancel", store.cancel, "Cancel a waiting command (§4.2.6)")
-    single("Retry", store.retry, "Send a finished command again (§4.2.7)")
-    id_batch("Delete", store.delete, "Delete commands (§4.2.10)")
-    id_batch("Cancel", store.cancel, "Cancel waiting commands (§4.2.10)")
-    id_batch("Retry", store.retry, "Retry finished commands (§4.2.10)")
+
+def _single(
+    app: FastAPI, gate: Gate, name: str, operation: Callable[[Any], CtrlRecord], summary: str
+) -> None:
+    """`<name>/{ctrl_id}`: one command by its id."""
+
+    @app.post(f"{CTRL}{name}/{{ctrl_id}}", summary=summary, name=f"ctrl_{name.lower()}")
+    async def endpoint(request: Request, ctrl_id: str) -> Response:
+        return await gate.call(request, lambda _: success(operation(_ctrl_id(ctrl_id)).ctrl_id))
+
+
+def _id_batch(
+    app: FastAPI, gate: Gate, name: str, operation: Callable[[Any], CtrlRecord], summary: str
+) -> None:
+    """`<name>Multi`: many commands by their ids, each answered on its own."""
+    store = gate.sim.platform
+
+    @app.post(f"{CTRL}{name}Multi", summary=summary, name=f"ctrl_{name.lower()}_multi")
+    async def endpoint(request: Request) -> Response:
+        def work(body: Any) -> str:
+            items = []
+            for ctrl_id in ids_of(body):
+                record = store.records.get(ctrl_id) if isinstance(ctrl_id, int) else None
+                try:
+                    operation(ctrl_id)
+                    items.append(batch_item(record, ctrl_id, ""))
+                except CtrlRefused as refused:
+                    items.append(batch_item(record, ctrl_id if record else 0, refused.message))
+            return _batch(items)
+
+        return await gate.call(request, work, needs_body=True)

@@ -26,8 +26,16 @@ DATA = "/api/Data/"
 
 
 def install_data_routes(app: FastAPI, gate: Gate) -> None:
-    sim = gate.sim
-    zone = sim.zone
+    """The data queries (§3), in the order they are matched."""
+    _latest_routes(app, gate)
+    _history_route(app, gate)
+    _device_list(app, gate, "alarm", "DeviceAlarm", "§3.2.2")
+    _device_list(app, gate, "event", "DeviceEvent", "§3.3.2")
+
+
+def _latest_routes(app: FastAPI, gate: Gate) -> None:
+    """GetRealModel and GetRealList2: the latest data of one device or many."""
+    sim, zone = gate.sim, gate.sim.zone
 
     @app.post(DATA + "MeterData/GetRealModel/{meter_comm_no}", summary="Latest data (§3.1.2)")
     async def get_real_model(request: Request, meter_comm_no: str) -> Response:
@@ -60,6 +68,11 @@ def install_data_routes(app: FastAPI, gate: Gate) -> None:
 
         return await gate.call(request, work, check=gate.check_key)
 
+
+def _history_route(app: FastAPI, gate: Gate) -> None:
+    """GetHistoryList2: history by acquisition time."""
+    sim, zone = gate.sim, gate.sim.zone
+
     @app.post(DATA + "MeterData/GetHistoryList2", summary="History by acquisition time (§3.1.4)")
     async def get_history_list(request: Request) -> Response:
         def work(body: Any) -> str:
@@ -75,22 +88,23 @@ def install_data_routes(app: FastAPI, gate: Gate) -> None:
 
         return await gate.call(request, work, check=gate.check_key)
 
-    def device_list(kind: str, path: str, section: str) -> None:
-        @app.post(f"{DATA}{path}/GetList2", summary=f"{path} list ({section})", name=f"{kind}s")
-        async def get_list(request: Request) -> Response:
-            def work(body: Any) -> str:
-                q = conditions(DeviceListQuery, body)
-                page = page_of(request.query_params)
-                total, rows = sim.data.device_records(
-                    kind,
-                    comm_no=q.device_comm_no,
-                    device_type=q.device_type,
-                    when=month_window(q, zone),
-                    page=page,
-                )
-                return success_list(rows, total=total, start=page.start)
 
-            return await gate.call(request, work, check=gate.check_key)
+def _device_list(app: FastAPI, gate: Gate, kind: str, path: str, section: str) -> None:
+    """`<path>/GetList2`: the alarms or events (`kind`) by filter, paged."""
+    sim, zone = gate.sim, gate.sim.zone
 
-    device_list("alarm", "DeviceAlarm", "§3.2.2")
-    device_list("event", "DeviceEvent", "§3.3.2")
+    @app.post(f"{DATA}{path}/GetList2", summary=f"{path} list ({section})", name=f"{kind}s")
+    async def get_list(request: Request) -> Response:
+        def work(body: Any) -> str:
+            q = conditions(DeviceListQuery, body)
+            page = page_of(request.query_params)
+            total, rows = sim.data.device_records(
+                kind,
+                comm_no=q.device_comm_no,
+                device_type=q.device_type,
+                when=month_window(q, zone),
+                page=page,
+            )
+            return success_list(rows, total=total, start=page.start)
+
+        return await gate.call(request, work, check=gate.check_key)

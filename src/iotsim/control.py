@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -26,6 +27,9 @@ from iotsim.fleet import Simulator
 from iotsim.jsonwire import NotJson, read_json, write_json
 from iotsim.meter import MeterStatus
 from iotsim.vendor import SET_PRICE, BadParam, LadderPrice, read_ctrl_data
+
+# a route's registration: (method, path, summary, status) -> a decorator of its work
+_Route = Callable[..., Callable[[Callable[..., Any]], None]]
 
 PREFIX = "/_sim"
 MAX_ADVANCE = timedelta(days=400)
@@ -189,26 +193,38 @@ def _checked(sim: Simulator, request: Request) -> None:
 def install_control_routes(app: FastAPI, sim: Simulator) -> None:
     """The `/_sim/` endpoints (in the app's OpenAPI under the tag `simulator control`)."""
 
-    def route(
-        method: str, path: str, summary: str, status: int = 200
-    ) -> Callable[[Callable[..., Any]], None]:
-        def register(work: Callable[..., Any]) -> None:
-            async def endpoint(request: Request) -> Response:
-                try:
-                    _checked(sim, request)
-                    raw = await request.body()
-                    params = dict(request.path_params)
-                    result = await anyio.to_thread.run_sync(lambda: work(raw, **params))
-                except ControlRefused as exc:
-                    return _error(exc)
-                return _json(result, status)
+    route = partial(_route, app, sim)
+    _world_routes(route, sim)
+    _meter_routes(route, sim)
 
-            app.add_api_route(
-                PREFIX + path, endpoint, methods=[method], summary=summary,
-                tags=["simulator control"], name=f"sim_{work.__name__}",
-            )  # fmt: skip
 
-        return register
+def _route(
+    app: FastAPI, sim: Simulator, method: str, path: str, summary: str, status: int = 200
+) -> Callable[[Callable[..., Any]], None]:
+    """Register `work(raw body, **path params)` at `PREFIX + path`: the control key checked,
+    run off the event loop, its result as JSON."""
+
+    def register(work: Callable[..., Any]) -> None:
+        async def endpoint(request: Request) -> Response:
+            try:
+                _checked(sim, request)
+                raw = await request.body()
+                params = dict(request.path_params)
+                result = await anyio.to_thread.run_sync(lambda: work(raw, **params))
+            except ControlRefused as exc:
+                return _error(exc)
+            return _json(result, status)
+
+        app.add_api_route(
+            PREFIX + path, endpoint, methods=[method], summary=summary,
+            tags=["simulator control"], name=f"sim_{work.__name__}",
+        )  # fmt: skip
+
+    return register
+
+
+def _world_routes(route: _Route, sim: Simulator) -> None:
+    """The clock and the faults."""
 
     @route("GET", "/clock", "The simulated clock")
     def clock(raw: bytes) -> Any:
@@ -225,6 +241,10 @@ def install_control_routes(app: FastAPI, sim: Simulator) -> None:
     @route("PUT", "/faults", "Inject these faults from now on (omitted: none)")
     def set_faults(raw: bytes) -> Any:
         return _faults(sim, _body(FaultSettings, raw))
+
+
+def _meter_routes(route: _Route, sim: Simulator) -> None:
+    """The meters, their commands, the summary and the pushes."""
 
     @route("GET", "/meters", "The fleet's comm_nos")
     def meters(raw: bytes) -> Any:
