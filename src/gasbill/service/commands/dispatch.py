@@ -127,7 +127,8 @@ def claim(uow: UnitOfWork, *, policy: CommandPolicy, now: datetime) -> list[Outg
         meters = store.claim_due_meters(now, policy.batch_size * 4)
         open_commands = store.open_of_meters(meters)
         states = store.prepay_states(meters)
-        claimed: list[Command] = []
+        claimed: list[Command] = []  # top-ups: their counters filled in, saved as objects
+        plain: list[int] = []  # the rest: marked sending in one statement
         for meter_id in meters:
             commands, state = open_commands[meter_id], states[meter_id]
             waiting = [
@@ -139,13 +140,17 @@ def claim(uow: UnitOfWork, *, policy: CommandPolicy, now: datetime) -> list[Outg
             for command in commands:
                 if command.id not in chosen:
                     continue
-                if command.ctrl_type == CtrlType.REMOTE_CHARGE:
-                    _fill_top_up(command, state.confirmed_times, state.confirmed_total_fen)
+                if command.ctrl_type != CtrlType.REMOTE_CHARGE:
+                    plain.append(command.id or 0)
+                    to_send.append(_outgoing(command, now))
+                    continue
+                _fill_top_up(command, state.confirmed_times, state.confirmed_total_fen)
                 command.status = CommandStatus.SENDING
                 command.claimed_at = now
                 command.attempts += 1
                 claimed.append(command)
                 to_send.append(_outgoing(command, now))
+        store.mark_sending(plain, now)
         store.save_all(claimed)
         uow.commit()
     return to_send
@@ -197,30 +202,29 @@ def send(
     crash_point("send.after_add")  # added on the platform, not yet recorded here
     with uow:
         store = uow.commands
-        # the batch's commands locked in one query, the replies saved in one flush; stored
-        # reports looked for in one query, applied to the commands that have some
-        commands = store.get_many([item.command_id for item in batch], lock=True)
-        accepted = []
+        # the batch's commands locked in one query (id order), those accepted marked sent in
+        # one statement; stored reports looked for in one query, and only the commands
+        # that have some (or were refused) read as objects
+        sending = store.lock_sending([item.command_id for item in batch])
+        accepted: dict[int, int] = {}
         for item, reply in zip(batch, replies, strict=False):
-            command = commands.get(item.command_id)
-            if command is None or command.status != CommandStatus.SENDING:
+            if item.command_id not in sending:
                 continue
             if reply.exists and reply.ctrl_id is not None:
-                command.ctrl_id, command.status, command.sent_at = (
-                    reply.ctrl_id,
-                    CommandStatus.SENT,
-                    now,
-                )
-                accepted.append(command)
-                outcome.sent += 1
+                accepted[item.command_id] = reply.ctrl_id
             elif reply.matched:
+                command = store.get(item.command_id)
+                assert command is not None  # locked above
                 retry_later(uow, command, f"refused: {reply.message}", policy=policy, now=now)
                 outcome.failed += 1
             # an unmatched reply: left `sending`, looked up by define_no next time
-        store.save_all(accepted)
-        reported = store.unmatched_of([(c.company_no, c.ctrl_id or 0) for c in accepted])
-        for command in accepted:
-            if (command.company_no, command.ctrl_id) in reported:
+        store.record_sent(accepted, now)
+        outcome.sent += len(accepted)
+        reported = store.unmatched_of([(sending[i], ctrl) for i, ctrl in accepted.items()])
+        for command_id, ctrl_id in accepted.items():
+            if (sending[command_id], ctrl_id) in reported:
+                command = store.get(command_id)
+                assert command is not None
                 apply_stored_reports(uow, codec, command, policy=policy, now=now)
         uow.commit()
     crash_point("send.after_commit")

@@ -9,6 +9,8 @@ from typing import cast
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from gasbill.adapters.db.bulk import unnested
+from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.tables.base import utcnow
 from gasbill.adapters.db.tables.commands import CommandReport, MeterPrepayState
 from gasbill.service.ports import (
@@ -40,7 +42,7 @@ class PrepayAndReports:
             return {}
         rows = self.session.exec(
             select(MeterPrepayState)
-            .where(col(MeterPrepayState.meter_id).in_(list(meter_ids)))
+            .where(IdIn(col(MeterPrepayState.meter_id), meter_ids))
             .order_by(col(MeterPrepayState.meter_id))
             .with_for_update()
         ).all()
@@ -53,10 +55,16 @@ class PrepayAndReports:
                 {"meter_id": m, "confirmed_times": 0, "confirmed_total_fen": 0, "updated_at": now}
                 for m in missing
             ]
-            self.session.execute(sa.insert(table), values)
+            if len(values) > 1 and self.session.get_bind().dialect.name == "postgresql":
+                # one statement over one JSON parameter (psycopg parses a multi-row VALUES
+                # statement again on every execution)
+                names = list(values[0])
+                self.session.execute(sa.insert(table).from_select(names, unnested(table, values)))
+            else:
+                self.session.execute(sa.insert(table), values)
             added = self.session.exec(
                 select(MeterPrepayState)
-                .where(col(MeterPrepayState.meter_id).in_(missing))
+                .where(IdIn(col(MeterPrepayState.meter_id), missing))
                 .order_by(col(MeterPrepayState.meter_id))
                 .with_for_update()
             ).all()

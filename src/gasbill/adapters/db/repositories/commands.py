@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from gasbill.adapters.db.bulk import unnested
+from gasbill.adapters.db.bulk import array_param, unnested
 from gasbill.adapters.db.claims import DISPATCH_METER, claimed_keys_sql, shared_queues
+from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.repositories.command_states import PrepayAndReports
 from gasbill.adapters.db.tables.commands import Command, MeterPrepayState
 from gasbill.domain.commands import CtrlType
@@ -119,7 +120,7 @@ class CommandStore(PrepayAndReports):
         """These commands by id (locked in id order, with `lock`): a batch's replies."""
         if not command_ids:
             return {}
-        query = select(Command).where(col(Command.id).in_(list(command_ids)))
+        query = select(Command).where(IdIn(col(Command.id), command_ids))
         query = query.order_by(col(Command.id))
         if lock:
             query = query.with_for_update()
@@ -170,6 +171,65 @@ class CommandStore(PrepayAndReports):
     def save(self, command: CommandRecord) -> None:
         self.session.add(command)
         self.session.flush()
+
+    def lock_sending(self, command_ids: Sequence[int]) -> dict[int, str]:
+        """These commands locked in id order (a batch's replies): of those still `sending`,
+        the company. Plain rows: no objects built for the common case, where each is only
+        marked sent (`record_sent`)."""
+        if not command_ids:
+            return {}
+        query = (
+            sa.select(_COMMAND.c.id, _COMMAND.c.status, _COMMAND.c.company_no)
+            .where(IdIn(_COMMAND.c.id, command_ids))
+            .order_by(_COMMAND.c.id)
+            .with_for_update()
+        )
+        return {
+            int(i): company
+            for i, status, company in self.session.execute(query).all()
+            if status == CommandStatus.SENDING
+        }
+
+    def record_sent(self, ctrl_ids: Mapping[int, int], now: datetime) -> None:
+        """Commands (locked, `sending`) handed over: their platform ctrl_id, sent `now`.
+        PostgreSQL: one UPDATE over two arrays, whatever the batch."""
+        if not ctrl_ids:
+            return
+        ids = sorted(ctrl_ids)
+        sent = {"status": str(CommandStatus.SENT), "sent_at": now}
+        if self.session.get_bind().dialect.name == "postgresql":
+            pairs = sa.select(
+                sa.func.unnest(array_param("sent_ids", ids, sa.BigInteger())).label("id"),
+                sa.func.unnest(
+                    array_param("sent_ctrl_ids", [ctrl_ids[i] for i in ids], sa.BigInteger())
+                ).label("ctrl_id"),
+            ).subquery("sent")
+            self.session.execute(
+                sa.update(_COMMAND)
+                .where(_COMMAND.c.id == pairs.c.id)
+                .values(ctrl_id=pairs.c.ctrl_id, **sent)
+            )
+            return
+        self.session.execute(
+            sa.update(_COMMAND)
+            .where(_COMMAND.c.id == sa.bindparam("sent_id"))
+            .values(ctrl_id=sa.bindparam("sent_ctrl_id"), **sent),
+            [{"sent_id": i, "sent_ctrl_id": ctrl_ids[i]} for i in ids],
+        )
+
+    def mark_sending(self, command_ids: Sequence[int], now: datetime) -> None:
+        """Claimed commands (locked) marked `sending`: one UPDATE, one more attempt each."""
+        if not command_ids:
+            return
+        self.session.execute(
+            sa.update(_COMMAND)
+            .where(IdIn(_COMMAND.c.id, command_ids))
+            .values(
+                status=str(CommandStatus.SENDING),
+                claimed_at=now,
+                attempts=_COMMAND.c.attempts + 1,
+            )
+        )
 
     def save_all(self, commands: Sequence[CommandRecord]) -> None:
         """Several commands saved in one flush (the updates go in batches, not one by one)."""
@@ -270,7 +330,7 @@ class CommandStore(PrepayAndReports):
             return found
         rows = self.session.exec(
             select(Command)
-            .where(col(Command.meter_id).in_(list(meter_ids)), col(Command.status).in_(list(OPEN)))
+            .where(IdIn(col(Command.meter_id), meter_ids), col(Command.status).in_(list(OPEN)))
             .order_by(col(Command.meter_id), col(Command.id))
             .with_for_update()
         ).all()
