@@ -306,6 +306,18 @@ class FakeAccounts:
     def get(self, account_id: int, *, lock: bool = False) -> FakeAccount | None:
         return self.store.accounts.get(account_id)
 
+    def by_number(self, number: str) -> FakeAccount | None:
+        return next((a for a in self.store.accounts.values() if a.number == number), None)
+
+    def account_of_meter(self, comm_no: str) -> FakeAccount | None:
+        """The account the meter is bound to now, else the last one it was bound to."""
+        meters = {m.id for m in self.store.meters.values() if m.comm_no == comm_no}
+        bindings = [b for b in self.store.bindings if b.meter_id in meters]
+        if not bindings:
+            return None
+        now = max(bindings, key=lambda b: (b.unbound_at is None, b.bound_at))
+        return self.store.accounts.get(now.account_id)
+
     def active_ids(self, *, after: int = 0, limit: int | None = None) -> list[int]:
         ids = sorted(
             i for i, a in self.store.accounts.items() if a.status == "active" and i > after

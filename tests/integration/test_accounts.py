@@ -10,12 +10,14 @@ from gasbill.domain.money import Volume
 from gasbill.service.accounts import (
     Conflict,
     NewAccount,
+    NotFound,
     Replacement,
     create_customer,
     open_account,
     replace_meter,
     update_account,
 )
+from gasbill.service.lookup import find_account
 
 METER = "12345678901234"
 
@@ -125,3 +127,18 @@ def test_update_checks_thresholds_and_is_audited(uow, catalog):
         assert uow.accounts.get(account.id).cutoff_fen == -500
     assert last.action == "account.update"
     assert '"cutoff_fen":-500' in last.after
+
+
+def test_an_account_is_found_by_its_number_or_by_a_meter_bound_now_or_last(uow, catalog):
+    customer = create_customer(uow, name="x", actor="c")
+    account = open_account(uow, new_account(customer.id), catalog=catalog, actor="c")
+    at = datetime(2025, 3, 5, 2, tzinfo=UTC)
+    replace_meter(
+        uow, Replacement(account.id, at, Volume("345"), "98765432109876", Volume("0")), actor="c"
+    )
+
+    assert find_account(uow, number=" A0001 ").id == account.id
+    assert find_account(uow, meter="98765432109876").id == account.id  # bound now
+    assert find_account(uow, meter=METER).id == account.id  # bound last
+    with pytest.raises(NotFound):
+        find_account(uow, meter="11112222333344")

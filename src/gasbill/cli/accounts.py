@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from gasbill.adapters.db.repositories.commands import CommandStore
-from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.cli.staff import current_services, terminal_actor
@@ -27,6 +26,7 @@ from gasbill.service.accounts import NewAccount, NotFound, create_customer
 from gasbill.service.lookup import find_account
 from gasbill.service.opening import Opened, open_with_payment, opening_progress
 from gasbill.service.payments import top_up_progress
+from gasbill.service.ports import AccountRecord
 
 app = typer.Typer(
     help="Accounts: open, show, list, pay, refund, adjust, readings, close.",
@@ -251,7 +251,7 @@ def progress_table(title: str, views: list[dict[str, Any]]) -> Table:
     return table
 
 
-def find(uow: UnitOfWork, wanted: str | None, meter: str | None = None) -> Account:
+def find(uow: UnitOfWork, wanted: str | None, meter: str | None = None) -> AccountRecord:
     """By meter number, account number, or id; a clear failure otherwise."""
     try:
         if meter is not None:

@@ -12,18 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from gasbill.adapters.db.tables.accounts import Account
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.service import ports
 from gasbill.service.accounts import NotFound
 
 
 def find_account(
-    uow: UnitOfWork, *, number: str | None = None, meter: str | None = None
-) -> Account:
+    uow: ports.UnitOfWork, *, number: str | None = None, meter: str | None = None
+) -> ports.AccountRecord:
     """The account with this number, or the one this meter is (or was last) bound to."""
     with uow:
-        found: Account | None = None
+        found: ports.AccountRecord | None = None
         if number:
             found = uow.accounts.by_number(number.strip())
         elif meter:

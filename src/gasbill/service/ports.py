@@ -186,6 +186,11 @@ class AccountRepository(Protocol):
     def active_ids(self, *, after: int = 0, limit: int | None = None) -> list[int]:
         """The active accounts' ids in order; those above `after`, at most `limit` (a page)."""
 
+    def by_number(self, number: str) -> AccountRecord | None: ...
+
+    def account_of_meter(self, comm_no: str) -> AccountRecord | None:
+        """The account the meter is bound to now, else the last one it was bound to."""
+
     def binding_of_meter(self, meter_id: int) -> BindingRecord | None:
         """The meter's active binding, if it is bound."""
 
