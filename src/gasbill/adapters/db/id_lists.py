@@ -1,9 +1,13 @@
 """`column IN ids` for long lists of ids.
 
-On PostgreSQL one array parameter (`column = ANY(:ids)`), not a placeholder per
-id expanded into the statement: a few thousand ids cost more to render and for
-psycopg to parse (statements over 4 KB are parsed again on every execution)
-than the query takes to run. SQLite has no arrays: a plain IN there.
+On PostgreSQL one array parameter, not a placeholder per id expanded into the
+statement: a few thousand ids cost more to render and for psycopg to parse
+(statements over 4 KB are parsed again on every execution) than the query takes
+to run. As a semi-join (`column IN (SELECT unnest(:ids))`), not `= ANY(:ids)`:
+with statistics older than a table's growth (a campaign's rows, all new) the
+planner filtered every row of the table by the whole array, a comparison per
+id per row (35 ms a page of 800 at 20,000 meters). SQLite has no arrays: a
+plain IN there.
 """
 
 from __future__ import annotations
@@ -34,4 +38,5 @@ def _id_in(element: IdIn, compiler: Any, **kw: Any) -> str:
 @compiles(IdIn, "postgresql")
 def _id_any(element: IdIn, compiler: Any, **kw: Any) -> str:
     ids = sa.bindparam(None, element.ids, type_=ARRAY(sa.BigInteger()), unique=True)
-    return cast(str, compiler.process(element.column == sa.any_(ids), **kw))
+    listed = sa.select(sa.func.unnest(ids)).scalar_subquery()
+    return cast(str, compiler.process(element.column.in_(listed), **kw))

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from gasbill.adapters.db.bulk import unnested
+from gasbill.adapters.db.bulk import array_param, unnested
 from gasbill.adapters.db.claims import CAMPAIGN_ENROL, FULL_LADDER, key_of, try_claim
 from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
@@ -147,6 +147,21 @@ class CampaignStore:
     def enrolled(self, campaign_id: int, meter_ids: Sequence[int]) -> set[int]:
         if not meter_ids:
             return set()
+        if self.session.get_bind().dialect.name == "postgresql":
+            # one primary-key probe per meter of the page, whatever the statistics say: the
+            # campaign's rows are all new, and a plan from the empty table's statistics
+            # compared every row of the campaign with every id (80 ms a page at 20,000)
+            listed = array_param("meter_ids", [int(m) for m in meter_ids], sa.BigInteger())
+            wanted = sa.func.unnest(listed).table_valued("meter_id").render_derived("wanted")
+            row = cast(sa.Table, CampaignMeter.__table__)  # type: ignore[attr-defined]
+            probe = (
+                sa.select(row.c.meter_id)
+                .where(row.c.campaign_id == campaign_id, row.c.meter_id == wanted.c.meter_id)
+                .limit(1)
+                .lateral("found")
+            )
+            query = sa.select(probe.c.meter_id).select_from(wanted.join(probe, sa.true()))
+            return {int(m) for (m,) in self.session.execute(query).all()}
         query = sa.select(col(CampaignMeter.meter_id)).where(
             col(CampaignMeter.campaign_id) == campaign_id,
             IdIn(col(CampaignMeter.meter_id), meter_ids),
