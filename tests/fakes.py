@@ -41,6 +41,8 @@ from gasbill.service.ports import (
     CommandReportRecord,
     DecisionStateRecord,
     ExceptionRecord,
+    NewAccountRow,
+    NewBinding,
     NewCommand,
     NewCommandReport,
     NewException,
@@ -107,6 +109,15 @@ class FakeBinding(_Dumps):
     unbound_at: datetime | None = None
     opening_litres: int = 0
     final_litres: int | None = None
+    reason: str = ""
+
+
+@dataclass
+class FakeCustomer(_Dumps):
+    id: int
+    name: str
+    phone: str = ""
+    address: str = ""
 
 
 @dataclass
@@ -230,6 +241,7 @@ class FakeStore:
     warnings: dict[int, FakeWarning] = field(default_factory=dict)
     decision_states: dict[int, FakeDecisionState] = field(default_factory=dict)
     people: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    customers: dict[int, FakeCustomer] = field(default_factory=dict)
     bindings: list[FakeBinding] = field(default_factory=list)
     accounts: dict[int, FakeAccount] = field(default_factory=dict)
     ledger: Ledger = field(default_factory=Ledger)
@@ -305,6 +317,40 @@ class FakeAccounts:
 
     def get(self, account_id: int, *, lock: bool = False) -> FakeAccount | None:
         return self.store.accounts.get(account_id)
+
+    def customer(self, customer_id: int) -> FakeCustomer | None:
+        return self.store.customers.get(customer_id)
+
+    def add_customer(self, *, name: str, phone: str = "", address: str = "") -> FakeCustomer:
+        customer_id = max(self.store.customers, default=0) + 1
+        customer = FakeCustomer(customer_id, name, phone, address)
+        self.store.customers[customer_id] = customer
+        return customer
+
+    def add(self, new: NewAccountRow) -> FakeAccount:
+        account_id = max(self.store.accounts, default=0) + 1
+        account = FakeAccount(account_id, **dataclasses.asdict(new))
+        self.store.accounts[account_id] = account
+        return account
+
+    def meter(self, company_no: str, comm_no: str) -> FakeMeter | None:
+        found = (
+            m
+            for m in self.store.meters.values()
+            if (m.company_no, m.comm_no) == (company_no, comm_no)
+        )
+        return next(found, None)
+
+    def add_meter(self, company_no: str, comm_no: str) -> FakeMeter:
+        meter_id = max(self.store.meters, default=0) + 1
+        meter = FakeMeter(meter_id, company_no, comm_no)
+        self.store.meters[meter_id] = meter
+        return meter
+
+    def add_binding(self, new: NewBinding) -> FakeBinding:
+        binding = FakeBinding(**dataclasses.asdict(new))
+        self.store.bindings.append(binding)
+        return binding
 
     def by_number(self, number: str) -> FakeAccount | None:
         return next((a for a in self.store.accounts.values() if a.number == number), None)
@@ -471,6 +517,14 @@ class FakeLedger:
 
     def __init__(self, store: FakeStore) -> None:
         self.memory = store.ledger
+
+    def ensure_account(
+        self, code: AccountCode, *, account_id: int | None = None, allowance: int | None = None
+    ) -> AccountCode:
+        """The in-memory ledger opens accounts on first use; only an allowance is kept."""
+        if allowance is not None:
+            self.memory.set_overdraft_allowance(code, allowance)
+        return code
 
     def transfer(self, transfer_id: str) -> Transfer | None:
         return self.memory.transfer(transfer_id)

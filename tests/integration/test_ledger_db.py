@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 
 from gasbill.adapters.db.repositories.idempotency import IdempotencyStore
 from gasbill.adapters.db.repositories.ledger import SqlLedger
-from gasbill.adapters.db.tables.accounts import Account, Customer
 from gasbill.adapters.db.tables.ledger import IdempotencyRecord
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.errors import (
@@ -36,7 +35,7 @@ from gasbill.domain.ledger import (
 )
 from gasbill.service import ledger as service
 from gasbill.service.accounts import NotFound
-from gasbill.service.ports import CommitConflict
+from gasbill.service.ports import CommitConflict, NewAccountRow
 
 T0 = datetime(2025, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
 REVENUE = AccountCode.revenue("gas")
@@ -45,16 +44,20 @@ REVENUE = AccountCode.revenue("gas")
 def add_account(uow: UnitOfWork, number: str) -> int:
     """An account with its two ledger accounts, as `open_account` makes them."""
     with uow:
-        customer = uow.accounts.add_customer(Customer(name=f"customer {number}"))
+        customer = uow.accounts.add_customer(name=f"customer {number}")
         assert customer.id is not None
         account = uow.accounts.add(
-            Account(
+            NewAccountRow(
                 number=number,
                 customer_id=customer.id,
                 company_no="1001",
                 billing_mode="system",
                 tariff_id="beijing-residential",
+                persons=1,
                 opened_on=date(2025, 1, 1),
+                warning_fen=2000,
+                cutoff_fen=0,
+                reopen_fen=0,
             )
         )
         assert account.id is not None

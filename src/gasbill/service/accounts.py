@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import (
     AccountError,
     BillingMode,
@@ -17,7 +15,16 @@ from gasbill.domain.accounts import (
 )
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.money import Volume
-from gasbill.service.ports import TariffBook
+from gasbill.service.ports import (
+    AccountRecord,
+    BindingRecord,
+    CustomerRecord,
+    DecidedAccount,
+    NewAccountRow,
+    NewBinding,
+    TariffBook,
+    UnitOfWork,
+)
 
 
 class NotFound(AccountError):
@@ -52,9 +59,9 @@ def snapshot(row: Any) -> dict[str, Any]:
 
 def create_customer(
     uow: UnitOfWork, *, name: str, phone: str = "", address: str = "", actor: str
-) -> Customer:
+) -> CustomerRecord:
     with uow:
-        customer = uow.accounts.add_customer(Customer(name=name, phone=phone, address=address))
+        customer = uow.accounts.add_customer(name=name, phone=phone, address=address)
         uow.audit.record(
             actor=actor,
             action="customer.create",
@@ -66,7 +73,9 @@ def create_customer(
         return customer
 
 
-def open_account(uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor: str) -> Account:
+def open_account(
+    uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor: str
+) -> DecidedAccount:
     """An account with its ledger accounts and its first meter."""
     with uow:
         account = open_within(uow, new, catalog=catalog, actor=actor)
@@ -74,7 +83,9 @@ def open_account(uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor
         return account
 
 
-def open_within(uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor: str) -> Account:
+def open_within(
+    uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor: str
+) -> DecidedAccount:
     """`open_account` inside the caller's unit of work, which commits."""
     check_company_no(new.company_no)
     check_comm_no(new.meter_comm_no)
@@ -88,7 +99,7 @@ def open_within(uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor:
     if uow.accounts.by_number(new.number) is not None:
         raise Conflict(f"account number {new.number!r} is already in use")
     account = uow.accounts.add(
-        Account(
+        NewAccountRow(
             number=new.number,
             customer_id=new.customer_id,
             company_no=new.company_no,
@@ -130,24 +141,24 @@ def open_within(uow: UnitOfWork, new: NewAccount, *, catalog: TariffBook, actor:
 
 def _bind(
     uow: UnitOfWork,
-    account: Account,
+    account: AccountRecord,
     company_no: str,
     comm_no: str,
     at: datetime,
     opening_litres: int,
     *,
     reason: str,
-) -> MeterBinding:
+) -> BindingRecord:
     meter = uow.accounts.meter(company_no, comm_no)
     if meter is None:
-        meter = uow.accounts.add_meter(Meter(company_no=company_no, comm_no=comm_no))
+        meter = uow.accounts.add_meter(company_no, comm_no)
     assert meter.id is not None
     assert account.id is not None
     elsewhere = uow.accounts.binding_of_meter(meter.id)
     if elsewhere is not None:
         raise Conflict(f"meter {comm_no} is bound to account {elsewhere.account_id}")
     return uow.accounts.add_binding(
-        MeterBinding(
+        NewBinding(
             account_id=account.id,
             meter_id=meter.id,
             bound_at=at,
@@ -169,7 +180,7 @@ class Replacement:
 
 def replace_meter(
     uow: UnitOfWork, replacement: Replacement, *, actor: str, last_billed_litres: int | None = None
-) -> MeterBinding:
+) -> BindingRecord:
     """Close the old meter at its final reading and bind the new one at its opening reading."""
     with uow:
         _, new = replace_within(
@@ -185,7 +196,7 @@ def replace_within(
     *,
     actor: str,
     last_billed_litres: int | None = None,
-) -> tuple[MeterBinding, MeterBinding]:
+) -> tuple[BindingRecord, BindingRecord]:
     """`replace_meter` inside the caller's unit of work, which commits: (old, new) bindings.
 
     Billing closes the old register at its final reading and opens the new
@@ -246,7 +257,7 @@ def update_account(
     *,
     catalog: TariffBook,
     actor: str,
-) -> Account:
+) -> DecidedAccount:
     unknown = set(changes) - set(ADJUSTABLE)
     if unknown:
         raise AccountError(f"cannot change {', '.join(sorted(unknown))}")

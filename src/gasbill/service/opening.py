@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.tables.accounts import Account
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType, OpenAccount, ladder_price_for
 from gasbill.domain.cycles import Cycle, local_midnight
@@ -38,13 +36,13 @@ from gasbill.service.transfers import DEFAULT_LIMITS, payment_transfer, record_o
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    account: Account
+    account: ports.DecidedAccount
     payment: Transfer | None
     command_id: int | None
 
 
 def open_with_payment(
-    uow: UnitOfWork,
+    uow: ports.UnitOfWork,
     new: NewAccount,
     *,
     initial_fen: int,

@@ -98,6 +98,42 @@ class ExceptionLog(Protocol):
     def save(self, record: ExceptionRecord) -> None: ...
 
 
+class CustomerRecord(Protocol):
+    """A customer, who holds accounts."""
+
+    id: int | None
+    name: str
+    phone: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccountRow:
+    """An account to add, as it is stored (its meter and ledger accounts come separately)."""
+
+    number: str
+    customer_id: int
+    company_no: str
+    billing_mode: str  # meter | system
+    tariff_id: str
+    persons: int
+    opened_on: date
+    warning_fen: int
+    cutoff_fen: int
+    reopen_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewBinding:
+    """An account starting to use a meter, at `bound_at` with the register `opening_litres`."""
+
+    account_id: int
+    meter_id: int
+    bound_at: datetime
+    opening_litres: int
+    reason: str
+
+
 class BindingRecord(Protocol):
     """An account's use of a meter (from `bound_at` until `unbound_at`)."""
 
@@ -107,6 +143,7 @@ class BindingRecord(Protocol):
     unbound_at: datetime | None
     opening_litres: int  # the register when it was bound
     final_litres: int | None  # and when it was unbound
+    reason: str  # why it was bound (an opening, a replacement)
 
 
 class AccountRecord(Protocol):
@@ -180,13 +217,28 @@ class ReadingRecord(Protocol):
 class AccountRepository(Protocol):
     """Customers, accounts, meters and their bindings (the part use cases behind ports use)."""
 
-    def get(self, account_id: int, *, lock: bool = False) -> AccountRecord | None:
+    def get(self, account_id: int, *, lock: bool = False) -> DecidedAccount | None:
         """The account; `lock`: for update, until the unit of work ends."""
 
     def active_ids(self, *, after: int = 0, limit: int | None = None) -> list[int]:
         """The active accounts' ids in order; those above `after`, at most `limit` (a page)."""
 
     def by_number(self, number: str) -> AccountRecord | None: ...
+
+    def add(self, new: NewAccountRow) -> DecidedAccount:
+        """Add the account; its id is known on return."""
+
+    def customer(self, customer_id: int) -> CustomerRecord | None: ...
+
+    def add_customer(self, *, name: str, phone: str = "", address: str = "") -> CustomerRecord:
+        """Add the customer; its id is known on return."""
+
+    def meter(self, company_no: str, comm_no: str) -> MeterRecord | None: ...
+
+    def add_meter(self, company_no: str, comm_no: str) -> MeterRecord:
+        """Add the meter; its id is known on return."""
+
+    def add_binding(self, new: NewBinding) -> BindingRecord: ...
 
     def account_of_meter(self, comm_no: str) -> AccountRecord | None:
         """The account the meter is bound to now, else the last one it was bound to."""
@@ -216,6 +268,12 @@ class AccountRepository(Protocol):
 
 class LedgerRepository(Protocol):
     """The double-entry ledger: transfers recorded once per idempotency key, balances kept."""
+
+    def ensure_account(
+        self, code: AccountCode, *, account_id: int | None = None, allowance: int | None = None
+    ) -> object:
+        """The ledger account for `code`, opened on first use (`allowance`: its overdraft
+        allowance in fen, None: the default)."""
 
     def transfer(self, transfer_id: str) -> Transfer | None: ...
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gasbill.adapters.db.tables.accounts import MeterBinding
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
@@ -32,15 +31,15 @@ from gasbill.service.billing import bill_within
 from gasbill.service.closing import _no_prepay_in_flight
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import _queue_opening
-from gasbill.service.ports import MeterRecord, TariffBook
+from gasbill.service.ports import BindingRecord, MeterRecord, TariffBook
 from gasbill.service.transfers import namespaced, new_transfer, record_once
 
 
 @dataclass(frozen=True, slots=True)
 class Replaced:
     account_id: int
-    old: MeterBinding
-    new: MeterBinding
+    old: BindingRecord
+    new: BindingRecord
     billing_mode: str
     ledger_credit_fen: int | None = None  # meter mode: moved from meter_credit to prepaid
     meter_remain_fen: int | None = None  # the old meter's last reported remain_money

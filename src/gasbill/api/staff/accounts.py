@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 
-from gasbill.adapters.db.tables.accounts import Account, MeterBinding
+from gasbill.adapters.db.tables.accounts import Account
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.api.deps import CatalogDep, ContextDep, CurrentUser, UowDep
 from gasbill.api.errors import not_found
@@ -43,6 +43,7 @@ from gasbill.service.accounts import (
 from gasbill.service.closing import close_account
 from gasbill.service.lookup import account_readings, find_account
 from gasbill.service.opening import open_with_payment, opening_progress
+from gasbill.service.ports import BindingRecord
 from gasbill.service.replacing import Replaced, replace_account_meter
 
 router = APIRouter(prefix=f"{API}/accounts", tags=["accounts"])
@@ -50,7 +51,7 @@ router = APIRouter(prefix=f"{API}/accounts", tags=["accounts"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-def meter_out(uow: UnitOfWork, binding: MeterBinding) -> MeterOut:
+def meter_out(uow: UnitOfWork, binding: BindingRecord) -> MeterOut:
     meter = uow.accounts.meter_by_id(binding.meter_id)
     assert meter is not None
     final = binding.final_litres

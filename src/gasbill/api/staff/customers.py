@@ -6,20 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from gasbill.adapters.db.tables.accounts import Customer
 from gasbill.api.deps import CurrentUser, UowDep
 from gasbill.api.edge import NO_NUL
 from gasbill.api.errors import not_found
 from gasbill.api.policy import API
 from gasbill.api.staff.schemas import CustomerIn, CustomerOut, Offset, PathId
 from gasbill.service.accounts import create_customer
+from gasbill.service.ports import CustomerRecord
 
 router = APIRouter(prefix=f"{API}/customers", tags=["customers"])
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-def customer_out(customer: Customer) -> CustomerOut:
+def customer_out(customer: CustomerRecord) -> CustomerOut:
     return CustomerOut.model_validate(customer, from_attributes=True)
 
 

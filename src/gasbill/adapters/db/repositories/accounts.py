@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
 from gasbill.adapters.db.tables.readings import MeterReading
-from gasbill.service.ports import AccountRecord, BindingRecord
+from gasbill.service.ports import AccountRecord, BindingRecord, NewAccountRow, NewBinding
 
 FROZEN = 1  # data_type of a daily frozen reading
 
@@ -20,7 +20,8 @@ class AccountRepository:
         self.session = session
 
     # customers
-    def add_customer(self, customer: Customer) -> Customer:
+    def add_customer(self, *, name: str, phone: str = "", address: str = "") -> Customer:
+        customer = Customer(name=name, phone=phone, address=address)
         self.session.add(customer)
         self.session.flush()
         return customer
@@ -40,7 +41,8 @@ class AccountRepository:
         return self.session.exec(query).all()
 
     # accounts
-    def add(self, account: Account) -> Account:
+    def add(self, new: NewAccountRow) -> Account:
+        account = Account(**{f: getattr(new, f) for f in NewAccountRow.__dataclass_fields__})
         self.session.add(account)
         self.session.flush()
         return account
@@ -83,7 +85,8 @@ class AccountRepository:
     def meter_by_id(self, meter_id: int) -> Meter | None:
         return self.session.get(Meter, meter_id)
 
-    def add_meter(self, meter: Meter) -> Meter:
+    def add_meter(self, company_no: str, comm_no: str) -> Meter:
+        meter = Meter(company_no=company_no, comm_no=comm_no)
         self.session.add(meter)
         self.session.flush()
         return meter
@@ -126,7 +129,14 @@ class AccountRepository:
             .order_by(col(MeterBinding.bound_at))
         ).all()
 
-    def add_binding(self, binding: MeterBinding) -> MeterBinding:
+    def add_binding(self, new: NewBinding) -> MeterBinding:
+        binding = MeterBinding(
+            account_id=new.account_id,
+            meter_id=new.meter_id,
+            bound_at=new.bound_at,
+            opening_litres=new.opening_litres,
+            reason=new.reason,
+        )
         self.session.add(binding)
         self.session.flush()
         return binding
