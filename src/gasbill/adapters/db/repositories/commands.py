@@ -55,25 +55,27 @@ def _may_go(queued: sa.Table | sa.Alias) -> sa.ColumnElement[bool]:
     )
 
 
-def _due(now: datetime) -> sa.ColumnElement[bool]:
+def _due() -> sa.ColumnElement[bool]:
+    """A queued command whose time (`:due_now`) has come and that may go."""
     return sa.and_(
         _COMMAND.c.status == str(CommandStatus.QUEUED),
-        _COMMAND.c.next_attempt_at <= now,
+        _COMMAND.c.next_attempt_at <= sa.bindparam("due_now"),
         _may_go(_COMMAND),
     )
 
 
-def _due_meters(now: datetime, limit: int) -> sa.Select[Any]:
-    """(meter_id, first) of up to `limit` meters with a command that may go now, by their
-    oldest such command. The queue is walked in `next_attempt_at` order on its index, a
-    few rows per meter wanted, then grouped: grouping the whole queue first cost a scan
-    of every queued command per claim, quadratic over a campaign (bench/campaign.py).
-    A meter with more queued commands than the walk holds is only claimed later."""
+def _due_meters() -> sa.Select[Any]:
+    """(meter_id, first) of up to `:due_meters` meters with a command that may go now, by
+    their oldest such command. The queue is walked in `next_attempt_at` order on its
+    index, a few rows per meter wanted, then grouped: grouping the whole queue first cost
+    a scan of every queued command per claim, quadratic over a campaign
+    (bench/campaign.py). A meter with more queued commands than the walk holds is only
+    claimed later. Built once: its parameters are bound per run."""
     walk = (
         sa.select(_COMMAND.c.meter_id, _COMMAND.c.next_attempt_at)
-        .where(_due(now))
+        .where(_due())
         .order_by(_COMMAND.c.next_attempt_at)
-        .limit(limit * 4)
+        .limit(sa.bindparam("due_rows", type_=sa.Integer()))
         .subquery("walk")
     )
     first = sa.func.min(walk.c.next_attempt_at)
@@ -81,8 +83,21 @@ def _due_meters(now: datetime, limit: int) -> sa.Select[Any]:
         sa.select(walk.c.meter_id.label("meter_id"), first.label("first"))
         .group_by(walk.c.meter_id)
         .order_by(first)
-        .limit(limit)
+        .limit(sa.bindparam("due_meters", type_=sa.Integer()))
     )
+
+
+_DUE_METERS = _due_meters()
+_CLAIM_DUE_METERS = (
+    sa.select(_DUE_METERS.subquery().c.meter_id)
+    .where(sa.text(claimed_keys_sql(DISPATCH_METER, "meter_id")))
+    .limit(sa.bindparam("claimed", type_=sa.Integer()))
+)
+_STALE = sa.exists().where(
+    _COMMAND.c.status == str(CommandStatus.SENDING),
+    _COMMAND.c.claimed_at < sa.bindparam("stale_before"),
+)
+_ANYTHING_TO_SEND = sa.select(sa.or_(_STALE, sa.exists().where(_due())))
 
 
 class CommandStore(PrepayAndReports):
@@ -260,8 +275,10 @@ class CommandStore(PrepayAndReports):
 
     def due_meters(self, now: datetime, limit: int) -> list[int]:
         """Meters with a queued command whose time has come and that may go, oldest first."""
-        query = _due_meters(now, limit)
-        return [int(meter_id) for meter_id, _ in self.session.execute(query).all()]
+        found = self.session.execute(
+            _DUE_METERS, {"due_now": now, "due_rows": limit * 4, "due_meters": limit}
+        )
+        return [int(meter_id) for meter_id, _ in found.all()]
 
     def claim_due_meters(self, now: datetime, limit: int) -> list[int]:
         """`due_meters`, each claimed for this transaction: other dispatchers skip them.
@@ -272,24 +289,19 @@ class CommandStore(PrepayAndReports):
         """
         if not shared_queues(self.session):
             return self.due_meters(now, limit)
-        due = _due_meters(now, limit * 4).subquery()
-        query = (
-            sa.select(due.c.meter_id)
-            .where(sa.text(claimed_keys_sql(DISPATCH_METER, "meter_id")))
-            .limit(limit)
+        found = self.session.execute(
+            _CLAIM_DUE_METERS,
+            {"due_now": now, "due_rows": limit * 16, "due_meters": limit * 4, "claimed": limit},
         )
-        return [int(meter_id) for (meter_id,) in self.session.execute(query).all()]
+        return [int(meter_id) for (meter_id,) in found.all()]
 
     def anything_to_send(self, now: datetime, stale_before: datetime) -> bool:
         """Whether a dispatcher has work: a command that may go now, or one handed over
         before `stale_before` whose reply never came. One read: an idle run costs this."""
-        stale = sa.exists().where(
-            _COMMAND.c.status == str(CommandStatus.SENDING),
-            _COMMAND.c.claimed_at < stale_before,
+        found = self.session.execute(
+            _ANYTHING_TO_SEND, {"due_now": now, "stale_before": stale_before}
         )
-        return bool(
-            self.session.execute(sa.select(sa.or_(stale, sa.exists().where(_due(now))))).scalar()
-        )
+        return bool(found.scalar())
 
     def claim_stale(
         self, status: str, before: datetime, limit: int, now: datetime
