@@ -685,6 +685,22 @@ class FakeExceptions:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
 
+    def find(
+        self,
+        *,
+        status: str | None = None,
+        account_id: int | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[FakeException]:
+        found = [
+            e
+            for e in sorted(self.store.exceptions, key=lambda e: e.id)
+            if (status is None or e.status == status)
+            and (account_id is None or e.account_id == account_id)
+        ]
+        return found[offset : offset + limit]
+
     def get(self, exception_id: int, *, lock: bool = False) -> FakeException | None:
         return next((e for e in self.store.exceptions if e.id == exception_id), None)
 

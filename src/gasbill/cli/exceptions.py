@@ -15,13 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gasbill.adapters.db.tables.billing import BillingException
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.cli.staff import current_services, terminal_actor
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.money import Money
 from gasbill.service.exceptions_queue import exceptions_queue
-from gasbill.service.push_conflicts import accept_correction, dismiss_conflict
+from gasbill.service.push_conflicts import ConflictReview, accept_correction, dismiss_conflict
 
 app = typer.Typer(help="The exceptions queue: billing exceptions and push conflicts.")
 ConflictArg = Annotated[int, typer.Argument(help="The push conflict's id (from the list).")]
@@ -45,11 +44,11 @@ def list_command(
         )
     rows = []
     for item in items:
-        if isinstance(item, BillingException):
-            rows.append(("exception", item.id, item.kind, item.status, item.detail))
-        else:
+        if isinstance(item, ConflictReview):
             c = item.conflict
             rows.append(("conflict", c.id, "push_conflict", c.status, item.detail()))
+        else:
+            rows.append(("exception", item.id, item.kind, item.status, item.detail))
     if as_json:
         for what, id_, kind, state, detail in rows:
             record = {"type": what, "id": id_, "kind": kind, "status": state, "detail": detail}

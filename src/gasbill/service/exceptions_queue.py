@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gasbill.adapters.db.tables.billing import BillingException
-from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.service.billing_ports import BillingUnitOfWork
+from gasbill.service.ports import ExceptionRecord
 from gasbill.service.push_conflicts import ConflictReview, review
 
-QueueItem = BillingException | ConflictReview
+QueueItem = ExceptionRecord | ConflictReview
 # the queue's statuses, as conflict statuses
 _CONFLICT_STATUS = {"open": ["open"], "resolved": ["accepted", "dismissed"]}
 
 
 def exceptions_queue(
-    uow: UnitOfWork,
+    uow: BillingUnitOfWork,
     *,
     status: str | None = "open",
     account_id: int | None = None,
@@ -43,6 +43,6 @@ def exceptions_queue(
 
 
 def _arose(item: QueueItem) -> tuple[datetime, int, int]:
-    if isinstance(item, BillingException):
-        return (item.created_at, 0, item.id or 0)
-    return (item.conflict.received_at, 1, item.conflict.id or 0)
+    if isinstance(item, ConflictReview):
+        return (item.conflict.received_at, 1, item.conflict.id or 0)
+    return (item.created_at, 0, item.id or 0)

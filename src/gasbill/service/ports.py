@@ -86,6 +86,16 @@ class ExceptionRecord(Protocol):
 class ExceptionLog(Protocol):
     def get(self, exception_id: int, *, lock: bool = False) -> ExceptionRecord | None: ...
 
+    def find(
+        self,
+        *,
+        status: str | None = None,
+        account_id: int | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Sequence[ExceptionRecord]:
+        """Oldest first, so the queue is worked in the order things went wrong."""
+
     def add(self, exception: NewException) -> None:
         """Open it; one already open for the same reading is an error."""
 

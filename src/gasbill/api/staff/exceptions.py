@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from gasbill.adapters.db.repositories.exceptions import ExceptionRepository
-from gasbill.adapters.db.tables.billing import BillingException
 from gasbill.api.deps import CatalogDep, ContextDep, CurrentUser, UowDep
 from gasbill.api.errors import not_found
 from gasbill.api.policy import API
@@ -77,7 +76,7 @@ def conflict_out(found: ConflictReview) -> ExceptionOut:
 
 
 def item_out(item: QueueItem) -> ExceptionOut:
-    return exception_out(item) if isinstance(item, BillingException) else conflict_out(item)
+    return conflict_out(item) if isinstance(item, ConflictReview) else exception_out(item)
 
 
 @router.get("", summary="Exceptions and push conflicts, oldest first (open ones by default)")
