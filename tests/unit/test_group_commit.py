@@ -149,3 +149,20 @@ def test_several_writers_write_batches_side_by_side():
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(Recorder(), max_batch=0)
+
+
+def test_a_submission_right_after_a_write_ends_is_written_too():
+    """The writer leaves as it finds nothing waiting: a submission made the moment its
+    last batch is answered (before the loop got round to the finished task) starts a new
+    writer instead of waiting for one that is gone."""
+    write = Recorder()
+    commit = GroupCommit(write)
+
+    async def scenario():
+        first = await commit.submit("a")
+        async with asyncio.timeout(5):  # in this task: no loop turn before it submits
+            second = await commit.submit("b")
+        return first, second
+
+    assert run(scenario()) == ("A", "B")
+    assert write.batches == [["a"], ["b"]]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -71,6 +71,16 @@ class GroupCommit(Generic[Item, Result]):
         return await future
 
     async def _drain(self) -> None:
+        try:
+            await self._write_pending()
+        finally:
+            # leave the writers as soon as nothing waits, not when the loop gets round to the
+            # finished task: a submission in between would wait for a writer that is gone
+            task = asyncio.current_task()
+            if task is not None:
+                self._writers.discard(cast("asyncio.Task[None]", task))
+
+    async def _write_pending(self) -> None:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
