@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, cast
@@ -92,41 +92,49 @@ class BillingStore:
         found: dict[int, ChargeDay] = {}
         unbounded = [a for a, s in since.items() if s is None]
         if unbounded:
+            found.update(self._latest_checkpoints(unbounded, None))
+        bounded = {a: s for a, s in since.items() if s is not None}
+        if bounded and self._dialect == "postgresql":
+            found.update(self._checkpoints_before(bounded))
+            return found
+        # elsewhere one query per distinct `since`: a night's readings share their time
+        by_before: dict[datetime, list[int]] = defaultdict(list)
+        for account_id, before in bounded.items():
+            by_before[before].append(account_id)
+        for before, ids in by_before.items():
+            found.update(self._latest_checkpoints(ids, before))
+        return found
+
+    def _latest_checkpoints(
+        self, account_ids: list[int], before: datetime | None
+    ) -> dict[int, ChargeDay]:
+        """Per account, its checkpoint with the latest `state_at` (before `before`, if given)."""
+        found: dict[int, ChargeDay] = {}
+        for start in range(0, len(account_ids), 1000):
+            wanted: list[sa.ColumnElement[bool]] = [
+                col(ChargeDay.account_id).in_(account_ids[start : start + 1000]),
+                col(ChargeDay.state_at).isnot(None),
+            ]
+            if before is not None:
+                wanted.append(col(ChargeDay.state_at) < before)
             latest = (
                 select(ChargeDay.account_id, sa.func.max(ChargeDay.state_at).label("at"))
-                .where(
-                    col(ChargeDay.account_id).in_(unbounded), col(ChargeDay.state_at).isnot(None)
-                )
+                .where(*wanted)
                 .group_by(col(ChargeDay.account_id))
                 .subquery()
             )
             for row in self.session.exec(
-                select(ChargeDay).join(
+                select(ChargeDay)
+                .join(
                     latest,
                     sa.and_(
                         col(ChargeDay.account_id) == latest.c.account_id,
                         col(ChargeDay.state_at) == latest.c.at,
                     ),
                 )
+                .order_by(col(ChargeDay.account_id), col(ChargeDay.day), col(ChargeDay.cycle_key))
             ).all():
                 found[row.account_id] = row
-        bounded = {a: s for a, s in since.items() if s is not None}
-        if bounded and self._dialect == "postgresql":
-            found.update(self._checkpoints_before(bounded))
-            return found
-        for account_id, before in bounded.items():
-            checkpoint = self.session.exec(
-                select(ChargeDay)
-                .where(
-                    ChargeDay.account_id == account_id,
-                    col(ChargeDay.state_at).isnot(None),
-                    col(ChargeDay.state_at) < before,
-                )
-                .order_by(col(ChargeDay.state_at).desc())
-                .limit(1)
-            ).first()
-            if checkpoint is not None:
-                found[account_id] = checkpoint
         return found
 
     def _checkpoints_before(self, before: dict[int, datetime]) -> dict[int, ChargeDay]:
@@ -326,9 +334,44 @@ class BillingStore:
         )
         return {(c, m) for c, m in self.session.execute(query).all() if (c, m) in wanted}
 
+    def latest_readings(
+        self, meters: Iterable[tuple[str, str]], until: datetime
+    ) -> dict[tuple[str, str], datetime]:
+        """Of these meters, the time of each one's latest frozen or real-time reading up to
+        `until` (what billing rates a meter-mode account with), one query per company."""
+        by_company: dict[str, list[str]] = defaultdict(list)
+        for company_no, comm_no in sorted(set(meters)):
+            by_company[company_no].append(comm_no)
+        found: dict[tuple[str, str], datetime] = {}
+        for company_no, comm_nos in by_company.items():
+            for start in range(0, len(comm_nos), 1000):
+                query = (
+                    sa.select(
+                        col(MeterReading.meter_comm_no),
+                        sa.func.max(col(MeterReading.acquisition_time)),
+                    )
+                    .where(
+                        col(MeterReading.company_no) == company_no,
+                        col(MeterReading.meter_comm_no).in_(comm_nos[start : start + 1000]),
+                        col(MeterReading.data_type).in_((0, FROZEN)),
+                        col(MeterReading.acquisition_time) <= until,
+                    )
+                    .group_by(col(MeterReading.meter_comm_no))
+                )
+                for comm_no, at in self.session.execute(query).all():
+                    if at is not None:
+                        found[(company_no, comm_no)] = _instant(at)
+        return found
+
     def charge_days(self, account_id: int) -> Sequence[ChargeDay]:
         return self.session.exec(
             select(ChargeDay)
             .where(ChargeDay.account_id == account_id)
             .order_by(col(ChargeDay.day), col(ChargeDay.cycle_key))
         ).all()
+
+
+def _instant(value: datetime | str) -> datetime:
+    """An aggregate's datetime, aware (were SQLite to hand back the stored naive-UTC text)."""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
