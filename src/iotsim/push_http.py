@@ -9,7 +9,8 @@ does the same exchange for a fraction of it. Only the little the pusher uses:
 closed while idle is noticed before it is reused (as httpx does), and one
 closed just as a push went out on it (no answer at all) is replaced and the
 push sent once more; any other failure is an `httpx.TransportError`, which the
-pusher takes for "the application is down".
+pusher takes for "the application is down". Pushes sent at once (`[push] concurrency`)
+each go on a connection of their sending thread's own.
 """
 
 from __future__ import annotations
@@ -39,26 +40,30 @@ class KeepAliveClient:
         self.host, self.port = parts.hostname, parts.port or 80
         self.prefix = parts.path if parts.path.endswith("/") else parts.path + "/"
         self.timeout = timeout
-        self._connection: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
+        self._local = threading.local()  # each sending thread's connection
+        self._all: set[http.client.HTTPConnection] = set()
+        self._lock = threading.Lock()  # guards _all
+
+    @property
+    def _connection(self) -> http.client.HTTPConnection | None:
+        return getattr(self._local, "connection", None)
 
     def post(self, url: str, *, content: bytes, headers: dict[str, str]) -> PushResponse:
         """POST `content` to `url` (relative to the base URL)."""
-        with self._lock:
-            reused = self._connection is not None
-            try:
-                return self._exchange(url, content, headers)
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop()
-                if not (reused and isinstance(exc, STALE)):
-                    raise httpx.TransportError(f"push to {self.host}:{self.port}: {exc!r}") from exc
-            # the server closed the kept-alive connection as the push went out (its idle
-            # timeout): nothing was answered, so once more on a fresh one
-            try:
-                return self._exchange(url, content, headers)
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop()
+        reused = self._connection is not None
+        try:
+            return self._exchange(url, content, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop()
+            if not (reused and isinstance(exc, STALE)):
                 raise httpx.TransportError(f"push to {self.host}:{self.port}: {exc!r}") from exc
+        # the server closed the kept-alive connection as the push went out (its idle
+        # timeout): nothing was answered, so once more on a fresh one
+        try:
+            return self._exchange(url, content, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop()
+            raise httpx.TransportError(f"push to {self.host}:{self.port}: {exc!r}") from exc
 
     def _exchange(self, url: str, content: bytes, headers: dict[str, str]) -> PushResponse:
         connection = self._open()
@@ -71,7 +76,10 @@ class KeepAliveClient:
 
     def close(self) -> None:
         with self._lock:
-            self._drop()
+            connections, self._all = self._all, set()
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
 
     def _open(self) -> http.client.HTTPConnection:
         connection = self._connection
@@ -80,10 +88,16 @@ class KeepAliveClient:
             if not readable:
                 return connection  # idle and open: nothing from the server since
             self._drop()  # closed by the server while idle (or stray bytes): a fresh one
-        self._connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        return self._connection
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self._local.connection = connection
+        with self._lock:
+            self._all.add(connection)
+        return connection
 
     def _drop(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        connection = self._connection
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+            with self._lock:
+                self._all.discard(connection)

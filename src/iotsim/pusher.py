@@ -54,7 +54,8 @@ class PushTarget(BaseModel):
     reorder_hold_minutes: int = Field(default=180, ge=1)
     duplicate_within_minutes: int = Field(default=60, ge=1)
     # pushes in flight at once (a platform pushes from many connections); 1: one after another.
-    # Above 1, a meter's pushes may overtake each other, as with `push_reorder`.
+    # Above 1, a meter's readings may overtake each other, as with `push_reorder`; a report
+    # (a command's outcome) is still pushed alone, after what came before it.
     concurrency: int = Field(default=1, ge=1, le=256)
 
 
@@ -135,9 +136,9 @@ class Pusher:
             due = self._take_due(now)
             retry_at = now + timedelta(minutes=self.settings.retry_minutes)
             units = self._units(due)
-            step = self.settings.concurrency
-            for start in range(0, len(units), step):
-                wave = units[start : start + step]
+            start = 0
+            for wave in self._waves(units):
+                start += len(wave)
                 results = self._send_wave(wave)
                 for unit, again in zip(wave, results, strict=True):
                     if again is not None:
@@ -145,9 +146,29 @@ class Pusher:
                         self._maybe_duplicate(unit, now)
                 down = [u for u, again in zip(wave, results, strict=True) if again is None]
                 if down:  # the application is down: the rest waits for the next attempt
-                    rest = down + units[start + step :]
+                    rest = down + units[start:]
                     self._requeue([replace(p, due=retry_at) for u in rest for p in u])
                     return
+
+    def _waves(self, units: list[list[Push]]) -> list[list[list[Push]]]:
+        """The units sent at once: up to `concurrency` readings, alarms and events, while a
+        report goes alone, after what came before it and before what follows. Its outcome
+        moves the application's books (a decision may read the meter's latest reading), so
+        it is never raced against the readings of its meter's wake-up."""
+        waves: list[list[list[Push]]] = []
+        for unit in units:
+            alone = unit[0].kind == "report"
+            last = waves[-1] if waves else None
+            if (
+                last is None
+                or alone
+                or last[0][0].kind == "report"
+                or len(last) >= self.settings.concurrency
+            ):
+                waves.append([unit])
+            else:
+                last.append(unit)
+        return waves
 
     def _send_wave(self, wave: list[list[Push]]) -> list[list[Push] | None]:
         """Each unit's pushes to try again, or None where the application was down."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import httpx
 import pytest
 
-from iotsim.push_http import KeepAliveClient
+from iotsim.faults import Faults, FaultSettings
+from iotsim.push_http import KeepAliveClient, PushResponse
+from iotsim.pusher import Pusher, PushTarget
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,3 +72,50 @@ def test_an_application_that_is_down_is_a_transport_error(server):
     client = KeepAliveClient(f"http://127.0.0.1:{port}/")
     with pytest.raises(httpx.TransportError):
         client.post("api/Data/MeterData/Add", content=b"{}", headers={})
+
+
+def test_pushes_sent_at_once_each_go_on_their_thread_s_connection(server):
+    client = KeepAliveClient(f"http://127.0.0.1:{server.server_port}/")
+    headers = {"content-type": "application/json", "company_no": "1001"}
+    bodies = [f'{{"n":{n}}}'.encode() for n in range(12)]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda b: client.post("api/Data/MeterData/Add", content=b, headers=headers), bodies
+            )
+        )
+    client.close()
+    assert [a.status_code for a in answers] == [200] * 12
+    assert sorted(body for _, body, _ in _Handler.seen) == sorted(bodies)
+
+
+def test_a_report_is_pushed_alone_between_the_readings_sent_at_once():
+    sent: list[tuple[int, str]] = []
+    waves = 0
+    lock = threading.Lock()
+
+    class Recorder:
+        def post(self, url: str, *, content: bytes, headers: dict[str, str]) -> PushResponse:
+            with lock:
+                sent.append((waves, url))
+            kind = "report" if "Report" in url else "reading"
+            items = '[{"ctrl_id": 7, "result": true}]' if kind == "report" else '""'
+            return PushResponse(200, f'{{"State": "success", "Message": "", "Data": {items}}}')
+
+    pusher = Pusher(PushTarget(url="http://app/", concurrency=3), Faults(FaultSettings(), 1), None)
+    pusher.client = Recorder()
+    at = datetime(2025, 6, 1, tzinfo=UTC)
+    kinds = ["reading"] * 4 + ["report"] + ["reading"] * 2 + ["alarm"]
+    for kind in kinds:
+        pusher.enqueue(kind, {"ctrl_id": 7} if kind == "report" else {}, at)  # type: ignore[arg-type]
+    units = pusher._units(pusher._take_due(at))
+    assert [[u[0].kind for u in wave] for wave in pusher._waves(units)] == [
+        ["reading"] * 3,
+        ["reading"],
+        ["report"],
+        ["reading", "reading", "alarm"],
+    ]
+    for kind in kinds:
+        pusher.enqueue(kind, {"ctrl_id": 7} if kind == "report" else {}, at)  # type: ignore[arg-type]
+    pusher.flush(at)
+    assert pusher.stats.delivered == len(kinds) and pusher.pending == 0

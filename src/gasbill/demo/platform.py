@@ -25,6 +25,7 @@ from iotsim.faults import FaultSettings
 STARTUP_SECONDS = 120.0  # two Python processes importing on a loaded machine
 LOGIN = "admin"
 PASSWORD = "123456"
+PUSH_CONCURRENCY = 16
 
 
 class SimulatorGone(RuntimeError):
@@ -44,7 +45,7 @@ def _toml_value(value: Any) -> str:
 def write_settings(
     path: Path, *, seed: int, meters: int, start: datetime, faults: FaultSettings
 ) -> Path:
-    """The simulator's TOML: the fleet, a reading at each wake-up, the faults."""
+    """The simulator's TOML: the fleet, a reading at each wake-up, the faults, its pushes."""
     lines = [
         f"seed = {seed}",
         f"meters = {meters}",
@@ -54,6 +55,10 @@ def write_settings(
         f"password = {_toml_value(PASSWORD)}",
         "[faults]",
         *(f"{k} = {_toml_value(v)}" for k, v in faults.model_dump().items()),
+        "[push]",
+        # a wake-up's readings in flight at once, stored by the product in one transaction
+        # (group commit); a command's report still goes alone, in its place
+        f"concurrency = {PUSH_CONCURRENCY}",
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
