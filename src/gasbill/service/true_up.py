@@ -10,62 +10,47 @@ prepaid.
 Per account, both ratings start at the cycle of the earliest divergence
 still open (`true_up_start`) and each (cycle, day) gets `target − posted`;
 `true_up_day` keeps what was posted, so a second run posts nothing. Each
-day's true-up is credited to the campaign of the change behind it.
+day's true-up is credited to the campaign of the change behind it
+(`true_up_lines`); where each account's true-up stands is its mark
+(`true_up_marks`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.tables.accounts import Account, Meter, MeterBinding
-from gasbill.adapters.db.tables.billing import ChargeDay
-from gasbill.adapters.db.tables.campaigns import Campaign, TrueUpMark
+from gasbill.adapters.db.tables.campaigns import Campaign
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.ledger import AccountKind, Transfer
+from gasbill.domain.ledger import Transfer
 from gasbill.domain.meters import MetersRated
 from gasbill.domain.rating import DayKey, charge_difference
-from gasbill.domain.tariff import VolumeBasis
 from gasbill.domain.true_up import owed, true_up_start
-from gasbill.domain.true_up_postings import (
-    attribution,
-    by_campaign,
-    push_begun,
-    stamp,
-    true_up_transfer,
-)
 from gasbill.service.billing import bill_within, opening_of, rate_account, readings_from
-from gasbill.service.billing_days import STATE_COLUMNS, checkpoint_of
+from gasbill.service.billing_ports import ChargeDayRecord, Readings
 from gasbill.service.meter_tariffs import meter_confirmations
 from gasbill.service.ports import TariffBook
+from gasbill.service.true_up_lines import TrueUpOutcome, lines_of, owner_of
+from gasbill.service.true_up_marks import (
+    Bound,
+    MarkRecord,
+    Plan,
+    basis_of,
+    first_day,
+    fresh,
+    meters_of,
+    new_mark,
+    resumed,
+    still_marked,
+)
+
+__all__ = ["TrueUpOutcome", "post_true_ups", "run_true_ups", "true_ups_within"]
 
 ONE_US = timedelta(microseconds=1)
-
-
-@dataclass(slots=True)
-class TrueUpOutcome:
-    accounts: int = 0  # accounts re-rated
-    charged_fen: int = 0  # prepaid → revenue
-    refunded_fen: int = 0  # revenue → prepaid
-    days_changed: int = 0
-    transfers: list[Transfer] = field(default_factory=list)
-    skipped: int = 0  # accounts whose mark held and which billing had not re-rated since
-    resumed: int = 0  # of `accounts`, those re-rated from their mark on
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "accounts": self.accounts,
-            "days_changed": self.days_changed,
-            "charged_fen": self.charged_fen,
-            "refunded_fen": self.refunded_fen,
-            "transfers": [t.id for t in self.transfers],
-        }
 
 
 def post_true_ups(
@@ -123,13 +108,7 @@ def run_true_ups(
             settled_after=settled_after,
             max_flow_m3_per_hour=max_flow_m3_per_hour,
         )
-        total.accounts += done.accounts
-        total.charged_fen += done.charged_fen
-        total.refunded_fen += done.refunded_fen
-        total.days_changed += done.days_changed
-        total.skipped += done.skipped
-        total.resumed += done.resumed
-        total.transfers.extend(done.transfers)
+        total.add(done)
     if actor is not None:
         with uow_factory() as uow:
             uow.audit.record(
@@ -149,6 +128,24 @@ def run_true_ups(
     return total
 
 
+@dataclass(slots=True)
+class _Batch:
+    """What a batch's true-up rates with, read once for the batch."""
+
+    plans: dict[int, Plan]
+    bindings: Bound
+    openings: dict[int, datetime | None]
+    bases: dict[int, str]
+    waiting: set[tuple[str, str]]
+    resume: dict[int, MarkRecord]
+    rated: list[int]  # the accounts re-rated (the others skipped)
+    starts: dict[int, ChargeDayRecord]  # billing's checkpoints, where rated from the start
+    readings: Readings
+    first_days: dict[int, date]
+    posted: dict[int, dict[tuple[str, date], int]]
+    trued: dict[int, dict[tuple[str, date], tuple[int, int]]]
+
+
 def true_ups_within(
     uow: UnitOfWork,
     account_ids: Sequence[int],
@@ -159,247 +156,177 @@ def true_ups_within(
     max_flow_m3_per_hour: Decimal | None = None,
     incremental: bool = True,
 ) -> TrueUpOutcome:
-    """`post_true_ups` inside the caller's unit of work, which commits. Billing runs first,
-    in the same transaction, so that what it posted covers every reading up to `now`; the
-    tariff in force is then rated over those same readings, with the same anomaly rules.
+    """`post_true_ups` inside the caller's unit of work, which commits. Billing runs first
+    (but for accounts it has nothing new for: `_to_bill`), in the same transaction, so
+    that what it posted covers every reading up to `now`; the tariff in force is then
+    rated over those same readings, with the same anomaly rules.
 
-    Incrementally (the default), an account whose mark (`true_up_mark`) still holds — the
-    same start and inputs, no reading waiting in the inbox — is skipped when billing has
-    re-rated nothing since the mark, and re-rated from the mark's state on when billing
-    re-rated nothing before it: what was trued up before it is still owed exactly, since
-    neither its readings nor its charges have changed. Either way it posts what the whole
-    re-rating from the start (`incremental=False`) would, to the fen.
+    Incrementally (the default), an account whose mark (`true_up_mark`) still holds is
+    skipped when billing has re-rated nothing since the mark, and re-rated from the mark's
+    state on when billing re-rated nothing before it (`still_marked`). Either way it posts
+    what the whole re-rating from the start (`incremental=False`) would, to the fen.
     """
     outcome = TrueUpOutcome()
-    store, campaigns = uow.billing, uow.campaigns
     plans = _plans(uow, account_ids, catalog, now, settled_after)
     if not plans:
         return outcome
-    ids = sorted(plans)
-    bill_within(uow, ids, catalog=catalog, max_flow_m3_per_hour=max_flow_m3_per_hour, now=now)
-    bindings = store.bindings(ids)
-    openings = store.meter_openings(ids)
-    digests: dict[str, str] = {}
-    bases = {
-        i: _basis(
-            plans[i], bindings.get(i, []), openings.get(i), catalog, max_flow_m3_per_hour, digests
-        )
-        for i in ids
-    }
-    resume, skip = _still_marked(uow, ids, plans, bases, bindings) if incremental else ({}, set())
-    outcome.skipped = len(skip)
-    rated_ids = [i for i in ids if i not in skip]
-    full = [i for i in rated_ids if i not in resume]
-    starts = store.checkpoints({i: plans[i][2] + ONE_US for i in full})
-    begins: dict[int, ChargeDay] = {i: starts[i] for i in full if i in starts}
-    begins.update({i: _resumed(mark) for i, mark in resume.items()})
-    meters = [(m.company_no, m.comm_no) for i in rated_ids for _, m in bindings.get(i, [])]
-    readings = readings_from(store, rated_ids, bindings, begins, with_real_time=meters)
-    first_days = {i: _first_day(plans[i], resume.get(i), catalog) for i in rated_ids}
-    posted = store.posted_days({i: first_days[i] - timedelta(days=1) for i in rated_ids})
+    batch = _load(uow, plans, catalog, now, max_flow_m3_per_hour, incremental)
+    outcome.skipped = len(plans) - len(batch.rated)
     transfers: list[Transfer] = []
     day_rows: list[dict[str, Any]] = []
     marks: list[dict[str, Any]] = []
     of_tariff: dict[str, Sequence[Campaign]] = {}  # the campaigns of each tariff, read once
-    for account_id in rated_ids:
-        account, held, start = plans[account_id]
-        if account_id in openings and openings[account_id] is None:
+    for account_id in batch.rated:
+        account, held, start = batch.plans[account_id]
+        if account_id in batch.openings and batch.openings[account_id] is None:
             continue  # not open on the meter: it deducted nothing, nor did the shadow
-        rows, opened_at, mark = (
-            bindings.get(account_id, []),
-            openings.get(account_id),
-            resume.get(account_id),
-        )
-        opening = None
-        if mark is None and opened_at is not None:
-            opening = opening_of(opened_at, rows, readings)
+        mark = batch.resume.get(account_id)
         tariff = catalog.get(account.tariff_id)
-        checkpoint = _fresh(starts.get(account_id)) if mark is None else _resumed(mark)
-        rater = catalog.rater(tariff.id)
-        official = rate_account(
-            account, rows, checkpoint, readings, rater, max_flow_m3_per_hour, now, opening=opening
-        )
+        official = _official(account_id, batch, catalog, max_flow_m3_per_hour, now)
         if official is None:
             continue
         outcome.accounts += 1
         outcome.resumed += mark is not None
-        new_mark = _mark(
-            account_id, start, bases[account_id], official, mark, tariff.volume_basis, now
+        made = new_mark(
+            account_id, start, batch.bases[account_id], official, mark, tariff.volume_basis, now
         )
-        if new_mark is not None:
-            marks.append(new_mark)
-        first_day = first_days[account_id]
-        target = owed(official.result.amounts_by_day(), posted.get(account_id, {}), first_day)
-        trued = campaigns.true_up_days(account_id, first_day)
-        difference = charge_difference(target, {k: fen for k, (fen, _) in trued.items()})
+        if made is not None:
+            marks.append(made)
+        difference = _owed_anew(account_id, official, batch)
         if not difference:
             continue
         outcome.days_changed += len(difference)
         if tariff.id not in of_tariff:
-            of_tariff[tariff.id] = campaigns.of_tariff(tariff.id)
-        owner = _attribution(of_tariff[tariff.id], held, tariff.zone)
-        last = official.result.state.last
-        effective = last.at if last is not None else now
-        lines, rows_of_days = _lines(account_id, difference, owner, trued, effective, now)
-        _count(outcome, lines)
+            of_tariff[tariff.id] = uow.campaigns.of_tariff(tariff.id)
+        owner = owner_of(of_tariff[tariff.id], held, tariff.zone)
+        lines, rows_of_days = _lines(account_id, difference, owner, official, batch, now)
+        outcome.count(lines)
         transfers.extend(lines)
         day_rows.extend(rows_of_days)
-    campaigns.save_true_up_days(day_rows)
+    uow.campaigns.save_true_up_days(day_rows)
     kept = {m["account_id"] for m in marks}
-    campaigns.save_true_up_marks(marks, drop=[i for i in rated_ids if i not in kept])
+    uow.campaigns.save_true_up_marks(marks, drop=[i for i in batch.rated if i not in kept])
     outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
     return outcome
 
 
-def _still_marked(
-    uow: UnitOfWork,
-    ids: Sequence[int],
-    plans: dict[int, tuple[Account, dict[str, datetime], datetime]],
-    bases: dict[int, str],
-    bindings: dict[int, list[tuple[MeterBinding, Meter]]],
-) -> tuple[dict[int, TrueUpMark], set[int]]:
-    """The accounts to re-rate from their mark on, and those to skip: each mark made with
-    the same start and inputs, with no reading of its meters waiting to be billed (a late
-    one may lie before the mark), and with nothing billing re-rated up to its day."""
-    marks = uow.campaigns.true_up_marks(ids)
-    meters_of = {i: {(m.company_no, m.comm_no) for _, m in bindings.get(i, [])} for i in ids}
-    waiting = uow.billing.unbilled_meters(
-        {meter for found in meters_of.values() for meter in found}
-    )
-    resume: dict[int, TrueUpMark] = {}
-    skip: set[int] = set()
-    for i in ids:
-        mark = marks.get(i)
-        if mark is None or mark.start_at != plans[i][2] or mark.basis != bases[i]:
-            continue
-        if meters_of[i] & waiting:
-            continue
-        if mark.rebilled_from is None:
-            skip.add(i)  # billing has re-rated nothing since: nothing is owed anew
-        elif mark.rebilled_from > mark.day:
-            resume[i] = mark
-    return resume, skip
-
-
-def _basis(
-    plan: tuple[Account, dict[str, datetime], datetime],
-    bindings: Sequence[tuple[MeterBinding, Meter]],
-    opened_at: datetime | None,
-    catalog: TariffBook,
-    max_flow: Decimal | None,
-    digests: dict[str, str],
-) -> str:
-    """A digest of what a true-up's rating depends on besides the readings and the charges:
-    a mark made with other inputs (a reloaded tariff, a new confirmation, a replaced meter)
-    no longer holds."""
-    account, held, _ = plan
-    if account.tariff_id not in digests:
-        tariff = catalog.get(account.tariff_id)
-        digests[account.tariff_id] = hashlib.sha256(repr(tariff).encode()).hexdigest()
-    parts = [
-        digests[account.tariff_id],
-        account.tariff_id,
-        str(account.persons),
-        str(account.opened_on),
-        str(account.billing_mode),
-        repr(sorted(held.items())),
-        repr(opened_at),
-        repr(max_flow),
-        repr(
-            [
-                (
-                    m.company_no,
-                    m.comm_no,
-                    b.bound_at,
-                    b.opening_litres,
-                    b.unbound_at,
-                    b.final_litres,
-                )
-                for b, m in bindings
-            ]
-        ),
-    ]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _first_day(
-    plan: tuple[Account, dict[str, datetime], datetime],
-    mark: TrueUpMark | None,
-    catalog: TariffBook,
-) -> date:
-    """The first day trued up: the start's, or the day after the mark's."""
-    account, _, start = plan
-    first = start.astimezone(ZoneInfo(catalog.get(account.tariff_id).zone)).date()
-    if mark is None:
-        return first
-    return max(first, mark.day + timedelta(days=1))
-
-
-def _mark(
-    account_id: int,
-    start: datetime,
-    basis: str,
-    official: MetersRated,
-    old: TrueUpMark | None,
-    volume_basis: VolumeBasis,
-    now: datetime,
-) -> dict[str, Any] | None:
-    """The account's new mark: the tariff in force's state after the last reading that
-    ended a day (the old mark's when none came since); None: none to resume from."""
-    found = checkpoint_of(official.result, volume_basis)
-    if not found and official.day_end is not None:
-        found = checkpoint_of(official.day_end, volume_basis)
-    last = official.result.state.last
-    row: dict[str, Any] = {
-        "account_id": account_id,
-        "start_at": start,
-        "basis": basis,
-        "billed_through": last.at if last is not None else None,
-        "rebilled_from": None,
-        "updated_at": now,
-    }
-    if found:
-        ((cycle_key, day), state), *_ = found.items()
-        return row | {"cycle_key": cycle_key, "day": day, **state}
-    if old is None:
-        return None
-    return row | {
-        "cycle_key": old.cycle_key,
-        "day": old.day,
-        **{name: getattr(old, name) for name in STATE_COLUMNS},
-    }
-
-
-def _resumed(mark: TrueUpMark) -> ChargeDay:
-    """A mark's state as a checkpoint to rate the tariff in force on from."""
-    return ChargeDay(
-        account_id=mark.account_id,
-        cycle_key=mark.cycle_key,
-        day=mark.day,
-        **{name: getattr(mark, name) for name in STATE_COLUMNS},
-    )
+def _owed_anew(account_id: int, official: MetersRated, batch: _Batch) -> dict[DayKey, int]:
+    """Per day from the first trued up: what the tariff in force is owed beyond what billing
+    posted, less what the true-up posted before."""
+    first = batch.first_days[account_id]
+    target = owed(official.result.amounts_by_day(), batch.posted.get(account_id, {}), first)
+    trued = batch.trued.get(account_id, {})
+    return charge_difference(target, {k: fen for k, (fen, _) in trued.items()})
 
 
 def _lines(
     account_id: int,
     difference: dict[DayKey, int],
     owner: Callable[[date], int | None],
-    trued: dict[DayKey, tuple[int, int]],
-    effective: datetime,
+    official: MetersRated,
+    batch: _Batch,
     now: datetime,
 ) -> tuple[list[Transfer], list[dict[str, Any]]]:
-    """A ledger line per campaign for the net of its days, and the days' rows."""
-    lines: list[Transfer] = []
-    rows: list[dict[str, Any]] = []
-    for campaign_id, days in by_campaign(difference, owner).items():
-        rows.extend(_day_rows(account_id, days, campaign_id, trued, now))
-        key_stamp = stamp(account_id, campaign_id, days, trued)
-        line = true_up_transfer(
-            account_id, campaign_id, days, key_stamp, effective=effective, now=now
-        )
-        if line is not None:
-            lines.append(line)
-    return lines, rows
+    """The account's ledger lines and day rows, in effect at its last reading rated."""
+    last = official.result.state.last
+    effective = last.at if last is not None else now
+    trued = batch.trued.get(account_id, {})
+    return lines_of(account_id, difference, owner, trued, effective, now)
+
+
+def _load(
+    uow: UnitOfWork,
+    plans: dict[int, Plan],
+    catalog: TariffBook,
+    now: datetime,
+    max_flow: Decimal | None,
+    incremental: bool,
+) -> _Batch:
+    """Bill what billing has anything new for, then read what rating the rest needs."""
+    store = uow.billing
+    ids = sorted(plans)
+    bindings = store.bindings(ids)
+    openings = store.meter_openings(ids)
+    digests: dict[str, str] = {}
+    bases = {
+        i: basis_of(plans[i], bindings.get(i, []), openings.get(i), catalog, max_flow, digests)
+        for i in ids
+    }
+    waiting = store.unbilled_meters({m for i in ids for m in meters_of(bindings, i)})
+    unbilled = _to_bill(uow, plans, bases, bindings, waiting, now)
+    if unbilled:
+        bill_within(uow, unbilled, catalog=catalog, max_flow_m3_per_hour=max_flow, now=now)
+    resume, skip = (
+        still_marked(uow.campaigns.true_up_marks(ids), waiting, plans, bases, bindings)
+        if incremental
+        else ({}, set())
+    )
+    rated = [i for i in ids if i not in skip]
+    full = [i for i in rated if i not in resume]
+    checkpoints = store.checkpoints({i: plans[i][2] + ONE_US for i in full})
+    starts: dict[int, ChargeDayRecord] = {i: checkpoints[i] for i in full if i in checkpoints}
+    begins: dict[int, ChargeDayRecord] = dict(starts)
+    begins.update({i: resumed(mark) for i, mark in resume.items()})
+    meters = [(m.company_no, m.comm_no) for i in rated for _, m in bindings.get(i, [])]
+    readings = readings_from(store, rated, bindings, begins, with_real_time=meters)
+    first_days = {i: first_day(plans[i], resume.get(i), catalog) for i in rated}
+    posted = store.posted_days({i: first_days[i] - timedelta(days=1) for i in rated})
+    trued = uow.campaigns.true_up_days(first_days)
+    return _Batch(
+        plans, bindings, openings, bases, waiting, resume, rated, starts, readings,
+        first_days, posted, trued,
+    )  # fmt: skip
+
+
+def _to_bill(
+    uow: UnitOfWork,
+    plans: dict[int, Plan],
+    bases: dict[int, str],
+    bindings: Bound,
+    waiting: set[tuple[str, str]],
+    now: datetime,
+) -> list[int]:
+    """The accounts billing may have anything new for: all but those whose mark holds (same
+    start and inputs) with no reading of their meters waiting in the inbox and none after
+    the last one billing rated (`billed_through`, which billing keeps on the mark)."""
+    marks = uow.campaigns.true_up_marks(sorted(plans))
+    held = [
+        i
+        for i, mark in marks.items()
+        if i in plans and mark.start_at == plans[i][2] and mark.basis == bases[i]
+    ]
+    meters = {m for i in held for m in meters_of(bindings, i)}
+    latest = uow.billing.latest_readings(meters, now) if meters else {}
+    current = set()
+    for i in held:
+        through = marks[i].billed_through
+        mine = meters_of(bindings, i)
+        if through is None or mine & waiting:
+            continue
+        if all(latest.get(meter) is None or latest[meter] <= through for meter in mine):
+            current.add(i)
+    return [i for i in sorted(plans) if i not in current]
+
+
+def _official(
+    account_id: int,
+    batch: _Batch,
+    catalog: TariffBook,
+    max_flow: Decimal | None,
+    now: datetime,
+) -> MetersRated | None:
+    """The tariff in force's rating of the account: from its mark, or from the start."""
+    account, _, _ = batch.plans[account_id]
+    rows, opened_at = batch.bindings.get(account_id, []), batch.openings.get(account_id)
+    mark = batch.resume.get(account_id)
+    opening = None
+    if mark is None and opened_at is not None:
+        opening = opening_of(opened_at, rows, batch.readings)
+    checkpoint = fresh(batch.starts.get(account_id)) if mark is None else resumed(mark)
+    rater = catalog.rater(account.tariff_id)
+    return rate_account(
+        account, rows, checkpoint, batch.readings, rater, max_flow, now, opening=opening
+    )
 
 
 def _plans(
@@ -408,7 +335,7 @@ def _plans(
     catalog: TariffBook,
     now: datetime,
     settled_after: timedelta,
-) -> dict[int, tuple[Account, dict[str, datetime], datetime]]:
+) -> dict[int, Plan]:
     """The meter-mode accounts (locked) with a divergence still open, and where it starts."""
     accounts = [
         a
@@ -416,7 +343,7 @@ def _plans(
         if a.billing_mode == BillingMode.METER and a.id is not None
     ]
     confirmed = uow.campaigns.confirmations([a.id for a in accounts if a.id is not None])
-    plans: dict[int, tuple[Account, dict[str, datetime], datetime]] = {}
+    plans: dict[int, Plan] = {}
     for account in accounts:
         assert account.id is not None
         tariff = catalog.get(account.tariff_id)
@@ -427,63 +354,3 @@ def _plans(
         if start is not None:
             plans[account.id] = (account, held, start)
     return plans
-
-
-def _fresh(checkpoint: ChargeDay | None) -> ChargeDay | None:
-    """A billing checkpoint as a bare starting reading: both ratings start from it afresh."""
-    if checkpoint is None or checkpoint.state_at is None:
-        return None
-    return ChargeDay(
-        account_id=checkpoint.account_id,
-        cycle_key="",
-        day=checkpoint.day,
-        state_at=checkpoint.state_at,
-        state_register=checkpoint.state_register,
-        state_used=0,
-        state_cost=0,
-    )
-
-
-def _attribution(
-    campaigns: Sequence[Campaign], held: dict[str, datetime], zone: str
-) -> Callable[[date], int | None]:
-    """day → the campaign of the newest change whose push had begun by the end of that day."""
-    starts = [
-        (push_begun(c.effective_at, c.created_at, held.get(c.label)), c.id)
-        for c in campaigns
-        if c.id is not None
-    ]
-    return attribution(starts, zone)
-
-
-def _day_rows(
-    account_id: int,
-    days: dict[DayKey, int],
-    campaign_id: int | None,
-    trued: dict[DayKey, tuple[int, int]],
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """The true-up's day rows: what each day has now been posted, and its revision."""
-    rows = []
-    for key, fen in days.items():
-        before, revision = trued.get(key, (0, 0))
-        rows.append(
-            {
-                "account_id": account_id,
-                "cycle_key": key[0],
-                "day": key[1],
-                "posted_fen": before + fen,
-                "campaign_id": campaign_id,
-                "revision": revision + 1,
-                "updated_at": now,
-            }
-        )
-    return rows
-
-
-def _count(outcome: TrueUpOutcome, lines: Sequence[Transfer]) -> None:
-    for line in lines:
-        if line.debit_account.kind == AccountKind.PREPAID:
-            outcome.charged_fen += line.amount
-        else:
-            outcome.refunded_fen += line.amount

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
@@ -270,19 +270,28 @@ class CampaignStore:
 
     # -- true-up days ---------------------------------------------------------------
     def true_up_days(
-        self, account_id: int, from_day: date
-    ) -> dict[tuple[str, date], tuple[int, int]]:
-        """What the true-up posted per (cycle, day) from `from_day` on: (fen, revision)."""
-        query = sa.select(
-            col(TrueUpDay.cycle_key),
-            col(TrueUpDay.day),
-            col(TrueUpDay.posted_fen),
-            col(TrueUpDay.revision),
-        ).where(col(TrueUpDay.account_id) == account_id, col(TrueUpDay.day) >= from_day)
-        return {
-            (cycle_key, day): (int(posted), int(revision))
-            for cycle_key, day, posted, revision in self.session.execute(query).all()
-        }
+        self, from_days: Mapping[int, date]
+    ) -> dict[int, dict[tuple[str, date], tuple[int, int]]]:
+        """Per account, what the true-up posted per (cycle, day) from its day in `from_days`
+        on: (fen, revision). One query for the batch."""
+        found: dict[int, dict[tuple[str, date], tuple[int, int]]] = defaultdict(dict)
+        ids = sorted(from_days)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            query = sa.select(
+                col(TrueUpDay.account_id),
+                col(TrueUpDay.cycle_key),
+                col(TrueUpDay.day),
+                col(TrueUpDay.posted_fen),
+                col(TrueUpDay.revision),
+            ).where(
+                col(TrueUpDay.account_id).in_(chunk),
+                col(TrueUpDay.day) >= min(from_days[i] for i in chunk),
+            )
+            for account_id, cycle_key, day, posted, revision in self.session.execute(query).all():
+                if day >= from_days[account_id]:
+                    found[account_id][(cycle_key, day)] = (int(posted), int(revision))
+        return found
 
     def true_up_totals(
         self, campaign_ids: Sequence[int] | None = None
