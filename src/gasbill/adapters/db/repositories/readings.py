@@ -6,7 +6,9 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,6 +42,37 @@ def conflict_fingerprint(second: str) -> str:
     compared = {k: v for k, v in values.items() if k != "receive_time"} or values
     text = json.dumps(compared, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The ingest hot path's statements, built once per dialect (building one each push,
+    with its `excluded` columns, cost more than executing it)."""
+
+    insert_readings: Any
+    mark_latest: Any
+    add_to_inbox: Any
+
+
+@lru_cache(maxsize=2)
+def _statements(postgres: bool) -> _Statements:
+    insert = postgresql.insert if postgres else sqlite.insert
+    readings = (
+        insert(READING_TABLE)
+        .on_conflict_do_nothing(index_elements=list(READING_KEY))
+        .returning(*(READING_TABLE.c[name] for name in READING_KEY))
+    )
+    latest = insert(LATEST_TABLE)
+    latest = latest.on_conflict_do_update(
+        index_elements=["company_no", "meter_comm_no"],
+        set_={
+            "data_type": latest.excluded.data_type,
+            "acquisition_time": latest.excluded.acquisition_time,
+            "receive_time": latest.excluded.receive_time,
+        },
+        where=LATEST_TABLE.c.acquisition_time < latest.excluded.acquisition_time,
+    )
+    return _Statements(readings, latest, insert(INBOX_TABLE))
 
 
 def reading_transactions(engine: sa.Engine) -> Callable[[], AbstractContextManager[ReadingStore]]:
@@ -91,11 +124,7 @@ class ReadingStore:
         """Store many (distinct keys); the keys of those that were new."""
         if not rows:
             return set()
-        statement = (
-            self._insert(READING_TABLE)
-            .on_conflict_do_nothing(index_elements=list(READING_KEY))
-            .returning(*(READING_TABLE.c[name] for name in READING_KEY))
-        )
+        statement = _statements(self._postgres).insert_readings
         return {tuple(r) for r in self.session.execute(statement, list(rows)).all()}
 
     def reading(self, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -116,17 +145,7 @@ class ReadingStore:
         latest = [{name: row[name] for name in LATEST_COLUMNS} for row in newest_per_meter(rows)]
         if not latest:
             return
-        statement = self._insert(LATEST_TABLE)
-        statement = statement.on_conflict_do_update(
-            index_elements=["company_no", "meter_comm_no"],
-            set_={
-                "data_type": statement.excluded.data_type,
-                "acquisition_time": statement.excluded.acquisition_time,
-                "receive_time": statement.excluded.receive_time,
-            },
-            where=LATEST_TABLE.c.acquisition_time < statement.excluded.acquisition_time,
-        )
-        self.session.execute(statement, latest)
+        self.session.execute(_statements(self._postgres).mark_latest, latest)
 
     def add_to_inbox(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue frozen readings for billing, each as of when it was stored."""
@@ -142,7 +161,7 @@ class ReadingStore:
             }
             for r in rows
         ]
-        self.session.execute(self._insert(INBOX_TABLE), queued)
+        self.session.execute(_statements(self._postgres).add_to_inbox, queued)
 
     def add_conflict(
         self, *, kind: str, company_no: str, key: str, first: str, second: str, at: datetime
