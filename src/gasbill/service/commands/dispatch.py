@@ -39,6 +39,11 @@ from gasbill.service.ports import (
 
 log = logging.getLogger("gasbill.dispatch")
 
+# AddMulti batches' worth of meters claimed per run: each claim reads the queue's head and
+# the stale sends once (their index still holds an entry per command moved on since the
+# last vacuum, ~45 ms a claim at 50,000 commands), so a claim serves 20 batches, not 4
+CLAIMED_BATCHES = 20
+
 
 @dataclass(slots=True)
 class DispatchOutcome:
@@ -124,7 +129,7 @@ def claim(uow: UnitOfWork, *, policy: CommandPolicy, now: datetime) -> list[Outg
     with uow:
         store = uow.commands
         # each meter claimed: any number of dispatchers share the queue, one per meter
-        meters = store.claim_due_meters(now, policy.batch_size * 4)
+        meters = store.claim_due_meters(now, policy.batch_size * CLAIMED_BATCHES)
         open_commands = store.open_of_meters(meters)
         states = store.prepay_states(meters)
         claimed: list[Command] = []  # top-ups: their counters filled in, saved as objects

@@ -291,7 +291,7 @@ class CommandStore(PrepayAndReports):
             return self.due_meters(now, limit)
         found = self.session.execute(
             _CLAIM_DUE_METERS,
-            {"due_now": now, "due_rows": limit * 16, "due_meters": limit * 4, "claimed": limit},
+            {"due_now": now, "due_rows": limit * 8, "due_meters": limit * 4, "claimed": limit},
         )
         return [int(meter_id) for (meter_id,) in found.all()]
 
