@@ -1021,6 +1021,9 @@ class FakeUnitOfWork:
     def rollback(self) -> None:
         self._work = copy.deepcopy(self.store)
 
+    def flush(self) -> None:
+        """Nothing is pending in memory: what a repository wrote is in the work already."""
+
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[object]:
         """What the block wrote is undone if it raises."""

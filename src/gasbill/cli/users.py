@@ -18,13 +18,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gasbill.adapters.db.tables.staff import StaffUser
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.api.security import Argon2Passwords
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.cli.staff import current_engine, terminal_actor
 from gasbill.domain.errors import GasbillError
 from gasbill.service import credentials, staff
+from gasbill.service.ports import StaffUserRecord
 
 app = typer.Typer(
     help="Staff users: add, list, change a role, deactivate or activate, unlock, reset or "
@@ -90,8 +90,8 @@ def list_command(config: ConfigOption = None) -> None:
 
 
 def _change_user(
-    username: str, config: Path | None, change: Callable[[UnitOfWork, int, str], StaffUser]
-) -> StaffUser:
+    username: str, config: Path | None, change: Callable[[UnitOfWork, int, str], StaffUserRecord]
+) -> StaffUserRecord:
     """Find the user by name and apply one of the admin's changes, as the terminal's actor."""
     settings = settings_from(config)
     with current_engine(settings) as engine:

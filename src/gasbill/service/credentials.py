@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gasbill.adapters.db.tables.staff import StaffUser
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.errors import GasbillError
 from gasbill.service.accounts import NotFound
+from gasbill.service.ports import StaffUserRecord, UnitOfWork
 from gasbill.service.staff import (
     CLIENT_SCOPE,
     USERNAME_SCOPE,
@@ -30,7 +29,7 @@ class WrongPassword(GasbillError):
     """The current password given to change it is not the user's."""
 
 
-def find_user(uow: UnitOfWork, username: str) -> StaffUser:
+def find_user(uow: UnitOfWork, username: str) -> StaffUserRecord:
     with uow:
         user = uow.staff.by_username(username)
     if user is None:
@@ -40,7 +39,7 @@ def find_user(uow: UnitOfWork, username: str) -> StaffUser:
 
 def unlock_user(
     uow: UnitOfWork, user_id: int, *, actor: str, now: datetime | None = None
-) -> tuple[StaffUser, int]:
+) -> tuple[StaffUserRecord, int]:
     """Forget the username's failed logins so it may log in at once; (user, failures cleared)."""
     with uow:
         staff = uow.staff
@@ -85,7 +84,7 @@ def reset_password(
     passwords: Passwords,
     actor: str,
     now: datetime | None = None,
-) -> StaffUser:
+) -> StaffUserRecord:
     """The admin sets a new password: every token of the user stops working, the lock goes."""
     now = now or datetime.now(UTC)
     password_hash = passwords.hash(check_password(password))
@@ -120,7 +119,7 @@ def change_own_password(
     limits: LoginLimits,
     now: datetime,
     keep_token: str = "",
-) -> StaffUser:
+) -> StaffUserRecord:
     """The user's own change, proven by the current password; their other tokens are revoked."""
     check_password(new)
     if new == current:

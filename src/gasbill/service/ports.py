@@ -42,6 +42,9 @@ from gasbill.service.outbox_ports import PlatformError as PlatformError
 from gasbill.service.outbox_ports import PlatformRefused as PlatformRefused
 from gasbill.service.outbox_ports import PlatformRetryable as PlatformRetryable
 from gasbill.service.outbox_ports import PrepayStateRecord as PrepayStateRecord
+from gasbill.service.staff_ports import ApiTokenRecord as ApiTokenRecord
+from gasbill.service.staff_ports import StaffRepository as StaffRepository
+from gasbill.service.staff_ports import StaffUserRecord as StaffUserRecord
 from gasbill.service.store_ports import BindingHistoryRecord as BindingHistoryRecord
 from gasbill.service.store_ports import ConflictRepository as ConflictRepository
 from gasbill.service.store_ports import InboxRepository as InboxRepository
@@ -404,6 +407,9 @@ class UnitOfWork(Protocol):
 
     def rollback(self) -> None: ...
 
+    def flush(self) -> None:
+        """Write what is pending now (ids, constraints), still inside the transaction."""
+
     def savepoint(self) -> AbstractContextManager[object]:
         """A nested transaction: leaving it by an exception undoes only what it wrote."""
 
@@ -442,3 +448,6 @@ class UnitOfWork(Protocol):
 
     @property
     def poll_marks(self) -> PollMarkRepository: ...
+
+    @property
+    def staff(self) -> StaffRepository: ...

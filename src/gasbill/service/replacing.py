@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
 from gasbill.domain.money import Money
 from gasbill.service.accounts import NotFound, Replacement, replace_within
 from gasbill.service.billing import bill_within
+from gasbill.service.billing_ports import BillingUnitOfWork as UnitOfWork
 from gasbill.service.closing import _no_prepay_in_flight
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import _queue_opening

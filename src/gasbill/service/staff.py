@@ -12,15 +12,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
-from gasbill.adapters.db.repositories.staff import StaffRepository
-from gasbill.adapters.db.tables.staff import ApiToken, LoginAttempt, StaffUser
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.tariff import Tariff
 from gasbill.service.accounts import Conflict, NotFound
+from gasbill.service.ports import StaffRepository, StaffUserRecord, UnitOfWork
 
 ROLES = ("clerk", "auditor", "admin")
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}")
@@ -97,7 +95,7 @@ class IssuedToken:
     identity: Identity
 
 
-def public(user: StaffUser) -> dict[str, object]:
+def public(user: StaffUserRecord) -> dict[str, object]:
     """A user as the audit log and the API show it: never the password hash."""
     return {"id": user.id, "username": user.username, "role": user.role, "active": user.active}
 
@@ -126,7 +124,7 @@ def add_user(
     passwords: Passwords,
     actor: str,
     now: datetime | None = None,
-) -> StaffUser:
+) -> StaffUserRecord:
     if not USERNAME.fullmatch(username):
         raise StaffError(
             "a username has 1 to 64 letters, digits, '_', '.', '@' or '-', "
@@ -138,7 +136,7 @@ def add_user(
         staff = uow.staff
         if staff.by_username(username) is not None:
             raise Conflict(f"user {username!r} already exists")
-        user = staff.add_user(StaffUser(username=username, password_hash=password_hash, role=role))
+        user = staff.add_user(username=username, password_hash=password_hash, role=role)
         uow.audit.record(
             actor=actor,
             action="user.create",
@@ -151,28 +149,28 @@ def add_user(
         return user
 
 
-def list_users(uow: UnitOfWork) -> Sequence[StaffUser]:
+def list_users(uow: UnitOfWork) -> Sequence[StaffUserRecord]:
     with uow:
         return uow.staff.users()
 
 
 def change_role(
     uow: UnitOfWork, user_id: int, role: str, *, actor: str, now: datetime | None = None
-) -> StaffUser:
+) -> StaffUserRecord:
     _check_role(role)
     return _change(uow, user_id, actor=actor, now=now, action="user.role", role=role)
 
 
 def deactivate_user(
     uow: UnitOfWork, user_id: int, *, actor: str, now: datetime | None = None
-) -> StaffUser:
+) -> StaffUserRecord:
     """The user can no longer log in, and every token they hold stops working."""
     return _change(uow, user_id, actor=actor, now=now, action="user.deactivate", active=False)
 
 
 def activate_user(
     uow: UnitOfWork, user_id: int, *, actor: str, now: datetime | None = None
-) -> StaffUser:
+) -> StaffUserRecord:
     """A deactivated user may log in again (with their password; old tokens stay revoked)."""
     return _change(uow, user_id, actor=actor, now=now, action="user.activate", active=True)
 
@@ -186,7 +184,7 @@ def _change(
     action: str,
     role: str | None = None,
     active: bool | None = None,
-) -> StaffUser:
+) -> StaffUserRecord:
     now = now or datetime.now(UTC)
     with uow:
         staff = uow.staff
@@ -255,7 +253,7 @@ def login(
     ok = user is not None and user.active and matches
     with uow:
         staff = uow.staff
-        staff.add_attempt(LoginAttempt(username=name, client=address, at=now, success=ok))
+        staff.add_attempt(username=name, client=address, at=now, success=ok)
         if user is None or not ok:
             uow.audit.record(
                 actor=username[:100],
@@ -277,7 +275,7 @@ def login(
 def _issue(
     uow: UnitOfWork,
     staff: StaffRepository,
-    user: StaffUser,
+    user: StaffUserRecord,
     password: str,
     client: str,
     passwords: Passwords,
@@ -292,9 +290,7 @@ def _issue(
         user.password_hash = passwords.hash(password)
         uow.staff.save(user)
     token, digest = tokens.new()
-    staff.add_token(
-        ApiToken(token_hash=digest, user_id=user.id, issued_at=now, expires_at=expires_at)
-    )
+    staff.add_token(token_hash=digest, user_id=user.id, issued_at=now, expires_at=expires_at)
     uow.audit.record(
         actor=user.username,
         action="auth.login",
@@ -362,8 +358,19 @@ def logout(uow: UnitOfWork, identity: Identity, *, now: datetime) -> None:
 # -- the admin's other tasks --------------------------------------------------
 
 
+class TariffFiles(Protocol):
+    """The tariff files, read again on demand (the catalog adapter)."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    def reload(self) -> None: ...
+
+    def all(self) -> list[Tariff]: ...
+
+
 def reload_tariffs(
-    uow: UnitOfWork, catalog: TariffCatalog, *, actor: str, now: datetime | None = None
+    uow: UnitOfWork, catalog: TariffFiles, *, actor: str, now: datetime | None = None
 ) -> list[Tariff]:
     """Forget the cached tariffs and read every file again; a broken file raises TariffError."""
     catalog.reload()

@@ -9,13 +9,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gasbill.adapters.db.repositories.staff import StaffRepository
-from gasbill.adapters.db.tables.staff import StaffUser
 from gasbill.api.deps import ContextDep, CurrentUser, UowDep
 from gasbill.api.edge import NO_NUL
 from gasbill.api.errors import not_found
 from gasbill.api.policy import API
 from gasbill.api.staff.schemas import Body, Password, PathId, Role
 from gasbill.service import credentials, staff
+from gasbill.service.ports import StaffUserRecord
 
 router = APIRouter(prefix=f"{API}/users", tags=["users"])
 
@@ -49,7 +49,7 @@ class UserOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, user: StaffUser) -> UserOut:
+    def of(cls, user: StaffUserRecord) -> UserOut:
         assert user.id is not None
         return cls(
             id=user.id,

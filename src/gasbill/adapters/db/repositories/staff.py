@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.tables.staff import ApiToken, LoginAttempt, LoginLimit, StaffUser
 from gasbill.adapters.db.types import UTCDateTime
+from gasbill.service.staff_ports import ApiTokenRecord, StaffUserRecord
 
 LIMITS = LoginLimit.__table__  # type: ignore[attr-defined]
 
@@ -21,11 +22,12 @@ class StaffRepository:
         self.session = session
 
     # users
-    def save(self, row: StaffUser | ApiToken) -> None:
+    def save(self, row: StaffUserRecord | ApiTokenRecord) -> None:
         """Keep a user's or a token's changes in this unit of work (flushed at commit)."""
         self.session.add(row)
 
-    def add_user(self, user: StaffUser) -> StaffUser:
+    def add_user(self, *, username: str, password_hash: str, role: str) -> StaffUser:
+        user = StaffUser(username=username, password_hash=password_hash, role=role)
         self.session.add(user)
         self.session.flush()
         return user
@@ -58,7 +60,12 @@ class StaffRepository:
         return [i for i in self.session.exec(query).all() if i is not None]
 
     # tokens
-    def add_token(self, token: ApiToken) -> ApiToken:
+    def add_token(
+        self, *, token_hash: str, user_id: int, issued_at: datetime, expires_at: datetime
+    ) -> ApiToken:
+        token = ApiToken(
+            token_hash=token_hash, user_id=user_id, issued_at=issued_at, expires_at=expires_at
+        )
         self.session.add(token)
         self.session.flush()
         return token
@@ -84,7 +91,8 @@ class StaffRepository:
         )
 
     # login attempts
-    def add_attempt(self, attempt: LoginAttempt) -> None:
+    def add_attempt(self, *, username: str, client: str, at: datetime, success: bool) -> None:
+        attempt = LoginAttempt(username=username, client=client, at=at, success=success)
         self.session.add(attempt)
         self.session.flush()
 
