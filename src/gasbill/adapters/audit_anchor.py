@@ -8,12 +8,11 @@ Make it append-only at the OS level too where you can (`chattr +a`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from gasbill.domain.audit import Anchor, anchor_line, parse_anchor
+from gasbill.domain.audit import Anchor, AnchorReading, anchor_line, parse_anchor
 
 SUFFIX = ".audit-anchor"
 TAIL_BYTES = 8192
@@ -30,12 +29,6 @@ def anchor_path(database_url: str, configured: str = "") -> Path | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     return Path(f"{url.database}{SUFFIX}")
-
-
-@dataclass(frozen=True, slots=True)
-class AnchorReading:
-    anchors: list[Anchor] = field(default_factory=list)
-    unreadable: list[int] = field(default_factory=list)  # line numbers
 
 
 class AnchorFile:

@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
 GENESIS = "0" * 64
@@ -210,6 +210,14 @@ class Anchor:
                 "entries": self.entries,
             }
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorReading:
+    """What an anchor file holds: its anchors in order, and the lines that are not one."""
+
+    anchors: list[Anchor] = field(default_factory=list)
+    unreadable: list[int] = field(default_factory=list)  # line numbers
 
 
 def seal_anchor(key: bytes, *, at: datetime, seq: int, hash: str, entries: int) -> Anchor:

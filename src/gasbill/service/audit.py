@@ -14,9 +14,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from gasbill.adapters.audit_anchor import AnchorReading
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.domain.audit import Anchor, AuditRecord, ChainBreak, seal_anchor, verify_chain
+from gasbill.domain.audit import (
+    Anchor,
+    AnchorReading,
+    AuditRecord,
+    ChainBreak,
+    seal_anchor,
+    verify_chain,
+)
+from gasbill.service.ports import UnitOfWork
 
 
 class Anchors(Protocol):

@@ -9,13 +9,14 @@ yet behind its ports: the import-linter ratchet in `.importlinter` lists it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from gasbill.domain.audit import AuditRecord
 from gasbill.domain.ledger import AccountCode, Balance, LedgerReport, Transfer, TransferKind
 from gasbill.domain.money import Money, Price, Volume
 from gasbill.domain.rating import Rater
@@ -330,6 +331,16 @@ class AuditTrail(Protocol):
         at: datetime | None = None,
     ) -> object:
         """Append one entry in the unit of work's transaction."""
+
+    @property
+    def key(self) -> bytes:
+        """The key the chain's hashes and the anchors are sealed with."""
+
+    def entries(self, *, batch: int = 1000) -> Iterator[AuditRecord]:
+        """Every entry in order, read in batches."""
+
+    def head(self) -> tuple[int, str, int] | None:
+        """The newest entry's seq and hash, and how many entries there are; None when empty."""
 
 
 class TariffBook(Protocol):
