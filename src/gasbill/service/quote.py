@@ -6,11 +6,20 @@ import itertools
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.readings_file import NumberedReading
-from gasbill.domain.rating import Rater, RatingContext, RatingResult
+from gasbill.domain.rating import FrozenReading, Rater, RatingContext, RatingResult
 from gasbill.domain.tariff import Tariff
+
+
+class NumberedReading(Protocol):
+    """A frozen reading with the line of the file it was read from (adapters.readings_file)."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def reading(self) -> FrozenReading: ...
 
 
 class QuoteError(ValueError):
