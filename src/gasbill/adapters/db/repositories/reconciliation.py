@@ -166,7 +166,7 @@ class ReconciliationStore(CommandFacts, VerdictStore):
         keys = (cte.c.account_id, cte.c.comm_no)
         credits = after_instant(cte, keys, "credit_account_id")
         debits = after_instant(cte, keys, "debit_account_id")
-        flight = hold_sums(cte, keys, cte.c.at)
+        flight = hold_sums(cte, keys, cte.c.at, lateral=self.pg)
         query = (
             sa.select(
                 cte.c.account_id,

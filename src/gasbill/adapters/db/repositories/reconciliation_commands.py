@@ -95,11 +95,11 @@ class CommandFacts(StoreBase):
         if ctrl_type is CtrlType.GET_CHARGE_STATE:
             keys = (latest.c.account_id,)
             since = latest.c.bound_at
-            posted = hold_sums(latest, keys, latest.c.at, since=since, posted=True)
+            posted = hold_sums(latest, keys, latest.c.at, since=since, posted=True, lateral=self.pg)
             joins.append(posted)
             columns += [sa.literal(0)]
             if ledger:
-                flight = hold_sums(latest, keys, latest.c.at, since=since)
+                flight = hold_sums(latest, keys, latest.c.at, since=since, lateral=self.pg)
                 joins.append(flight)
                 columns += [sa.func.coalesce(flight.c.fen, 0)]
             else:

@@ -111,24 +111,50 @@ def after_instant(cte: Any, keys: tuple[Any, ...], side: str) -> Any:
 
 
 def hold_sums(
-    cte: Any, keys: tuple[Any, ...], at: Any, *, since: Any = None, posted: bool = False
+    cte: Any,
+    keys: tuple[Any, ...],
+    at: Any,
+    *,
+    since: Any = None,
+    posted: bool = False,
+    lateral: bool = False,
 ) -> Any:
     """Per row of `cte` (la, …): holds into `la` in flight at `at` (or, `posted`: posted by
-    then), started at or after `since`: their count `n` and sum `fen`, grouped."""
+    then), started at or after `since`: their count `n` and sum `fen`, grouped.
+
+    With `lateral` (PostgreSQL), each row's holds are found through the ledger account's
+    index: the full path asks for a few accounts, and a join let the planner read every
+    hold of the table (a sequential scan of `transfer` per query)."""
     h, r = transfer_t.alias("hs"), transfer_t.alias("hr")
     started = sa.and_(h.c.credit_account_id == cte.c.la, h.c.status == "pending")
     started = sa.and_(started, h.c.effective_at <= at)
     if since is not None:
         started = sa.and_(started, h.c.effective_at >= since)
     ended = sa.and_(r.c.pending_id == h.c.id, r.c.effective_at <= at)
-    joined = cte.join(h, started)
+    if lateral:
+        if posted:
+            joined = h.join(r, sa.and_(ended, r.c.status == "post_pending"))
+        else:
+            joined = h.outerjoin(r, ended)
+        each = sa.select(
+            sa.func.count().label("n"), sa.func.sum(h.c.amount_fen).label("fen")
+        ).select_from(joined)
+        each = each.where(started) if posted else each.where(started, r.c.seq.is_(None))
+        found = each.lateral("each_hold")
+        query = sa.select(
+            *keys,
+            sa.func.sum(found.c.n).label("n"),
+            sa.func.sum(found.c.fen).label("fen"),
+        ).select_from(cte.join(found, sa.true()))
+        return query.group_by(*keys).subquery()
+    outer = cte.join(h, started)
     if posted:
-        joined = joined.join(r, sa.and_(ended, r.c.status == "post_pending"))
+        outer = outer.join(r, sa.and_(ended, r.c.status == "post_pending"))
     else:
-        joined = joined.outerjoin(r, ended)
+        outer = outer.outerjoin(r, ended)
     query = sa.select(
         *keys, sa.func.count().label("n"), sa.func.sum(h.c.amount_fen).label("fen")
-    ).select_from(joined)
+    ).select_from(outer)
     if not posted:
         query = query.where(r.c.seq.is_(None))
     return query.group_by(*keys).subquery()
