@@ -4,100 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.bulk import array_param, unnested
-from gasbill.adapters.db.claims import DISPATCH_METER, claimed_keys_sql, shared_queues
+from gasbill.adapters.db.claims import shared_queues
 from gasbill.adapters.db.id_lists import IdIn
+from gasbill.adapters.db.repositories.command_queue import (
+    ANYTHING_TO_SEND,
+    CLAIM_DUE_METERS,
+    DUE_METERS,
+)
 from gasbill.adapters.db.repositories.command_states import PrepayAndReports
-from gasbill.adapters.db.tables.commands import Command, MeterPrepayState
-from gasbill.domain.commands import CtrlType
-from gasbill.domain.outbox import IN_FLIGHT, OPEN, CommandStatus
+from gasbill.adapters.db.tables.commands import Command
+from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service.ports import (
     CommandRecord,
     NewCommand,
 )
 
 _COMMAND = cast(sa.Table, Command.__table__)  # type: ignore[attr-defined]
-_STATE = cast(sa.Table, MeterPrepayState.__table__)  # type: ignore[attr-defined]
-_PREPAY = sorted(t.value for t in CtrlType if t.is_prepay)
-
-
-def _may_go(queued: sa.Table | sa.Alias) -> sa.ColumnElement[bool]:
-    """Whether `domain.outbox.dispatchable` may pick this queued command: it is no prepay
-    command, or none of its meter's prepay commands is in flight and the meter is not
-    blocked (or the command is the charge-state read that unblocks it).
-
-    A filter ahead of the dispatcher's claim, which still decides by `dispatchable`
-    under lock: without it, meters whose commands wait behind one in flight were
-    claimed, read and locked on every run, to send nothing (and, past the claim's
-    limit, kept the others from being claimed at all).
-    """
-    flying = _COMMAND.alias("flying")
-    return sa.or_(
-        queued.c.ctrl_type.not_in(_PREPAY),
-        sa.and_(
-            ~sa.exists().where(
-                flying.c.meter_id == queued.c.meter_id,
-                flying.c.status.in_(sorted(IN_FLIGHT)),
-                flying.c.ctrl_type.in_(_PREPAY),
-            ),
-            sa.or_(
-                queued.c.ctrl_type == str(CtrlType.GET_CHARGE_STATE),
-                ~sa.exists().where(
-                    _STATE.c.meter_id == queued.c.meter_id, _STATE.c.blocked_by.is_not(None)
-                ),
-            ),
-        ),
-    )
-
-
-def _due() -> sa.ColumnElement[bool]:
-    """A queued command whose time (`:due_now`) has come and that may go."""
-    return sa.and_(
-        _COMMAND.c.status == str(CommandStatus.QUEUED),
-        _COMMAND.c.next_attempt_at <= sa.bindparam("due_now"),
-        _may_go(_COMMAND),
-    )
-
-
-def _due_meters() -> sa.Select[Any]:
-    """(meter_id, first) of up to `:due_meters` meters with a command that may go now, by
-    their oldest such command. The queue is walked in `next_attempt_at` order on its
-    index, a few rows per meter wanted, then grouped: grouping the whole queue first cost
-    a scan of every queued command per claim, quadratic over a campaign
-    (bench/campaign.py). A meter with more queued commands than the walk holds is only
-    claimed later. Built once: its parameters are bound per run."""
-    walk = (
-        sa.select(_COMMAND.c.meter_id, _COMMAND.c.next_attempt_at)
-        .where(_due())
-        .order_by(_COMMAND.c.next_attempt_at)
-        .limit(sa.bindparam("due_rows", type_=sa.Integer()))
-        .subquery("walk")
-    )
-    first = sa.func.min(walk.c.next_attempt_at)
-    return (
-        sa.select(walk.c.meter_id.label("meter_id"), first.label("first"))
-        .group_by(walk.c.meter_id)
-        .order_by(first)
-        .limit(sa.bindparam("due_meters", type_=sa.Integer()))
-    )
-
-
-_DUE_METERS = _due_meters()
-_CLAIM_DUE_METERS = (
-    sa.select(_DUE_METERS.subquery().c.meter_id)
-    .where(sa.text(claimed_keys_sql(DISPATCH_METER, "meter_id")))
-    .limit(sa.bindparam("claimed", type_=sa.Integer()))
-)
-_STALE = sa.exists().where(
-    _COMMAND.c.status == str(CommandStatus.SENDING),
-    _COMMAND.c.claimed_at < sa.bindparam("stale_before"),
-)
-_ANYTHING_TO_SEND = sa.select(sa.or_(_STALE, sa.exists().where(_due())))
 
 
 class CommandStore(PrepayAndReports):
@@ -276,7 +204,7 @@ class CommandStore(PrepayAndReports):
     def due_meters(self, now: datetime, limit: int) -> list[int]:
         """Meters with a queued command whose time has come and that may go, oldest first."""
         found = self.session.execute(
-            _DUE_METERS, {"due_now": now, "due_rows": limit * 4, "due_meters": limit}
+            DUE_METERS, {"due_now": now, "due_rows": limit * 4, "due_meters": limit}
         )
         return [int(meter_id) for meter_id, _ in found.all()]
 
@@ -290,7 +218,7 @@ class CommandStore(PrepayAndReports):
         if not shared_queues(self.session):
             return self.due_meters(now, limit)
         found = self.session.execute(
-            _CLAIM_DUE_METERS,
+            CLAIM_DUE_METERS,
             {"due_now": now, "due_rows": limit * 8, "due_meters": limit * 4, "claimed": limit},
         )
         return [int(meter_id) for (meter_id,) in found.all()]
@@ -299,7 +227,7 @@ class CommandStore(PrepayAndReports):
         """Whether a dispatcher has work: a command that may go now, or one handed over
         before `stale_before` whose reply never came. One read: an idle run costs this."""
         found = self.session.execute(
-            _ANYTHING_TO_SEND, {"due_now": now, "stale_before": stale_before}
+            ANYTHING_TO_SEND, {"due_now": now, "stale_before": stale_before}
         )
         return bool(found.scalar())
 
