@@ -18,7 +18,7 @@ day's true-up is credited to the campaign of the change behind it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -172,42 +172,64 @@ def true_ups_within(
         return outcome
     batch = _load(uow, plans, catalog, now, max_flow_m3_per_hour, incremental)
     outcome.skipped = len(plans) - len(batch.rated)
-    transfers: list[Transfer] = []
-    day_rows: list[dict[str, Any]] = []
-    marks: list[dict[str, Any]] = []
-    of_tariff: dict[str, Sequence[Campaign]] = {}  # the campaigns of each tariff, read once
+    into = _Postings()
     for account_id in batch.rated:
-        account, held, start = batch.plans[account_id]
-        if account_id in batch.openings and batch.openings[account_id] is None:
-            continue  # not open on the meter: it deducted nothing, nor did the shadow
-        mark = batch.resume.get(account_id)
-        tariff = catalog.get(account.tariff_id)
-        official = _official(account_id, batch, catalog, max_flow_m3_per_hour, now)
-        if official is None:
-            continue
-        outcome.accounts += 1
-        outcome.resumed += mark is not None
-        made = new_mark(
-            account_id, start, batch.bases[account_id], official, mark, tariff.volume_basis, now
-        )
-        if made is not None:
-            marks.append(made)
-        difference = _owed_anew(account_id, official, batch)
-        if not difference:
-            continue
-        outcome.days_changed += len(difference)
-        if tariff.id not in of_tariff:
-            of_tariff[tariff.id] = uow.campaigns.of_tariff(tariff.id)
-        owner = owner_of(of_tariff[tariff.id], held, tariff.zone)
-        lines, rows_of_days = _lines(account_id, difference, owner, official, batch, now)
-        outcome.count(lines)
-        transfers.extend(lines)
-        day_rows.extend(rows_of_days)
-    uow.campaigns.save_true_up_days(day_rows)
-    kept = {m["account_id"] for m in marks}
-    uow.campaigns.save_true_up_marks(marks, drop=[i for i in batch.rated if i not in kept])
-    outcome.transfers = uow.ledger.record_many(transfers) if transfers else []
+        _true_up_account(uow, account_id, batch, catalog, now, max_flow_m3_per_hour, outcome, into)
+    uow.campaigns.save_true_up_days(into.day_rows)
+    kept = {m["account_id"] for m in into.marks}
+    uow.campaigns.save_true_up_marks(into.marks, drop=[i for i in batch.rated if i not in kept])
+    outcome.transfers = uow.ledger.record_many(into.transfers) if into.transfers else []
     return outcome
+
+
+@dataclass
+class _Postings:
+    """What a batch's accounts post, written together at the end."""
+
+    transfers: list[Transfer] = field(default_factory=list)
+    day_rows: list[dict[str, Any]] = field(default_factory=list)
+    marks: list[dict[str, Any]] = field(default_factory=list)
+    of_tariff: dict[str, Sequence[Campaign]] = field(default_factory=dict)  # read once each
+
+
+def _true_up_account(
+    uow: UnitOfWork,
+    account_id: int,
+    batch: _Batch,
+    catalog: TariffBook,
+    now: datetime,
+    max_flow_m3_per_hour: Decimal | None,
+    outcome: TrueUpOutcome,
+    into: _Postings,
+) -> None:
+    """One re-rated account: its new mark, and the lines for what the tariff in force is
+    owed anew, added to `into` and counted in `outcome`."""
+    account, held, start = batch.plans[account_id]
+    if account_id in batch.openings and batch.openings[account_id] is None:
+        return  # not open on the meter: it deducted nothing, nor did the shadow
+    mark = batch.resume.get(account_id)
+    tariff = catalog.get(account.tariff_id)
+    official = _official(account_id, batch, catalog, max_flow_m3_per_hour, now)
+    if official is None:
+        return
+    outcome.accounts += 1
+    outcome.resumed += mark is not None
+    made = new_mark(
+        account_id, start, batch.bases[account_id], official, mark, tariff.volume_basis, now
+    )
+    if made is not None:
+        into.marks.append(made)
+    difference = _owed_anew(account_id, official, batch)
+    if not difference:
+        return
+    outcome.days_changed += len(difference)
+    if tariff.id not in into.of_tariff:
+        into.of_tariff[tariff.id] = uow.campaigns.of_tariff(tariff.id)
+    owner = owner_of(into.of_tariff[tariff.id], held, tariff.zone)
+    lines, rows_of_days = _lines(account_id, difference, owner, official, batch, now)
+    outcome.count(lines)
+    into.transfers.extend(lines)
+    into.day_rows.extend(rows_of_days)
 
 
 def _owed_anew(account_id: int, official: MetersRated, batch: _Batch) -> dict[DayKey, int]:
