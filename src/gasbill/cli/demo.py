@@ -76,12 +76,8 @@ def demo_command(
     settings = settings_from(config)
     port = port or (free_port(host) if exit_after else SERVE_PORT)
     _check_port(host, port)
-    try:
-        fault_settings = FaultSettings().with_text(faults) if faults else FaultSettings()
-    except ValueError as exc:
-        fail(f"--faults: {exc}")
-    for suffix in ("", "-wal", "-shm", ".audit-anchor"):
-        Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
+    fault_settings = _faults(faults)
+    _remove_last_run()
     notices = _notices_to_file(DEMO_DB.with_name("demo-warnings.log"))
     url = f"sqlite:///{DEMO_DB}"
     settings = settings.model_copy(update={"database": DatabaseSettings(url=url)})
@@ -99,25 +95,7 @@ def demo_command(
         tariff_id=scenario.TARIFF,
     )
     try:
-        with Progress(
-            TextColumn("simulating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("days"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=as_json,
-        ) as progress:
-            task = progress.add_task("days", total=days + 1)
-            cast = scenario.run(
-                stage,
-                days=days,
-                seed=seed,
-                faults=fault_settings,
-                on_day=lambda day: progress.advance(task),
-            )
-            scenario.settle(stage, cast)
-            progress.advance(task)
+        cast = _simulate(stage, days=days, seed=seed, faults=fault_settings, console=console)
         summary = summarise(stage, cast, days, warnings_log=notices)
         if as_json:
             print(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
@@ -128,6 +106,43 @@ def demo_command(
             serve(console, stage)
     finally:
         stage.close()
+
+
+def _faults(text: str) -> FaultSettings:
+    """The --faults option read, or the usage error that names it."""
+    try:
+        return FaultSettings().with_text(text) if text else FaultSettings()
+    except ValueError as exc:
+        fail(f"--faults: {exc}")
+
+
+def _remove_last_run() -> None:
+    """Each demo starts from an empty database (and its audit anchor)."""
+    for suffix in ("", "-wal", "-shm", ".audit-anchor"):
+        Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
+
+
+def _simulate(
+    stage: Stage, *, days: int, seed: int, faults: FaultSettings, console: Console
+) -> scenario.Cast:
+    """The scenario's days and the settling after them, with a progress bar (transient
+    when the summary goes out as JSON: the console is then stderr's)."""
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=console.stderr,
+    ) as progress:
+        task = progress.add_task("days", total=days + 1)
+        cast = scenario.run(
+            stage, days=days, seed=seed, faults=faults, on_day=lambda day: progress.advance(task)
+        )
+        scenario.settle(stage, cast)
+        progress.advance(task)
+    return cast
 
 
 def _notices_to_file(path: Path) -> Path:
