@@ -17,7 +17,7 @@ day's true-up is credited to the campaign of the change behind it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -275,13 +275,13 @@ def _load(
         for i in ids
     }
     waiting = store.unbilled_meters({m for i in ids for m in meters_of(bindings, i)})
-    unbilled = _to_bill(uow, plans, bases, bindings, waiting, now)
+    marks = uow.campaigns.true_up_marks(ids)
+    unbilled = _to_bill(uow, marks, plans, bases, bindings, waiting, now)
     if unbilled:
         bill_within(uow, unbilled, catalog=catalog, max_flow_m3_per_hour=max_flow, now=now)
+        marks = uow.campaigns.true_up_marks(ids)  # billing moved the marks it re-rated
     resume, skip = (
-        still_marked(uow.campaigns.true_up_marks(ids), waiting, plans, bases, bindings)
-        if incremental
-        else ({}, set())
+        still_marked(marks, waiting, plans, bases, bindings) if incremental else ({}, set())
     )
     rated = [i for i in ids if i not in skip]
     full = [i for i in rated if i not in resume]
@@ -302,6 +302,7 @@ def _load(
 
 def _to_bill(
     uow: UnitOfWork,
+    marks: Mapping[int, MarkRecord],
     plans: dict[int, Plan],
     bases: dict[int, str],
     bindings: Bound,
@@ -311,7 +312,6 @@ def _to_bill(
     """The accounts billing may have anything new for: all but those whose mark holds (same
     start and inputs) with no reading of their meters waiting in the inbox and none after
     the last one billing rated (`billed_through`, which billing keeps on the mark)."""
-    marks = uow.campaigns.true_up_marks(sorted(plans))
     held = [
         i
         for i, mark in marks.items()
