@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from gasbill.adapters.db.repositories.campaigns import CampaignStore
+from gasbill.adapters.db.repositories.true_ups import TrueUpStore
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.tables.readings import MeterReading
 from gasbill.adapters.db.uow import UnitOfWork
@@ -240,15 +241,14 @@ def test_campaign_totals_net_each_accounts_days(uow, late_meter):
         (date(2025, 7, 2), -1),  # a fen of cumulative rounding the other way
     ]
     with uow:
-        store = CampaignStore(uow.session)
-        store.save_true_up_days(
+        TrueUpStore(uow.session).save_true_up_days(
             [
                 {"account_id": account, "cycle_key": "2025-01-01", "day": day, "posted_fen": fen,
                  "campaign_id": campaign, "revision": 1, "updated_at": now}
                 for day, fen in rows
             ]
         )  # fmt: skip
-        assert store.true_up_totals([campaign]) == {campaign: (2, 0, 1)}
+        assert CampaignStore(uow.session).true_up_totals([campaign]) == {campaign: (2, 0, 1)}
         uow.commit()
 
 

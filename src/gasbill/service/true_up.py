@@ -23,8 +23,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.db.tables.campaigns import Campaign
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import Transfer
 from gasbill.domain.meters import MetersRated
@@ -34,7 +32,7 @@ from gasbill.service.billing import bill_within, opening_of, rate_account, readi
 from gasbill.service.billing_ports import ChargeDayRecord, Readings
 from gasbill.service.meter_tariffs import meter_confirmations
 from gasbill.service.ports import TariffBook
-from gasbill.service.true_up_lines import TrueUpOutcome, lines_of, owner_of
+from gasbill.service.true_up_lines import CampaignStart, TrueUpOutcome, lines_of, owner_of
 from gasbill.service.true_up_marks import (
     Bound,
     MarkRecord,
@@ -47,6 +45,7 @@ from gasbill.service.true_up_marks import (
     resumed,
     still_marked,
 )
+from gasbill.service.true_up_ports import TrueUpUnitOfWork
 
 __all__ = ["TrueUpOutcome", "post_true_ups", "run_true_ups", "true_ups_within"]
 
@@ -54,7 +53,7 @@ ONE_US = timedelta(microseconds=1)
 
 
 def post_true_ups(
-    uow: UnitOfWork,
+    uow: TrueUpUnitOfWork,
     account_ids: Sequence[int],
     *,
     catalog: TariffBook,
@@ -77,7 +76,7 @@ def post_true_ups(
 
 
 def run_true_ups(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[], TrueUpUnitOfWork],
     *,
     catalog: TariffBook,
     now: datetime,
@@ -96,7 +95,7 @@ def run_true_ups(
     after = 0
     while True:
         with uow_factory() as uow:
-            ids = uow.campaigns.meter_account_ids(after, batch)
+            ids = uow.true_ups.meter_account_ids(after, batch)
         if not ids:
             break
         after = ids[-1]
@@ -147,7 +146,7 @@ class _Batch:
 
 
 def true_ups_within(
-    uow: UnitOfWork,
+    uow: TrueUpUnitOfWork,
     account_ids: Sequence[int],
     *,
     catalog: TariffBook,
@@ -175,9 +174,9 @@ def true_ups_within(
     into = _Postings()
     for account_id in batch.rated:
         _true_up_account(uow, account_id, batch, catalog, now, max_flow_m3_per_hour, outcome, into)
-    uow.campaigns.save_true_up_days(into.day_rows)
+    uow.true_ups.save_true_up_days(into.day_rows)
     kept = {m["account_id"] for m in into.marks}
-    uow.campaigns.save_true_up_marks(into.marks, drop=[i for i in batch.rated if i not in kept])
+    uow.true_ups.save_true_up_marks(into.marks, drop=[i for i in batch.rated if i not in kept])
     outcome.transfers = uow.ledger.record_many(into.transfers) if into.transfers else []
     return outcome
 
@@ -189,11 +188,11 @@ class _Postings:
     transfers: list[Transfer] = field(default_factory=list)
     day_rows: list[dict[str, Any]] = field(default_factory=list)
     marks: list[dict[str, Any]] = field(default_factory=list)
-    of_tariff: dict[str, Sequence[Campaign]] = field(default_factory=dict)  # read once each
+    of_tariff: dict[str, Sequence[CampaignStart]] = field(default_factory=dict)  # read once each
 
 
 def _true_up_account(
-    uow: UnitOfWork,
+    uow: TrueUpUnitOfWork,
     account_id: int,
     batch: _Batch,
     catalog: TariffBook,
@@ -224,7 +223,7 @@ def _true_up_account(
         return
     outcome.days_changed += len(difference)
     if tariff.id not in into.of_tariff:
-        into.of_tariff[tariff.id] = uow.campaigns.of_tariff(tariff.id)
+        into.of_tariff[tariff.id] = uow.true_ups.of_tariff(tariff.id)
     owner = owner_of(into.of_tariff[tariff.id], held, tariff.zone)
     lines, rows_of_days = _lines(account_id, difference, owner, official, batch, now)
     outcome.count(lines)
@@ -257,7 +256,7 @@ def _lines(
 
 
 def _load(
-    uow: UnitOfWork,
+    uow: TrueUpUnitOfWork,
     plans: dict[int, Plan],
     catalog: TariffBook,
     now: datetime,
@@ -275,11 +274,11 @@ def _load(
         for i in ids
     }
     waiting = store.unbilled_meters({m for i in ids for m in meters_of(bindings, i)})
-    marks = uow.campaigns.true_up_marks(ids)
+    marks = uow.true_ups.true_up_marks(ids)
     unbilled = _to_bill(uow, marks, plans, bases, bindings, waiting, now)
     if unbilled:
         bill_within(uow, unbilled, catalog=catalog, max_flow_m3_per_hour=max_flow, now=now)
-        marks = uow.campaigns.true_up_marks(ids)  # billing moved the marks it re-rated
+        marks = uow.true_ups.true_up_marks(ids)  # billing moved the marks it re-rated
     resume, skip = (
         still_marked(marks, waiting, plans, bases, bindings) if incremental else ({}, set())
     )
@@ -293,7 +292,7 @@ def _load(
     readings = readings_from(store, rated, bindings, begins, with_real_time=meters)
     first_days = {i: first_day(plans[i], resume.get(i), catalog) for i in rated}
     posted = store.posted_days({i: first_days[i] - timedelta(days=1) for i in rated})
-    trued = uow.campaigns.true_up_days(first_days)
+    trued = uow.true_ups.true_up_days(first_days)
     return _Batch(
         plans, bindings, openings, bases, waiting, resume, rated, starts, readings,
         first_days, posted, trued,
@@ -301,7 +300,7 @@ def _load(
 
 
 def _to_bill(
-    uow: UnitOfWork,
+    uow: TrueUpUnitOfWork,
     marks: Mapping[int, MarkRecord],
     plans: dict[int, Plan],
     bases: dict[int, str],
@@ -352,7 +351,7 @@ def _official(
 
 
 def _plans(
-    uow: UnitOfWork,
+    uow: TrueUpUnitOfWork,
     account_ids: Sequence[int],
     catalog: TariffBook,
     now: datetime,
@@ -364,7 +363,7 @@ def _plans(
         for a in uow.billing.accounts(sorted(set(account_ids)), lock=True)
         if a.billing_mode == BillingMode.METER and a.id is not None
     ]
-    confirmed = uow.campaigns.confirmations([a.id for a in accounts if a.id is not None])
+    confirmed = uow.billing.confirmations([a.id for a in accounts if a.id is not None])
     plans: dict[int, Plan] = {}
     for account in accounts:
         assert account.id is not None

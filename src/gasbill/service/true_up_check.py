@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode, TransferKind
 from gasbill.service.billing import opening_of, rate_account
+from gasbill.service.billing_ports import BillingUnitOfWork
 from gasbill.service.ports import TariffBook
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,7 +39,7 @@ class InForce:
 
 
 def check_in_force(
-    uow: UnitOfWork,
+    uow: BillingUnitOfWork,
     account_ids: Sequence[int],
     *,
     catalog: TariffBook,
@@ -84,7 +84,7 @@ def check_in_force(
     return found
 
 
-def _books(uow: UnitOfWork, account_id: int) -> tuple[int, int]:
+def _books(uow: BillingUnitOfWork, account_id: int) -> tuple[int, int]:
     """(net gas charged to meter_credit, net true-ups), in fen."""
     key = str(account_id)
     meter_credit, prepaid = AccountCode.meter_credit(key), AccountCode.prepaid(key)
@@ -95,7 +95,7 @@ def _books(uow: UnitOfWork, account_id: int) -> tuple[int, int]:
 
 
 def in_force_report(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[], BillingUnitOfWork],
     account_ids: Sequence[int] | None,
     *,
     catalog: TariffBook,

@@ -44,6 +44,7 @@ from gasbill.adapters.db.repositories.poll_marks import PollMarks
 from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
 from gasbill.adapters.db.repositories.readings import ReadingStore, reading_transactions
 from gasbill.adapters.db.repositories.staff import StaffRepository
+from gasbill.adapters.db.repositories.true_ups import TrueUpStore
 from gasbill.service.ports import CommitConflict
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,10 @@ class UnitOfWork:
     @property
     def campaigns(self) -> CampaignStore:
         return CampaignStore(self.session)
+
+    @property
+    def true_ups(self) -> TrueUpStore:
+        return TrueUpStore(self.session)
 
     @property
     def commands(self) -> CommandStore:
