@@ -223,6 +223,7 @@ class FakeCampaign:
     label: str
     effective_at: datetime
     status: str = "enrolling"
+    created_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -264,8 +265,12 @@ class FakeStore:
     readings: dict[tuple[str, str], list[RegisterReading]] = field(default_factory=dict)
     meter_openings: dict[int, datetime | None] = field(default_factory=dict)
     confirmations: dict[int, dict[str, datetime]] = field(default_factory=dict)
-    # the true-up's marks by account (the columns of `true_up_mark`) that billing keeps
+    # the true-up's marks by account (the columns of `true_up_mark`) that billing keeps;
+    # what it posted per (account, cycle, day) (the columns of `true_up_day`); the meters
+    # with a frozen reading waiting in billing's inbox
     true_up_marks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    true_up_days: dict[tuple[int, str, date], dict[str, Any]] = field(default_factory=dict)
+    inbox: set[tuple[str, str]] = field(default_factory=set)
     # campaign enrolment's: the rows it wrote (campaign_meter's columns); campaigns whose
     # enrolment another worker holds
     enrolments: list[dict[str, Any]] = field(default_factory=list)
@@ -292,6 +297,27 @@ class FakeChargeDay:
     state_version: int | None = None
     state_used: int | None = None
     state_cost: int | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FakeTrueUpMark:
+    """A true-up mark as read back (the columns of `true_up_mark`)."""
+
+    account_id: int
+    start_at: datetime
+    basis: str
+    cycle_key: str
+    day: date
+    state_at: datetime
+    state_register: int
+    state_cycle_start: datetime
+    state_cycle_end: datetime
+    state_version: int
+    state_used: int
+    state_cost: int
+    billed_through: datetime | None = None
+    rebilled_from: date | None = None
     updated_at: datetime | None = None
 
 
@@ -978,6 +1004,61 @@ class FakeBilling:
                     mark["rebilled_from"] = row["first_day"]
                 mark["billed_through"] = row["last_at"]
 
+    def unbilled_meters(self, meters: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        return set(meters) & self.store.inbox
+
+    def latest_readings(
+        self, meters: Iterable[tuple[str, str]], until: datetime
+    ) -> dict[tuple[str, str], datetime]:
+        found: dict[tuple[str, str], datetime] = {}
+        for key in set(meters):
+            times = [r.at for r in self.store.readings.get(key, []) if r.at <= until]
+            if times:
+                found[key] = max(times)
+        return found
+
+
+class FakeTrueUps:
+    """The true-up's repository over the store, as `TrueUpStore` answers over the tables."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def meter_account_ids(self, after_id: int, limit: int) -> list[int]:
+        ids = sorted(
+            i
+            for i, a in self.store.accounts.items()
+            if (a.billing_mode, a.status) == ("meter", "active") and i > after_id
+        )
+        return ids[:limit]
+
+    def of_tariff(self, tariff_id: str) -> list[FakeCampaign]:
+        found = [c for c in self.store.campaigns if c.tariff_id == tariff_id]
+        return sorted(found, key=lambda c: c.effective_at)
+
+    def true_up_marks(self, account_ids: Sequence[int]) -> dict[int, FakeTrueUpMark]:
+        marks = self.store.true_up_marks
+        return {i: FakeTrueUpMark(**marks[i]) for i in account_ids if i in marks}
+
+    def true_up_days(
+        self, from_days: Mapping[int, date]
+    ) -> dict[int, dict[tuple[str, date], tuple[int, int]]]:
+        found: dict[int, dict[tuple[str, date], tuple[int, int]]] = defaultdict(dict)
+        for (account_id, cycle_key, day), row in self.store.true_up_days.items():
+            if account_id in from_days and day >= from_days[account_id]:
+                found[account_id][(cycle_key, day)] = (row["posted_fen"], row["revision"])
+        return found
+
+    def save_true_up_marks(self, rows: list[dict[str, Any]], *, drop: Sequence[int]) -> None:
+        for account_id in drop:
+            self.store.true_up_marks.pop(account_id, None)
+        for row in rows:
+            self.store.true_up_marks[row["account_id"]] = dict(row)
+
+    def save_true_up_days(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.store.true_up_days[(row["account_id"], row["cycle_key"], row["day"])] = dict(row)
+
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -1053,6 +1134,10 @@ class FakeUnitOfWork:
     @property
     def campaigns(self) -> FakeCampaigns:
         return FakeCampaigns(self.work)
+
+    @property
+    def true_ups(self) -> FakeTrueUps:
+        return FakeTrueUps(self.work)
 
     @property
     def audit(self) -> FakeAudit:
