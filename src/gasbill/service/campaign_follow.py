@@ -9,10 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gasbill.adapters.db.tables.campaigns import CampaignMeter
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.commands import CtrlType, GetPrice, SetPrice
 from gasbill.domain.outbox import CommandStatus
+from gasbill.service.campaign_ports import CampaignMeterRow, CampaignUnitOfWork
 from gasbill.service.campaign_reasons import command_failure, ladder_text
 from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.ports import CommandCodec, CommandRecord
@@ -37,7 +36,7 @@ class CampaignOutcome:
 
 
 def advance(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[], CampaignUnitOfWork],
     codec: CommandCodec,
     policy: CommandPolicy,
     now: datetime,
@@ -61,8 +60,8 @@ def advance(
 
 
 def _follow(
-    uow: UnitOfWork,
-    row: CampaignMeter,
+    uow: CampaignUnitOfWork,
+    row: CampaignMeterRow,
     commands: Mapping[int, CommandRecord],
     codec: CommandCodec,
     policy: CommandPolicy,
@@ -117,12 +116,12 @@ def _follow(
         row.status = "confirmed"
 
 
-def _fail(row: CampaignMeter, reason: str, outcome: CampaignOutcome) -> None:
+def _fail(row: CampaignMeterRow, reason: str, outcome: CampaignOutcome) -> None:
     row.status, row.last_error = "failed", reason[:1000]
     outcome.failed += 1
 
 
-def complete(uow_factory: Callable[[], UnitOfWork], outcome: CampaignOutcome) -> None:
+def complete(uow_factory: Callable[[], CampaignUnitOfWork], outcome: CampaignOutcome) -> None:
     """A running campaign with no meter waiting is completed; one waiting again runs again."""
     uow = uow_factory()
     with uow:

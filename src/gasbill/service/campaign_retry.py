@@ -12,9 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gasbill.adapters.db.tables.campaigns import CampaignMeter
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import SetPrice
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.price_changes import (
@@ -26,7 +23,9 @@ from gasbill.domain.price_changes import (
 )
 from gasbill.domain.tariff import Tariff
 from gasbill.service.accounts import Conflict, NotFound
+from gasbill.service.campaign_ports import CampaignMeterRow, CampaignUnitOfWork
 from gasbill.service.commands.queue import CommandPolicy, queue_command
+from gasbill.service.ports import TariffBook
 
 
 @dataclass(slots=True)
@@ -37,10 +36,10 @@ class CampaignRetry:
 
 
 def retry_failed_meters(
-    uow: UnitOfWork,
+    uow: CampaignUnitOfWork,
     campaign_id: int,
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     policy: CommandPolicy,
     actor: str,
     now: datetime,
@@ -86,8 +85,8 @@ def retry_failed_meters(
 
 
 def _again(
-    uow: UnitOfWork,
-    row: CampaignMeter,
+    uow: CampaignUnitOfWork,
+    row: CampaignMeterRow,
     label: str,
     tariff: Tariff,
     change: PriceChange,

@@ -25,11 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
 
-from gasbill.adapters.db.tables.campaigns import Campaign
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import SetPrice
 from gasbill.domain.decisions.tariff_push import TariffChange, tariff_change_due
 from gasbill.domain.errors import GasbillError
@@ -44,18 +40,25 @@ from gasbill.domain.price_changes import (
 from gasbill.domain.tariff import Tariff
 from gasbill.service.campaign_follow import CampaignOutcome as CampaignOutcome
 from gasbill.service.campaign_follow import advance, complete
+from gasbill.service.campaign_ports import CampaignUnitOfWork, EnrolledAccount, NewCampaign
 from gasbill.service.commands.queue import CommandPolicy, new_command
 from gasbill.service.full_ladder import full_ladders_due
 from gasbill.service.meter_tariffs import meter_confirmations
-from gasbill.service.ports import CommandCodec, CommitConflict, MeterRecord
+from gasbill.service.ports import (
+    CampaignRecord,
+    CommandCodec,
+    CommitConflict,
+    MeterRecord,
+    TariffBook,
+)
 
 log = logging.getLogger("gasbill.campaigns")
 
 
 def run_campaigns(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[], CampaignUnitOfWork],
     *,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     codec: CommandCodec,
     policy: CommandPolicy,
     now: datetime,
@@ -91,7 +94,7 @@ def run_campaigns(
 
 
 def _create_due(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[], CampaignUnitOfWork],
     tariff: Tariff,
     first_opened: date,
     now: datetime,
@@ -114,7 +117,7 @@ def _create_due(
         if due is None or store.by_label(tariff.id, due.label) is not None:
             return
         campaign = store.add(
-            Campaign(
+            NewCampaign(
                 tariff_id=tariff.id,
                 label=due.label,
                 effective_at=due.at,
@@ -135,8 +138,8 @@ def _create_due(
 
 
 def _enrol(
-    uow_factory: Callable[[], UnitOfWork],
-    campaign: Campaign,
+    uow_factory: Callable[[], CampaignUnitOfWork],
+    campaign: CampaignRecord,
     tariff: Tariff,
     policy: CommandPolicy,
     now: datetime,
@@ -225,11 +228,11 @@ class _Wanted:
 
 
 def _push(
-    uow: UnitOfWork,
-    campaign: Campaign,
+    uow: CampaignUnitOfWork,
+    campaign: CampaignRecord,
     tariff: Tariff,
     change: PriceChange,
-    account: _Enrolled,
+    account: EnrolledAccount,
     meter: MeterRecord,
     policy: CommandPolicy,
     now: datetime,
@@ -237,23 +240,12 @@ def _push(
     _push_page(uow, campaign, tariff, change, [(account, meter)], policy, now)
 
 
-class _Enrolled(Protocol):
-    """What enrolment reads of an account (an `Account`, or the store's plain row)."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def persons(self) -> int: ...
-    @property
-    def opened_on(self) -> date: ...
-
-
 def _push_page(
-    uow: UnitOfWork,
-    campaign: Campaign,
+    uow: CampaignUnitOfWork,
+    campaign: CampaignRecord,
     tariff: Tariff,
     change: PriceChange,
-    pairs: Sequence[tuple[_Enrolled, MeterRecord]],
+    pairs: Sequence[tuple[EnrolledAccount, MeterRecord]],
     policy: CommandPolicy,
     now: datetime,
 ) -> None:

@@ -23,8 +23,6 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.tables.campaigns import Campaign
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.domain.cycles import local_midnight
 from gasbill.domain.outbox import OPEN_STATUSES, CommandStatus
 from gasbill.domain.price_changes import (
@@ -33,14 +31,15 @@ from gasbill.domain.price_changes import (
     price_changes,
 )
 from gasbill.domain.tariff import Proration, Tariff
+from gasbill.service.campaign_ports import CampaignUnitOfWork, NewCampaign
 from gasbill.service.commands.queue import CommandPolicy
-from gasbill.service.ports import CommitConflict, MeterRecord
+from gasbill.service.ports import CampaignRecord, CommitConflict, MeterRecord
 
 LATER = timedelta(days=366)  # how far ahead price changes already pushed are looked for
 
 
 def full_ladders_due(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[], CampaignUnitOfWork],
     tariff: Tariff,
     *,
     policy: CommandPolicy,
@@ -137,7 +136,7 @@ def _cycle_start(tariff: Tariff, now: datetime) -> datetime:
     return local_midnight(first, zone)
 
 
-def _has_later(later: set[str], pushes: list[tuple[str, str, datetime]]) -> bool:
+def _has_later(later: set[str], pushes: Sequence[tuple[str, str, datetime]]) -> bool:
     """Whether the meter holds or awaits one of the price changes `later` (full ladders)."""
     return any(
         (status == CommandStatus.DONE or status in OPEN_STATUSES)
@@ -146,13 +145,15 @@ def _has_later(later: set[str], pushes: list[tuple[str, str, datetime]]) -> bool
     )
 
 
-def _campaign(uow: UnitOfWork, tariff: Tariff, change: PriceChange, now: datetime) -> Campaign:
+def _campaign(
+    uow: CampaignUnitOfWork, tariff: Tariff, change: PriceChange, now: datetime
+) -> CampaignRecord:
     store = uow.campaigns
     found = store.by_label(tariff.id, change.label)
     if found is not None:
         return found
     return store.add(
-        Campaign(
+        NewCampaign(
             tariff_id=tariff.id,
             label=change.label,
             effective_at=change.at,

@@ -123,6 +123,9 @@ class CommandRepository(Protocol):
     def add(self, new: NewCommand) -> CommandRecord:
         """Queue it; the record has its id."""
 
+    def add_many(self, news: Sequence[NewCommand]) -> list[int]:
+        """Queue several in one go (a campaign's page); their ids, in order."""
+
     def get(self, command_id: int, *, lock: bool = False) -> CommandRecord | None: ...
 
     def by_ctrl_id(

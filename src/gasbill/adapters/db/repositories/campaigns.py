@@ -20,6 +20,8 @@ from gasbill.adapters.db.tables.campaigns import Campaign, CampaignMeter, TrueUp
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.service.campaign_ports import CampaignMeterRow, NewCampaign
+from gasbill.service.ports import CampaignRecord
 
 METER_MODE = str(BillingMode.METER)
 
@@ -71,12 +73,19 @@ class CampaignStore:
             .limit(1)
         ).first()
 
-    def add(self, campaign: Campaign) -> Campaign:
+    def add(self, new: NewCampaign) -> Campaign:
+        campaign = Campaign(
+            tariff_id=new.tariff_id,
+            label=new.label,
+            effective_at=new.effective_at,
+            created_at=new.created_at,
+            status=new.status,
+        )
         self.session.add(campaign)
         self.session.flush()
         return campaign
 
-    def save(self, row: Campaign | CampaignMeter) -> None:
+    def save(self, row: CampaignRecord | CampaignMeterRow) -> None:
         self.session.add(row)
         self.session.flush()
 
