@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.db.repositories.reconciliation import ReconciliationStore
-from gasbill.adapters.db.repositories.reconciliation_system import SystemStore
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.config import DecisionSettings
@@ -33,6 +30,11 @@ from gasbill.domain.errors import GasbillError
 from gasbill.domain.reconciliation import AccountLine, Finding, Tally, Tolerance, Totals
 from gasbill.domain.reconciliation_system import with_action
 from gasbill.service.reconciliation_meter import MeterChecks, MeterFacts
+from gasbill.service.reconciliation_ports import (
+    ReconciliationRepository,
+    ReconciliationUnitOfWork,
+    SystemRepository,
+)
 from gasbill.service.reconciliation_rows import AccountRow, ReplacementRow, Scope, ValveRow
 from gasbill.service.reconciliation_system import (
     SystemChecks,
@@ -100,7 +102,7 @@ class Report:
 
 
 def reconcile(
-    uow: UnitOfWork,
+    uow: ReconciliationUnitOfWork,
     catalog: TariffCatalog,
     *,
     as_of: datetime,
@@ -125,7 +127,7 @@ def reconcile(
     system = SystemChecks(policy, as_of)
     tally, lines = Tally(), []
     with uow:
-        store = ReconciliationStore(uow.session)
+        store, systems = uow.reconciliation, uow.reconciliation_system
         store.prepare()
         wide = Scope(None, None, company_no, account_ids)
         span = None if account_ids == [] else store.id_range(wide)
@@ -138,7 +140,7 @@ def reconcile(
                     if not unsure.ids:
                         continue
                     scope = Scope(scope.lo, scope.hi, company_no, unsure.ids)
-                chunk = _Chunk(store, SystemStore(uow.session), scope, as_of, meter, system)
+                chunk = _Chunk(store, systems, scope, as_of, meter, system)
                 for line in chunk.lines(include_agreeing, tally):
                     lines.append(line)
         uow.rollback()
@@ -152,7 +154,7 @@ class _Unsure:
 
 
 def _first_pass(
-    store: ReconciliationStore,
+    store: ReconciliationRepository,
     scope: Scope,
     as_of: datetime,
     meter: MeterChecks,
@@ -178,8 +180,8 @@ class _Chunk:
 
     def __init__(
         self,
-        store: ReconciliationStore,
-        systems: SystemStore,
+        store: ReconciliationRepository,
+        systems: SystemRepository,
         scope: Scope,
         as_of: datetime,
         meter: MeterChecks,

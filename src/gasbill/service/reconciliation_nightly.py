@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.config import DecisionSettings
 from gasbill.service.reconciliation import reconcile
+from gasbill.service.reconciliation_ports import ReconciliationUnitOfWork
 from gasbill.service.reconciliation_report import render_json
 
 log = logging.getLogger("gasbill.reconcile")
@@ -32,7 +32,7 @@ class NightlyOutcome:
 
 
 def reconcile_nightly(
-    uow: UnitOfWork,
+    uow: ReconciliationUnitOfWork,
     catalog: TariffCatalog,
     *,
     now: datetime,

@@ -43,6 +43,8 @@ from gasbill.adapters.db.repositories.ledger import SqlLedger
 from gasbill.adapters.db.repositories.poll_marks import PollMarks
 from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
 from gasbill.adapters.db.repositories.readings import ReadingStore, reading_transactions
+from gasbill.adapters.db.repositories.reconciliation import ReconciliationStore
+from gasbill.adapters.db.repositories.reconciliation_system import SystemStore
 from gasbill.adapters.db.repositories.staff import StaffRepository
 from gasbill.adapters.db.repositories.true_ups import TrueUpStore
 from gasbill.service.ports import CommitConflict
@@ -209,3 +211,11 @@ class UnitOfWork:
     @property
     def poll_marks(self) -> PollMarks:
         return PollMarks(self.session)
+
+    @property
+    def reconciliation(self) -> ReconciliationStore:
+        return ReconciliationStore(self.session)
+
+    @property
+    def reconciliation_system(self) -> SystemStore:
+        return SystemStore(self.session)
