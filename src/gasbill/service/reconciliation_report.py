@@ -184,11 +184,50 @@ def _bars(title: str, counts: dict[str, int]) -> str:
     return "".join(parts)
 
 
+DIFFERENCE_COLUMNS = (
+    "account",
+    "meter",
+    "check",
+    "likely cause",
+    "at",
+    "meter says",
+    "books say",
+    "difference",
+    "note",
+    "suggested action",
+)
+
+
 def render_html(report: Report) -> str:
     t = report.totals
     title = f"Reconciliation as of {report.as_of.isoformat()}"
     if report.company_no:
         title += f", company {report.company_no}"
+    return "\n".join(
+        [
+            "<!doctype html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{escape(title)}</title>",
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>",
+            "</head><body>",
+            f"<h1>{escape(title)}</h1>",
+            _summary_table(t),
+            _bars("Accounts by likely cause", t.by_cause),
+            _bars(
+                "Accounts differing by check", {str(c): t.by_check.get(str(c), 0) for c in Check}
+            ),
+            "<h2>Differences</h2>",
+            "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in DIFFERENCE_COLUMNS) + "</tr>",
+            *_difference_rows(report.lines),
+            "</table>",
+            "</body></html>",
+        ]
+    )
+
+
+def _summary_table(t: Totals) -> str:
+    """The totals, one row each."""
     summary = {
         "accounts checked": t.accounts,
         "agreeing": t.agreeing,
@@ -197,8 +236,19 @@ def render_html(report: Report) -> str:
         "sum of |balance differences|": _text(t.balance_difference_abs),
         "sum of counter differences": _text(t.counters_difference),
     }
+    return (
+        "<table>"
+        + "".join(
+            f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in summary.items()
+        )
+        + "</table>"
+    )
+
+
+def _difference_rows(lines: tuple[AccountLine, ...]) -> list[str]:
+    """One table row per finding that differs, in the report's order."""
     rows = []
-    for line in report.lines:
+    for line in lines:
         for found in line.findings:
             if found.agrees:
                 continue
@@ -215,41 +265,4 @@ def render_html(report: Report) -> str:
                 found.action,
             )
             rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
-    head = (
-        "account",
-        "meter",
-        "check",
-        "likely cause",
-        "at",
-        "meter says",
-        "books say",
-        "difference",
-        "note",
-        "suggested action",
-    )
-    return "\n".join(
-        [
-            "<!doctype html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{escape(title)}</title>",
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>",
-            "</head><body>",
-            f"<h1>{escape(title)}</h1>",
-            "<table>"
-            + "".join(
-                f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
-                for k, v in summary.items()
-            )
-            + "</table>",
-            _bars("Accounts by likely cause", t.by_cause),
-            _bars(
-                "Accounts differing by check", {str(c): t.by_check.get(str(c), 0) for c in Check}
-            ),
-            "<h2>Differences</h2>",
-            "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>",
-            *rows,
-            "</table>",
-            "</body></html>",
-        ]
-    )
+    return rows
