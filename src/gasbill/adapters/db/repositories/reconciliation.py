@@ -117,6 +117,61 @@ class ReconciliationStore(CommandFacts, VerdictStore):
     ) -> dict[int, ReadingRow]:
         """Each meter-mode account's latest frozen reading with a balance (by `as_of`), of
         whichever meter it had then; with `comparable`, the latest with no hold in flight."""
+        if comparable:
+            latest = self._latest_comparable(scope, as_of)
+        else:
+            latest = self._latest_by_index(scope, as_of)
+        # computed once, not inlined into every use of `at`
+        cte = latest.cte("latest").prefix_with("MATERIALIZED", dialect="postgresql")
+        rows = self.session.execute(self._readings_at(cte)).all()
+        found: dict[int, ReadingRow] = {}
+        for a_id, comm, at, remain, price, credit, flight in rows:
+            reading = ReadingRow(a_id, comm, at, remain, price, int(credit), int(flight))
+            held = found.get(reading.account_id)
+            if held is None or reading.at > held.at:  # a replaced meter's and the new one's
+                found[reading.account_id] = reading
+        return found
+
+    def _readings_at(self, cte: Any) -> Any:
+        """The readings at the instants `cte` found, each with meter_credit then (its
+        balance now less what took effect after) and the holds in flight then."""
+        la = ledger_t
+        r2 = reading_t.alias("r2")
+        at_reading = sa.and_(
+            r2.c.company_no == cte.c.company_no,
+            r2.c.meter_comm_no == cte.c.comm_no,
+            r2.c.data_type == FROZEN,
+            r2.c.acquisition_time == cte.c.at,
+        )
+        keys = (cte.c.account_id, cte.c.comm_no)
+        credits = after_instant(cte, keys, "credit_account_id")
+        debits = after_instant(cte, keys, "debit_account_id")
+        flight = hold_sums(cte, keys, cte.c.at, lateral=self.pg)
+        return (
+            sa.select(
+                cte.c.account_id,
+                cte.c.comm_no,
+                self._time(cte.c.at),
+                r2.c.remain_money,
+                r2.c.curr_price,
+                sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0)
+                - sa.func.coalesce(credits.c.fen, 0)
+                + sa.func.coalesce(debits.c.fen, 0),
+                sa.func.coalesce(flight.c.fen, 0),
+            )
+            .select_from(
+                cte.join(r2, at_reading)
+                .outerjoin(la, la.c.id == cte.c.la)
+                .outerjoin(credits, same_keys(credits, keys))
+                .outerjoin(debits, same_keys(debits, keys))
+                .outerjoin(flight, same_keys(flight, keys))
+            )
+            .where(cte.c.at.is_not(None))
+        )
+
+    def _latest_comparable(self, scope: Scope, as_of: datetime) -> Any:
+        """Per binding of a meter-mode account, its meter's latest frozen reading with a
+        balance and no hold in flight into meter_credit at its time."""
         a, b, r, la = account_t, binding_t, reading_t, ledger_t
         latest = (
             sa.select(
@@ -149,52 +204,8 @@ class ReconciliationStore(CommandFacts, VerdictStore):
             .where(scope_where(scope, a.c.id, a.c.company_no), a.c.billing_mode == "meter")
             .group_by(b.c.account_id, la.c.id, r.c.company_no, r.c.meter_comm_no)
         )
-        if comparable:
-            flight = scalar_of(holds_at(la.c.id, r.c.acquisition_time), 0)
-            latest = latest.where(flight == 0)
-        else:
-            latest = self._latest_by_index(scope, as_of)
-        # computed once, not inlined into every use of `at`
-        cte = latest.cte("latest").prefix_with("MATERIALIZED", dialect="postgresql")
-        r2 = reading_t.alias("r2")
-        at_reading = sa.and_(
-            r2.c.company_no == cte.c.company_no,
-            r2.c.meter_comm_no == cte.c.comm_no,
-            r2.c.data_type == FROZEN,
-            r2.c.acquisition_time == cte.c.at,
-        )
-        keys = (cte.c.account_id, cte.c.comm_no)
-        credits = after_instant(cte, keys, "credit_account_id")
-        debits = after_instant(cte, keys, "debit_account_id")
-        flight = hold_sums(cte, keys, cte.c.at, lateral=self.pg)
-        query = (
-            sa.select(
-                cte.c.account_id,
-                cte.c.comm_no,
-                self._time(cte.c.at),
-                r2.c.remain_money,
-                r2.c.curr_price,
-                sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0)
-                - sa.func.coalesce(credits.c.fen, 0)
-                + sa.func.coalesce(debits.c.fen, 0),
-                sa.func.coalesce(flight.c.fen, 0),
-            )
-            .select_from(
-                cte.join(r2, at_reading)
-                .outerjoin(la, la.c.id == cte.c.la)
-                .outerjoin(credits, same_keys(credits, keys))
-                .outerjoin(debits, same_keys(debits, keys))
-                .outerjoin(flight, same_keys(flight, keys))
-            )
-            .where(cte.c.at.is_not(None))
-        )
-        found: dict[int, ReadingRow] = {}
-        for a_id, comm, at, remain, price, credit, flight in self.session.execute(query).all():
-            reading = ReadingRow(a_id, comm, at, remain, price, int(credit), int(flight))
-            held = found.get(reading.account_id)
-            if held is None or reading.at > held.at:  # a replaced meter's and the new one's
-                found[reading.account_id] = reading
-        return found
+        flight = scalar_of(holds_at(la.c.id, r.c.acquisition_time), 0)
+        return latest.where(flight == 0)
 
     def _latest_by_index(self, scope: Scope, as_of: datetime) -> Any:
         """Per binding of a meter-mode account, its meter's latest frozen reading with a
