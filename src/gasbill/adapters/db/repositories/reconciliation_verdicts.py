@@ -104,58 +104,9 @@ class VerdictStore(MeterParts):
     def _system(self, scope: Scope, as_of: datetime) -> Any:
         """Per system-mode account: its ledger's running balance against its posted
         transfers, and its valve (the last valve command done) against its thresholds."""
-        a, b, la, v = account_t, binding_t, ledger_t, command_t.alias("v")
-        last_valve = (
-            sa.select(v.c.ctrl_type)
-            .where(
-                v.c.meter_id == b.c.meter_id,
-                v.c.status == DONE,
-                v.c.ctrl_type.in_(VALVES),
-                v.c.created_at <= as_of,
-                v.c.finished_at.is_not(None),
-            )
-            .order_by(v.c.finished_at.desc(), v.c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        prepaid = sa.and_(la.c.account_id == a.c.id, la.c.kind == str(AccountKind.PREPAID))
-        base = materialized(
-            sa.select(
-                a.c.id.label("account_id"),
-                a.c.cutoff_fen,
-                sa.case(
-                    (a.c.reopen_fen > a.c.cutoff_fen, a.c.reopen_fen), else_=a.c.cutoff_fen + 1
-                ).label("reopen_fen"),
-                sa.and_(a.c.billing_mode == "system", one_binding(a)).label("plain"),
-                la.c.id.label("la"),
-                sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0).label(
-                    "posted"
-                ),
-                last_valve.label("valve"),
-            )
-            .select_from(
-                a.join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None))).outerjoin(
-                    la, prepaid
-                )
-            )
-            .where(scope_where(scope, a.c.id, a.c.company_no), a.c.billing_mode != "meter")
-            .cte("system")
-        )
-        sums = {}
-        for side in ("credit_account_id", "debit_account_id"):
-            t = transfer_t.alias(f"t_{side[:6]}")
-            sums[side] = (
-                sa.select(
-                    t.c[side].label("la"),
-                    sa.func.sum(t.c.amount_fen).label("every"),
-                    sa.func.sum(t.c.amount_fen).filter(t.c.effective_at <= as_of).label("then"),
-                )
-                .select_from(t.join(base, base.c.la == t.c[side]))
-                .where(base.c.plain, t.c.status.in_(POSTED))
-                .group_by(t.c[side])
-                .subquery(f"s_{side[:6]}")
-            )
-        cr, dr = sums["credit_account_id"], sums["debit_account_id"]
+        base = self._system_accounts(scope, as_of)
+        cr = _posted_sums(base, "credit_account_id", as_of)
+        dr = _posted_sums(base, "debit_account_id", as_of)
         zero = sa.literal(0)
         summed = sa.func.coalesce(cr.c.every, zero) - sa.func.coalesce(dr.c.every, zero)
         balance = sa.func.coalesce(cr.c.then, zero) - sa.func.coalesce(dr.c.then, zero)
@@ -171,6 +122,35 @@ class VerdictStore(MeterParts):
                 base.outerjoin(cr, cr.c.la == base.c.la).outerjoin(dr, dr.c.la == base.c.la)
             )
             .group_by(bad)
+        )
+
+    def _system_accounts(self, scope: Scope, as_of: datetime) -> Any:
+        """The range's accounts not in meter mode, with their active meter: thresholds,
+        whether plain (system mode, one binding), the prepaid ledger account and its balance
+        posted, and the valve's last command done by `as_of`."""
+        a, b, la = account_t, binding_t, ledger_t
+        prepaid = sa.and_(la.c.account_id == a.c.id, la.c.kind == str(AccountKind.PREPAID))
+        return materialized(
+            sa.select(
+                a.c.id.label("account_id"),
+                a.c.cutoff_fen,
+                sa.case(
+                    (a.c.reopen_fen > a.c.cutoff_fen, a.c.reopen_fen), else_=a.c.cutoff_fen + 1
+                ).label("reopen_fen"),
+                sa.and_(a.c.billing_mode == "system", one_binding(a)).label("plain"),
+                la.c.id.label("la"),
+                sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0).label(
+                    "posted"
+                ),
+                _last_valve(as_of).label("valve"),
+            )
+            .select_from(
+                a.join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None))).outerjoin(
+                    la, prepaid
+                )
+            )
+            .where(scope_where(scope, a.c.id, a.c.company_no), a.c.billing_mode != "meter")
+            .cte("system")
         )
 
     # -- meter mode ------------------------------------------------------------------------
@@ -204,49 +184,11 @@ class VerdictStore(MeterParts):
         after it are index steps per meter (they do not grow with the history); the
         commands' answers, the holds and the confirmed price changes are grouped joins
         over the range."""
-        a, b, m, la = account_t, binding_t, meter_t, ledger_t
-        credit_la = sa.and_(la.c.account_id == a.c.id, la.c.kind == str(AccountKind.METER_CREDIT))
-        accounts = (
-            sa.select(
-                a.c.id.label("account_id"),
-                a.c.tariff_id,
-                a.c.persons,
-                a.c.opened_on,
-                b.c.meter_id,
-                b.c.bound_at,
-                m.c.company_no,
-                m.c.comm_no,
-                la.c.id.label("la"),
-                sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0).label(
-                    "credit_now"
-                ),
-                one_binding(a).label("alone"),
-            )
-            .select_from(
-                a.join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None)))
-                .join(m, m.c.id == b.c.meter_id)
-                .outerjoin(la, credit_la)
-            )
-            .where(scope_where(scope, a.c.id, a.c.company_no), a.c.billing_mode == "meter")
-        )
-        base = materialized(self._with_reading(accounts, as_of).cte("base"))
+        base = materialized(self._with_reading(_meter_accounts(scope), as_of).cte("base"))
         answers = self._answers(base, as_of)
         holds = self._holds(base, answers)
         confirmed = self._confirmed(scope)
-        credit = (
-            base.c.credit_now
-            - sa.func.coalesce(self._after(base, "credit_account_id"), 0)
-            + sa.func.coalesce(self._after(base, "debit_account_id"), 0)
-        )
-        ok = sa.and_(
-            base.c.alone,
-            base.c.remain_milli.is_not(None),
-            answers.c.state_n == 1,
-            sa.or_(answers.c.top_up_at.is_(None), answers.c.top_up_at <= base.c.reading_at),
-            sa.func.coalesce(holds.c.flight, 0) == 0,
-            sa.func.abs(base.c.remain_milli - 10 * credit) <= balance_milli,
-            sa.or_(answers.c.price_at.is_(None), answers.c.price_n == 1),
-        )
+        ok = self._integers_agree(base, answers, holds, balance_milli)
         return sa.select(
             base.c.account_id,
             sa.case((ok, 1), else_=0).label("ok"),
@@ -266,3 +208,89 @@ class VerdictStore(MeterParts):
             .outerjoin(holds, holds.c.account_id == base.c.account_id)
             .outerjoin(confirmed, confirmed.c.account_id == base.c.account_id)
         )
+
+    def _integers_agree(self, base: Any, answers: Any, holds: Any, balance_milli: int) -> Any:
+        """A meter-mode account's integer checks: no meter ever removed; a reading with a
+        balance; one charge state answered at its latest instant; no top-up answered after
+        the reading nor held in flight at it; the balance within `balance_milli` of
+        meter_credit then (now, less what took effect after); a price answer, if any, alone
+        at its instant."""
+        credit = (
+            base.c.credit_now
+            - sa.func.coalesce(self._after(base, "credit_account_id"), 0)
+            + sa.func.coalesce(self._after(base, "debit_account_id"), 0)
+        )
+        return sa.and_(
+            base.c.alone,
+            base.c.remain_milli.is_not(None),
+            answers.c.state_n == 1,
+            sa.or_(answers.c.top_up_at.is_(None), answers.c.top_up_at <= base.c.reading_at),
+            sa.func.coalesce(holds.c.flight, 0) == 0,
+            sa.func.abs(base.c.remain_milli - 10 * credit) <= balance_milli,
+            sa.or_(answers.c.price_at.is_(None), answers.c.price_n == 1),
+        )
+
+
+def _last_valve(as_of: datetime) -> Any:
+    """The ctrl_type of the last valve command done to the binding's meter by `as_of`."""
+    b, v = binding_t, command_t.alias("v")
+    return (
+        sa.select(v.c.ctrl_type)
+        .where(
+            v.c.meter_id == b.c.meter_id,
+            v.c.status == DONE,
+            v.c.ctrl_type.in_(VALVES),
+            v.c.created_at <= as_of,
+            v.c.finished_at.is_not(None),
+        )
+        .order_by(v.c.finished_at.desc(), v.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _posted_sums(base: Any, side: str, as_of: datetime) -> Any:
+    """Per plain account's prepaid ledger account on `side` of posted transfers: their sum
+    (`every`) and the sum of those in effect by `as_of` (`then`)."""
+    t = transfer_t.alias(f"t_{side[:6]}")
+    return (
+        sa.select(
+            t.c[side].label("la"),
+            sa.func.sum(t.c.amount_fen).label("every"),
+            sa.func.sum(t.c.amount_fen).filter(t.c.effective_at <= as_of).label("then"),
+        )
+        .select_from(t.join(base, base.c.la == t.c[side]))
+        .where(base.c.plain, t.c.status.in_(POSTED))
+        .group_by(t.c[side])
+        .subquery(f"s_{side[:6]}")
+    )
+
+
+def _meter_accounts(scope: Scope) -> Any:
+    """The range's meter-mode accounts with their active meter, meter_credit's ledger
+    account and its balance posted, and whether no meter was ever removed (`alone`)."""
+    a, b, m, la = account_t, binding_t, meter_t, ledger_t
+    credit_la = sa.and_(la.c.account_id == a.c.id, la.c.kind == str(AccountKind.METER_CREDIT))
+    return (
+        sa.select(
+            a.c.id.label("account_id"),
+            a.c.tariff_id,
+            a.c.persons,
+            a.c.opened_on,
+            b.c.meter_id,
+            b.c.bound_at,
+            m.c.company_no,
+            m.c.comm_no,
+            la.c.id.label("la"),
+            sa.func.coalesce(la.c.credits_posted_fen - la.c.debits_posted_fen, 0).label(
+                "credit_now"
+            ),
+            one_binding(a).label("alone"),
+        )
+        .select_from(
+            a.join(b, sa.and_(b.c.account_id == a.c.id, b.c.unbound_at.is_(None)))
+            .join(m, m.c.id == b.c.meter_id)
+            .outerjoin(la, credit_la)
+        )
+        .where(scope_where(scope, a.c.id, a.c.company_no), a.c.billing_mode == "meter")
+    )
