@@ -34,6 +34,7 @@ from gasbill.domain.ledger import (
 from gasbill.domain.meters import RegisterReading
 from gasbill.domain.money import Money, Price, Volume
 from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.service.campaign_ports import NewCampaign
 from gasbill.service.ports import (
     AccountRecord,
     BindingRecord,
@@ -228,11 +229,21 @@ class FakeCampaign:
 
 @dataclass
 class FakeCampaignMeter:
+    """One meter of a campaign (the columns of `campaign_meter`); its comm_no is its meter's
+    in `FakeStore.meters`."""
+
     campaign_id: int
+    meter_id: int
     account_id: int
-    comm_no: str
-    state: str = "queued"  # queued | sent | confirmed | verified | failed
+    status: str = "queued"  # queued | sent | confirmed | verified | failed
     last_error: str = ""
+    setprice_id: int | None = None
+    getprice_id: int | None = None
+    command_status: str = ""
+    confirmed_at: datetime | None = None
+    verified_at: datetime | None = None
+    created_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    updated_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -271,10 +282,9 @@ class FakeStore:
     true_up_marks: dict[int, dict[str, Any]] = field(default_factory=dict)
     true_up_days: dict[tuple[int, str, date], dict[str, Any]] = field(default_factory=dict)
     inbox: set[tuple[str, str]] = field(default_factory=set)
-    # campaign enrolment's: the rows it wrote (campaign_meter's columns); campaigns whose
-    # enrolment another worker holds
-    enrolments: list[dict[str, Any]] = field(default_factory=list)
+    # campaigns whose enrolment, tariffs whose full-ladder enrolment, another worker holds
     enrolment_claims_held: set[int] = field(default_factory=set)
+    full_ladder_claims_held: set[str] = field(default_factory=set)
     # each meter's reported balances (remain_money), by (company_no, comm_no): (when, money)
     remains: dict[tuple[str, str], list[tuple[datetime, Money]]] = field(default_factory=dict)
 
@@ -610,9 +620,55 @@ class FakeCampaigns:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
 
-    # -- enrolment (service.campaigns._enrol) --------------------------------------------
+    # -- campaigns -----------------------------------------------------------------------
     def claim_enrolment(self, campaign_id: int) -> bool:
         return campaign_id not in self.store.enrolment_claims_held
+
+    def claim_full_ladder(self, tariff_id: str) -> bool:
+        return tariff_id not in self.store.full_ladder_claims_held
+
+    def get(self, campaign_id: int) -> FakeCampaign | None:
+        return next((c for c in self.store.campaigns if c.id == campaign_id), None)
+
+    def by_label(self, tariff_id: str, label: str) -> FakeCampaign | None:
+        found = (c for c in self.store.campaigns if (c.tariff_id, c.label) == (tariff_id, label))
+        return next(found, None)
+
+    def newest(self, tariff_id: str) -> FakeCampaign | None:
+        found = [c for c in self.store.campaigns if c.tariff_id == tariff_id]
+        return max(found, key=lambda c: c.effective_at, default=None)
+
+    def add(self, new: NewCampaign) -> FakeCampaign:
+        if self.by_label(new.tariff_id, new.label) is not None:
+            raise ValueError(f"campaign ({new.tariff_id}, {new.label}) exists: unique key")
+        campaign_id = max((c.id for c in self.store.campaigns), default=0) + 1
+        campaign = FakeCampaign(
+            campaign_id,
+            new.tariff_id,
+            new.label,
+            new.effective_at,
+            status=new.status,
+            created_at=new.created_at,
+        )
+        self.store.campaigns.append(campaign)
+        return campaign
+
+    def save(self, row: object) -> None:
+        """Rows are changed in place: one saved must be one this unit of work read."""
+        rows = [*self.store.campaigns, *self.store.campaign_meters]
+        assert any(r is row for r in rows)
+
+    def all(self, *, status: str | None = None) -> list[FakeCampaign]:
+        found = [c for c in self.store.campaigns if status is None or c.status == status]
+        return sorted(found, key=lambda c: (c.effective_at, c.id))
+
+    # -- meter-mode accounts (enrolment, full ladders) -------------------------------------
+    def meter_tariffs(self) -> dict[str, date]:
+        found: dict[str, date] = {}
+        for a in self.store.accounts.values():
+            if (a.billing_mode, a.status) == ("meter", "active"):
+                found[a.tariff_id] = min(found.get(a.tariff_id, a.opened_on), a.opened_on)
+        return found
 
     def meter_accounts(
         self, tariff_id: str, after_id: int, limit: int
@@ -629,51 +685,59 @@ class FakeCampaigns:
                 found.append((account, self.store.meters[binding.meter_id]))
         return found[:limit]
 
+    # -- campaign meters -----------------------------------------------------------------
     def enrolled(self, campaign_id: int, meter_ids: Sequence[int]) -> set[int]:
         return {
-            r["meter_id"]
-            for r in self.store.enrolments
-            if r["campaign_id"] == campaign_id and r["meter_id"] in meter_ids
+            m.meter_id
+            for m in self.store.campaign_meters
+            if m.campaign_id == campaign_id and m.meter_id in meter_ids
         }
+
+    def add_meters(self, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            assert not self.enrolled(row["campaign_id"], [row["meter_id"]]), "primary key"
+            self.store.campaign_meters.append(FakeCampaignMeter(**row))
 
     def pushes(self, account_ids: Sequence[int]) -> dict[int, list[tuple[str, str, datetime]]]:
         found: dict[int, list[tuple[str, str, datetime]]] = defaultdict(list)
-        for r in self.store.enrolments:
-            campaign, account = self.get(r["campaign_id"]), self.store.accounts[r["account_id"]]
-            command = self.store.commands.get(r["setprice_id"] or 0)
+        for m in self.store.campaign_meters:
+            campaign, account = self.get(m.campaign_id), self.store.accounts[m.account_id]
+            command = self.store.commands.get(m.setprice_id or 0)
             same_tariff = campaign is not None and campaign.tariff_id == account.tariff_id
-            if r["account_id"] in account_ids and campaign and command and same_tariff:
+            if m.account_id in account_ids and campaign and command and same_tariff:
                 found[account.id].append((campaign.label, command.status, command.finished_at))
         return found
 
-    def add_meters(self, rows: Sequence[dict[str, Any]]) -> None:
-        self.store.enrolments.extend(dict(r) for r in rows)
+    def needing_work(self, limit: int) -> list[FakeCampaignMeter]:
+        """Unverified rows whose current command's status is not the one last seen."""
+        found = []
+        for m in sorted(self.store.campaign_meters, key=lambda m: (m.campaign_id, m.meter_id)):
+            command = self.store.commands.get(m.getprice_id or m.setprice_id or 0)
+            if m.status != "verified" and command and command.status != m.command_status:
+                found.append(m)
+        return found[:limit]
 
-    def save(self, row: FakeCampaign) -> None:
-        assert row in self.store.campaigns
-
-    def get(self, campaign_id: int) -> FakeCampaign | None:
-        return next((c for c in self.store.campaigns if c.id == campaign_id), None)
-
-    def all(self, *, status: str | None = None) -> list[FakeCampaign]:
-        found = [c for c in self.store.campaigns if status is None or c.status == status]
-        return sorted(found, key=lambda c: (c.effective_at, c.id))
+    def commands(self, ids: Sequence[int]) -> dict[int, FakeCommand]:
+        return {i: self.store.commands[i] for i in ids if i in self.store.commands}
 
     def counts(self, campaign_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
-        out: dict[int, dict[str, int]] = {}
+        out: dict[int, dict[str, int]] = defaultdict(dict)
         for m in self.store.campaign_meters:
             if campaign_ids is None or m.campaign_id in campaign_ids:
-                by_state = out.setdefault(m.campaign_id, {})
-                by_state[m.state] = by_state.get(m.state, 0) + 1
+                by_state = out[m.campaign_id]
+                by_state[m.status] = by_state.get(m.status, 0) + 1
         return out
 
     def failures(self, campaign_id: int, limit: int) -> list[tuple[FakeCampaignMeter, str]]:
-        failed = [
-            m
-            for m in self.store.campaign_meters
-            if m.campaign_id == campaign_id and m.state == "failed"
-        ]
-        return [(m, m.comm_no) for m in failed[:limit]]
+        failed = sorted(
+            (
+                m
+                for m in self.store.campaign_meters
+                if m.campaign_id == campaign_id and m.status == "failed"
+            ),
+            key=lambda m: m.meter_id,
+        )
+        return [(m, self.store.meters[m.meter_id].comm_no) for m in failed[:limit]]
 
     def true_up_totals(
         self, campaign_ids: Sequence[int] | None = None

@@ -89,10 +89,10 @@ def test_each_active_meter_mode_meter_on_the_tariff_lacking_the_change_gets_a_se
 
     assert outcome.enrolled == 2
     assert sorted(setprices(store)) == [1, 2]
-    rows = {r["account_id"]: r for r in store.enrolments}
+    rows = {r.account_id: r for r in store.campaign_meters}
     assert sorted(rows) == [1, 2]
-    assert {r["status"] for r in rows.values()} == {"queued"}
-    assert {r["setprice_id"] for r in rows.values()} == {
+    assert {r.status for r in rows.values()} == {"queued"}
+    assert {r.setprice_id for r in rows.values()} == {
         c.id for c in store.commands.values() if c.campaign_id == CAMPAIGN
     }
     assert store.campaigns[0].status == "running"  # every page done
@@ -121,7 +121,7 @@ def test_enrolling_again_sends_nothing_more_a_run_cut_short_resumes():
 
     assert again.enrolled == 0
     assert store.commands == commands
-    assert len(store.enrolments) == 2
+    assert len(store.campaign_meters) == 2
 
 
 def test_a_campaign_another_worker_enrols_is_left_to_it():
@@ -130,7 +130,7 @@ def test_a_campaign_another_worker_enrols_is_left_to_it():
 
     outcome = enrol(store)
 
-    assert (outcome.enrolled, store.commands, store.enrolments) == (0, {}, [])
+    assert (outcome.enrolled, store.commands, store.campaign_meters) == (0, {}, [])
     assert store.campaigns[0].status == "enrolling"
 
 

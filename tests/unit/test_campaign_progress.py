@@ -8,19 +8,25 @@ from datetime import UTC, datetime
 import pytest
 
 from gasbill.service.campaign_progress import campaign_progress, campaigns
-from tests.fakes import FakeCampaign, FakeCampaignMeter, FakeStore, FakeUnitOfWork
+from tests.fakes import (
+    FakeCampaign,
+    FakeCampaignMeter,
+    FakeMeter,
+    FakeStore,
+    FakeUnitOfWork,
+)
 
 JAN, JUL = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC)
 
 
 def store() -> FakeStore:
     meters = [
-        FakeCampaignMeter(1, 10, "A10", "queued"),
-        FakeCampaignMeter(1, 11, "A11", "sent"),
-        FakeCampaignMeter(1, 12, "A12", "confirmed"),
-        FakeCampaignMeter(1, 13, "A13", "verified"),
-        FakeCampaignMeter(1, 14, "A14", "failed", "setprice refused (state 4)"),
-        FakeCampaignMeter(2, 10, "A10", "verified"),
+        FakeCampaignMeter(1, 110, 10, "queued"),
+        FakeCampaignMeter(1, 111, 11, "sent"),
+        FakeCampaignMeter(1, 112, 12, "confirmed"),
+        FakeCampaignMeter(1, 113, 13, "verified"),
+        FakeCampaignMeter(1, 114, 14, "failed", "setprice refused (state 4)"),
+        FakeCampaignMeter(2, 110, 10, "verified"),
     ]
     return FakeStore(
         campaigns=[
@@ -28,6 +34,7 @@ def store() -> FakeStore:
             FakeCampaign(1, "beijing", "winter", JAN),
         ],
         campaign_meters=meters,
+        meters={i: FakeMeter(i, comm_no=f"A{i - 100}") for i in range(110, 115)},
         true_ups={1: (1_250, 300, 2)},
     )
 
