@@ -39,6 +39,7 @@ from gasbill.adapters.db.migrations import upgrade
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.import_file import records
 from gasbill.adapters.platform.jsontext import dumps_exact
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.service.importer import import_readings
 from gasbill.service.ingest import IngestPolicy
 
@@ -204,7 +205,7 @@ def import_run(label: str, url: str, rows: int) -> float:
             UnitOfWork(engine),
             "1001",
             records(source),
-            IngestPolicy(ZoneInfo("Asia/Shanghai")),
+            IngestPolicy(ZoneInfo("Asia/Shanghai"), parse_time=parse_platform_time),
             batch=5000,
             writers=1 if url.startswith("sqlite") else 2,  # as `gasbill import readings` does
             reject=lambda line, reason: None,

@@ -11,6 +11,7 @@ import pytest
 
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.push_models import MeterDataIn
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.service.ingest import IngestPolicy, store_readings
 from tests.e2e.staff_helpers import API, METER, assert_error, open_account
 
@@ -28,8 +29,14 @@ def push(engine, day: str, m3: str) -> None:
             "std_sum": Decimal(m3),
             "work_sum": Decimal(m3),
         }
+    ).record()
+    store_readings(
+        UnitOfWork(engine),
+        "1001",
+        [reading],
+        IngestPolicy(ZONE, parse_time=parse_platform_time),
+        now=NOW,
     )
-    store_readings(UnitOfWork(engine), "1001", [reading], IngestPolicy(ZONE), now=NOW)
 
 
 def test_conflicts_are_reviewed_in_the_exceptions_queue(client, clerk, auditor, engine):

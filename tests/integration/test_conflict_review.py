@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from gasbill.adapters.db.tables.readings import MeterReading
 from gasbill.adapters.platform.push_models import MeterDataIn
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.service.accounts import Conflict
 from gasbill.service.ingest import IngestPolicy, store_readings
 from gasbill.service.push_conflicts import accept_correction, dismiss_conflict, list_conflicts
@@ -21,7 +22,7 @@ from tests.integration.billing_helpers import store_readings as store_series
 from tests.integration.test_billing import NOW, expected, posted_by_day, prepaid_fen
 
 METER = "12345678901234"
-POLICY = IngestPolicy(ZONE)
+POLICY = IngestPolicy(ZONE, parse_time=parse_platform_time)
 USE = [1_200, 2_500, 900, 3_100, 1_700, 2_200, 1_400, 2_800, 1_000, 2_000]
 
 
@@ -34,7 +35,7 @@ def push(uow, at, litres: int) -> None:
             "std_sum": Decimal(litres).scaleb(-3),
             "work_sum": Decimal(litres).scaleb(-3),
         }
-    )
+    ).record()
     store_readings(uow, "1001", [reading], POLICY, now=NOW)
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from gasbill.adapters.db.repositories.inbox import InboxStore
 from gasbill.adapters.platform.push_models import MeterDataIn
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.domain.ledger import AccountCode
 from gasbill.service.inbox import work_inbox
 from gasbill.service.ingest import IngestPolicy, store_readings
@@ -18,7 +19,7 @@ from tests.integration.billing_helpers import daily_series, make_account
 
 METER = "12345678901234"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-POLICY = IngestPolicy(SHANGHAI)
+POLICY = IngestPolicy(SHANGHAI, parse_time=parse_platform_time)
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 
 
@@ -31,7 +32,7 @@ def push_series(uow, series, comm_no=METER):
                 "acquisition_time": at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
                 "std_sum": Decimal(litres).scaleb(-3),
             }
-        )
+        ).record()
         for at, litres in series
     ]
     return store_readings(uow, "1001", readings, POLICY, now=NOW)

@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from gasbill.adapters.db.repositories.readings import reading_transactions
 from gasbill.adapters.db.repositories.readings_postgres import COPY_FROM_ROWS
 from gasbill.adapters.platform.push_models import MeterDataIn
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.service.ingest import IngestPolicy, Stored, reading_row, write_reading_rows
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-POLICY = IngestPolicy(SHANGHAI)
+POLICY = IngestPolicy(SHANGHAI, parse_time=parse_platform_time)
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 DAY = datetime(2025, 2, 1, tzinfo=SHANGHAI)
 
@@ -27,7 +28,7 @@ def row(meter: str, day: int, litres: int, data_type: int = 1) -> dict:
             "acquisition_time": f"{DAY + timedelta(days=day):%Y-%m-%d %H:%M:%S}",
             "std_sum": Decimal(litres).scaleb(-3),
         }
-    )
+    ).record()
     return reading_row("1001", reading, POLICY, NOW)
 
 

@@ -14,6 +14,7 @@ from gasbill.adapters.db.engine import make_engine
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.platform.data_client import DataClient
 from gasbill.adapters.platform.push_settings import PushSettings
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.api.lanes import LaneApp
 from gasbill.api.platform import PlatformContext, install_platform_api
 from gasbill.config import Settings
@@ -33,7 +34,7 @@ def test_month_windows_cover_the_span_inside_single_months():
         month_windows(
             datetime(2025, 4, 29, 16, 30, tzinfo=UTC),
             datetime(2025, 6, 2, 4, 5, tzinfo=UTC),
-            IngestPolicy(ZONE),
+            IngestPolicy(ZONE, parse_time=parse_platform_time),
         )
     )
     assert windows == [
@@ -98,7 +99,7 @@ def test_the_poller_stores_each_reading_once_and_keeps_its_mark(engine, tmp_path
         uow,
         source,
         "1001",
-        IngestPolicy(ZONE),
+        IngestPolicy(ZONE, parse_time=parse_platform_time),
         lookback=timedelta(days=10),
         page_size=3,
         now=NOW,
@@ -111,7 +112,7 @@ def test_the_poller_stores_each_reading_once_and_keeps_its_mark(engine, tmp_path
         uow,
         source,
         "1001",
-        IngestPolicy(ZONE),
+        IngestPolicy(ZONE, parse_time=parse_platform_time),
         page_size=3,
         now=NOW,
         on_frozen_stored=lambda: wakes.append(1),

@@ -10,16 +10,18 @@ import sqlalchemy as sa
 
 from gasbill.adapters.db.repositories.readings import reading_transactions
 from gasbill.adapters.platform.push_models import MeterDataIn
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.service.ingest import IngestPolicy, reading_row, store_readings, write_reading_rows
+from gasbill.service.ingest_records import PushedReading
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-POLICY = IngestPolicy(SHANGHAI)
+POLICY = IngestPolicy(SHANGHAI, parse_time=parse_platform_time)
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 DAY = datetime(2025, 2, 1, tzinfo=SHANGHAI)
 METER = "12345678901234"
 
 
-def reading(litres: int, day: int = 0) -> MeterDataIn:
+def reading(litres: int, day: int = 0) -> PushedReading:
     return MeterDataIn.model_validate(
         {
             "meter_comm_no": METER,
@@ -27,7 +29,7 @@ def reading(litres: int, day: int = 0) -> MeterDataIn:
             "acquisition_time": f"{DAY + timedelta(days=day):%Y-%m-%d %H:%M:%S}",
             "std_sum": Decimal(litres).scaleb(-3),
         }
-    )
+    ).record()
 
 
 def conflicts(engine) -> list[tuple[int, str, int]]:

@@ -3,7 +3,8 @@
 CSV columns are the platform's field names (spec §4.1); numbers are read
 through their text (never float) and typed by field, empty cells are
 absent. JSON lines are platform reading objects as pushed. Each record comes
-with its line number, or with the reason it cannot be read.
+with its line number and the reading, validated as a push is (the service's
+`PushedReading`), or with the reason it cannot be read or is refused.
 """
 
 from __future__ import annotations
@@ -13,20 +14,37 @@ import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+from pydantic import ValidationError
+
+from gasbill.adapters.platform.push_models import MeterDataIn, describe
+from gasbill.service.importer import Record
 from gasbill.service.ingest import DECIMAL_FIELDS
 
 INT_FIELDS = ("data_type", "device_type", "magatt_times", "meter_state", "rssi", "battery_level")
 
 
-class Record(NamedTuple):  # a tuple: one is made per line, and cheaply
-    line: int
-    fields: dict[str, Any] | None
-    problem: str = ""
+# a line's number and its fields (None when it cannot be read, and why)
+_Fields = tuple[int, dict[str, Any] | None, str]
 
 
 def records(path: Path) -> Iterator[Record]:
+    """Each line's reading, validated as a push would be, or why it cannot be read."""
+    validate = MeterDataIn.model_validate
+    for line, fields, problem in _fields(path):
+        if fields is None:
+            yield Record(line, None, problem)
+            continue
+        try:
+            reading = validate(fields).record()
+        except ValidationError as exc:
+            yield Record(line, None, describe(exc))
+            continue
+        yield Record(line, reading)
+
+
+def _fields(path: Path) -> Iterator[_Fields]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         first = handle.read(1)
         while first.isspace():
@@ -38,26 +56,26 @@ def records(path: Path) -> Iterator[Record]:
             yield from _csv(handle)
 
 
-def _json_lines(handle: Any) -> Iterator[Record]:
+def _json_lines(handle: Any) -> Iterator[_Fields]:
     for line, raw in enumerate(handle, start=1):
         if not raw.strip():
             continue
         try:
             item = json.loads(raw, parse_float=Decimal, parse_constant=_refuse)
         except ValueError as exc:
-            yield Record(line, None, f"not a JSON object: {exc}")
+            yield line, None, f"not a JSON object: {exc}"
             continue
         if isinstance(item, dict):
-            yield Record(line, item)
+            yield line, item, ""
         else:
-            yield Record(line, None, "not a JSON object")
+            yield line, None, "not a JSON object"
 
 
 def _refuse(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
-def _csv(handle: Any) -> Iterator[Record]:
+def _csv(handle: Any) -> Iterator[_Fields]:
     reader = csv.reader(handle)
     header = next(reader, None)
     if header is None:
@@ -78,7 +96,7 @@ def _csv(handle: Any) -> Iterator[Record]:
             except ValueError as exc:
                 problem = f"{name}: {exc}"
                 break
-        yield Record(line, None if problem else fields, problem)
+        yield line, None if problem else fields, problem
 
 
 def _converter(name: str) -> Callable[[str], Any]:

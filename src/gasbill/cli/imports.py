@@ -16,6 +16,7 @@ from gasbill.adapters.db.engine import is_sqlite
 from gasbill.adapters.db.migrations import DatabaseBehind, ensure_current
 from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.adapters.import_file import records
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.bootstrap import bootstrap
 from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.config import Settings
@@ -115,4 +116,5 @@ def _policy(settings: Settings) -> IngestPolicy:
     return IngestPolicy(
         ZoneInfo(settings.app.platform_timezone),
         timedelta(minutes=settings.push.max_future_minutes),
+        parse_time=parse_platform_time,
     )

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from gasbill.adapters.audit_anchor import AnchorFile, anchor_path
 from gasbill.adapters.db.uow import retried
 from gasbill.adapters.notify import build_notifier
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.config import JobSchedule, Settings
 from gasbill.jobs.context import JobContext as JobContext  # re-exported for tick, scheduler
 from gasbill.jobs.context import Skipped as Skipped
@@ -56,6 +57,7 @@ def run_query_poll(context: JobContext, now: datetime) -> object:
     policy = IngestPolicy(
         ZoneInfo(settings.app.platform_timezone),
         timedelta(minutes=settings.push.max_future_minutes),
+        parse_time=parse_platform_time,
     )
     return poll_once(
         context.uow_factory(),

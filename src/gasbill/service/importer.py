@@ -1,19 +1,38 @@
-"""Bulk import of readings: the push path (validation, dedupe, inbox) in batches."""
+"""Bulk import of readings: the push path (validation, dedupe, inbox) in batches.
+
+The file's reader (adapters/import_file) validates each line as a push is validated and
+hands over `Record`s; this stores them through the unit of work's reading transactions.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple, Protocol
 
-from pydantic import ValidationError
-
-from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.import_file import Record
-from gasbill.adapters.platform.push_models import MeterDataIn, describe
 from gasbill.service.ingest import IngestPolicy, RejectedPush, Stored, reading_row, store_rows_in
+from gasbill.service.ingest_records import PushedReading
+from gasbill.service.store_ports import ReadingRepository
+
+
+class Record(NamedTuple):  # a tuple: one is made per line, and cheaply
+    """A line of a readings file: its reading, validated as a push is, or why not."""
+
+    line: int
+    reading: PushedReading | None
+    problem: str = ""
+
+
+class ImportUnitOfWork(Protocol):
+    def reading_transaction(self) -> AbstractContextManager[ReadingRepository]:
+        """A reading store in a transaction of its own, committed when the block ends
+        without error (each writer thread takes its own)."""
+        ...
+
 
 REGISTERS = (
     "std_sum",
@@ -25,7 +44,7 @@ REGISTERS = (
 )
 
 
-def _no_negative_register(reading: MeterDataIn) -> None:
+def _no_negative_register(reading: PushedReading) -> None:
     """A register counts gas up from zero: a negative one is a broken file, not a reading."""
     for name in REGISTERS:
         value = getattr(reading, name)
@@ -56,20 +75,18 @@ def _row_of(
     item: Record, company_no: str, policy: IngestPolicy, now: datetime
 ) -> tuple[dict[str, object] | None, str]:
     """The record's reading row as a push would store it, or (None, why it is rejected)."""
-    if item.fields is None:
+    reading = item.reading
+    if reading is None:
         return None, item.problem
     try:
-        reading = MeterDataIn.model_validate(item.fields)
         _no_negative_register(reading)
         return reading_row(company_no, reading, policy, now), ""
-    except ValidationError as exc:
-        return None, describe(exc)
     except RejectedPush as exc:
         return None, str(exc)
 
 
 def import_readings(
-    uow: UnitOfWork,
+    uow: ImportUnitOfWork,
     company_no: str,
     items: Iterable[Record],
     policy: IngestPolicy,

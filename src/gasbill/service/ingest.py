@@ -13,15 +13,14 @@ import base64
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from gasbill import jsontext
-from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn
-from gasbill.adapters.platform.times import BadPlatformTime, parse_platform_time
+from gasbill.service.ingest_records import DeviceRecord, PushedReading, TimeParser
 from gasbill.service.ports import ReadingRepository, ReadingTransaction, UnitOfWork
 
 log = logging.getLogger("gasbill.ingest")
@@ -60,6 +59,9 @@ PLAIN_FIELDS = (
 )
 # what a re-push is compared on: everything it carries but the ids we gave
 COMPARED = ("receive_time", *DECIMAL_FIELDS, *PLAIN_FIELDS, "ext_data")
+# where each is in a reading (a tuple: indexing it costs what a dict's lookup did)
+_DECIMAL_AT = tuple((name, PushedReading._fields.index(name)) for name in DECIMAL_FIELDS)
+_PLAIN_AT = tuple((name, PushedReading._fields.index(name)) for name in PLAIN_FIELDS)
 
 
 class RejectedPush(ValueError):
@@ -70,6 +72,7 @@ class RejectedPush(ValueError):
 class IngestPolicy:
     platform_zone: ZoneInfo
     max_future: timedelta = timedelta(days=1)
+    parse_time: TimeParser = field(kw_only=True)  # the platform's forms (its adapter's)
 
 
 class Stored(NamedTuple):  # a tuple: one is made per reading, and cheaply
@@ -93,17 +96,17 @@ def guid_text(guid: bytes) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _parsed(text: str, zone: ZoneInfo) -> datetime:
+def _parsed(text: str, zone: ZoneInfo, parse: TimeParser) -> datetime:
     # a night's frozen readings share a handful of times: parse each text once
-    return parse_platform_time(text, zone)
+    return parse(text, zone)
 
 
 def _time(text: str | None, field: str, policy: IngestPolicy, now: datetime) -> datetime | None:
     if text is None:
         return None
     try:
-        at = _parsed(text, policy.platform_zone)
-    except BadPlatformTime as exc:
+        at = _parsed(text, policy.platform_zone, policy.parse_time)
+    except ValueError as exc:  # not one of the platform's forms (TimeParser)
         raise RejectedPush(f"{field}: {exc}") from None
     if at > now + policy.max_future:
         raise RejectedPush(
@@ -114,34 +117,34 @@ def _time(text: str | None, field: str, policy: IngestPolicy, now: datetime) -> 
 
 
 def reading_row(
-    company_no: str, reading: MeterDataIn, policy: IngestPolicy, now: datetime
+    company_no: str, reading: PushedReading, policy: IngestPolicy, now: datetime
 ) -> dict[str, Any]:
     """The row to store for a validated reading: times parsed (and refused when absurd),
     decimals in thousandths."""
-    fields = reading.__dict__  # the validated values, without an attribute lookup each
-    acquired = _time(fields["acquisition_time"], "acquisition_time", policy, now)
+    acquired = _time(reading.acquisition_time, "acquisition_time", policy, now)
     assert acquired is not None
-    data_type = fields["data_type"]
-    if data_type == FROZEN and fields["std_sum"] is None and fields["work_sum"] is None:
+    data_type = reading.data_type
+    if data_type == FROZEN and reading.std_sum is None and reading.work_sum is None:
         raise RejectedPush("std_sum: a frozen reading needs its cumulative volume")
-    ext_data = fields["ext_data"]
+    ext_data = reading.ext_data
     row: dict[str, Any] = {
         "company_no": company_no,
-        "meter_comm_no": fields["meter_comm_no"],
+        "meter_comm_no": reading.meter_comm_no,
         "data_type": data_type,
         "acquisition_time": acquired,
-        "receive_time": _time(fields["receive_time"], "receive_time", policy, now),
+        "receive_time": _time(reading.receive_time, "receive_time", policy, now),
         # canonical (sorted keys), so a re-push in another key order is not a conflict
         "ext_data": None
         if ext_data is None
         else jsontext.dumps_exact(dict(sorted(ext_data.items()))),
         "stored_at": now,
     }
-    for name in DECIMAL_FIELDS:
-        value = fields[name]
+    values: tuple[Any, ...] = reading
+    for name, at in _DECIMAL_AT:
+        value = values[at]
         row[name] = None if value is None else int(value.scaleb(3))
-    for name in PLAIN_FIELDS:
-        row[name] = fields[name]
+    for name, at in _PLAIN_AT:
+        row[name] = values[at]
     return row
 
 
@@ -156,7 +159,7 @@ def _differences(stored: dict[str, Any], incoming: dict[str, Any]) -> dict[str, 
 def store_readings(
     uow: UnitOfWork,
     company_no: str,
-    readings: Sequence[MeterDataIn],
+    readings: Sequence[PushedReading],
     policy: IngestPolicy,
     *,
     now: datetime | None = None,
@@ -250,24 +253,24 @@ def _plain(value: Any) -> Any:
 def store_device_record(
     uow: UnitOfWork,
     company_no: str,
-    record: AlarmIn | EventIn,
+    record: DeviceRecord,
     policy: IngestPolicy,
     *,
     now: datetime | None = None,
 ) -> Stored:
     """Store an alarm or an event once, on (company, device, time, code)."""
     now = now or datetime.now(UTC)
-    prefix = "alarm" if isinstance(record, AlarmIn) else "event"
-    when = _time(getattr(record, f"{prefix}_time"), f"{prefix}_time", policy, now)
-    data = getattr(record, f"{prefix}_data")
+    prefix = record.kind
+    when = _time(record.time, f"{prefix}_time", policy, now)
+    data = record.data
     row = {
         "company_no": company_no,
         "device_comm_no": record.device_comm_no,
         "device_type": record.device_type,
         f"{prefix}_time": when,
         "receive_time": _time(record.receive_time, "receive_time", policy, now),
-        f"{prefix}_code": getattr(record, f"{prefix}_code"),
-        f"{prefix}_content": getattr(record, f"{prefix}_content"),
+        f"{prefix}_code": record.code,
+        f"{prefix}_content": record.content,
         f"{prefix}_data": None if data is None else jsontext.dumps_exact(data),
         "stored_at": now,
     }

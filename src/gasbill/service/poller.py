@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import calendar
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from pydantic import ValidationError
-
-from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn, describe
-from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.service.ingest import (
     FROZEN,
     IngestPolicy,
@@ -30,15 +26,40 @@ from gasbill.service.ingest import (
     store_device_record,
     store_rows_in,
 )
+from gasbill.service.ingest_records import DeviceRecord, PushedReading
 from gasbill.service.ports import UnitOfWork
 
 log = logging.getLogger("gasbill.poller")
 KINDS = ("reading", "alarm", "event")
-TIME_FIELD = {"reading": "acquisition_time", "alarm": "alarm_time", "event": "event_time"}
+
+
+class Unreadable(NamedTuple):
+    """A row of a page that is not a valid reading, alarm or event: why (the field named)."""
+
+    problem: str
+
+
+PolledRow = PushedReading | DeviceRecord | Unreadable
+
+
+class PolledPage(Protocol):
+    @property
+    def total(self) -> int:
+        """How many rows the query has, in all its pages."""
+        ...
+
+    @property
+    def rows(self) -> Sequence[PolledRow]:
+        """This page's rows, each validated by the source as a push is (or Unreadable)."""
+        ...
 
 
 class DataSource(Protocol):
-    def page(self, kind: str, query: dict[str, Any], *, startrow: int, rowcount: int) -> Any: ...
+    def records(
+        self, kind: str, query: dict[str, Any], *, startrow: int, rowcount: int
+    ) -> PolledPage:
+        """A page of the platform's readings, alarms or events (`kind`) in the window."""
+        ...
 
 
 @dataclass(slots=True)
@@ -91,7 +112,7 @@ def poll_once(
         for window in month_windows(start, now, policy):
             startrow = 0
             while True:
-                page = source.page(kind, window, startrow=startrow, rowcount=page_size)
+                page = source.records(kind, window, startrow=startrow, rowcount=page_size)
                 outcome.fetched[kind] += len(page.rows)
                 seen = _store(uow, kind, company_no, page.rows, policy, now, outcome)
                 if kind == "reading" and outcome.frozen_new and on_frozen_stored is not None:
@@ -111,7 +132,7 @@ def _store(
     uow: UnitOfWork,
     kind: str,
     company_no: str,
-    rows: list[dict[str, Any]],
+    rows: Sequence[PolledRow],
     policy: IngestPolicy,
     now: datetime,
     outcome: PollOutcome,
@@ -119,21 +140,19 @@ def _store(
     """Store a page through the push path; the newest time among the rows stored or known."""
     newest: datetime | None = None
     good: list[dict[str, Any]] = []
-    for raw in rows:
+    for record in rows:
         try:
-            if kind == "reading":
-                row = reading_row(company_no, MeterDataIn.model_validate(raw), policy, now)
+            if isinstance(record, Unreadable):
+                outcome.rejected.append(f"{kind}: {record.problem}")
+                continue
+            if isinstance(record, PushedReading):
+                row = reading_row(company_no, record, policy, now)
                 good.append(row)
                 at = row["acquisition_time"]
             else:
-                model = AlarmIn if kind == "alarm" else EventIn
-                record = model.model_validate(raw)
                 stored = store_device_record(uow, company_no, record, policy, now=now)
                 outcome.stored[kind] += int(stored.new)
-                at = _row_time(kind, raw, policy)
-        except ValidationError as exc:
-            outcome.rejected.append(f"{kind}: {describe(exc)}")
-            continue
+                at = policy.parse_time(record.time, policy.platform_zone)
         except RejectedPush as exc:
             outcome.rejected.append(f"{kind}: {exc}")
             continue
@@ -147,10 +166,6 @@ def _store(
             1 for r, row in zip(results, good, strict=True) if r.new and row["data_type"] == FROZEN
         )
     return newest
-
-
-def _row_time(kind: str, raw: dict[str, Any], policy: IngestPolicy) -> datetime:
-    return parse_platform_time(str(raw[TIME_FIELD[kind]]), policy.platform_zone)
 
 
 def _mark(uow: UnitOfWork, company_no: str, kind: str) -> datetime | None:

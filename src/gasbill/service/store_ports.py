@@ -4,7 +4,8 @@ as `uow.readings`, `uow.conflicts`, `uow.inbox`, `uow.poll_marks`; adapters/db i
 them). Re-exported by `service.ports`.
 
 Readings travel as rows (column name to value, decimals as thousandths): ingest builds
-them from the platform's models and the store writes them in bulk, as they are.
+them from the service's records (service/ingest_records.py) and the store writes them in
+bulk, as they are.
 """
 
 from __future__ import annotations

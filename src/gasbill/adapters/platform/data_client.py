@@ -2,7 +2,8 @@
 
 Key-authenticated like pushes. Transport errors, timeouts and 5xx are
 retryable; a `failed` envelope or a 4xx is final, with the platform's
-Message kept.
+Message kept. `page` gives the rows as the platform sent them; `records`, the
+poller's `DataSource`, validates each as a push is and gives the service's records.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from gasbill.adapters.platform.client import PlatformRefused, PlatformRetryable
 from gasbill.adapters.platform.jsontext import dumps_exact, loads_exact
+from gasbill.adapters.platform.push_models import AlarmIn, EventIn, MeterDataIn, describe
+from gasbill.service.poller import PolledRow, Unreadable
 
 PATHS = {
     "reading": "api/Data/MeterData/GetHistoryList2",
     "alarm": "api/Data/DeviceAlarm/GetList2",
     "event": "api/Data/DeviceEvent/GetList2",
+}
+MODELS: dict[str, type[MeterDataIn] | type[AlarmIn] | type[EventIn]] = {
+    "reading": MeterDataIn,
+    "alarm": AlarmIn,
+    "event": EventIn,
 }
 
 
@@ -26,6 +35,20 @@ PATHS = {
 class DataPage:
     total: int
     rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    total: int
+    rows: list[PolledRow]
+
+
+def polled(model: type[MeterDataIn] | type[AlarmIn] | type[EventIn], raw: Any) -> PolledRow:
+    """A row validated as a push is: the service's record, or why it is not one."""
+    try:
+        return model.model_validate(raw).record()
+    except ValidationError as exc:
+        return Unreadable(describe(exc))
 
 
 class DataClient:
@@ -47,6 +70,14 @@ class DataClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def records(
+        self, kind: str, query: dict[str, Any], *, startrow: int, rowcount: int
+    ) -> RecordPage:
+        """A page of `kind` (reading, alarm, event) as the service's records (the poller's)."""
+        page = self.page(kind, query, startrow=startrow, rowcount=rowcount)
+        model = MODELS[kind]
+        return RecordPage(page.total, [polled(model, raw) for raw in page.rows])
 
     def page(self, kind: str, query: dict[str, Any], *, startrow: int, rowcount: int) -> DataPage:
         path = PATHS[kind]

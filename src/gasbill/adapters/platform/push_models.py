@@ -34,6 +34,7 @@ from gasbill.adapters.platform.push_body import describe as describe
 from gasbill.adapters.platform.push_body import nests_deeper_than as nests_deeper_than
 from gasbill.adapters.platform.push_body import parse_json as parse_json
 from gasbill.adapters.platform.push_rules import FROZEN_HAS_VOLUME, WINDOW_RULES
+from gasbill.service.ingest_records import DeviceRecord, PushedReading
 
 DECIMAL_LIMIT = Decimal(10) ** 15  # decimal(18,3): 15 digits before the point
 INT32 = 2**31 - 1
@@ -223,6 +224,15 @@ class MeterDataIn(_Strict):
             raise ValueError(f"unknown data_type {value}: 0 is real-time data, 1 frozen data")
         return value
 
+    def record(self) -> PushedReading:
+        """The service's reading: the validated values as they are, in one tuple."""
+        return _make_reading(self.__dict__.values())
+
+
+# the fields are the service's, in its order (so the values go over without a name each)
+assert tuple(MeterDataIn.model_fields) == PushedReading._fields
+_make_reading = PushedReading._make
+
 
 def _device_type(value: Any) -> str:
     """A string in pushes, an int in queries (spec §5.4): accept either, keep the text."""
@@ -258,6 +268,18 @@ class AlarmIn(_Strict):
     alarm_content: Text500 | None = None
     alarm_data: JsonObject | None = None
 
+    def record(self) -> DeviceRecord:
+        return DeviceRecord(
+            "alarm",
+            self.device_comm_no,
+            self.device_type,
+            self.alarm_time,
+            self.receive_time,
+            self.alarm_code,
+            self.alarm_content,
+            self.alarm_data,
+        )
+
 
 class EventIn(_Strict):
     device_comm_no: Text50
@@ -267,6 +289,18 @@ class EventIn(_Strict):
     event_code: Int32
     event_content: Text500 | None = None
     event_data: JsonObject | None = None
+
+    def record(self) -> DeviceRecord:
+        return DeviceRecord(
+            "event",
+            self.device_comm_no,
+            self.device_type,
+            self.event_time,
+            self.receive_time,
+            self.event_code,
+            self.event_content,
+            self.event_data,
+        )
 
 
 # -- queries ------------------------------------------------------------------------

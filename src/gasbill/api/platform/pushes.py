@@ -35,7 +35,7 @@ def push_router(router: APIRouter, context: PlatformContext) -> dict[str, Handle
         try:
             call = await accept(request, context, needs_body=True)
             reading = validated(MeterDataIn, call.body)
-            row = reading_row(call.company_no, reading, context.policy, context.clock())
+            row = reading_row(call.company_no, reading.record(), context.policy, context.clock())
             stored = await context.readings.submit(row)
         except Exception as exc:
             return failure_envelope(exc)
@@ -54,7 +54,11 @@ def push_router(router: APIRouter, context: PlatformContext) -> dict[str, Handle
             def work(call: Call) -> Response:
                 record = validated(model, call.body)
                 stored = store_device_record(
-                    context.uow(), call.company_no, record, context.policy, now=context.clock()
+                    context.uow(),
+                    call.company_no,
+                    record.record(),
+                    context.policy,
+                    now=context.clock(),
                 )
                 return envelope(stored.id)
 

@@ -25,6 +25,7 @@ from gasbill.adapters.db.repositories.readings import reading_transactions
 from gasbill.adapters.db.uow import UnitOfWork, is_retryable
 from gasbill.adapters.platform.push_models import BadBody, describe, parse_json
 from gasbill.adapters.platform.push_settings import PushSettings
+from gasbill.adapters.platform.times import parse_platform_time
 from gasbill.api.platform.auth import company_of
 from gasbill.api.platform.envelope import PlatformFailure, failed
 from gasbill.service.commands.queue import CommandPolicy
@@ -63,7 +64,11 @@ class PlatformContext:
 
     @property
     def policy(self) -> IngestPolicy:
-        return IngestPolicy(self.platform_zone, timedelta(minutes=self.push.max_future_minutes))
+        return IngestPolicy(
+            self.platform_zone,
+            timedelta(minutes=self.push.max_future_minutes),
+            parse_time=parse_platform_time,
+        )
 
 
 @dataclass(frozen=True, slots=True)
