@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from gasbill.adapters.db.engine import make_engine, normalise_url
 from gasbill.adapters.db.migrations import upgrade
 from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.service.reconciliation import reconcile
 
@@ -354,6 +355,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     catalog = TariffCatalog(ROOT / "tariffs", "Asia/Shanghai")
+    codec = Codec(ZONE)
     url = prepare(args.postgres)
     engine = make_engine(url)
     fleet = Fleet(args.accounts, args.days)
@@ -370,7 +372,9 @@ def main() -> None:
     n = args.accounts
     for run in range(1, args.runs + 1):
         _, bare, bare_cpu = meter(lambda: baseline(engine))
-        report, took, cpu = meter(lambda: reconcile(UnitOfWork(engine), catalog, as_of=as_of))
+        report, took, cpu = meter(
+            lambda: reconcile(UnitOfWork(engine), catalog, codec=codec, as_of=as_of)
+        )
         t = report.totals
         if t.accounts != n or abs(t.differing - expected) > 2:
             raise SystemExit(f"expected {n} accounts, ~{expected} differing: {t}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from gasbill.adapters.db.tables.accounts import Meter
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.adapters.platform.codec import Codec
 from gasbill.domain.accounts import BillingMode
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.ledger import (
@@ -198,7 +200,7 @@ def daily(books, first, days, start_fen, per_day_fen, *, skip=(), remain_shift="
 
 def full(uow, catalog, **kwargs):
     """The report with agreeing accounts listed too; the first pass checked against it."""
-    report = reconcile(uow, catalog, include_agreeing=True, **kwargs)
+    report = reconcile(uow, catalog, codec=codec_of(catalog), include_agreeing=True, **kwargs)
     same_without_listing(uow, catalog, report, **kwargs)
     return report
 
@@ -206,10 +208,16 @@ def full(uow, catalog, **kwargs):
 def same_without_listing(uow, catalog, report, **kwargs):
     """The usual report (the database's first pass counting the agreeing accounts) and the
     full path alone give the same totals and the same lines as the listing of every one."""
-    quick = reconcile(uow, catalog, **kwargs)
-    slow = reconcile(uow, catalog, first_pass=False, **kwargs)
+    codec = codec_of(catalog)
+    quick = reconcile(uow, catalog, codec=codec, **kwargs)
+    slow = reconcile(uow, catalog, codec=codec, first_pass=False, **kwargs)
     assert quick.totals == slow.totals == report.totals
     assert quick.lines == slow.lines == tuple(line for line in report.lines if not line.agrees)
+
+
+def codec_of(catalog):
+    """The wire format's codec, as the composition root gives reconcile one."""
+    return Codec(ZoneInfo(catalog.default_zone))
 
 
 def line_of(report, account_id):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from gasbill.adapters.db.tables.accounts import Meter
 from gasbill.adapters.db.tables.commands import Command
 from gasbill.adapters.db.tables.decisions import DecisionState
 from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.adapters.platform.codec import Codec
 from gasbill.cli import app
 from gasbill.config import DecisionSettings
 from gasbill.domain.accounts import BillingMode
@@ -117,9 +119,12 @@ def line_of(report, account_id):
 
 
 def run(uow, catalog, as_of=AS_OF, **kwargs):
-    report = reconcile(uow, catalog, as_of=as_of, decisions=NO_QUIET, **kwargs)
+    codec = Codec(ZoneInfo(catalog.default_zone))
+    report = reconcile(uow, catalog, codec=codec, as_of=as_of, decisions=NO_QUIET, **kwargs)
     if not kwargs.get("include_agreeing"):  # the database's first pass against the full path
-        slow = reconcile(uow, catalog, as_of=as_of, decisions=NO_QUIET, first_pass=False, **kwargs)
+        slow = reconcile(
+            uow, catalog, codec=codec, as_of=as_of, decisions=NO_QUIET, first_pass=False, **kwargs
+        )
         assert (report.totals, report.lines) == (slow.totals, slow.lines)
     return report
 
@@ -322,7 +327,12 @@ def test_the_nightly_job_logs_its_totals_and_keeps_the_report(uow, catalog, tmp_
     pay(uow, account, 5_000, midnight(DAY) + timedelta(hours=3))
     caplog.set_level("INFO", logger="gasbill.reconcile")
     outcome = reconcile_nightly(
-        uow, catalog, now=AS_OF, decisions=NO_QUIET, report_dir=str(tmp_path / "reports")
+        uow,
+        catalog,
+        codec=Codec(ZoneInfo(catalog.default_zone)),
+        now=AS_OF,
+        decisions=NO_QUIET,
+        report_dir=str(tmp_path / "reports"),
     )
     assert (outcome.accounts, outcome.differing) == (1, 1)
     assert "1 accounts, 0 agree, 1 differ" in caplog.text

@@ -92,6 +92,7 @@ def _app_context(settings: Settings, world: Services, passwords: Passwords) -> A
         settings=settings,
         engine=world.engine,
         catalog=world.catalog,
+        codec=world.codec,
         clock=world.clock,
         passwords=passwords,
         tokens=HmacTokens(settings.app.secret_key.get_secret_value()),

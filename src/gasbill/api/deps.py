@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from gasbill.adapters.db.uow import UnitOfWork
+from gasbill.adapters.platform.codec import Codec
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.api.errors import ApiError, forbidden, unauthorized
 from gasbill.api.policy import access_for
@@ -41,6 +42,7 @@ class AppContext:
     settings: Settings
     engine: Engine
     catalog: TariffCatalog
+    codec: Codec  # the platform's wire format: the meters' replies read by it
     clock: Clock
     passwords: Passwords
     tokens: Tokens

@@ -18,9 +18,8 @@ from rich.table import Table
 
 from gasbill.adapters.db.repositories.reconciliation_readings import readings_report
 from gasbill.adapters.db.uow import UnitOfWork
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.cli.options import ConfigOption, settings_from
-from gasbill.cli.staff import current_engine
+from gasbill.cli.staff import current_engine, current_services
 from gasbill.config import Settings
 from gasbill.service.reconciliation import Report, parse_as_of, reconcile
 from gasbill.service.reconciliation_report import render_csv, render_html, render_json
@@ -75,11 +74,11 @@ def reconcile_command(
     try:
         settings = settings_from(config)
         when = parse_as_of(as_of, zone=settings.app.timezone, now=datetime.now(UTC))
-        catalog = TariffCatalog(settings.tariffs.dir, settings.app.timezone)
-        with current_engine(settings) as engine:
+        with current_services(settings) as services:
             report = reconcile(
-                UnitOfWork(engine),
-                catalog,
+                UnitOfWork(services.engine),
+                services.catalog,
+                codec=services.codec,
                 as_of=when,
                 company_no=company,
                 decisions=settings.decisions,

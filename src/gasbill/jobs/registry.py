@@ -205,6 +205,7 @@ def run_reconcile(context: JobContext, now: datetime) -> object:
     return reconcile_nightly(
         context.uow_factory(),
         context.catalog,
+        codec=context.codec,
         now=now,
         decisions=settings.decisions,
         report_dir=settings.jobs.reconcile.report_dir,

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.config import DecisionSettings
 from gasbill.domain.commands import CtrlType
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.reconciliation import AccountLine, Finding, Tally, Tolerance, Totals
 from gasbill.domain.reconciliation_system import with_action
+from gasbill.service.ports import CommandCodec, TariffBook
 from gasbill.service.reconciliation_meter import MeterChecks, MeterFacts
 from gasbill.service.reconciliation_ports import (
     ReconciliationRepository,
@@ -103,13 +102,13 @@ class Report:
 
 def reconcile(
     uow: ReconciliationUnitOfWork,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     *,
+    codec: CommandCodec,
     as_of: datetime,
     company_no: str | None = None,
     account_ids: Sequence[int] | None = None,
     tolerance: Tolerance = Tolerance(),
-    codec: Codec | None = None,
     decisions: DecisionSettings | None = None,
     include_agreeing: bool = False,
     first_pass: bool = True,
@@ -119,9 +118,8 @@ def reconcile(
     Unless every account is to be listed, a first pass in the database counts
     the accounts that agree (`first_pass`; off only to compare against the
     full path); the rest take the full path, which checks them again and
-    builds their findings.
+    builds their findings. `codec` reads the meters' replies (the composition root's).
     """
-    codec = codec or Codec(ZoneInfo(catalog.default_zone))
     meter = MeterChecks(catalog, codec, tolerance, as_of)
     policy = base_valve_policy(decisions or DecisionSettings(), catalog.default_zone)
     system = SystemChecks(policy, as_of)

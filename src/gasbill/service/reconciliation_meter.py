@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import CtrlType, LadderPrice, RemoteChargeReturn, RemoteChargeState
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.money import Money, Price
@@ -37,6 +35,7 @@ from gasbill.domain.reconciliation import (
 )
 from gasbill.domain.tariff import Tariff
 from gasbill.service.meter_tariffs import meter_confirmations
+from gasbill.service.ports import CommandCodec, TariffBook
 from gasbill.service.reconciliation_rows import (
     AccountRow,
     HoldRow,
@@ -64,7 +63,7 @@ class MeterFacts:
 
 class MeterChecks:
     def __init__(
-        self, catalog: TariffCatalog, codec: Codec, tolerance: Tolerance, as_of: datetime
+        self, catalog: TariffBook, codec: CommandCodec, tolerance: Tolerance, as_of: datetime
     ) -> None:
         self.catalog, self.codec, self.tolerance, self.as_of = catalog, codec, tolerance, as_of
         self.balance_milli = int(tolerance.balance.value.scaleb(3))
@@ -324,7 +323,7 @@ class _TariffView:
 
     def __init__(
         self,
-        catalog: TariffCatalog,
+        catalog: TariffBook,
         account: AccountRow,
         confirmed: Mapping[str, datetime],
         as_of: datetime,

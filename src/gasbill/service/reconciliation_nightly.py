@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from gasbill.adapters.platform.codec import Codec
-from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.config import DecisionSettings
+from gasbill.service.ports import CommandCodec, TariffBook
 from gasbill.service.reconciliation import reconcile
 from gasbill.service.reconciliation_ports import ReconciliationUnitOfWork
 from gasbill.service.reconciliation_report import render_json
@@ -33,12 +32,12 @@ class NightlyOutcome:
 
 def reconcile_nightly(
     uow: ReconciliationUnitOfWork,
-    catalog: TariffCatalog,
+    catalog: TariffBook,
     *,
+    codec: CommandCodec,
     now: datetime,
     decisions: DecisionSettings,
     report_dir: str = "",
-    codec: Codec | None = None,
 ) -> NightlyOutcome:
     report = reconcile(uow, catalog, as_of=now, decisions=decisions, codec=codec)
     t = report.totals

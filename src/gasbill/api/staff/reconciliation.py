@@ -60,6 +60,7 @@ def reconciliation(
     report = reconcile(
         uow,
         catalog,
+        codec=ctx.codec,
         as_of=parse_as_of(as_of, zone=settings.app.timezone, now=now),
         company_no=company,
         account_ids=account_id,

@@ -53,7 +53,7 @@ def _over_time(request: Request, days: int) -> list[tuple[str, Decimal]]:
     for back in range(days - 1, -1, -1):
         day = today - timedelta(days=back)
         as_of = min(views.local_day(day, ctx.settings.app.timezone)[1], ctx.clock())
-        report = reconcile(uow_of(request), ctx.catalog, as_of=as_of)
+        report = reconcile(uow_of(request), ctx.catalog, codec=ctx.codec, as_of=as_of)
         points.append(
             (day.strftime("%m-%d"), sum(yuan_by(report, lambda *_: "").values(), Decimal(0)))
         )
@@ -64,7 +64,7 @@ def _over_time(request: Request, days: int) -> list[tuple[str, Decimal]]:
 def reconciliation(request: Request, user: WebUser, days: int = 7) -> Response:
     ctx = ctx_of(request)
     days = max(1, min(days, 31))
-    report = reconcile(uow_of(request), ctx.catalog, as_of=ctx.clock())
+    report = reconcile(uow_of(request), ctx.catalog, codec=ctx.codec, as_of=ctx.clock())
     t = partial(gettext, request)
     causes = yuan_by(report, lambda line, found: t(str(found.cause)))
     areas = yuan_by(report, lambda line, found: line.company_no)
@@ -89,7 +89,9 @@ def reconciliation(request: Request, user: WebUser, days: int = 7) -> Response:
 @router.get("/reconciliation/{account_id}")
 def evidence(request: Request, account_id: int, user: WebUser) -> Response:
     ctx = ctx_of(request)
-    report = reconcile(uow_of(request), ctx.catalog, as_of=ctx.clock(), account_ids=[account_id])
+    report = reconcile(
+        uow_of(request), ctx.catalog, codec=ctx.codec, as_of=ctx.clock(), account_ids=[account_id]
+    )
     view = views.account_view(
         uow_of(request), account_id, settings=ctx.settings, catalog=ctx.catalog, now=ctx.clock()
     )

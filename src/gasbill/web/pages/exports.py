@@ -92,7 +92,7 @@ def reconciliation(request: Request, user: WebUser, fmt: str = "csv") -> Respons
     if fmt not in ("csv", "xlsx"):
         return Response(status_code=422)
     ctx = ctx_of(request)
-    report = reconcile(uow_of(request), ctx.catalog, as_of=ctx.clock())
+    report = reconcile(uow_of(request), ctx.catalog, codec=ctx.codec, as_of=ctx.clock())
     rows: list[list[Any]] = []
     for line in report.lines:
         for found in line.findings:
