@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gasbill.adapters.db.tables.commands import Command
-from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.crashpoints import crash_point
 from gasbill.domain.commands import CtrlType, RemoteCharge
 from gasbill.domain.money import Money
@@ -28,10 +26,12 @@ from gasbill.domain.outbox import CommandStatus, Waiting, dispatchable
 from gasbill.service.commands.followups import retry_later
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.results import apply_record, apply_stored_reports
+from gasbill.service.dispatch_ports import DispatchUnitOfWork
 from gasbill.service.platform_health import describe_error, error_kind
 from gasbill.service.ports import (
     CommandCodec,
     CommandPlatform,
+    CommandRecord,
     OutgoingCommand,
     PlatformError,
     PlatformRefused,
@@ -55,7 +55,7 @@ class DispatchOutcome:
 
 
 def dispatch(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[], DispatchUnitOfWork],
     platform: CommandPlatform,
     codec: CommandCodec,
     *,
@@ -78,7 +78,7 @@ def dispatch(
 
 
 def recover_lost_adds(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[], DispatchUnitOfWork],
     platform: CommandPlatform,
     codec: CommandCodec,
     *,
@@ -118,7 +118,9 @@ def recover_lost_adds(
             uow.commit()
 
 
-def claim(uow: UnitOfWork, *, policy: CommandPolicy, now: datetime) -> list[OutgoingCommand]:
+def claim(
+    uow: DispatchUnitOfWork, *, policy: CommandPolicy, now: datetime
+) -> list[OutgoingCommand]:
     """Mark the commands that may go now as `sending`, and build what to send.
 
     The claimed meters' open commands and prepay states are read (and locked)
@@ -132,7 +134,7 @@ def claim(uow: UnitOfWork, *, policy: CommandPolicy, now: datetime) -> list[Outg
         meters = store.claim_due_meters(now, policy.batch_size * CLAIMED_BATCHES)
         open_commands = store.open_of_meters(meters)
         states = store.prepay_states(meters)
-        claimed: list[Command] = []  # top-ups: their counters filled in, saved as objects
+        claimed: list[CommandRecord] = []  # top-ups: their counters filled in, saved as objects
         plain: list[int] = []  # the rest: marked sending in one statement
         for meter_id in meters:
             commands, state = open_commands[meter_id], states[meter_id]
@@ -161,7 +163,7 @@ def claim(uow: UnitOfWork, *, policy: CommandPolicy, now: datetime) -> list[Outg
     return to_send
 
 
-def _fill_top_up(command: Command, times: int, total_fen: int) -> None:
+def _fill_top_up(command: CommandRecord, times: int, total_fen: int) -> None:
     assert command.amount_fen is not None
     command.charge_times = times + 1
     command.total_fen = total_fen + command.amount_fen
@@ -170,7 +172,7 @@ def _fill_top_up(command: Command, times: int, total_fen: int) -> None:
     )
 
 
-def _outgoing(command: Command, now: datetime) -> OutgoingCommand:
+def _outgoing(command: CommandRecord, now: datetime) -> OutgoingCommand:
     assert command.id is not None and command.intent is not None
     return OutgoingCommand(
         command_id=command.id,
@@ -183,7 +185,7 @@ def _outgoing(command: Command, now: datetime) -> OutgoingCommand:
 
 
 def send(
-    uow: UnitOfWork,
+    uow: DispatchUnitOfWork,
     platform: CommandPlatform,
     codec: CommandCodec,
     batch: list[OutgoingCommand],
@@ -236,7 +238,7 @@ def send(
 
 
 def _not_sent(
-    uow: UnitOfWork,
+    uow: DispatchUnitOfWork,
     batch: list[OutgoingCommand],
     exc: PlatformRefused,
     *,
@@ -259,7 +261,7 @@ def _not_sent(
         uow.commit()
 
 
-def _note(uow: UnitOfWork, batch: list[OutgoingCommand], why: str) -> None:
+def _note(uow: DispatchUnitOfWork, batch: list[OutgoingCommand], why: str) -> None:
     """Say on each command why it is not sent yet (it stays `sending`)."""
     with uow:
         store = uow.commands
