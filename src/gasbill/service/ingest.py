@@ -22,6 +22,12 @@ from zoneinfo import ZoneInfo
 from gasbill import jsontext
 from gasbill.service.ingest_records import DeviceRecord, PushedReading, TimeParser
 from gasbill.service.ports import ReadingRepository, ReadingTransaction, UnitOfWork
+from gasbill.service.store_ports import Row
+
+# a reading's natural key: company, meter, data type, acquisition time (aware)
+ReadingKey = tuple[str, str, int, datetime]
+# the fields of a re-push that differ from what is stored: (stored, re-pushed)
+Differences = dict[str, tuple[object, object]]
 
 log = logging.getLogger("gasbill.ingest")
 FROZEN = 1
@@ -118,7 +124,7 @@ def _time(text: str | None, field: str, policy: IngestPolicy, now: datetime) -> 
 
 def reading_row(
     company_no: str, reading: PushedReading, policy: IngestPolicy, now: datetime
-) -> dict[str, Any]:
+) -> Row:
     """The row to store for a validated reading: times parsed (and refused when absurd),
     decimals in thousandths."""
     acquired = _time(reading.acquisition_time, "acquisition_time", policy, now)
@@ -127,7 +133,7 @@ def reading_row(
     if data_type == FROZEN and reading.std_sum is None and reading.work_sum is None:
         raise RejectedPush("std_sum: a frozen reading needs its cumulative volume")
     ext_data = reading.ext_data
-    row: dict[str, Any] = {
+    row: Row = {
         "company_no": company_no,
         "meter_comm_no": reading.meter_comm_no,
         "data_type": data_type,
@@ -148,7 +154,7 @@ def reading_row(
     return row
 
 
-def _differences(stored: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+def _differences(stored: Row, incoming: Row) -> Differences:
     return {
         name: (stored.get(name), incoming.get(name))
         for name in COMPARED
@@ -174,7 +180,7 @@ def store_readings(
 
 
 def write_reading_rows(
-    transaction: ReadingTransaction, rows: Sequence[dict[str, Any]]
+    transaction: ReadingTransaction, rows: Sequence[Row]
 ) -> list[Stored | Exception]:
     """Store the rows of concurrent pushes in one transaction (group commit); if that fails,
     each in its own, so a row that cannot be stored fails only its own push."""
@@ -196,11 +202,11 @@ def write_reading_rows(
     return results
 
 
-def store_rows_in(store: ReadingRepository, rows: Sequence[dict[str, Any]]) -> list[Stored]:
+def store_rows_in(store: ReadingRepository, rows: Sequence[Row]) -> list[Stored]:
     """Store validated reading rows through the store, in its transaction (which commits)."""
     keys = [_key(row) for row in rows]
     # the same key twice in one batch: the first is the one stored
-    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    unique: dict[ReadingKey, Row] = {}
     for key, row in zip(keys, rows, strict=True):
         unique.setdefault(key, row)
     # one order for every writer, so concurrent batches cannot deadlock on the unique index
@@ -234,19 +240,19 @@ def store_rows_in(store: ReadingRepository, rows: Sequence[dict[str, Any]]) -> l
     return results
 
 
-def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+def _key(row: Row) -> ReadingKey:
     return _normal(
         row["company_no"], row["meter_comm_no"], row["data_type"], row["acquisition_time"]
     )
 
 
-def _normal(company_no: str, meter_comm_no: str, data_type: int, at: datetime) -> tuple[Any, ...]:
+def _normal(company_no: str, meter_comm_no: str, data_type: int, at: datetime) -> ReadingKey:
     if at.tzinfo is None:  # SQLite hands back naive UTC through Core
         at = at.replace(tzinfo=UTC)
     return (company_no, meter_comm_no, data_type, at)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
@@ -303,7 +309,7 @@ def store_device_record(
         return Stored(int(first[f"{prefix}_id"]), new=False, conflict=bool(differences))
 
 
-def _aware(value: Any) -> Any:
+def _aware(value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value

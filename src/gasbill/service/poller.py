@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from gasbill.service.ingest import (
     FROZEN,
@@ -28,6 +28,7 @@ from gasbill.service.ingest import (
 )
 from gasbill.service.ingest_records import DeviceRecord, PushedReading
 from gasbill.service.ports import UnitOfWork
+from gasbill.service.store_ports import Row
 
 log = logging.getLogger("gasbill.poller")
 KINDS = ("reading", "alarm", "event")
@@ -56,7 +57,7 @@ class PolledPage(Protocol):
 
 class DataSource(Protocol):
     def records(
-        self, kind: str, query: dict[str, Any], *, startrow: int, rowcount: int
+        self, kind: str, query: dict[str, int], *, startrow: int, rowcount: int
     ) -> PolledPage:
         """A page of the platform's readings, alarms or events (`kind`) in the window."""
         ...
@@ -139,7 +140,7 @@ def _store(
 ) -> datetime | None:
     """Store a page through the push path; the newest time among the rows stored or known."""
     newest: datetime | None = None
-    good: list[dict[str, Any]] = []
+    good: list[Row] = []
     for record in rows:
         try:
             if isinstance(record, Unreadable):

@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from gasbill.domain.accounts import AccountError
 from gasbill.service.accounts import Conflict, NotFound, snapshot
@@ -26,6 +25,8 @@ from gasbill.service.ingest import DECIMAL_FIELDS, FROZEN
 from gasbill.service.ports import ConflictRepository, PushConflictRecord, TariffBook
 
 OPEN, ACCEPTED, DISMISSED = "open", "accepted", "dismissed"
+# a reading's values by field name, as the conflict's JSON holds them (times as ISO text)
+Values = dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +37,8 @@ class ConflictReview:
     meter_comm_no: str
     data_type: int | None
     acquired_at: datetime | None
-    stored: dict[str, Any]  # the stored record's values of the differing fields, now
-    corrected: dict[str, Any]  # what the re-push carried
+    stored: Values  # the stored record's values of the differing fields, now
+    corrected: Values  # what the re-push carried
     account_id: int | None  # the account the meter was bound to then, if any
 
     def detail(self) -> str:
@@ -139,7 +140,7 @@ def accept_correction(
             )
         _decide(row, ACCEPTED, reason, actor, now)
         store.save(row)
-        after: dict[str, Any] = {"conflict": snapshot(row), "reading": found.corrected}
+        after: dict[str, object] = {"conflict": snapshot(row), "reading": found.corrected}
         if billing is not None:
             after["re_rated"] = {
                 "account_id": found.account_id,
@@ -193,8 +194,8 @@ def _audit(
     row: PushConflictRecord,
     action: str,
     actor: str,
-    before: Any,
-    after: Any,
+    before: object,
+    after: object,
     at: datetime,
 ) -> None:
     uow.audit.record(
@@ -208,23 +209,25 @@ def _audit(
     )
 
 
-def _stored_values(corrected: dict[str, Any]) -> dict[str, Any]:
+def _stored_values(corrected: Values) -> Values:
     """The re-pushed values as columns (times back to datetimes; the rest are as stored)."""
     values = dict(corrected)
-    if isinstance(values.get("receive_time"), str):
-        values["receive_time"] = datetime.fromisoformat(values["receive_time"])
+    received = values.get("receive_time")
+    if isinstance(received, str):
+        values["receive_time"] = datetime.fromisoformat(received)
     return values
 
 
-def _normal(values: dict[str, Any]) -> dict[str, Any]:
+def _normal(values: Values) -> Values:
     """Values compared as instants where they are times (a zone's offset is no difference)."""
     out = dict(values)
-    if isinstance(out.get("receive_time"), str):
-        out["receive_time"] = datetime.fromisoformat(out["receive_time"]).astimezone(UTC)
+    received = out.get("receive_time")
+    if isinstance(received, str):
+        out["receive_time"] = datetime.fromisoformat(received).astimezone(UTC)
     return out
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     return value
@@ -234,7 +237,7 @@ def _text(at: datetime | None) -> str:
     return "?" if at is None else at.isoformat(timespec="minutes")
 
 
-def _show(values: dict[str, Any]) -> str:
+def _show(values: Values) -> str:
     parts = []
     for name, value in values.items():
         if name in DECIMAL_FIELDS and isinstance(value, int):
