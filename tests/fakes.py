@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from gasbill.domain.commands import Command as Intent
-from gasbill.domain.commands import LadderPrice
+from gasbill.domain.commands import CtrlState, CtrlType, LadderPrice
 from gasbill.domain.ledger import (
     AccountCode,
     Balance,
@@ -33,7 +33,7 @@ from gasbill.domain.ledger import (
 )
 from gasbill.domain.meters import RegisterReading
 from gasbill.domain.money import Money, Price, Volume
-from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.domain.outbox import IN_FLIGHT, OPEN, CommandStatus
 from gasbill.service.campaign_ports import NewCampaign
 from gasbill.service.ports import (
     AccountRecord,
@@ -48,6 +48,10 @@ from gasbill.service.ports import (
     NewCommandReport,
     NewException,
     NewWarning,
+    OutgoingCommand,
+    PlatformError,
+    PlatformRefused,
+    PlatformRetryable,
     PrepayStateRecord,
     WarningNotice,
 )
@@ -285,6 +289,8 @@ class FakeStore:
     # campaigns whose enrolment, tariffs whose full-ladder enrolment, another worker holds
     enrolment_claims_held: set[int] = field(default_factory=set)
     full_ladder_claims_held: set[str] = field(default_factory=set)
+    # meters another dispatcher has claimed (in its transaction): this one skips them
+    dispatch_claims_held: set[int] = field(default_factory=set)
     # each meter's reported balances (remain_money), by (company_no, comm_no): (when, money)
     remains: dict[tuple[str, str], list[tuple[datetime, Money]]] = field(default_factory=dict)
 
@@ -542,6 +548,89 @@ class FakeCommands:
 
     def save_report(self, report: CommandReportRecord) -> None:
         assert isinstance(report, FakeCommandReport)
+
+    # -- the dispatcher's part (`dispatch_ports.DispatchRepository`) ---------------------
+    def _may_go(self, command: FakeCommand) -> bool:
+        """What the SQL's `_may_go` filter says of a queued command: no prepay command, or
+        none of its meter's prepay commands in flight and the meter not blocked (unless it
+        is the charge-state read that unblocks it)."""
+        ctrl_type = CtrlType(command.ctrl_type)
+        if not ctrl_type.is_prepay:
+            return True
+        flying = any(
+            c.meter_id == command.meter_id
+            and c.status in IN_FLIGHT
+            and CtrlType(c.ctrl_type).is_prepay
+            for c in self.store.commands.values()
+        )
+        if flying:
+            return False
+        state = self.store.prepay.get(command.meter_id)
+        blocked = state is not None and state.blocked_by is not None
+        return ctrl_type is CtrlType.GET_CHARGE_STATE or not blocked
+
+    def _due(self, now: datetime) -> list[FakeCommand]:
+        return [
+            c
+            for c in self.store.commands.values()
+            if c.status == CommandStatus.QUEUED and c.next_attempt_at <= now and self._may_go(c)
+        ]
+
+    def anything_to_send(self, now: datetime, stale_before: datetime) -> bool:
+        stale = any(
+            c.status == CommandStatus.SENDING
+            and c.claimed_at is not None
+            and c.claimed_at < stale_before
+            for c in self.store.commands.values()
+        )
+        return stale or bool(self._due(now))
+
+    def claim_due_meters(self, now: datetime, limit: int) -> list[int]:
+        """Meters with a due command that may go, by their oldest such command, skipping
+        those another dispatcher holds. (The SQL walks only the queue's first few rows per
+        meter wanted, so a meter behind a long queue is claimed a run later: not modelled.)"""
+        first: dict[int, datetime] = {}
+        for c in self._due(now):
+            if c.meter_id not in self.store.dispatch_claims_held:
+                first[c.meter_id] = min(first.get(c.meter_id, c.next_attempt_at), c.next_attempt_at)
+        return sorted(first, key=lambda m: (first[m], m))[:limit]
+
+    def open_of_meters(self, meter_ids: Sequence[int]) -> dict[int, list[FakeCommand]]:
+        return {m: self.open_of_meter(m) for m in meter_ids}
+
+    def prepay_states(self, meter_ids: Sequence[int]) -> dict[int, FakePrepayState]:
+        return {m: self.prepay_state(m) for m in meter_ids}
+
+    def mark_sending(self, command_ids: Sequence[int], now: datetime) -> None:
+        for command_id in command_ids:
+            command = self.store.commands[command_id]
+            command.status, command.claimed_at = CommandStatus.SENDING, now
+            command.attempts += 1
+
+    def save_all(self, commands: Sequence[CommandRecord]) -> None:
+        for command in commands:
+            self.save(command)
+
+    def lock_sending(self, command_ids: Sequence[int]) -> dict[int, str]:
+        found = (self.store.commands.get(i) for i in sorted(command_ids))
+        return {
+            c.id or 0: c.company_no
+            for c in found
+            if c is not None and c.status == CommandStatus.SENDING
+        }
+
+    def record_sent(self, ctrl_ids: Mapping[int, int], now: datetime) -> None:
+        for command_id, ctrl_id in ctrl_ids.items():
+            command = self.store.commands[command_id]
+            command.ctrl_id, command.status, command.sent_at = ctrl_id, CommandStatus.SENT, now
+
+    def unmatched_of(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        wanted = set(keys)
+        return {
+            (r.company_no, r.ctrl_id)
+            for r in self.store.command_reports
+            if r.matched_at is None and (r.company_no, r.ctrl_id) in wanted
+        }
 
 
 def _fields(new: NewCommand) -> dict[str, object]:
@@ -1218,3 +1307,119 @@ class FakeUnitOfWork:
     @property
     def decision_states(self) -> FakeDecisionStates:
         return FakeDecisionStates(self.work)
+
+
+# -- the vendor's platform --------------------------------------------------------------
+
+
+@dataclass
+class FakePlatformRecord:
+    """A command as the fake platform holds it (`PlatformCommandRecord`): what it was handed,
+    and how far the meter got with it (`ctrl_state`, its reply)."""
+
+    ctrl_id: int
+    ctrl_define_no: str
+    target_comm_no: str
+    intent: Intent
+    upper_ctrl_id: int
+    ctrl_state: int = CtrlState.WAITING
+    return_data: object = None
+    ctrl_feedback_msg: str | None = ""
+
+    @property
+    def state(self) -> CtrlState | None:
+        try:
+            return CtrlState(self.ctrl_state)
+        except ValueError:  # a state the document does not name
+            return None
+
+
+@dataclass(frozen=True)
+class FakeAddReply:
+    """One item of an AddMulti reply, checked against what was asked (`AddReply`)."""
+
+    matched: bool
+    exists: bool
+    ctrl_id: int | None
+    message: str = ""
+
+
+class FakePlatform:
+    """The platform port (`CommandPlatform`) in memory, with the faults the outbox must
+    survive on request. Each AddMulti is kept in `batches`; each command added becomes a
+    record (ctrl_ids from `first_ctrl_id` on, in the order handed over).
+
+    - `fail_next`: errors raised by the next calls to `add_commands`, one each, before
+      anything is added (a `PlatformRefused`: the platform said no; a
+      `PlatformRetryable`: it was never reached);
+    - `lose_next_reply`: the next batch is added, then its reply lost (`PlatformRetryable`);
+    - `refuse_items`: meter comm_no -> message: that item answered false, nothing added;
+    - `garble_items`: meters whose item the reply leaves out (added, reply unmatched);
+    - `lookups_fail`: `find_by_define_no` raises `PlatformRetryable`.
+    """
+
+    def __init__(self, first_ctrl_id: int = 901) -> None:
+        self.records: dict[int, FakePlatformRecord] = {}
+        self.batches: list[list[OutgoingCommand]] = []
+        self.lookups: list[str] = []
+        self.fail_next: list[PlatformError] = []
+        self.lose_next_reply = False
+        self.refuse_items: dict[str, str] = {}
+        self.garble_items: set[str] = set()
+        self.lookups_fail = False
+        self._next_ctrl_id = first_ctrl_id
+
+    def add_commands(self, commands: Sequence[OutgoingCommand]) -> list[FakeAddReply]:
+        self.batches.append(list(commands))
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        replies = [self._add(command) for command in commands]
+        if self.lose_next_reply:
+            self.lose_next_reply = False
+            raise PlatformRetryable("connection reset: the reply was lost", path="AddMulti")
+        return replies
+
+    def _add(self, command: OutgoingCommand) -> FakeAddReply:
+        refused = self.refuse_items.get(command.meter_comm_no)
+        if refused is not None:
+            return FakeAddReply(matched=True, exists=False, ctrl_id=None, message=refused)
+        ctrl_id, self._next_ctrl_id = self._next_ctrl_id, self._next_ctrl_id + 1
+        self.records[ctrl_id] = FakePlatformRecord(
+            ctrl_id=ctrl_id,
+            ctrl_define_no=command.define_no,
+            target_comm_no=command.meter_comm_no,
+            intent=command.intent,
+            upper_ctrl_id=command.command_id,
+        )
+        if command.meter_comm_no in self.garble_items:
+            return FakeAddReply(matched=False, exists=False, ctrl_id=None, message="no item")
+        return FakeAddReply(matched=True, exists=True, ctrl_id=ctrl_id)
+
+    def find_by_define_no(self, ctrl_define_no: str) -> list[FakePlatformRecord]:
+        self.lookups.append(ctrl_define_no)
+        if self.lookups_fail:
+            raise PlatformRetryable("timed out", path="GetList")
+        return [r for r in self.records.values() if r.ctrl_define_no == ctrl_define_no]
+
+    def get_model(self, ctrl_id: int) -> FakePlatformRecord | None:
+        return self.records.get(ctrl_id)
+
+    def cancel(self, ctrl_id: int) -> int:
+        record = self.records[ctrl_id]
+        if record.ctrl_state != CtrlState.WAITING:
+            raise PlatformRefused("only a waiting command can be cancelled")
+        record.ctrl_state = CtrlState.CANCELLED
+        return ctrl_id
+
+    def retry(self, ctrl_id: int) -> int:
+        self.records[ctrl_id].ctrl_state = CtrlState.WAITING
+        return ctrl_id
+
+    def finish(self, ctrl_id: int, state: CtrlState, return_data: object = None) -> None:
+        """The meter ran it: the record ends in `state` with this reply."""
+        record = self.records[ctrl_id]
+        record.ctrl_state, record.return_data = state, return_data
+
+    def handed_over(self) -> list[list[int]]:
+        """Our command ids, batch by batch, as they were handed over."""
+        return [[c.command_id for c in batch] for batch in self.batches]
