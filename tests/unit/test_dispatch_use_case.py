@@ -386,6 +386,10 @@ def test_an_item_missing_from_the_reply_is_left_sending_and_found_by_its_define_
     assert (outcome.sent, outcome.failed) == (1, 0)
     assert command(store, answered).ctrl_id == 901
     assert (command(store, missing).status, command(store, missing).ctrl_id) == ("sending", None)
+    assert command(store, missing).last_error == (
+        "the platform's reply did not account for it; looked up on the platform before resending"
+    )
+    assert command(store, answered).last_error in (None, "")
 
     outcome = run(store, platform, LOOKUP)
 

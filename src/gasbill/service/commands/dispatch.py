@@ -184,6 +184,12 @@ def _outgoing(command: CommandRecord, now: datetime) -> OutgoingCommand:
     )
 
 
+# why an item the platform's AddMulti reply left out is still `sending`
+UNANSWERED = (
+    "the platform's reply did not account for it; looked up on the platform before resending"
+)
+
+
 def send(
     uow: DispatchUnitOfWork,
     platform: CommandPlatform,
@@ -213,18 +219,26 @@ def send(
         # one statement; stored reports looked for in one query, and only the commands
         # that have some (or were refused) read as objects
         sending = store.lock_sending([item.command_id for item in batch])
+        answers = {item.command_id: reply for item, reply in zip(batch, replies, strict=False)}
         accepted: dict[int, int] = {}
-        for item, reply in zip(batch, replies, strict=False):
+        for item in batch:
             if item.command_id not in sending:
                 continue
-            if reply.exists and reply.ctrl_id is not None:
+            reply = answers.get(item.command_id)
+            if reply is not None and reply.exists and reply.ctrl_id is not None:
                 accepted[item.command_id] = reply.ctrl_id
-            elif reply.matched:
+            elif reply is not None and reply.matched:
                 command = store.get(item.command_id)
                 assert command is not None  # locked above
                 retry_later(uow, command, f"refused: {reply.message}", policy=policy, now=now)
                 outcome.failed += 1
-            # an unmatched reply: left `sending`, looked up by define_no next time
+            else:
+                # the reply does not account for it: left `sending`, looked up by define_no
+                # once the lookup interval has passed; the clerk sees why meanwhile
+                command = store.get(item.command_id)
+                assert command is not None  # locked above
+                command.last_error = UNANSWERED
+                store.save(command)
         store.record_sent(accepted, now)
         outcome.sent += len(accepted)
         reported = store.unmatched_of([(sending[i], ctrl) for i, ctrl in accepted.items()])
