@@ -437,7 +437,13 @@ class FakeAccounts:
         raise NotImplementedError("readings are the database's (tests/integration)")
 
     def latest_remain_thousandths(self, company_no: str, comm_no: str) -> int | None:
-        return None  # no readings in the fake store
+        """The meter's latest reported remain_money (`FakeStore.remains`), in thousandths of
+        a yuan as the reading stores it; None if it never reported one."""
+        reported = self.store.remains.get((company_no, comm_no), [])
+        if not reported:
+            return None
+        _, money = max(reported, key=lambda r: r[0])
+        return int(money.value.scaleb(3))
 
     def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
         frozen = [
