@@ -55,6 +55,18 @@ from gasbill.service.ports import (
     PrepayStateRecord,
     WarningNotice,
 )
+from gasbill.service.reconciliation_rows import (
+    AccountRow,
+    HoldRow,
+    LedgerSums,
+    MeterGroup,
+    ReadingRow,
+    ReplacementRow,
+    ReplyRow,
+    Scope,
+    ValveRow,
+    Verdicts,
+)
 
 
 @dataclass
@@ -1429,3 +1441,198 @@ class FakePlatform:
     def handed_over(self) -> list[list[int]]:
         """Our command ids, batch by batch, as they were handed over."""
         return [[c.command_id for c in batch] for batch in self.batches]
+
+
+# -- reconciliation's reads (service.reconciliation_ports) ------------------------------------
+
+
+@dataclass
+class FakeReconciliationBooks:
+    """What reconciliation's reads find, as the rows the database adapter hands back.
+
+    `accounts`: each account with its active meter (`AccountRow`). `readings`: frozen
+    readings with a balance of the meter bound then, `in_flight_fen` the holds in flight
+    at each. `replies`: the answered (done) commands of a type of each account's active
+    meter, with the ledger's columns filled as the `ledger` read has them (the plain read
+    leaves them 0 but a charge state's posted top-ups). `holds`: meter_credit's holds,
+    `end` when resolved (None: never). `unbilled`: frozen readings waiting in billing's
+    inbox. `sums` and `valves` are as of the report's instant (the commands created by
+    then, in id order, as the database orders them); `replacements` by their removal.
+    `verdicts` and `members` are the database's first pass (members by `MeterGroup.key`).
+    `asked` records each read as (name, scope or ids).
+    """
+
+    accounts: list[AccountRow] = field(default_factory=list)
+    readings: list[ReadingRow] = field(default_factory=list)
+    replies: dict[CtrlType, list[ReplyRow]] = field(default_factory=dict)
+    confirmations: dict[int, dict[str, datetime]] = field(default_factory=dict)
+    holds: list[HoldRow] = field(default_factory=list)
+    unbilled: dict[int, list[datetime]] = field(default_factory=dict)
+    sums: dict[int, LedgerSums] = field(default_factory=dict)
+    valves: list[ValveRow] = field(default_factory=list)
+    replacements: list[ReplacementRow] = field(default_factory=list)
+    verdicts: Verdicts | None = None
+    members: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+    asked: list[tuple[str, object]] = field(default_factory=list)
+
+
+def _in_scope(scope: Scope, account: AccountRow) -> bool:
+    i = account.account_id
+    if scope.lo is not None and scope.hi is not None and not scope.lo <= i <= scope.hi:
+        return False
+    if scope.company_no is not None and account.company_no != scope.company_no:
+        return False
+    return scope.account_ids is None or i in scope.account_ids
+
+
+class FakeReconciliation:
+    """`ReconciliationRepository` over `FakeReconciliationBooks`."""
+
+    def __init__(self, books: FakeReconciliationBooks) -> None:
+        self.books = books
+
+    def _of(self, scope: Scope, mode: str | None = None) -> dict[int, AccountRow]:
+        return {
+            a.account_id: a
+            for a in self.books.accounts
+            if _in_scope(scope, a) and (mode is None or a.mode == mode)
+        }
+
+    def prepare(self) -> None:
+        self.books.asked.append(("prepare", None))
+
+    def id_range(self, scope: Scope) -> tuple[int, int] | None:
+        ids = list(self._of(scope))
+        return (min(ids), max(ids)) if ids else None
+
+    def accounts(self, scope: Scope) -> list[AccountRow]:
+        self.books.asked.append(("accounts", scope))
+        return sorted(self._of(scope).values(), key=lambda a: a.account_id)
+
+    def latest_readings(
+        self, scope: Scope, as_of: datetime, *, comparable: bool = False
+    ) -> dict[int, ReadingRow]:
+        meter = self._of(scope, "meter")
+        found: dict[int, ReadingRow] = {}
+        for r in self.books.readings:
+            if r.account_id not in meter or r.at > as_of or (comparable and r.in_flight_fen):
+                continue
+            if r.account_id not in found or r.at > found[r.account_id].at:
+                found[r.account_id] = r
+        return found
+
+    def replies(
+        self, scope: Scope, ctrl_type: CtrlType, as_of: datetime, *, ledger: bool = False
+    ) -> dict[int, ReplyRow]:
+        meter = self._of(scope, "meter")
+        found: dict[int, ReplyRow] = {}
+        for r in self.books.replies.get(ctrl_type, []):
+            if r.account_id not in meter or r.at > as_of:
+                continue
+            if r.account_id not in found or r.at >= found[r.account_id].at:
+                found[r.account_id] = r
+        # the columns the database's query has for the type (and `ledger`)
+        if ctrl_type is CtrlType.REMOTE_CHARGE and ledger:
+            return {i: ReplyRow(*r[:6]) for i, r in found.items()}
+        if ctrl_type is CtrlType.GET_CHARGE_STATE:
+            return {
+                i: r._replace(
+                    credit_fen=0,
+                    in_flight_fen=r.in_flight_fen if ledger else 0,
+                    in_flight_times=r.in_flight_times if ledger else 0,
+                )
+                for i, r in found.items()
+            }
+        return {i: ReplyRow(*r[:4]) for i, r in found.items()}
+
+    def confirmations(self, scope: Scope) -> dict[int, dict[str, datetime]]:
+        self.books.asked.append(("confirmations", scope))
+        ids = self._of(scope)
+        return {i: dict(c) for i, c in self.books.confirmations.items() if i in ids}
+
+    def holds(self, account_ids: Sequence[int], as_of: datetime) -> list[HoldRow]:
+        self.books.asked.append(("holds", list(account_ids)))
+        found = []
+        for h in self.books.holds:
+            if h.account_id not in account_ids or h.start > as_of:
+                continue
+            if h.end is not None and h.end > as_of:  # resolved after: in flight then
+                h = h._replace(end=None, posted=False)
+            found.append(h)
+        return sorted(found, key=lambda h: h.start)
+
+    def coverage(
+        self, account_ids: Sequence[int], as_of: datetime
+    ) -> dict[int, tuple[int, datetime, datetime, int]]:
+        found = {}
+        for a in self.books.accounts:
+            i = a.account_id
+            if i not in account_ids:
+                continue
+            times = [
+                r.at
+                for r in self.books.readings
+                if r.account_id == i and r.comm_no == a.comm_no and r.at <= as_of
+            ]
+            if times:
+                waiting = [t for t in self.books.unbilled.get(i, []) if t <= as_of]
+                found[i] = (len(times), min(times), max(times), len(waiting))
+        return found
+
+    def verdicts(self, scope: Scope, as_of: datetime, balance_milli: int) -> Verdicts:
+        self.books.asked.append(("verdicts", scope))
+        if self.books.verdicts is None:
+            raise AssertionError("no first pass given")
+        return self.books.verdicts
+
+    def members(
+        self, scope: Scope, as_of: datetime, balance_milli: int, groups: Sequence[MeterGroup]
+    ) -> list[int]:
+        self.books.asked.append(("members", [g.first_id for g in groups]))
+        return [i for g in groups for i in self.books.members.get(g.key(), [])]
+
+
+class FakeSystemReads:
+    """`SystemRepository` over `FakeReconciliationBooks`."""
+
+    def __init__(self, books: FakeReconciliationBooks) -> None:
+        self.books = books
+
+    def _ids(self, scope: Scope, mode: str | None = None) -> set[int]:
+        return {
+            a.account_id
+            for a in self.books.accounts
+            if _in_scope(scope, a) and (mode is None or a.mode == mode)
+        }
+
+    def ledger_sums(self, scope: Scope, as_of: datetime) -> dict[int, LedgerSums]:
+        ids = self._ids(scope, "system")
+        return {i: s for i, s in self.books.sums.items() if i in ids}
+
+    def valve_commands(self, scope: Scope, as_of: datetime) -> list[ValveRow]:
+        ids = self._ids(scope, "system")
+        return [v for v in self.books.valves if v.account_id in ids]
+
+    def replacements(self, scope: Scope, as_of: datetime) -> list[ReplacementRow]:
+        ids = self._ids(scope)
+        found = [r for r in self.books.replacements if r.account_id in ids]
+        found = [r for r in found if r.removed_at <= as_of]
+        return sorted(found, key=lambda r: (r.account_id, r.removed_at))
+
+
+class FakeReconciliationUnitOfWork(FakeUnitOfWork):
+    """A `FakeUnitOfWork` that carries reconciliation's reads (read-only: not copied)."""
+
+    def __init__(self, books: FakeReconciliationBooks, store: FakeStore | None = None) -> None:
+        super().__init__(store)
+        self.books = books
+
+    @property
+    def reconciliation(self) -> FakeReconciliation:
+        self.work  # noqa: B018  (inside `with uow:` only, as the others)
+        return FakeReconciliation(self.books)
+
+    @property
+    def reconciliation_system(self) -> FakeSystemReads:
+        self.work  # noqa: B018
+        return FakeSystemReads(self.books)
