@@ -37,6 +37,7 @@ from gasbill.domain.outbox import IN_FLIGHT, OPEN, CommandStatus
 from gasbill.service.campaign_ports import NewCampaign
 from gasbill.service.ports import (
     AccountRecord,
+    ApiTokenRecord,
     BindingRecord,
     CommandRecord,
     CommandReportRecord,
@@ -53,6 +54,7 @@ from gasbill.service.ports import (
     PlatformRefused,
     PlatformRetryable,
     PrepayStateRecord,
+    StaffUserRecord,
     WarningNotice,
 )
 from gasbill.service.reconciliation_rows import (
@@ -305,6 +307,11 @@ class FakeStore:
     dispatch_claims_held: set[int] = field(default_factory=set)
     # each meter's reported balances (remain_money), by (company_no, comm_no): (when, money)
     remains: dict[tuple[str, str], list[tuple[datetime, Money]]] = field(default_factory=dict)
+    # staff: users and tokens by id, login attempts, the login limits by (scope, key)
+    staff_users: dict[int, FakeStaffUser] = field(default_factory=dict)
+    api_tokens: dict[int, FakeApiToken] = field(default_factory=dict)
+    login_attempts: list[FakeLoginAttempt] = field(default_factory=list)
+    login_limits: dict[tuple[str, str], FakeLoginLimit] = field(default_factory=dict)
 
 
 @dataclass
@@ -1234,6 +1241,134 @@ class FakeTrueUps:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@dataclass
+class FakeStaffUser:
+    """A staff user (the columns of `staff_user`)."""
+
+    id: int | None
+    username: str
+    password_hash: str
+    role: str
+    active: bool = True
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class FakeApiToken:
+    """A bearer token's digest (the columns of `api_token`)."""
+
+    id: int | None
+    token_hash: str
+    user_id: int
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FakeLoginAttempt:
+    username: str
+    client: str
+    at: datetime
+    success: bool
+
+
+@dataclass
+class FakeLoginLimit:
+    """Failed logins in the current window for one (scope, key) (a `login_limit` row)."""
+
+    failures: int
+    window_start: datetime
+
+
+class FakeStaff:
+    """The staff port over the store, as `StaffRepository` answers over the tables."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    # users
+    def save(self, row: StaffUserRecord | ApiTokenRecord) -> None:
+        """A row read in an earlier unit of work is written back by its id."""
+        assert row.id is not None
+        if isinstance(row, FakeStaffUser):
+            assert row.id in self.store.staff_users
+            self.store.staff_users[row.id] = row
+        else:
+            assert isinstance(row, FakeApiToken) and row.id in self.store.api_tokens
+            self.store.api_tokens[row.id] = row
+
+    def add_user(self, *, username: str, password_hash: str, role: str) -> FakeStaffUser:
+        if self.by_username(username) is not None:
+            raise ValueError(f"username {username!r} taken: unique key")
+        assert role in ("clerk", "auditor", "admin"), "the role check constraint"
+        user_id = max(self.store.staff_users, default=0) + 1
+        user = FakeStaffUser(user_id, username, password_hash, role)
+        self.store.staff_users[user_id] = user
+        return user
+
+    def user(self, user_id: int, *, lock: bool = False) -> FakeStaffUser | None:
+        return self.store.staff_users.get(user_id)
+
+    def by_username(self, username: str) -> FakeStaffUser | None:
+        found = (u for u in self.store.staff_users.values() if u.username == username)
+        return next(found, None)
+
+    def users(self) -> list[FakeStaffUser]:
+        return [self.store.staff_users[i] for i in sorted(self.store.staff_users)]
+
+    def lock_active_admins(self) -> list[int]:
+        return sorted(
+            i for i, u in self.store.staff_users.items() if u.role == "admin" and u.active
+        )
+
+    # tokens
+    def add_token(
+        self, *, token_hash: str, user_id: int, issued_at: datetime, expires_at: datetime
+    ) -> FakeApiToken:
+        if any(t.token_hash == token_hash for t in self.store.api_tokens.values()):
+            raise ValueError("token_hash taken: unique key")
+        assert user_id in self.store.staff_users, "the foreign key"
+        token_id = max(self.store.api_tokens, default=0) + 1
+        token = FakeApiToken(token_id, token_hash, user_id, issued_at, expires_at)
+        self.store.api_tokens[token_id] = token
+        return token
+
+    def token(self, token_hash: str) -> tuple[FakeApiToken, FakeStaffUser] | None:
+        found = (t for t in self.store.api_tokens.values() if t.token_hash == token_hash)
+        token = next(found, None)
+        return None if token is None else (token, self.store.staff_users[token.user_id])
+
+    def revoke_tokens(self, user_id: int, at: datetime, *, keep: str = "") -> None:
+        for t in self.store.api_tokens.values():
+            if t.user_id == user_id and t.revoked_at is None and t.token_hash != keep:
+                t.revoked_at = at
+
+    # login attempts
+    def add_attempt(self, *, username: str, client: str, at: datetime, success: bool) -> None:
+        self.store.login_attempts.append(FakeLoginAttempt(username, client, at, success))
+
+    def count_failure(
+        self, scope: str, key: str, *, now: datetime, since: datetime
+    ) -> tuple[int, datetime]:
+        limit = self.store.login_limits.get((scope, key))
+        if limit is None or limit.window_start <= since:  # none yet, or its window is over
+            limit = FakeLoginLimit(1, now)
+            self.store.login_limits[(scope, key)] = limit
+        else:
+            limit.failures += 1
+        return limit.failures, limit.window_start
+
+    def forgive_failure(self, scope: str, key: str) -> None:
+        limit = self.store.login_limits.get((scope, key))
+        if limit is not None and limit.failures > 0:
+            limit.failures -= 1
+
+    def clear_failures(self, scope: str, key: str) -> int:
+        limit = self.store.login_limits.pop((scope, key), None)
+        return 0 if limit is None else limit.failures
+
+
 class FakeUnitOfWork:
     """A unit of work over a `FakeStore`: changes are kept only on `commit()`."""
 
@@ -1325,6 +1460,10 @@ class FakeUnitOfWork:
     @property
     def decision_states(self) -> FakeDecisionStates:
         return FakeDecisionStates(self.work)
+
+    @property
+    def staff(self) -> FakeStaff:
+        return FakeStaff(self.work)
 
 
 # -- the vendor's platform --------------------------------------------------------------
