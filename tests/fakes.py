@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -1367,6 +1368,34 @@ class FakeStaff:
     def clear_failures(self, scope: str, key: str) -> int:
         limit = self.store.login_limits.pop((scope, key), None)
         return 0 if limit is None else limit.failures
+
+
+class FakePasswords:
+    """The edge's slow hash (`service.staff.Passwords`): 'h1:' + the password is a current
+    hash, 'h0:' + it one to bring up to date."""
+
+    def hash(self, password: str) -> str:
+        return f"h1:{password}"
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        return password_hash in (f"h1:{password}", f"h0:{password}")
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return password_hash.startswith("h0:")
+
+
+class FakeTokens:
+    """The token minter (`service.staff.Tokens`): tok-1, tok-2 ..., kept as sha:tok-1 ..."""
+
+    def __init__(self) -> None:
+        self.numbers = itertools.count(1)
+
+    def new(self) -> tuple[str, str]:
+        token = f"tok-{next(self.numbers)}"
+        return token, self.digest(token)
+
+    def digest(self, token: str) -> str:
+        return f"sha:{token}"
 
 
 class FakeUnitOfWork:

@@ -2,14 +2,13 @@
 for names, roles and passwords, the last active admin kept, a deactivation revoking every
 token, a login's rate limits per username and per client address, a token that stops
 working when revoked, expired or its user deactivated; each change audited without the
-password or its hash. The slow hash and the token minter are stubs.
+password or its hash. The slow hash and the token minter are fakes (tests/fakes.py).
 
 Over the database and HTTP: tests/e2e/test_staff_*.py, tests/integration/test_last_admin.py.
 """
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,7 +29,14 @@ from gasbill.service.staff import (
     login,
     logout,
 )
-from tests.fakes import FakeApiToken, FakeStaffUser, FakeStore, FakeUnitOfWork
+from tests.fakes import (
+    FakeApiToken,
+    FakePasswords,
+    FakeStaffUser,
+    FakeStore,
+    FakeTokens,
+    FakeUnitOfWork,
+)
 
 NOW = datetime(2025, 6, 1, 9, tzinfo=UTC)
 TTL = timedelta(hours=8)
@@ -38,32 +44,7 @@ LIMITS = LoginLimits(max_failures=3, window=timedelta(minutes=15), max_per_clien
 PASSWORD = "correct horse"
 
 
-class StubPasswords:
-    """'h1:' + the password is a current hash, 'h0:' + it one to bring up to date."""
-
-    def hash(self, password: str) -> str:
-        return f"h1:{password}"
-
-    def verify(self, password_hash: str | None, password: str) -> bool:
-        return password_hash in (f"h1:{password}", f"h0:{password}")
-
-    def needs_rehash(self, password_hash: str) -> bool:
-        return password_hash.startswith("h0:")
-
-
-class StubTokens:
-    def __init__(self) -> None:
-        self.numbers = itertools.count(1)
-
-    def new(self) -> tuple[str, str]:
-        token = f"tok-{next(self.numbers)}"
-        return token, self.digest(token)
-
-    def digest(self, token: str) -> str:
-        return f"sha:{token}"
-
-
-PASSWORDS = StubPasswords()
+PASSWORDS = FakePasswords()
 
 
 def world(*users: tuple[str, str]) -> FakeStore:
@@ -95,7 +76,7 @@ def log_in(
     *,
     client: str = "10.0.0.1",
     at: datetime = NOW,
-    tokens: StubTokens | None = None,
+    tokens: FakeTokens | None = None,
 ):
     return login(
         FakeUnitOfWork(store),
@@ -103,7 +84,7 @@ def log_in(
         password=password,
         client=client,
         passwords=PASSWORDS,
-        tokens=tokens or StubTokens(),
+        tokens=tokens or FakeTokens(),
         ttl=TTL,
         limits=LIMITS,
         now=at,
@@ -235,7 +216,7 @@ def test_with_another_active_admin_one_may_step_down():
 
 def test_a_deactivated_user_loses_every_token_and_reactivated_gets_none_back():
     store = world(("root", "admin"), ("ann", "clerk"))
-    tokens = StubTokens()
+    tokens = FakeTokens()
     first = log_in(store, tokens=tokens)
     second = log_in(store, tokens=tokens, at=NOW + timedelta(minutes=1))
     later = NOW + timedelta(hours=1)
@@ -392,7 +373,7 @@ def test_a_login_brings_an_outdated_hash_up_to_date():
 
 def test_a_token_names_its_holder_until_it_expires():
     store = world(("ann", "admin"))
-    tokens = StubTokens()
+    tokens = FakeTokens()
     issued = log_in(store, tokens=tokens)
 
     def who(token: str, at: datetime) -> Identity | None:
@@ -405,7 +386,7 @@ def test_a_token_names_its_holder_until_it_expires():
 
 def test_a_token_of_a_user_deactivated_since_no_longer_works():
     store = world(("ann", "clerk"))
-    tokens = StubTokens()
+    tokens = FakeTokens()
     issued = log_in(store, tokens=tokens)
     store.staff_users[1].active = False  # as a deactivation would, even before revoking
     assert authenticate(FakeUnitOfWork(store), issued.token, tokens=tokens, now=NOW) is None
@@ -413,7 +394,7 @@ def test_a_token_of_a_user_deactivated_since_no_longer_works():
 
 def test_logging_out_revokes_the_token_once():
     store = world(("ann", "clerk"))
-    tokens = StubTokens()
+    tokens = FakeTokens()
     issued = log_in(store, tokens=tokens)
     other = log_in(store, tokens=tokens)
     later = NOW + timedelta(minutes=5)
