@@ -590,3 +590,22 @@ def found_in(report: Report, account_id: int, check: Check) -> Finding:
     finding = line.finding(check)
     assert finding is not None
     return finding
+
+
+def test_an_account_the_full_path_finds_agreeing_is_counted_not_listed():
+    """`Report.lines` holds the accounts that differ (all only with `include_agreeing`):
+    an account sent to the full path that agrees there (a clean replacement, a reading
+    with a top-up in flight) is counted, as the quick path would."""
+    books = FakeReconciliationBooks()
+    meter_account(books, 1)
+    books.replacements = [replacement(1)]
+    meter_account(books, 2)
+    books.readings.append(reading(2, DAY + timedelta(days=1), "70.000", in_flight_fen=2000))
+    meter_account(books, 3, remain="40.000")
+    books.verdicts = Verdicts(0, [], [1, 2, 3])
+    for first_pass in (False, True):
+        report = run(books, first_pass=first_pass)
+        assert [line.account_id for line in report.lines] == [3]
+        assert (report.totals.accounts, report.totals.agreeing) == (3, 2)
+    listed = run(books, include_agreeing=True)
+    assert [line.agrees for line in listed.lines] == [True, True, False]

@@ -222,7 +222,8 @@ class _Chunk:
             )
 
     def lines(self, include_agreeing: bool, tally: Tally) -> list[AccountLine]:
-        """Agreeing accounts counted; the others (or all) built, with their evidence."""
+        """Agreeing accounts counted; the others (or all) built, with their evidence; those
+        that differ (or all) listed."""
         full: list[AccountRow] = []
         for account in self.accounts:
             if not include_agreeing and self._quick(account):
@@ -234,7 +235,8 @@ class _Chunk:
         for account in full:
             line = self._line(account)
             tally.add(line)
-            out.append(line)
+            if include_agreeing or not line.agrees:  # agreeing on the full path: counted
+                out.append(line)
         return out
 
     def _quick(self, account: AccountRow) -> bool:
