@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1804,3 +1805,120 @@ class FakeReconciliationUnitOfWork(FakeUnitOfWork):
     def reconciliation_system(self) -> FakeSystemReads:
         self.work  # noqa: B018
         return FakeSystemReads(self.books)
+
+
+# -- pushed readings, alarms and events (service.store_ports.ReadingRepository) ------------
+
+
+@dataclass
+class FakeReadingBook:
+    """What the reading tables hold: readings by their key (company, meter, data type,
+    acquisition time), billing's inbox (the keys queued), the differing re-pushes kept
+    once per record and value (`conflicts`: (kind, company, key, second) -> [first, times
+    seen]), and alarms and events by their key."""
+
+    readings: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    inbox: list[tuple[Any, ...]] = field(default_factory=list)
+    conflicts: dict[tuple[str, str, str, str], list[Any]] = field(default_factory=dict)
+    records: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = field(default_factory=dict)
+
+
+_READING_KEY = ("company_no", "meter_comm_no", "data_type", "acquisition_time")
+
+
+class FakeReadings:
+    """`ReadingRepository` over a `FakeReadingBook`."""
+
+    def __init__(self, book: FakeReadingBook) -> None:
+        self.book = book
+
+    def store_new(
+        self, rows: Sequence[Mapping[str, Any]], billed_type: int
+    ) -> set[tuple[Any, ...]]:
+        new = set()
+        for row in rows:
+            key = tuple(row[name] for name in _READING_KEY)
+            if key in self.book.readings:
+                continue
+            self.book.readings[key] = dict(row)
+            new.add(key)
+            if row["data_type"] == billed_type:
+                self.book.inbox.append(key)
+        return new
+
+    def readings(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        wanted = [tuple(k[name] for name in _READING_KEY) for k in keys]
+        return [
+            dict(self.book.readings[k]) for k in dict.fromkeys(wanted) if k in self.book.readings
+        ]
+
+    def add_conflict(
+        self, *, kind: str, company_no: str, key: str, first: str, second: str, at: datetime
+    ) -> None:
+        found = self.book.conflicts.setdefault((kind, company_no, key, second), [first, 0])
+        found[1] += 1
+
+    def _record_key(self, kind: str, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        names = ("company_no", "device_comm_no", f"{kind}_time", f"{kind}_code")
+        return tuple(row[name] for name in names)
+
+    def insert_device_record(self, kind: str, row: Mapping[str, Any]) -> int | None:
+        stored = self.book.records.setdefault(kind, {})
+        key = self._record_key(kind, row)
+        if key in stored:
+            return None
+        new_id = len(stored) + 1
+        stored[key] = {**row, f"{kind}_id": new_id}
+        return new_id
+
+    def device_record(self, kind: str, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        found = self.book.records.get(kind, {}).get(self._record_key(kind, row))
+        return None if found is None else dict(found)
+
+
+class FakeReadingsUnitOfWork(FakeUnitOfWork):
+    """A `FakeUnitOfWork` that carries the reading store (`uow.readings`, kept on commit as
+    the rest) and the importer's `reading_transaction`: each its own transaction, one at a
+    time, committed when the block ends without error."""
+
+    def __init__(self, book: FakeReadingBook | None = None, store: FakeStore | None = None) -> None:
+        super().__init__(store)
+        self.book = book if book is not None else FakeReadingBook()
+        self._book_work: FakeReadingBook | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self._book_work = copy.deepcopy(self.book)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        super().__exit__(exc_type, exc, traceback)
+        self._book_work = None
+
+    def commit(self) -> None:
+        super().commit()
+        assert self._book_work is not None
+        self.book.__dict__.update(copy.deepcopy(self._book_work).__dict__)
+
+    def rollback(self) -> None:
+        super().rollback()
+        self._book_work = copy.deepcopy(self.book)
+
+    @property
+    def readings(self) -> FakeReadings:
+        if self._book_work is None:
+            raise RuntimeError("use the unit of work inside `with uow:`")
+        return FakeReadings(self._book_work)
+
+    @contextlib.contextmanager
+    def reading_transaction(self) -> Iterator[FakeReadings]:
+        with self._lock:
+            work = copy.deepcopy(self.book)
+            yield FakeReadings(work)
+            self.book.__dict__.update(work.__dict__)
