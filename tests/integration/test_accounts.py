@@ -97,7 +97,7 @@ def test_replacing_a_meter_closes_the_old_binding_at_its_final_reading(uow, cata
         bindings = uow.accounts.bindings(account.id)
     assert [(b.final_litres, b.unbound_at) for b in bindings] == [(345_000, at), (None, None)]
     assert new.opening_litres == 4
-    with pytest.raises(AccountError, match="below the last billed"):
+    with pytest.raises(AccountError, match="below the meter's last reading"):
         replace_meter(
             uow,
             Replacement(

@@ -195,7 +195,7 @@ def test_a_replaced_meter_is_closed_at_its_final_register_and_the_new_one_bound(
     assert (old.unbound_at, old.final_litres) == (at, 345_000)
     assert (new.bound_at, new.opening_litres, new.unbound_at) == (at, 4, None)
     assert store.audit[-1].action == "meter.replace"
-    with pytest.raises(AccountError, match="below the last billed"):
+    with pytest.raises(AccountError, match="below the meter's last reading"):
         replace_meter(
             FakeUnitOfWork(store),
             Replacement(

@@ -264,14 +264,32 @@ def test_a_replacement_in_the_future_or_of_an_unknown_account_is_refused():
     assert [b.unbound_at for b in store.bindings] == [None] and store.charge_days == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found: no caller passes last_billed_litres, so check_replacement's rule that a final "
-    "register cannot undo what was read is never applied; the replacement is taken and billing "
-    "opens a 'backwards' exception instead",
-)
 def test_a_final_register_below_the_old_meters_last_reading_is_refused():
     store = world()  # the old meter read 2 m³ on 30 April
+    commands = dict(store.commands)
 
-    with pytest.raises(AccountError, match="below the last billed reading"):
+    with pytest.raises(AccountError, match=r"below the meter's last reading \(2\.000 m³\)"):
         replace(store, final="1.5")
+    assert [b.unbound_at for b in store.bindings] == [None]  # nothing kept
+    assert store.charge_days == {} and store.commands == commands
+
+
+@pytest.mark.parametrize("mode", ["meter", "system"])
+def test_the_final_register_may_equal_the_last_reading_in_either_mode(mode):
+    store = world(mode=mode, loaded=5_000 if mode == "meter" else 0)
+
+    done = replace(store, final="2")
+
+    assert done.old.final_litres == 2_000
+
+
+def test_a_reading_after_a_backdated_replacement_does_not_bind_its_final_register():
+    """Replaced at noon on 29 April: the meter's last reading before it is 1 m³ (the one on
+    30 April came after), so 1.5 m³ is a final register it may have had."""
+    store = world(mode="system", loaded=0)
+
+    done = replace(store, final="1.5", at=at(2025, 4, 29, 12))
+
+    assert done.old.final_litres == 1_500
+    with pytest.raises(AccountError, match=r"\(1\.000 m³\)"):
+        replace(world(mode="system", loaded=0), final="0.5", at=at(2025, 4, 29, 12))

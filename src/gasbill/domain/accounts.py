@@ -44,5 +44,5 @@ def check_replacement(
     if last_billed_litres is not None and old_final_litres < last_billed_litres:
         raise AccountError(
             f"the old meter's final reading ({Volume.of_litres(old_final_litres).fixed()} m³) "
-            f"is below the last billed reading ({Volume.of_litres(last_billed_litres).fixed()} m³)"
+            f"is below the meter's last reading ({Volume.of_litres(last_billed_litres).fixed()} m³)"
         )

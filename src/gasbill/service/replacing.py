@@ -25,6 +25,7 @@ from datetime import datetime
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
 from gasbill.domain.money import Money
+from gasbill.domain.tariff import VolumeBasis
 from gasbill.service.accounts import NotFound, Replacement, replace_within
 from gasbill.service.billing import bill_within
 from gasbill.service.billing_ports import BillingUnitOfWork as UnitOfWork
@@ -71,8 +72,9 @@ def replace_account_meter(
             raise NotFound(f"no account {replacement.account_id}")
         if replacement.at > now:
             raise AccountError("the replacement cannot be in the future")
+        last_read = _last_read_litres(uow, account.tariff_id, replacement, catalog)
         if account.billing_mode != BillingMode.METER:
-            old, new = replace_within(uow, replacement, actor=actor)
+            old, new = replace_within(uow, replacement, actor=actor, last_billed_litres=last_read)
             uow.commit()
             return Replaced(replacement.account_id, old, new, account.billing_mode)
         current = uow.accounts.active_binding(replacement.account_id)
@@ -81,7 +83,7 @@ def replace_account_meter(
         if current is not None and old_meter is not None:
             _no_prepay_in_flight(uow, current.meter_id)
             remain = _last_remain_fen(uow, old_meter)
-        old, new = replace_within(uow, replacement, actor=actor)
+        old, new = replace_within(uow, replacement, actor=actor, last_billed_litres=last_read)
         uow.flush()
         bill_within(uow, [replacement.account_id], catalog=catalog, now=now)
         credit = _credit_back(uow, replacement.account_id, idempotency_key, actor, now)
@@ -108,6 +110,29 @@ def replace_account_meter(
         _audit_settlement(uow, result, actor, now)
         uow.commit()
         return result
+
+
+def _last_read_litres(
+    uow: UnitOfWork, tariff_id: str, replacement: Replacement, catalog: TariffBook
+) -> int | None:
+    """The old meter's register (on the tariff's volume basis) at its latest frozen reading
+    up to the replacement, billed or not: the final register may not be below it, or
+    billing would run the meter backwards across the switch."""
+    binding = uow.accounts.active_binding(replacement.account_id)
+    meter = uow.accounts.meter_by_id(binding.meter_id) if binding is not None else None
+    if binding is None or meter is None:
+        return None
+    key = (meter.company_no, meter.comm_no)
+    basis = catalog.get(tariff_id).volume_basis
+    read = [
+        r
+        for r in uow.billing.frozen_readings([key], binding.bound_at).get(key, [])
+        if not r.real_time and r.at <= replacement.at
+    ]
+    if not read:
+        return None
+    latest = max(read, key=lambda r: r.at)
+    return latest.std if basis is VolumeBasis.STD_SUM else latest.work
 
 
 def _last_remain_fen(uow: UnitOfWork, meter: MeterRecord) -> int | None:
