@@ -1,9 +1,10 @@
-"""`gasbill exceptions list|accept|dismiss`: the exceptions queue from a terminal.
+"""`gasbill exceptions list|accept|dismiss|resolve`: the exceptions queue from a terminal.
 
 The same use cases as the staff API: the queue lists billing exceptions and
 push conflicts (corrected re-pushes) oldest first; `accept` takes a
 correction (re-rates the account, posts the difference), `dismiss` keeps the
-stored values. Decisions are audited as `cli:<login>`.
+stored values, `resolve` closes a billing exception saying what was done.
+Decisions are audited as `cli:<login>`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gasbill.cli.options import ConfigOption, fail, settings_from
 from gasbill.cli.staff import current_services, terminal_actor
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.money import Money
+from gasbill.service.exceptions import resolve_exception
 from gasbill.service.exceptions_queue import exceptions_queue
 from gasbill.service.push_conflicts import ConflictReview, accept_correction, dismiss_conflict
 
@@ -103,3 +105,27 @@ def dismiss_command(
         except GasbillError as exc:
             fail(str(exc))
     typer.echo(f"push conflict {conflict} dismissed")
+
+
+@app.command("resolve")
+def resolve_command(
+    exception: Annotated[int, typer.Argument(help="The exception's id (from the list).")],
+    resolution: Annotated[str, typer.Option(help="What was done about it (kept with it).")],
+    config: ConfigOption = None,
+) -> None:
+    """Resolve a billing exception, saying what was done."""
+    settings = settings_from(config)
+    with current_services(settings) as services:
+        try:
+            row = resolve_exception(
+                services.uow(),
+                exception,
+                resolution=resolution,
+                actor=terminal_actor(),
+                now=services.now(),
+            )
+        except GasbillError as exc:
+            fail(str(exc))
+    Console(highlight=False, soft_wrap=True).print(
+        f"exception {row.id} ({row.kind}) resolved: {row.resolution}"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from gasbill.cli import (
+    account_changes,
     account_meter,
     account_money,
     accounts,
@@ -50,6 +51,7 @@ app.add_typer(campaigns.app, name="campaign")
 app.add_typer(exceptions.app, name="exceptions")
 assert account_money.__name__  # adds pay, refund, adjust, close, readings to `account`
 assert account_meter.__name__  # adds replace-meter to `account`
+assert account_changes.__name__  # adds update and reverse to `account`
 
 
 def main() -> None:
