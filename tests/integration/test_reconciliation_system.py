@@ -188,6 +188,25 @@ def test_before_the_payment_the_valve_closed_is_right(uow, catalog):
     assert run(uow, catalog).differs
 
 
+def test_a_close_done_only_after_the_reports_instant_was_on_its_way_then(uow, catalog):
+    """Sent on day 1, done on day 3: as of day 2 the valve was open with the close in
+    flight, which a paying customer's account may be; by now it is closed with credit."""
+    account = system_account(uow, catalog)
+    pay(uow, account, 5_000, midnight(DAY))
+    closed = valve_command(uow, account, CtrlType.SET_VALVE_OFF, midnight(DAY) + timedelta(hours=1))
+    with uow:
+        uow.session.execute(
+            sa.update(Command.__table__)
+            .where(Command.__table__.c.id == closed)
+            .values(finished_at=midnight(DAY + timedelta(days=3)))
+        )
+        uow.commit()
+    then = run(uow, catalog, as_of=midnight(DAY + timedelta(days=2)))
+    assert not then.differs and then.totals.agreeing == 1
+    now = line_of(run(uow, catalog), account).finding(Check.VALVE)
+    assert now.cause is Cause.VALVE_CLOSED_WITH_CREDIT
+
+
 def test_a_running_balance_apart_from_its_transfers_is_found(uow, catalog, engine):
     account = system_account(uow, catalog)
     pay(uow, account, 10_000, midnight(DAY))

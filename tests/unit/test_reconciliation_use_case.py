@@ -20,8 +20,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.command_results import (
     CHARGE_APPLIED,
@@ -613,13 +611,6 @@ def test_an_account_the_full_path_finds_agreeing_is_counted_not_listed():
     assert [line.agrees for line in listed.lines] == [True, True, False]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found: a valve command created by as_of but done after it counts as done then "
-    "(ValveRow carries its status now; _position and the first pass's _last_valve do not "
-    "compare finished_at with as_of), so a report as of an earlier instant sees the valve "
-    "as it ended later",
-)
 def test_a_valve_command_done_only_after_the_reports_instant_was_still_on_its_way_then():
     books = FakeReconciliationBooks()
     system_account(books, 1)  # 50 yuan by the report's instant: paid after the close was sent

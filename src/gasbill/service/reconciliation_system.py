@@ -72,7 +72,7 @@ class SystemChecks:
         if account.prepaid_posted != sums.summed_fen:
             return False
         balance = sums.payments_fen + sums.charges_fen + sums.other_fen
-        closed = _position(valves)[0]
+        closed = _position(valves, self.as_of)[0]
         if closed:
             return balance < max(account.reopen_fen, account.cutoff_fen + 1)
         return balance > account.cutoff_fen
@@ -89,7 +89,7 @@ class SystemChecks:
             Money.of_fen(account.prepaid_posted),
             Money.of_fen(sums.summed_fen),
         )
-        closed, last, pending = _position(valves)
+        closed, last, pending = _position(valves, self.as_of)
         valve = ValvePoint(
             point.balance,
             closed,
@@ -105,14 +105,18 @@ class SystemChecks:
         )
 
 
-def _position(valves: list[ValveRow]) -> tuple[bool, ValveRow | None, ValveRow | None]:
-    """Closed or not by the last valve command done by then; and a valve command still open."""
+def _position(
+    valves: list[ValveRow], as_of: datetime
+) -> tuple[bool, ValveRow | None, ValveRow | None]:
+    """Closed or not by the last valve command done by `as_of`; and a valve command still on
+    its way then (open now, or ended only after `as_of`: the rows are those created by it)."""
     last = pending = None
     for row in valves:  # in id order
-        if row.status == CommandStatus.DONE and row.at is not None:
+        ended = row.at is not None and row.at <= as_of
+        if row.status == CommandStatus.DONE and row.at is not None and ended:
             if last is None or row.at >= (last.at or row.at):
                 last = row
-        elif row.status in OPEN_STATUSES:
+        elif row.status in OPEN_STATUSES or (row.at is not None and not ended):
             pending = row
     return (last is not None and last.ctrl_type == OFF), last, pending
 

@@ -241,7 +241,7 @@ def _last_valve(as_of: datetime) -> Any:
             v.c.status == DONE,
             v.c.ctrl_type.in_(VALVES),
             v.c.created_at <= as_of,
-            v.c.finished_at.is_not(None),
+            v.c.finished_at <= as_of,  # done by then: one done later was on its way
         )
         .order_by(v.c.finished_at.desc(), v.c.id.desc())
         .limit(1)
