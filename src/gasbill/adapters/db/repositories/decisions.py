@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.repositories.ledger.store import SqlLedger
 from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
 from gasbill.adapters.db.tables.billing import ChargeDay
@@ -58,7 +59,7 @@ class SqlDecisionStates:
         def query() -> dict[int, DecisionState]:
             rows = self.session.exec(
                 select(DecisionState)
-                .where(col(DecisionState.account_id).in_(ids))
+                .where(IdIn(col(DecisionState.account_id), ids))
                 .order_by(col(DecisionState.account_id))
                 .with_for_update()
                 .execution_options(populate_existing=True)
@@ -229,17 +230,57 @@ class SqlWarnings:
 # -- what the decisions read, for many accounts at once -------------------------------
 # Deciding one account read its account, decision state, meter, balances, latest
 # reported balance and recent use in about ten statements; after a billing batch that
-# was ten statements per account, most of the decisions' time.
-CHUNK = 500  # accounts per IN (...) list
+# was ten statements per account, most of the decisions' time. Now a fixed number of
+# statements per chunk, each with its ids as one parameter (`IdIn`: the statement's
+# text is the same for any ids, so it is compiled once and psycopg neither renders
+# nor parses a placeholder per id), and the account and its meter as plain rows: the
+# decisions only read them, and an ORM object cost more to build than its query.
+CHUNK = 500  # accounts per statement
+
+ACCOUNT = Account.__table__  # type: ignore[attr-defined]
+METER = Meter.__table__  # type: ignore[attr-defined]
+BINDING = MeterBinding.__table__  # type: ignore[attr-defined]
+CHARGE_DAY = ChargeDay.__table__  # type: ignore[attr-defined]
+READING = MeterReading.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class DecidedAccountRow:
+    """An account as its decision reads it (never changed by the decision)."""
+
+    id: int | None
+    number: str
+    customer_id: int
+    company_no: str
+    billing_mode: str
+    tariff_id: str
+    persons: int
+    opened_on: date
+    status: str
+    warning_fen: int
+    cutoff_fen: int
+    reopen_fen: int
+
+
+ACCOUNT_COLUMNS = tuple(DecidedAccountRow.__slots__)
+
+
+@dataclass(slots=True)
+class BoundMeter:
+    """The meter bound to an account, as commands address it."""
+
+    id: int | None
+    company_no: str
+    comm_no: str
 
 
 @dataclass(slots=True)
 class DecisionFacts:
     """One active account as its decision sees it, locked for the caller's transaction."""
 
-    account: Account
+    account: DecidedAccountRow
     row: DecisionState
-    meter: Meter | None
+    meter: BoundMeter | None
     balances: dict[AccountCode, Balance]
     # the meter's latest reported balance since it was bound to the account, and when
     remain: tuple[Money, datetime] | None
@@ -259,23 +300,23 @@ def load_facts(
 
 
 def _load_chunk(session: Session, ids: list[int], window_days: int) -> dict[int, DecisionFacts]:
-    accounts = session.exec(
-        select(Account).where(col(Account.id).in_(ids)).order_by(col(Account.id)).with_for_update()
+    accounts = session.execute(
+        sa.select(*(ACCOUNT.c[name] for name in ACCOUNT_COLUMNS))
+        .where(IdIn(ACCOUNT.c.id, ids))
+        .order_by(ACCOUNT.c.id)
+        .with_for_update()
     ).all()
-    active = {int(a.id): a for a in accounts if a.id is not None and a.status == "active"}
+    active = {int(a.id): DecidedAccountRow(*a) for a in accounts if a.status == "active"}
     if not active:
         return {}
     active_ids = sorted(active)
     rows = SqlDecisionStates(session).locked_many(active_ids)
     bound = {
-        binding.account_id: (binding, meter)
-        for binding, meter in session.exec(
-            select(MeterBinding, Meter)
-            .join(Meter, col(Meter.id) == col(MeterBinding.meter_id))
-            .where(
-                col(MeterBinding.account_id).in_(active_ids),
-                col(MeterBinding.unbound_at).is_(None),
-            )
+        int(account_id): BoundMeter(int(meter_id), company_no, comm_no)
+        for account_id, meter_id, company_no, comm_no in session.execute(
+            sa.select(BINDING.c.account_id, METER.c.id, METER.c.company_no, METER.c.comm_no)
+            .join(METER, METER.c.id == BINDING.c.meter_id)
+            .where(IdIn(BINDING.c.account_id, active_ids), BINDING.c.unbound_at.is_(None))
         ).all()
     }
     balances = SqlLedger(session).balances_of_accounts(active_ids)
@@ -287,7 +328,7 @@ def _load_chunk(session: Session, ids: list[int], window_days: int) -> dict[int,
         i: DecisionFacts(
             account=active[i],
             row=rows[i],
-            meter=bound[i][1] if i in bound else None,
+            meter=bound.get(i),
             balances=balances.get(i, {}),
             remain=remains.get(i),
             daily=daily.get(i, []),
@@ -306,24 +347,24 @@ def _remains(session: Session, ids: list[int]) -> dict[int, tuple[Money, datetim
         return (
             sa.select(column)
             .where(
-                col(MeterReading.company_no) == col(Meter.company_no),
-                col(MeterReading.meter_comm_no) == col(Meter.comm_no),
-                col(MeterReading.acquisition_time) >= col(MeterBinding.bound_at),
-                col(MeterReading.remain_money).is_not(None),
+                READING.c.company_no == METER.c.company_no,
+                READING.c.meter_comm_no == METER.c.comm_no,
+                READING.c.acquisition_time >= BINDING.c.bound_at,
+                READING.c.remain_money.is_not(None),
             )
-            .order_by(col(MeterReading.acquisition_time).desc(), col(MeterReading.data_type))
+            .order_by(READING.c.acquisition_time.desc(), READING.c.data_type)
             .limit(1)
-            .correlate(Meter, MeterBinding)
+            .correlate(METER, BINDING)
             .scalar_subquery()
         )
 
-    remain = latest(col(MeterReading.remain_money))
-    at = latest(col(MeterReading.acquisition_time))
+    remain = latest(READING.c.remain_money)
+    at = latest(READING.c.acquisition_time)
     found: dict[int, tuple[Money, datetime]] = {}
     for account_id, thousandths, when in session.execute(
-        sa.select(col(MeterBinding.account_id), remain, at)
-        .join(Meter, col(Meter.id) == col(MeterBinding.meter_id))
-        .where(col(MeterBinding.account_id).in_(ids), col(MeterBinding.unbound_at).is_(None))
+        sa.select(BINDING.c.account_id, remain, at)
+        .join(METER, METER.c.id == BINDING.c.meter_id)
+        .where(IdIn(BINDING.c.account_id, ids), BINDING.c.unbound_at.is_(None))
     ).all():
         if thousandths is not None and when is not None:
             found[int(account_id)] = (Money(Decimal(int(thousandths)).scaleb(-3)), _instant(when))
@@ -334,7 +375,7 @@ def _instant(value: datetime | str) -> datetime:
     """A scalar subquery's datetime: SQLite hands it back as the stored text."""
     if isinstance(value, datetime):
         return value
-    return MeterReading.__table__.c.acquisition_time.type.process_result_value(  # type: ignore[attr-defined,no-any-return]
+    return READING.c.acquisition_time.type.process_result_value(  # type: ignore[no-any-return]
         value, None
     )
 
@@ -342,54 +383,43 @@ def _instant(value: datetime | str) -> datetime:
 def _recent_use(
     session: Session, ids: list[int], window_days: int
 ) -> tuple[dict[int, list[Volume]], dict[int, Price]]:
-    """Each account's litres per day over its last `window_days` billed days, and last price."""
-    days = (
-        sa.select(col(ChargeDay.day))
-        .where(col(ChargeDay.account_id) == col(Account.id))
-        .distinct()
-        .order_by(col(ChargeDay.day).desc())
-        .offset(window_days - 1)
-        .limit(1)
-        .correlate(Account)
-        .scalar_subquery()
-    )
+    """Each account's litres per day over its last `window_days` billed days, and last price.
+
+    Two statements of fixed text: the last priced day's lines per account, and each
+    account's daily sums numbered back from its last day."""
+    accounts = sa.select(ACCOUNT.c.id).where(IdIn(ACCOUNT.c.id, ids)).subquery("given")
     lines = (
-        sa.select(col(ChargeDay.lines))
-        .where(col(ChargeDay.account_id) == col(Account.id), col(ChargeDay.lines) != "[]")
-        .order_by(col(ChargeDay.day).desc(), col(ChargeDay.cycle_key).desc())
+        sa.select(CHARGE_DAY.c.lines)
+        .where(CHARGE_DAY.c.account_id == accounts.c.id, CHARGE_DAY.c.lines != "[]")
+        .order_by(CHARGE_DAY.c.day.desc(), CHARGE_DAY.c.cycle_key.desc())
         .limit(1)
-        .correlate(Account)
+        .correlate(accounts)
         .scalar_subquery()
     )
-    cutoffs: dict[date | None, list[int]] = defaultdict(list)
     prices: dict[int, Price] = {}
-    for account_id, first_day, last_lines in session.execute(
-        sa.select(col(Account.id), days, lines).where(col(Account.id).in_(ids))
-    ).all():
-        cutoffs[_day(first_day)].append(int(account_id))
+    for account_id, last_lines in session.execute(sa.select(accounts.c.id, lines)).all():
         if last_lines:
             # [[version, tier, price_milli, litres, cost_micro], ...]: the highest tier reached
             top = max(json.loads(last_lines), key=lambda line: (int(line[1]), int(line[2])))
             prices[int(account_id)] = Price.of_milli(int(top[2]))
-    within = [
-        sa.and_(
-            col(ChargeDay.account_id).in_(group),
-            *([col(ChargeDay.day) >= cutoff] if cutoff is not None else []),
+    sums = (
+        sa.select(
+            CHARGE_DAY.c.account_id,
+            CHARGE_DAY.c.day,
+            sa.func.sum(CHARGE_DAY.c.litres).label("litres"),
+            sa.func.row_number()
+            .over(partition_by=CHARGE_DAY.c.account_id, order_by=CHARGE_DAY.c.day.desc())
+            .label("back"),
         )
-        for cutoff, group in cutoffs.items()
-    ]
+        .where(IdIn(CHARGE_DAY.c.account_id, ids))
+        .group_by(CHARGE_DAY.c.account_id, CHARGE_DAY.c.day)
+        .subquery("sums")
+    )
     daily: dict[int, list[Volume]] = defaultdict(list)
-    for account_id, _, litres in session.execute(
-        sa.select(col(ChargeDay.account_id), col(ChargeDay.day), sa.func.sum(col(ChargeDay.litres)))
-        .where(sa.or_(*within))
-        .group_by(col(ChargeDay.account_id), col(ChargeDay.day))
-        .order_by(col(ChargeDay.account_id), col(ChargeDay.day))
+    for account_id, litres in session.execute(
+        sa.select(sums.c.account_id, sums.c.litres)
+        .where(sums.c.back <= window_days)
+        .order_by(sums.c.account_id, sums.c.day)
     ).all():
         daily[int(account_id)].append(Volume.of_litres(int(litres)))
     return dict(daily), prices
-
-
-def _day(value: date | str | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)

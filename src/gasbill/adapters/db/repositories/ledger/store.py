@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.repositories.ledger.batch import Prefetched
 from gasbill.adapters.db.repositories.ledger.rows import (
     ACCOUNT,
@@ -270,7 +271,7 @@ class SqlLedger:
             rows = self.session.execute(
                 sa.select(
                     ACCOUNT.c.account_id, ACCOUNT.c.code, *(ACCOUNT.c[n] for n in BALANCE_COLUMNS)
-                ).where(ACCOUNT.c.account_id.in_(ids[start : start + CHUNK]))
+                ).where(IdIn(ACCOUNT.c.account_id, ids[start : start + CHUNK]))
             )
             for row in rows:
                 found[int(row.account_id)][parse_code(row.code)] = balance_of(row)
