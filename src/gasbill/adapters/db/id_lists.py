@@ -1,4 +1,4 @@
-"""`column IN ids` for long lists of ids, as one parameter.
+"""`column IN ids` for long lists of ids (or of texts: `TextIn`), as one parameter.
 
 Not a placeholder per id expanded into the statement: a few thousand ids cost
 more to render and for psycopg to parse (statements over 4 KB are parsed again
@@ -25,21 +25,29 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
 
-class _Ids(sa.TypeDecorator[list[int]]):
+class _Ids(sa.TypeDecorator[list[Any]]):
     """A list of ids as one parameter: an int8 array on PostgreSQL, JSON text elsewhere."""
 
     impl = sa.Text
     cache_ok = True
+    item: sa.types.TypeEngine[Any] = sa.BigInteger()
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(ARRAY(sa.BigInteger()))
+            return dialect.type_descriptor(ARRAY(self.item))
         return dialect.type_descriptor(sa.Text())
 
-    def process_bind_param(self, value: list[int] | None, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> Any:
         if value is None or dialect.name == "postgresql":
             return value
         return json.dumps(value)
+
+
+class _Texts(_Ids):
+    """A list of strings as one parameter: a text array on PostgreSQL, JSON text elsewhere."""
+
+    cache_ok = True
+    item = sa.Text()
 
 
 class IdIn(sa.ColumnElement[bool]):
@@ -56,6 +64,16 @@ class IdIn(sa.ColumnElement[bool]):
     def __init__(self, column: Any, ids: Iterable[int]) -> None:
         self.column = column
         self.ids = sa.bindparam(None, [int(i) for i in ids], type_=_Ids(), unique=True)
+
+
+class TextIn(IdIn):
+    """`column IN texts` (meters' numbers, say), as one parameter like `IdIn`."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any, texts: Iterable[str]) -> None:
+        self.column = column
+        self.ids = sa.bindparam(None, [str(t) for t in texts], type_=_Texts(), unique=True)
 
 
 @compiles(IdIn)

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from gasbill.adapters.db.id_lists import TextIn
 from gasbill.adapters.db.tables.accounts import Meter, MeterBinding
 from gasbill.adapters.db.tables.readings import BillingInbox
+
+METER = Meter.__table__  # type: ignore[attr-defined]
+BINDING = MeterBinding.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class BindingSpan:
+    """An account's use of a meter, as the inbox reads it: from `bound_at` until `unbound_at`."""
+
+    account_id: int
+    bound_at: datetime
+    unbound_at: datetime | None
 
 
 class InboxStore:
@@ -37,19 +51,26 @@ class InboxStore:
 
     def bindings_of(
         self, meters: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[MeterBinding]]:
-        """Every binding, past and present, of these meters."""
-        result: dict[tuple[str, str], list[MeterBinding]] = {}
-        if not meters:
-            return result
-        rows = self.session.exec(
-            select(Meter, MeterBinding)
-            .join(MeterBinding, col(MeterBinding.meter_id) == col(Meter.id))
-            .where(sa.tuple_(col(Meter.company_no), col(Meter.comm_no)).in_(sorted(set(meters))))
-            .order_by(col(MeterBinding.bound_at))
-        ).all()
-        for meter, binding in rows:
-            result.setdefault((meter.company_no, meter.comm_no), []).append(binding)
+    ) -> dict[tuple[str, str], list[BindingSpan]]:
+        """Every binding, past and present, of these meters: one statement per company
+        (there is one company, mostly), its meters' numbers as one parameter."""
+        result: dict[tuple[str, str], list[BindingSpan]] = {}
+        by_company: dict[str, set[str]] = {}
+        for company_no, comm_no in meters:
+            by_company.setdefault(company_no, set()).add(comm_no)
+        for company_no, comm_nos in sorted(by_company.items()):
+            rows = self.session.execute(
+                sa.select(
+                    METER.c.comm_no, BINDING.c.account_id, BINDING.c.bound_at, BINDING.c.unbound_at
+                )
+                .join(BINDING, BINDING.c.meter_id == METER.c.id)
+                .where(METER.c.company_no == company_no, TextIn(METER.c.comm_no, sorted(comm_nos)))
+                .order_by(BINDING.c.bound_at)
+            )
+            for comm_no, account_id, bound_at, unbound_at in rows:
+                result.setdefault((company_no, comm_no), []).append(
+                    BindingSpan(int(account_id), bound_at, unbound_at)
+                )
         return result
 
     def mark_handled(self, outcomes: dict[int, str], at: datetime) -> None:
