@@ -194,7 +194,9 @@ def main() -> None:
                 print(
                     f"baseline: bill_accounts on the night, one process: "
                     f"{args.meters / base_wall:,.0f} meter-days/s, "
-                    f"{args.meters / base_cpu:,.0f} per core-second",
+                    f"{args.meters / base_cpu:,.0f} per core-second "
+                    f"({1e3 * base_cpu / args.meters:.2f} ms of CPU a meter-day, "
+                    f"{1e3 * server / args.meters:.2f} ms of it PostgreSQL's)",
                     flush=True,
                 )
                 engine.dispose()
@@ -227,7 +229,9 @@ def main() -> None:
             print(
                 f"gasbill workers: {night.billed:,} meter-days billed in {took['wall']:.1f} s: "
                 f"{night.billed / took['wall']:,.0f} meter-days/s, "
-                f"{night.billed / took['cpu']:,.0f} per core-second; "
+                f"{night.billed / took['cpu']:,.0f} per core-second "
+                f"({1e3 * took['cpu'] / max(night.billed, 1):.2f} ms of CPU a meter-day, "
+                f"{1e3 * took['database_cpu'] / max(night.billed, 1):.2f} ms of it PostgreSQL's); "
                 f"reading → billed p50 {night.p50:.1f} s, p99 {night.p99:.1f} s",
                 flush=True,
             )

@@ -154,25 +154,31 @@ class CpuMeter:
         self.fleet = fleet
         self.engine = engine
 
+    def _backends(self) -> set[int]:
+        if self.engine is None:
+            return set()
+        with self.engine.connect() as conn:
+            return {
+                int(pid)
+                for (pid,) in conn.execute(
+                    sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+                )
+            }
+
     def _pids(self) -> set[int]:
-        pids = _tree(self.fleet.pids())
-        if self.engine is not None:
-            with self.engine.connect() as conn:
-                pids |= {
-                    int(pid)
-                    for (pid,) in conn.execute(
-                        sa.text(
-                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                        )
-                    )
-                }
-        return pids
+        return _tree(self.fleet.pids()) | self._backends()
 
     def snapshot(self) -> dict[int, float]:
         return cpu_seconds(self._pids())
 
     def since(self, before: dict[int, float]) -> float:
         after = self.snapshot()
+        return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in after.items())
+
+    def database_share(self, before: dict[int, float]) -> float:
+        """The CPU seconds since `before` of the database's backends (still connected)."""
+        backends = self._backends()
+        after = cpu_seconds(backends)
         return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in after.items())
 
 
@@ -183,6 +189,7 @@ def measured(meter: CpuMeter) -> Iterator[dict[str, float]]:
     before, started = meter.snapshot(), time.perf_counter()
     yield result
     result["wall"] = time.perf_counter() - started
+    result["database_cpu"] = meter.database_share(before)
     result["cpu"] = meter.since(before)
 
 
