@@ -362,6 +362,15 @@ def the_night(
     )
     report.rate(f"warnings: {warnings:,} queued, delivered", delivered, float(w_window or 0), cpu)
     report.rate(f"valve commands: {valves:,} queued, dispatched", sent, float(v_window or 0), cpu)
+    report.add("CPU while pushed to, by process", _roles(push["by_role"]))
+    report.add("  the baseline's", _roles(base["by_role"]))
+
+
+def _roles(spent: dict[str, float]) -> str:
+    """CPU seconds by process, the most first: where the night's time went."""
+    return ", ".join(
+        f"{role} {used:.1f} s" for role, used in sorted(spent.items(), key=lambda r: -r[1])
+    )
 
 
 def tariff_change(

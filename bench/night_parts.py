@@ -175,6 +175,20 @@ class CpuMeter:
         after = self.snapshot()
         return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in after.items())
 
+    def by_role(self, before: dict[int, float]) -> dict[str, float]:
+        """The CPU seconds since `before` of each of the fleet's processes (by its name, with
+        its children; a name's digits dropped: the workers together) and of the backends."""
+        roles: dict[int, str] = dict.fromkeys(self._backends(), "PostgreSQL")
+        for name, process in self.fleet.processes:
+            if process.poll() is None:
+                for pid in _tree([process.pid]):
+                    roles[pid] = name.rstrip("-0123456789") or name
+        spent: dict[str, float] = {}
+        for pid, used in cpu_seconds(set(roles)).items():
+            role = roles[pid]
+            spent[role] = spent.get(role, 0.0) + max(0.0, used - before.get(pid, 0.0))
+        return spent
+
     def database_share(self, before: dict[int, float]) -> float:
         """The CPU seconds since `before` of the database's backends (still connected)."""
         backends = self._backends()
@@ -183,13 +197,15 @@ class CpuMeter:
 
 
 @contextlib.contextmanager
-def measured(meter: CpuMeter) -> Iterator[dict[str, float]]:
-    """Wall and CPU seconds of the block: {'wall', 'cpu'} once it ends."""
-    result: dict[str, float] = {}
+def measured(meter: CpuMeter) -> Iterator[dict[str, Any]]:
+    """Wall and CPU seconds of the block: {'wall', 'cpu', 'database_cpu', 'by_role'} once
+    it ends (`by_role`: CPU seconds by process name, `CpuMeter.by_role`)."""
+    result: dict[str, Any] = {}
     before, started = meter.snapshot(), time.perf_counter()
     yield result
     result["wall"] = time.perf_counter() - started
     result["database_cpu"] = meter.database_share(before)
+    result["by_role"] = meter.by_role(before)
     result["cpu"] = meter.since(before)
 
 
