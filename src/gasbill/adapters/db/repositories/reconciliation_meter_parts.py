@@ -135,21 +135,64 @@ class MeterParts(StoreBase):
             .cte("answers")
         )
 
+    def _answers_each(self, base: Any, as_of: datetime) -> tuple[Any, Any]:
+        """PostgreSQL: what `_answers` finds, per account through its meter's index on
+        `command` (two lateral subqueries: the instants, then the answers at them), so
+        that a range costs what its accounts do, not a pass over every command."""
+        state, price = str(CtrlType.GET_CHARGE_STATE), str(CtrlType.GET_PRICE)
+        top_up = str(CtrlType.REMOTE_CHARGE)
+        c = command_t.alias("ca")
+        latest = (
+            sa.select(
+                sa.func.max(c.c.finished_at).filter(c.c.ctrl_type == state).label("state_at"),
+                sa.func.max(c.c.finished_at).filter(c.c.ctrl_type == price).label("price_at"),
+                sa.func.max(c.c.finished_at).filter(c.c.ctrl_type == top_up).label("top_up_at"),
+            )
+            .where(
+                c.c.meter_id == base.c.meter_id,
+                c.c.status == DONE,
+                c.c.ctrl_type.in_((state, price, top_up)),
+                c.c.return_data.is_not(None),
+                c.c.finished_at <= as_of,
+            )
+            .lateral("latest")
+        )
+        d = command_t.alias("cd")
+        at_state = sa.and_(d.c.ctrl_type == state, d.c.finished_at == latest.c.state_at)
+        at_price = sa.and_(d.c.ctrl_type == price, d.c.finished_at == latest.c.price_at)
+        found = (
+            sa.select(
+                sa.func.count(d.c.id).filter(at_state).label("state_n"),
+                sa.func.max(d.c.return_data).filter(at_state).label("state_data"),
+                sa.func.count(d.c.id).filter(at_price).label("price_n"),
+                sa.func.max(d.c.return_data).filter(at_price).label("price_data"),
+            )
+            .where(d.c.meter_id == base.c.meter_id, d.c.status == DONE, sa.or_(at_state, at_price))
+            .lateral("answers")
+        )
+        return latest, found
+
+    def _holds_each(self, base: Any, state_at: Any) -> Any:
+        """PostgreSQL: what `_holds` finds, per account through its meter_credit's index on
+        `transfer` (a lateral subquery), not a pass over every hold of the table."""
+        h, res = transfer_t.alias("h"), transfer_t.alias("hr")
+        flying, confirmed = _hold_filters(h, res, base, state_at)
+        return (
+            sa.select(
+                sa.func.count(h.c.seq).filter(flying).label("flight"),
+                sa.func.count(h.c.seq).filter(confirmed).label("posted_times"),
+                sa.func.sum(h.c.amount_fen).filter(confirmed).label("posted_fen"),
+            )
+            .select_from(h.outerjoin(res, res.c.pending_id == h.c.id))
+            .where(h.c.credit_account_id == base.c.la, h.c.status == "pending")
+            .lateral("holds")
+        )
+
     def _holds(self, base: Any, answers: Any) -> Any:
         """Per account, its meter_credit's top-up holds: those in flight at the reading, and
         those started since the meter was bound and posted by the charge state's answer."""
         h, res = transfer_t.alias("h"), transfer_t.alias("hr")
-        reading_at, state_at = base.c.reading_at, answers.c.state_at
-        flying = sa.and_(
-            h.c.effective_at <= reading_at,
-            sa.or_(res.c.seq.is_(None), res.c.effective_at > reading_at),
-        )
-        confirmed = sa.and_(
-            h.c.effective_at <= state_at,
-            h.c.effective_at >= base.c.bound_at,
-            res.c.status == "post_pending",
-            res.c.effective_at <= state_at,
-        )
+        flying, confirmed = _hold_filters(h, res, base, answers.c.state_at)
         return (
             sa.select(
                 base.c.account_id,
@@ -187,6 +230,24 @@ class MeterParts(StoreBase):
             .group_by(cm.c.account_id)
             .subquery("confirmed")
         )
+
+
+def _hold_filters(h: Any, res: Any, base: Any, state_at: Any) -> tuple[Any, Any]:
+    """Which of an account's holds `h` (with `res`, what resolved each) were in flight at
+    its reading, and which were posted by the charge state's answer since its meter was
+    bound."""
+    reading_at = base.c.reading_at
+    flying = sa.and_(
+        h.c.effective_at <= reading_at,
+        sa.or_(res.c.seq.is_(None), res.c.effective_at > reading_at),
+    )
+    confirmed = sa.and_(
+        h.c.effective_at <= state_at,
+        h.c.effective_at >= base.c.bound_at,
+        res.c.status == "post_pending",
+        res.c.effective_at <= state_at,
+    )
+    return flying, confirmed
 
 
 def one_binding(a: Any) -> Any:

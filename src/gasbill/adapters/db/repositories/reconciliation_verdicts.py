@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -105,8 +105,14 @@ class VerdictStore(MeterParts):
         """Per system-mode account: its ledger's running balance against its posted
         transfers, and its valve (the last valve command done) against its thresholds."""
         base = self._system_accounts(scope, as_of)
-        cr = _posted_sums(base, "credit_account_id", as_of)
-        dr = _posted_sums(base, "debit_account_id", as_of)
+        if self.pg:  # per account through the ledger account's indexes on `transfer`
+            cr = _posted_each(base, "credit_account_id", as_of)
+            dr = _posted_each(base, "debit_account_id", as_of)
+            joined = base.join(cr, sa.true()).join(dr, sa.true())
+        else:
+            cr = _posted_sums(base, "credit_account_id", as_of)
+            dr = _posted_sums(base, "debit_account_id", as_of)
+            joined = base.outerjoin(cr, cr.c.la == base.c.la).outerjoin(dr, dr.c.la == base.c.la)
         zero = sa.literal(0)
         summed = sa.func.coalesce(cr.c.every, zero) - sa.func.coalesce(dr.c.every, zero)
         balance = sa.func.coalesce(cr.c.then, zero) - sa.func.coalesce(dr.c.then, zero)
@@ -116,13 +122,7 @@ class VerdictStore(MeterParts):
         )
         ok = sa.and_(base.c.plain, base.c.posted == summed, valve_ok)
         bad = sa.case((ok, sa.null()), else_=base.c.account_id).label("bad")
-        return (
-            sa.select(bad, sa.func.count())
-            .select_from(
-                base.outerjoin(cr, cr.c.la == base.c.la).outerjoin(dr, dr.c.la == base.c.la)
-            )
-            .group_by(bad)
-        )
+        return sa.select(bad, sa.func.count()).select_from(joined).group_by(bad)
 
     def _system_accounts(self, scope: Scope, as_of: datetime) -> Any:
         """The range's accounts not in meter mode, with their active meter: thresholds,
@@ -181,12 +181,31 @@ class VerdictStore(MeterParts):
     def _meter_rows(self, scope: Scope, as_of: datetime, balance_milli: int) -> Any:
         """Per meter-mode account: its integer verdict (`ok`), and the values the counters
         and price checks need. The latest reading and what took effect on meter_credit
-        after it are index steps per meter (they do not grow with the history); the
-        commands' answers, the holds and the confirmed price changes are grouped joins
-        over the range."""
+        after it are index steps per meter (they do not grow with the history); so, on
+        PostgreSQL, are the commands' answers and the holds (lateral subqueries: a range
+        costs what its accounts do), elsewhere grouped joins over the range; the confirmed
+        price changes are a grouped join."""
         base = materialized(self._with_reading(_meter_accounts(scope), as_of).cte("base"))
-        answers = self._answers(base, as_of)
-        holds = self._holds(base, answers)
+        if self.pg:
+            latest, found = self._answers_each(base, as_of)
+            answers = _Answers(
+                latest.c.top_up_at,
+                found.c.state_n,
+                found.c.state_data,
+                latest.c.state_at,
+                found.c.price_n,
+                found.c.price_data,
+                latest.c.price_at,
+            )
+            holds = self._holds_each(base, latest.c.state_at)
+            joined = base.join(latest, sa.true()).join(found, sa.true()).join(holds, sa.true())
+        else:
+            grouped = self._answers(base, as_of)
+            answers = _Answers(*(grouped.c[name] for name in _Answers._fields))
+            holds = self._holds(base, grouped)
+            joined = base.join(grouped, grouped.c.account_id == base.c.account_id).outerjoin(
+                holds, holds.c.account_id == base.c.account_id
+            )
         confirmed = self._confirmed(scope)
         ok = self._integers_agree(base, answers, holds, balance_milli)
         return sa.select(
@@ -196,20 +215,16 @@ class VerdictStore(MeterParts):
             base.c.persons,
             base.c.opened_on,
             confirmed.c.key.label("confirmed_key"),
-            answers.c.state_data,
+            answers.state_data.label("state_data"),
             sa.func.coalesce(holds.c.posted_times, 0).label("posted_times"),
             sa.func.coalesce(holds.c.posted_fen, 0).label("posted_fen"),
             base.c.reading_at,
             base.c.curr_price_milli,
-            answers.c.price_data,
-            answers.c.price_at,
-        ).select_from(
-            base.join(answers, answers.c.account_id == base.c.account_id)
-            .outerjoin(holds, holds.c.account_id == base.c.account_id)
-            .outerjoin(confirmed, confirmed.c.account_id == base.c.account_id)
-        )
+            answers.price_data.label("price_data"),
+            answers.price_at.label("price_at"),
+        ).select_from(joined.outerjoin(confirmed, confirmed.c.account_id == base.c.account_id))
 
-    def _integers_agree(self, base: Any, answers: Any, holds: Any, balance_milli: int) -> Any:
+    def _integers_agree(self, base: Any, answers: _Answers, holds: Any, balance_milli: int) -> Any:
         """A meter-mode account's integer checks: no meter ever removed; a reading with a
         balance; one charge state answered at its latest instant; no top-up answered after
         the reading nor held in flight at it; the balance within `balance_milli` of
@@ -223,12 +238,25 @@ class VerdictStore(MeterParts):
         return sa.and_(
             base.c.alone,
             base.c.remain_milli.is_not(None),
-            answers.c.state_n == 1,
-            sa.or_(answers.c.top_up_at.is_(None), answers.c.top_up_at <= base.c.reading_at),
+            answers.state_n == 1,
+            sa.or_(answers.top_up_at.is_(None), answers.top_up_at <= base.c.reading_at),
             sa.func.coalesce(holds.c.flight, 0) == 0,
             sa.func.abs(base.c.remain_milli - 10 * credit) <= balance_milli,
-            sa.or_(answers.c.price_at.is_(None), answers.c.price_n == 1),
+            sa.or_(answers.price_at.is_(None), answers.price_n == 1),
         )
+
+
+class _Answers(NamedTuple):
+    """The columns of an account's latest answers (`MeterParts._answers` or, on
+    PostgreSQL, `_answers_each`)."""
+
+    top_up_at: Any
+    state_n: Any
+    state_data: Any
+    state_at: Any
+    price_n: Any
+    price_data: Any
+    price_at: Any
 
 
 def _last_valve(as_of: datetime) -> Any:
@@ -263,6 +291,21 @@ def _posted_sums(base: Any, side: str, as_of: datetime) -> Any:
         .where(base.c.plain, t.c.status.in_(POSTED))
         .group_by(t.c[side])
         .subquery(f"s_{side[:6]}")
+    )
+
+
+def _posted_each(base: Any, side: str, as_of: datetime) -> Any:
+    """PostgreSQL: `_posted_sums` per account, a lateral subquery on the ledger account's
+    index (a range costs what its accounts do, not a pass over every transfer). Summed for
+    every account: only a plain one's sums are compared."""
+    t = transfer_t.alias(f"t_{side[:6]}")
+    return (
+        sa.select(
+            sa.func.sum(t.c.amount_fen).label("every"),
+            sa.func.sum(t.c.amount_fen).filter(t.c.effective_at <= as_of).label("then"),
+        )
+        .where(t.c[side] == base.c.la, t.c.status.in_(POSTED))
+        .lateral(f"s_{side[:6]}")
     )
 
 
