@@ -1795,6 +1795,7 @@ class FakeReconciliationUnitOfWork(FakeUnitOfWork):
     def __init__(self, books: FakeReconciliationBooks, store: FakeStore | None = None) -> None:
         super().__init__(store)
         self.books = books
+        self.readers_opened = 0
 
     @property
     def reconciliation(self) -> FakeReconciliation:
@@ -1804,6 +1805,29 @@ class FakeReconciliationUnitOfWork(FakeUnitOfWork):
     @property
     def reconciliation_system(self) -> FakeSystemReads:
         self.work  # noqa: B018
+        return FakeSystemReads(self.books)
+
+    @contextlib.contextmanager
+    def snapshot_readers(self, count: int) -> Iterator[list[FakeReconciliationReader]]:
+        """`count` more readers of the same books (they never change during a report),
+        counted in `readers_opened`."""
+        self.work  # noqa: B018
+        self.readers_opened += count
+        yield [FakeReconciliationReader(self.books) for _ in range(count)]
+
+
+@dataclass
+class FakeReconciliationReader:
+    """One of `FakeReconciliationUnitOfWork.snapshot_readers`: reconciliation's two reads."""
+
+    books: FakeReconciliationBooks
+
+    @property
+    def reconciliation(self) -> FakeReconciliation:
+        return FakeReconciliation(self.books)
+
+    @property
+    def reconciliation_system(self) -> FakeSystemReads:
         return FakeSystemReads(self.books)
 
 

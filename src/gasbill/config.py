@@ -164,6 +164,14 @@ class ReconcileSchedule(JobSchedule):
     report_dir: str = ""
 
 
+class ReconcileSettings(_Section):
+    """How a reconciliation reads (`gasbill reconcile`, the nightly job): on PostgreSQL, its
+    ranges of accounts on this many connections at once, every one seeing the same instant
+    (1: one connection). SQLite reads on one whatever this says."""
+
+    connections: int = Field(default=2, ge=1, le=16)
+
+
 class TrueUpSchedule(JobSchedule):
     """The price-change true-up: tariff in force minus what the shadow billing posted."""
 
@@ -331,6 +339,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     money: MoneySettings = MoneySettings()
     audit: AuditSettings = AuditSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -32,6 +32,7 @@ from gasbill.domain.ledger import (
 from gasbill.domain.money import Money
 from gasbill.domain.outbox import CommandStatus
 from gasbill.domain.reconciliation import Cause, Check
+from gasbill.service import reconciliation
 from gasbill.service.ledger import record_payment
 from gasbill.service.reconciliation import reconcile
 from gasbill.service.reconciliation_report import render_csv, render_html, report_json
@@ -198,21 +199,40 @@ def daily(books, first, days, start_fen, per_day_fen, *, skip=(), remain_shift="
     return balance
 
 
+@pytest.fixture(autouse=True)
+def ranges_of_one_account(monkeypatch):
+    """Two connections share even a handful of accounts (`PART_MIN` ids each otherwise),
+    so that every test here compares the report on two connections with the one on one."""
+    monkeypatch.setattr(reconciliation, "PART_MIN", 1)
+
+
 def full(uow, catalog, **kwargs):
-    """The report with agreeing accounts listed too; the first pass checked against it."""
+    """The report with agreeing accounts listed too; the first pass checked against it, and
+    the report on two connections (PostgreSQL: one snapshot) against the one on one."""
     report = reconcile(uow, catalog, codec=codec_of(catalog), include_agreeing=True, **kwargs)
+    split = reconcile(
+        uow, catalog, codec=codec_of(catalog), include_agreeing=True, connections=2, **kwargs
+    )
+    assert (split.totals, split.lines) == (report.totals, report.lines)
     same_without_listing(uow, catalog, report, **kwargs)
     return report
 
 
 def same_without_listing(uow, catalog, report, **kwargs):
     """The usual report (the database's first pass counting the agreeing accounts) and the
-    full path alone give the same totals and the same lines as the listing of every one."""
+    full path alone give the same totals and the same lines as the listing of every one; so
+    does the usual report on two connections."""
     codec = codec_of(catalog)
     quick = reconcile(uow, catalog, codec=codec, **kwargs)
     slow = reconcile(uow, catalog, codec=codec, first_pass=False, **kwargs)
-    assert quick.totals == slow.totals == report.totals
-    assert quick.lines == slow.lines == tuple(line for line in report.lines if not line.agrees)
+    split = reconcile(uow, catalog, codec=codec, connections=2, **kwargs)
+    assert quick.totals == slow.totals == split.totals == report.totals
+    assert (
+        quick.lines
+        == slow.lines
+        == split.lines
+        == tuple(line for line in report.lines if not line.agrees)
+    )
 
 
 def codec_of(catalog):

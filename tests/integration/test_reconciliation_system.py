@@ -25,6 +25,7 @@ from gasbill.domain.ledger import AccountCode, Transfer, TransferKind, new_trans
 from gasbill.domain.money import Volume
 from gasbill.domain.outbox import CommandStatus
 from gasbill.domain.reconciliation import Cause, Check
+from gasbill.service import reconciliation
 from gasbill.service.accounts import Replacement, replace_meter
 from gasbill.service.ledger import record_payment
 from gasbill.service.reconciliation import AsOfError, parse_as_of, reconcile
@@ -118,9 +119,19 @@ def line_of(report, account_id):
     return next(line for line in report.lines if line.account_id == account_id)
 
 
+@pytest.fixture(autouse=True)
+def ranges_of_one_account(monkeypatch):
+    """Two connections share even a handful of accounts (see `run`)."""
+    monkeypatch.setattr(reconciliation, "PART_MIN", 1)
+
+
 def run(uow, catalog, as_of=AS_OF, **kwargs):
     codec = Codec(ZoneInfo(catalog.default_zone))
     report = reconcile(uow, catalog, codec=codec, as_of=as_of, decisions=NO_QUIET, **kwargs)
+    split = reconcile(  # on two connections (PostgreSQL: one snapshot): the same report
+        uow, catalog, codec=codec, as_of=as_of, decisions=NO_QUIET, connections=2, **kwargs
+    )
+    assert (report.totals, report.lines) == (split.totals, split.lines)
     if not kwargs.get("include_agreeing"):  # the database's first pass against the full path
         slow = reconcile(
             uow, catalog, codec=codec, as_of=as_of, decisions=NO_QUIET, first_pass=False, **kwargs

@@ -618,3 +618,59 @@ def test_a_valve_command_done_only_after_the_reports_instant_was_still_on_its_wa
     books.valves = [ValveRow(1, 9, OFF, DONE, at(2025, 6, 20, 9))]
     report = run(books, as_of=at(2025, 6, 20))  # the valve open then, the close in flight
     assert report.lines == () and report.totals.agreeing == 1
+
+
+def test_ranges_read_on_several_connections_at_once_give_the_report_of_one(monkeypatch):
+    """With `connections`, the ranges of accounts are cut smaller and read on that many
+    readers at once (threads): each range on one reader, the lines put back in account
+    order, the totals summed; the report is the one a single connection makes."""
+    monkeypatch.setattr(reconciliation, "PART_MIN", 1)
+    books = FakeReconciliationBooks()
+    for i in range(1, 9):
+        meter_account(books, i, remain="40.000" if i % 3 == 0 else "50.000")
+    for i in range(9, 13):
+        system_account(books, i)
+    books.valves = [ValveRow(10, 9, OFF, DONE, DAY)]  # closed with 50 yuan of credit
+    books.replacements = [replacement(11)]
+    for listed in (False, True):
+        one = run(books, include_agreeing=listed)
+        books.asked.clear()
+        uow = FakeReconciliationUnitOfWork(books)
+        split = reconcile(
+            uow,
+            CATALOG,
+            codec=Answers(),  # type: ignore[arg-type]
+            as_of=AS_OF,
+            first_pass=False,
+            include_agreeing=listed,
+            connections=3,
+        )
+        assert uow.readers_opened == 2
+        assert (split.lines, split.totals) == (one.lines, one.totals)
+        assert [line.account_id for line in split.lines] == (
+            list(range(1, 13)) if listed else [3, 6, 10]
+        )
+        scopes = sorted(s.lo for name, s in books.asked if name == "accounts")  # type: ignore[attr-defined]
+        assert scopes == [1, 5, 9]  # 1-4, 5-8, 9-12
+    assert split.totals.balance_difference == Money("-20")
+
+
+def test_a_report_of_a_few_accounts_stays_on_one_connection():
+    """Fewer ids than `PART_MIN` per connection: no other reader is opened."""
+    books = FakeReconciliationBooks()
+    far = reconciliation.PART_MIN + 1
+    for i in (1, 2, far):
+        meter_account(books, i, remain="40.000")
+    for ids, opened in ((None, 1), ([1, 2], 0)):  # two connections for PART_MIN + 1 ids
+        uow = FakeReconciliationUnitOfWork(books)
+        report = reconcile(
+            uow,
+            CATALOG,
+            codec=Answers(),  # type: ignore[arg-type]
+            as_of=AS_OF,
+            account_ids=ids,
+            first_pass=False,
+            connections=4,
+        )
+        assert uow.readers_opened == opened
+        assert [line.account_id for line in report.lines] == (ids or [1, 2, far])

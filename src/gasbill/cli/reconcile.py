@@ -83,6 +83,7 @@ def reconcile_command(
                 company_no=company,
                 decisions=settings.decisions,
                 include_agreeing=every,
+                connections=settings.reconcile.connections,
             )
         _write(report, format, output)
     except typer.Exit:

@@ -360,6 +360,17 @@ class Tally:
                 self.sums[found.check][0] += found.difference
                 self.sums[found.check][1] += abs(found.difference)
 
+    def absorb(self, other: Tally) -> None:
+        """Another tally's accounts counted here too (a range of accounts tallied apart):
+        the same totals as had its lines come here."""
+        self.count += other.count
+        self.agreeing += other.agreeing
+        self.causes.update(other.causes)
+        self.checks.update(other.checks)
+        for check, (signed, absolute) in other.sums.items():
+            self.sums[check][0] += signed
+            self.sums[check][1] += absolute
+
     def totals(self) -> Totals:
         sums = self.sums
         return Totals(

@@ -209,6 +209,7 @@ def run_reconcile(context: JobContext, now: datetime) -> object:
         now=now,
         decisions=settings.decisions,
         report_dir=settings.jobs.reconcile.report_dir,
+        connections=settings.reconcile.connections,
     )
 
 

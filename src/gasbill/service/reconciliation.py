@@ -13,13 +13,24 @@ is decoded once) and counts the accounts that agree. The rest take the full
 path: one query per kind of fact for all of them, checked again, and each
 that differs (or every one, with `include_agreeing`) gets its findings
 built, with evidence and a suggested action. Nothing here writes or commits.
+
+On PostgreSQL the ranges may be read on several connections at once
+(`connections`, `[reconcile] connections`): each range, cut smaller to share
+them out, runs both passes on whichever connection is free, every one of
+them reading the same instant of the database (the unit of work's snapshot,
+exported to the others), and the ranges' tallies and lines are put together
+in account order, so the report is the one a single connection makes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import queue
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from gasbill.config import DecisionSettings
@@ -30,6 +41,7 @@ from gasbill.domain.reconciliation_system import with_action
 from gasbill.service.ports import CommandCodec, TariffBook
 from gasbill.service.reconciliation_meter import MeterChecks, MeterFacts
 from gasbill.service.reconciliation_ports import (
+    ReconciliationReads,
     ReconciliationRepository,
     ReconciliationUnitOfWork,
     SystemRepository,
@@ -78,6 +90,7 @@ def parse_as_of(text: str | None, *, zone: str, now: datetime) -> datetime:
 
 
 CHUNK = 100_000  # accounts per range: bounds memory, not the number of queries per account
+PART_MIN = 5_000  # ids a connection takes at least: below that another is not worth opening
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +125,7 @@ def reconcile(
     decisions: DecisionSettings | None = None,
     include_agreeing: bool = False,
     first_pass: bool = True,
+    connections: int = 1,
 ) -> Report:
     """Every account with an active meter (of a company, or these ids) as of `as_of`.
 
@@ -119,30 +133,114 @@ def reconcile(
     the accounts that agree (`first_pass`; off only to compare against the
     full path); the rest take the full path, which checks them again and
     builds their findings. `codec` reads the meters' replies (the composition root's).
+
+    With `connections` above 1 the ranges of accounts are read on that many
+    connections at once (threads), all seeing the one instant of the unit of
+    work's (`snapshot_readers`), at least `PART_MIN` ids each; the report is
+    the same as on one. Where the database cannot share an instant (SQLite),
+    on one.
     """
     meter = MeterChecks(catalog, codec, tolerance, as_of)
     policy = base_valve_policy(decisions or DecisionSettings(), catalog.default_zone)
-    system = SystemChecks(policy, as_of)
+    work = _Work(as_of, meter, SystemChecks(policy, as_of), include_agreeing, first_pass)
     tally, lines = Tally(), []
     with uow:
-        store, systems = uow.reconciliation, uow.reconciliation_system
+        store = uow.reconciliation
         store.prepare()
         wide = Scope(None, None, company_no, account_ids)
         span = None if account_ids == [] else store.id_range(wide)
         if span is not None:
-            for lo in range(span[0], span[1] + 1, CHUNK):
-                scope = Scope(lo, min(lo + CHUNK - 1, span[1]), company_no, account_ids)
-                if first_pass and not include_agreeing:
-                    unsure = _first_pass(store, scope, as_of, meter)
-                    tally.agree(unsure.agreeing)
-                    if not unsure.ids:
-                        continue
-                    scope = Scope(scope.lo, scope.hi, company_no, unsure.ids)
-                chunk = _Chunk(store, systems, scope, as_of, meter, system)
-                for line in chunk.lines(include_agreeing, tally):
-                    lines.append(line)
+            width = span[1] - span[0] + 1
+            extra = min(connections, -(-width // PART_MIN)) - 1
+            with uow.snapshot_readers(max(extra, 0)) as others:
+                readers: list[ReconciliationReads] = [uow, *others]
+                ranges = _ranges(span, len(readers), company_no, account_ids)
+                for part in _each(readers, ranges, work.range):
+                    tally.absorb(part.tally)
+                    lines.extend(part.lines)
         uow.rollback()
     return Report(as_of, company_no, tolerance, tuple(lines), tally.totals(), include_agreeing)
+
+
+def _ranges(
+    span: tuple[int, int], parts: int, company_no: str | None, account_ids: Sequence[int] | None
+) -> list[Scope]:
+    """The span's ids in ranges of at most `CHUNK`, each cut in `parts` (as even as ids
+    go), in order."""
+    found = []
+    for lo in range(span[0], span[1] + 1, CHUNK):
+        hi = min(lo + CHUNK - 1, span[1])
+        width = hi - lo + 1
+        cuts = [lo + width * k // parts for k in range(parts + 1)]
+        for start, end in itertools.pairwise(cuts):
+            if start < end:
+                found.append(Scope(start, end - 1, company_no, account_ids))
+    return found
+
+
+T = TypeVar("T")
+
+
+def _each(
+    readers: Sequence[ReconciliationReads],
+    ranges: Sequence[Scope],
+    work: Callable[[ReconciliationReads, Scope], T],
+) -> Iterator[T]:
+    """`work` on each range, its results in the ranges' order: on the one reader in turn,
+    or on every reader at once (a thread each; a range takes whichever reader is free)."""
+    if len(readers) == 1:
+        for scope in ranges:
+            yield work(readers[0], scope)
+        return
+    free: queue.SimpleQueue[ReconciliationReads] = queue.SimpleQueue()
+    for reader in readers:
+        free.put(reader)
+
+    def run(scope: Scope) -> T:
+        reader = free.get()
+        try:
+            return work(reader, scope)
+        finally:
+            free.put(reader)
+
+    pool = ThreadPoolExecutor(len(readers), thread_name_prefix="reconcile")
+    try:
+        yield from pool.map(run, ranges)
+    finally:
+        # on an error: the ranges not started are dropped, the running ones awaited (their
+        # connections are in use until then)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One range reconciled: its tally, and its lines in account order."""
+
+    tally: Tally
+    lines: list[AccountLine]
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    as_of: datetime
+    meter: MeterChecks
+    system: SystemChecks
+    include_agreeing: bool
+    first_pass: bool
+
+    def range(self, reader: ReconciliationReads, scope: Scope) -> _Part:
+        """A range of accounts on one reader: the first pass counts those that agree (unless
+        every account is to be listed); the rest take the full path."""
+        store, tally = reader.reconciliation, Tally()
+        if self.first_pass and not self.include_agreeing:
+            unsure = _first_pass(store, scope, self.as_of, self.meter)
+            tally.agree(unsure.agreeing)
+            if not unsure.ids:
+                return _Part(tally, [])
+            scope = Scope(scope.lo, scope.hi, scope.company_no, unsure.ids)
+        systems = reader.reconciliation_system
+        chunk = _Chunk(store, systems, scope, self.as_of, self.meter, self.system)
+        return _Part(tally, chunk.lines(self.include_agreeing, tally))
 
 
 @dataclass(frozen=True, slots=True)

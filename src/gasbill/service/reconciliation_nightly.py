@@ -38,8 +38,11 @@ def reconcile_nightly(
     now: datetime,
     decisions: DecisionSettings,
     report_dir: str = "",
+    connections: int = 1,
 ) -> NightlyOutcome:
-    report = reconcile(uow, catalog, as_of=now, decisions=decisions, codec=codec)
+    report = reconcile(
+        uow, catalog, as_of=now, decisions=decisions, codec=codec, connections=connections
+    )
     t = report.totals
     causes = {k: v for k, v in t.by_cause.items() if v}
     log.info(

@@ -2,14 +2,16 @@
 
 `adapters/db` implements them (`ReconciliationStore`, `SystemStore`: one
 query per kind of fact for the whole range); the unit of work carries them
-as `uow.reconciliation` and `uow.reconciliation_system`. Every read is as
-of an instant and writes nothing; the records are the plain tuples of
-`reconciliation_rows`.
+as `uow.reconciliation` and `uow.reconciliation_system`, and hands out more
+readers of the same instant on connections of their own (`snapshot_readers`).
+Every read is as of an instant and writes nothing; the records are the plain
+tuples of `reconciliation_rows`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -87,11 +89,21 @@ class SystemRepository(Protocol):
         """Meters removed from the range's accounts by `as_of`, with the readings around."""
 
 
-class ReconciliationUnitOfWork(UnitOfWork, Protocol):
-    """A unit of work that carries reconciliation's repositories too."""
+class ReconciliationReads(Protocol):
+    """Reconciliation's two repositories on one connection."""
 
     @property
     def reconciliation(self) -> ReconciliationRepository: ...
 
     @property
     def reconciliation_system(self) -> SystemRepository: ...
+
+
+class ReconciliationUnitOfWork(UnitOfWork, ReconciliationReads, Protocol):
+    """A unit of work that carries reconciliation's repositories too."""
+
+    def snapshot_readers(self, count: int) -> AbstractContextManager[Sequence[ReconciliationReads]]:
+        """Up to `count` more readers for the block, each on a connection of its own that
+        sees exactly what this unit of work sees (the same instant of the database), so
+        that ranges of accounts can be read at once; none where the database cannot share
+        its view (SQLite). After `reconciliation.prepare()`."""

@@ -43,7 +43,11 @@ from gasbill.adapters.db.repositories.ledger import SqlLedger
 from gasbill.adapters.db.repositories.poll_marks import PollMarks
 from gasbill.adapters.db.repositories.push_conflicts import ConflictStore
 from gasbill.adapters.db.repositories.readings import ReadingStore, reading_transactions
-from gasbill.adapters.db.repositories.reconciliation import ReconciliationStore
+from gasbill.adapters.db.repositories.reconciliation import (
+    ReconciliationStore,
+    SnapshotReader,
+    snapshot_readers,
+)
 from gasbill.adapters.db.repositories.reconciliation_system import SystemStore
 from gasbill.adapters.db.repositories.staff import StaffRepository
 from gasbill.adapters.db.repositories.true_ups import TrueUpStore
@@ -219,3 +223,8 @@ class UnitOfWork:
     @property
     def reconciliation_system(self) -> SystemStore:
         return SystemStore(self.session)
+
+    def snapshot_readers(self, count: int) -> AbstractContextManager[list[SnapshotReader]]:
+        """Up to `count` more readers of reconciliation, each on a connection of its own
+        that sees what this unit sees (PostgreSQL: its exported snapshot; none on SQLite)."""
+        return snapshot_readers(self.session, count)

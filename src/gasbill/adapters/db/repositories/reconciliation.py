@@ -11,11 +11,14 @@ covers a million accounts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from gasbill.adapters.db.id_lists import IdIn
 from gasbill.adapters.db.repositories.reconciliation_commands import CommandFacts
@@ -35,6 +38,7 @@ from gasbill.adapters.db.repositories.reconciliation_sql import (
     scalar_of,
     scope_where,
 )
+from gasbill.adapters.db.repositories.reconciliation_system import SystemStore
 from gasbill.adapters.db.repositories.reconciliation_verdicts import VerdictStore
 from gasbill.domain.ledger import AccountKind
 from gasbill.service.reconciliation_rows import (
@@ -43,22 +47,39 @@ from gasbill.service.reconciliation_rows import (
     Scope,
 )
 
+ONE_INSTANT = "REPEATABLE READ, READ ONLY"
+SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")  # pg_export_snapshot()'s form
+
 
 class ReconciliationStore(CommandFacts, VerdictStore):
     """Accounts, readings and coverage here; commands' answers and holds in `CommandFacts`;
     the first pass, compared in the database, in `VerdictStore`."""
 
-    def prepare(self) -> None:
-        """PostgreSQL: no JIT for this transaction (the planner's costs for a range of
-        accounts call for it, and compiling takes several times what the queries run),
-        and timestamps read in UTC."""
+    def prepare(self, *, snapshot: str | None = None) -> None:
+        """PostgreSQL: one instant for every read of the report (a read-only REPEATABLE
+        READ transaction; with `snapshot`, the one another transaction exported, see
+        `snapshot_readers`), no JIT (the planner's costs for a range of accounts call for
+        it, and compiling takes several times what the queries run), and timestamps read
+        in UTC. Before any other statement of the transaction."""
         if self.pg:
+            self.session.execute(sa.text(f"SET TRANSACTION ISOLATION LEVEL {ONE_INSTANT}"))
+            if snapshot is not None:
+                if not SNAPSHOT_ID.fullmatch(snapshot):
+                    raise ValueError(f"not a PostgreSQL snapshot id: {snapshot!r}")
+                self.session.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
             self.session.execute(sa.text("SET LOCAL jit = off"))
             self.session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
             self.session.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
 
     def id_range(self, scope: Scope) -> tuple[int, int] | None:
         """The smallest and largest account id in scope with an active meter."""
+        if scope.company_no is None:  # the active bindings' index alone: two index steps
+            b = binding_t
+            query = sa.select(sa.func.min(b.c.account_id), sa.func.max(b.c.account_id)).where(
+                scope_where(scope, b.c.account_id, None), b.c.unbound_at.is_(None)
+            )
+            lo, hi = self.session.execute(query).one()
+            return None if lo is None else (int(lo), int(hi))
         query = (
             sa.select(sa.func.min(account_t.c.id), sa.func.max(account_t.c.id))
             .join(binding_t, binding_t.c.account_id == account_t.c.id)
@@ -301,3 +322,43 @@ class ReconciliationStore(CommandFacts, VerdictStore):
             int(a): (int(n), first, last, waiting.get(int(a), 0))
             for a, n, first, last in self.session.execute(counts).all()
         }
+
+
+class SnapshotReader:
+    """Reconciliation's two stores on a session of their own (`snapshot_readers`)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def reconciliation(self) -> ReconciliationStore:
+        return ReconciliationStore(self.session)
+
+    @property
+    def reconciliation_system(self) -> SystemStore:
+        return SystemStore(self.session)
+
+
+@contextmanager
+def snapshot_readers(session: Session, count: int) -> Iterator[list[SnapshotReader]]:
+    """`count` more readers for a report whose transaction `session` holds, each on a
+    connection of its own that sees exactly what that transaction sees, for the block.
+
+    PostgreSQL: the transaction (REPEATABLE READ, see `ReconciliationStore.prepare`)
+    exports its snapshot, and each reader's transaction imports it before its first
+    query, so a transfer committed meanwhile is seen by none of them. SQLite has no way
+    to share a snapshot: no readers, the report stays on its one connection."""
+    if count < 1 or session.get_bind().dialect.name != "postgresql":
+        yield []
+        return
+    snapshot = session.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+    opened: list[Session] = []
+    try:
+        for _ in range(count):
+            other = Session(bind=session.get_bind())
+            opened.append(other)
+            ReconciliationStore(other).prepare(snapshot=snapshot)
+        yield [SnapshotReader(other) for other in opened]
+    finally:
+        for other in opened:
+            other.close()  # read only: nothing to keep; the connection goes back rolled back
