@@ -17,7 +17,8 @@ and builds the findings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -51,14 +52,16 @@ OFF = str(CtrlType.SET_VALVE_OFF)
 class VerdictStore(MeterParts):
     def verdicts(self, scope: Scope, as_of: datetime, balance_milli: int) -> Verdicts:
         system, unsure = 0, []
-        for bad, n in self.session.execute(self._system(scope, as_of)).all():
+        with self._by_index():
+            found = self.session.execute(self._system(scope, as_of)).all()
+            meter = self.session.execute(self._meter(scope, as_of, balance_milli)).all()
+        for bad, n in found:
             if bad is None:
                 system += int(n)
             else:
                 unsure.append(int(bad))
         groups = []
-        meter = self._meter(scope, as_of, balance_milli)
-        for row in self.session.execute(meter).all():
+        for row in meter:
             if row[0] is not None:
                 unsure.append(int(row[0]))
             else:
@@ -98,7 +101,27 @@ class VerdictStore(MeterParts):
                 )
             )
         query = sa.select(v.c.account_id).where(v.c.ok == 1, sa.or_(*each))
-        return [int(i) for i in self.session.scalars(query).all()]
+        with self._by_index():
+            return [int(i) for i in self.session.scalars(query).all()]
+
+    @contextmanager
+    def _by_index(self) -> Iterator[None]:
+        """PostgreSQL: the first pass's joins as index steps from the range's accounts (no
+        hash or merge join), for the queries in the block. The planner, costing pages as
+        if read from disk, joined a range's accounts to their bindings, ledger accounts
+        and meters by reading those tables whole, so every range cost what the whole
+        table does: a quarter of the system-mode query's CPU with the range half the
+        table (0.26 -> 0.18 s for 25,000 accounts), and more the larger the table."""
+        if not self.pg:
+            yield
+            return
+        self.session.execute(sa.text("SET LOCAL enable_hashjoin = off"))
+        self.session.execute(sa.text("SET LOCAL enable_mergejoin = off"))
+        try:
+            yield
+        finally:
+            self.session.execute(sa.text("SET LOCAL enable_hashjoin = on"))
+            self.session.execute(sa.text("SET LOCAL enable_mergejoin = on"))
 
     # -- system mode ---------------------------------------------------------------------
     def _system(self, scope: Scope, as_of: datetime) -> Any:
