@@ -171,6 +171,7 @@ def close_command(
                 idempotency_key=f"close-{found.id}",
                 actor=terminal_actor(),
                 now=services.now(),
+                catalog=services.catalog,
                 policy=services.command_policy,
             )
         except GasbillError as exc:

@@ -26,6 +26,7 @@ from gasbill.service.ports import (
     AccountRecord,
     BindingRecord,
     MeterRecord,
+    TariffBook,
     UnitOfWork,
 )
 
@@ -48,6 +49,7 @@ def close_account(
     idempotency_key: str,
     actor: str,
     now: datetime,
+    catalog: TariffBook,
     policy: CommandPolicy,
 ) -> Closure:
     """Close the account: final reading, credit paid back, valve closed; audited."""

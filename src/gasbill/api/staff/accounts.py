@@ -194,6 +194,7 @@ def close(
         idempotency_key=f"close-{account_id}",
         actor=user.username,
         now=ctx.clock(),
+        catalog=ctx.catalog,
         policy=ctx.commands,
     )
     return ClosureOut(

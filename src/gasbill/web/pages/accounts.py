@@ -269,6 +269,7 @@ async def close(request: Request, account_id: int, user: WebUser) -> Response:
             idempotency_key=f"close-{account_id}",
             actor=user.username,
             now=ctx.clock(),
+            catalog=ctx.catalog,
             policy=ctx.commands,
         )
 
