@@ -36,6 +36,7 @@ from gasbill.domain.ledger import (
 from gasbill.domain.meters import RegisterReading
 from gasbill.domain.money import Money, Price, Volume
 from gasbill.domain.outbox import IN_FLIGHT, OPEN, CommandStatus
+from gasbill.domain.tariff import VolumeBasis
 from gasbill.service.campaign_ports import NewCampaign
 from gasbill.service.ports import (
     AccountRecord,
@@ -287,8 +288,6 @@ class FakeStore:
     commands: dict[int, FakeCommand] = field(default_factory=dict)
     prepay: dict[int, FakePrepayState] = field(default_factory=dict)
     command_reports: list[FakeCommandReport] = field(default_factory=list)
-    # (company_no, comm_no, acquisition time) -> the register in litres at a frozen reading
-    frozen_registers: dict[tuple[str, str, datetime], int] = field(default_factory=dict)
     # billing's: the charge days by (account, cycle, day); each meter's register readings;
     # accounts opened by `openaccount` (when confirmed, None: not yet); price changes each
     # account's meter confirmed (label -> when)
@@ -466,13 +465,25 @@ class FakeAccounts:
         _, money = max(reported, key=lambda r: r[0])
         return int(money.value.scaleb(3))
 
-    def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
-        frozen = [
-            (at, litres)
-            for (company, comm, at), litres in self.store.frozen_registers.items()
-            if (company, comm) == (company_no, comm_no)
+    def latest_frozen_litres(
+        self,
+        company_no: str,
+        comm_no: str,
+        *,
+        since: datetime,
+        until: datetime,
+        basis: VolumeBasis,
+    ) -> int | None:
+        """The register on `basis` of the meter's latest frozen reading (`FakeStore.readings`,
+        real-time ones left out) in (since, until] that has it."""
+        found = [
+            (r.at, register)
+            for r in self.store.readings.get((company_no, comm_no), [])
+            if not r.real_time
+            and since < r.at <= until
+            and (register := r.std if basis is VolumeBasis.STD_SUM else r.work) is not None
         ]
-        return max(frozen)[1] if frozen else None
+        return max(found)[1] if found else None
 
 
 class FakeCommands:

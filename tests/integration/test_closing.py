@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from gasbill.adapters.db.tables.readings import MeterReading
-from gasbill.domain.accounts import AccountError
 from gasbill.domain.money import Volume
 from gasbill.service.closing import Closure, close_account
 from gasbill.service.commands.queue import CommandPolicy
@@ -76,11 +75,6 @@ def final_litres(uow, account_id: int) -> int | None:
         return binding.final_litres
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="closing takes the meter's latest frozen std_sum, unbounded in time (next commit)",
-)
 @pytest.mark.parametrize(
     ("tariff", "final"), [(WORK_SUM_TARIFF, "8.000"), ("beijing-residential", "7.600")]
 )
@@ -111,11 +105,6 @@ def test_without_a_final_register_the_latest_frozen_reading_since_the_binding_on
     assert final_litres(uow, account_id) == Volume(final).litres
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AccountError,
-    reason="closing takes the meter's latest frozen std_sum, unbounded in time (next commit)",
-)
 def test_the_previous_accounts_reading_is_not_the_final_register(uow, work_sum_catalog):
     """No frozen reading since the binding: the closing keeps no final register, rather than
     the previous account's (below this account's opening, which would refuse the closing)."""

@@ -104,11 +104,6 @@ def history(store: FakeStore) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="closing takes the meter's latest frozen std_sum, unbounded in time (next commit)",
-)
 def test_without_a_final_register_the_latest_frozen_reading_is_the_final_one():
     store = world(paid=0)
     history(store)
@@ -120,11 +115,6 @@ def test_without_a_final_register_the_latest_frozen_reading_is_the_final_one():
     assert closure.refunds == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="closing takes the meter's latest frozen std_sum, unbounded in time (next commit)",
-)
 def test_on_a_work_sum_tariff_the_final_register_is_the_latest_frozen_work_register(
     work_sum_catalog,
 ):
@@ -137,11 +127,6 @@ def test_on_a_work_sum_tariff_the_final_register_is_the_latest_frozen_work_regis
     assert store.bindings[0].final_litres == 191_500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="closing takes the meter's latest frozen std_sum, unbounded in time (next commit)",
-)
 def test_a_frozen_reading_without_the_tariffs_register_is_passed_over(work_sum_catalog):
     store = world(paid=0, tariff=WORK_SUM_TARIFF)
     history(store)
@@ -200,6 +185,27 @@ def test_a_final_register_below_the_meters_opening_is_refused_and_nothing_is_kep
         close(store, Volume.of_litres(99_999))
     assert store.accounts[7].status == "active" and store.bindings[0].unbound_at is None
     assert store.commands == {}
+
+
+@pytest.mark.parametrize(
+    ("tariff", "last"), [("beijing-residential", 181_250), (WORK_SUM_TARIFF, 191_500)]
+)
+def test_a_final_register_below_the_meters_last_reading_on_the_tariffs_basis_is_refused(
+    work_sum_catalog, tariff, last
+):
+    """Below the last frozen reading since the binding, on the tariff's register, is
+    refused; that reading itself is taken (the real-time one after it binds nothing)."""
+    store = world(tariff=tariff)
+    history(store)
+    below = Volume.of_litres(last - 1)
+    message = f"below the meter's last reading \\({Volume.of_litres(last).fixed()} m³\\)"
+    with pytest.raises(AccountError, match=message):
+        close(store, below, catalog=work_sum_catalog)
+    assert store.accounts[7].status == "active" and store.bindings[0].unbound_at is None
+
+    close(store, Volume.of_litres(last), catalog=work_sum_catalog)
+
+    assert store.bindings[0].final_litres == last
 
 
 def test_a_top_up_still_in_flight_stops_the_closing():

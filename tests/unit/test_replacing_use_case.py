@@ -27,7 +27,7 @@ from gasbill.service.accounts import Conflict, NotFound, Replacement
 from gasbill.service.commands.followups import resolve_hold_of
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
 from gasbill.service.replacing import Replaced, replace_account_meter
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WORK_SUM_TARIFF
 from tests.factories import ZONE_NAME, at
 from tests.fakes import (
     FakeAccount,
@@ -94,7 +94,7 @@ def replace(store: FakeStore, final: str = "3", opening: str = "0.5", **extra) -
         idempotency_key="r1",
         actor="clerk2",
         now=NOW,
-        catalog=CATALOG,
+        catalog=extra.pop("catalog", CATALOG),
         policy=POLICY,
     )
     assert uow.committed
@@ -293,3 +293,28 @@ def test_a_reading_after_a_backdated_replacement_does_not_bind_its_final_registe
     assert done.old.final_litres == 1_500
     with pytest.raises(AccountError, match=r"\(1\.000 m³\)"):
         replace(world(mode="system", loaded=0), final="0.5", at=at(2025, 4, 29, 12))
+
+
+@pytest.mark.parametrize(
+    ("tariff", "refused", "taken"),
+    [("beijing-residential", "1.9", "2"), (WORK_SUM_TARIFF, "2.9", "3")],
+)
+def test_the_last_reading_is_on_the_tariffs_register_since_the_binding_and_frozen(
+    work_sum_catalog, tariff, refused, taken
+):
+    """On 30 April the old meter read std 2 m³, work 3 m³; a real-time reading after it and
+    a frozen one from before the binding (a previous account's, higher) bind nothing."""
+    store = world(mode="system", loaded=0)
+    store.accounts[7].tariff_id = tariff
+    store.readings[("1001", OLD)] = [
+        RegisterReading(at(2025, 3, 20), 9_000, 9_000),  # before the binding on 1 April
+        RegisterReading(at(2025, 4, 28), 0, 0),
+        RegisterReading(at(2025, 4, 30), 2_000, 3_000),
+        RegisterReading(at(2025, 4, 30, 8), 2_500, 3_500, real_time=True),
+    ]
+
+    with pytest.raises(AccountError, match=r"below the meter's last reading"):
+        replace(store, final=refused, catalog=work_sum_catalog)
+    done = replace(store, final=taken, catalog=work_sum_catalog)
+
+    assert done.old.final_litres == Volume(taken).litres

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from gasbill.domain.ledger import AccountCode, Balance
 from gasbill.domain.money import Money, Price, Volume
+from gasbill.domain.tariff import VolumeBasis
 from gasbill.service.decision_ports import DecisionStateRecord
 
 
@@ -181,5 +182,20 @@ class AccountRepository(Protocol):
     def latest_remain_thousandths(self, company_no: str, comm_no: str) -> int | None:
         """The balance the meter last reported (remain_money, thousandths of a yuan)."""
 
-    def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
-        """The meter's register at its latest frozen (daily) reading, if it has one."""
+    def latest_frozen_litres(
+        self,
+        company_no: str,
+        comm_no: str,
+        *,
+        since: datetime,
+        until: datetime,
+        basis: VolumeBasis,
+    ) -> int | None:
+        """The meter's register on `basis` at its latest frozen (daily) reading taken after
+        `since` and up to `until` that has that register; None if there is none.
+
+        Real-time readings never count, nor a frozen reading whose `basis` register is
+        missing (rating skips it too). Closing and replacing read a meter's last register
+        since it was bound to the account: a reading from before (another account's)
+        is not this account's.
+        """

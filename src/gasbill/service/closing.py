@@ -1,12 +1,13 @@
 """Closing an account: its final reading, its credit paid back, its valve closed.
 
 In one transaction: the meter is unbound at its final register (the clerk
-reads it off the meter; by default the latest frozen reading), what the
-customer still has is paid back through the channel given (the available
-prepaid money, and in meter mode the credit the books say the meter holds),
-a `setvalveoff` is queued so no more gas flows on a closed account, and the
-account is marked closed. A prepay command still in flight on the meter
-blocks the closing: its outcome decides the credit.
+reads it off the meter; by default its latest frozen reading since it was
+bound to the account, on the tariff's volume basis; never below that reading
+nor the opening), what the customer still has is paid back through the
+channel given (the available prepaid money, and in meter mode the credit the
+books say the meter holds), a `setvalveoff` is queued so no more gas flows on
+a closed account, and the account is marked closed. A prepay command still
+in flight on the meter blocks the closing: its outcome decides the credit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gasbill.domain.commands import CtrlType, SetValveOff
 from gasbill.domain.ledger import AccountCode, Transfer
 from gasbill.domain.money import Volume
 from gasbill.domain.outbox import OPEN, CommandStatus
+from gasbill.domain.tariff import VolumeBasis
 from gasbill.service.accounts import Conflict, NotFound, snapshot
 from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.ledger import closing_refund
@@ -66,7 +68,8 @@ def close_account(
             _no_prepay_in_flight(uow, meter.id)
         final = final_register
         if binding is not None and meter is not None:
-            final = _unbind(uow, binding, meter, final_register, now)
+            basis = catalog.get(account.tariff_id).volume_basis
+            final = _unbind(uow, binding, meter, final_register, basis, now)
         refunds = _pay_back(
             uow, account_id, account.billing_mode, channel, idempotency_key, actor, now
         )
@@ -104,14 +107,27 @@ def _unbind(
     binding: BindingRecord,
     meter: MeterRecord,
     final_register: Volume | None,
+    basis: VolumeBasis,
     now: datetime,
 ) -> Volume | None:
-    """The meter unbound at its final register (given, or its latest frozen reading)."""
-    final = final_register or _latest_register(uow, meter.company_no, meter.comm_no)
+    """The meter unbound at its final register: the one given, else the meter's latest
+    frozen reading since it was bound to the account, on the tariff's volume basis (a
+    previous account's reading, a real-time one or the other register is never it)."""
+    last = uow.accounts.latest_frozen_litres(
+        meter.company_no, meter.comm_no, since=binding.bound_at, until=now, basis=basis
+    )
+    final = final_register
+    if final is None and last is not None:
+        final = Volume.of_litres(last)
     if final is not None and final.litres < binding.opening_litres:
         raise AccountError(
             f"the final register {final.fixed()} m³ is below the opening "
             f"{Volume.of_litres(binding.opening_litres).fixed()} m³"
+        )
+    if final is not None and last is not None and final.litres < last:
+        raise AccountError(
+            f"the final register {final.fixed()} m³ is below the meter's last reading "
+            f"({Volume.of_litres(last).fixed()} m³)"
         )
     binding.unbound_at = now
     binding.final_litres = final.litres if final is not None else None
@@ -153,11 +169,6 @@ def _no_prepay_in_flight(uow: UnitOfWork, meter_id: int) -> None:
     state = store.prepay_state(meter_id)
     if state.blocked_by is not None:
         raise Conflict(f"command #{state.blocked_by} is being settled with the meter: wait for it")
-
-
-def _latest_register(uow: UnitOfWork, company_no: str, comm_no: str) -> Volume | None:
-    litres = uow.accounts.latest_frozen_litres(company_no, comm_no)
-    return Volume.of_litres(litres) if litres is not None else None
 
 
 def _pay_back(

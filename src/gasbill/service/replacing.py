@@ -25,7 +25,6 @@ from datetime import datetime
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.ledger import AccountCode, Transfer, TransferKind
 from gasbill.domain.money import Money
-from gasbill.domain.tariff import VolumeBasis
 from gasbill.service.accounts import NotFound, Replacement, replace_within
 from gasbill.service.billing import bill_within
 from gasbill.service.billing_ports import BillingUnitOfWork as UnitOfWork
@@ -116,23 +115,19 @@ def _last_read_litres(
     uow: UnitOfWork, tariff_id: str, replacement: Replacement, catalog: TariffBook
 ) -> int | None:
     """The old meter's register (on the tariff's volume basis) at its latest frozen reading
-    up to the replacement, billed or not: the final register may not be below it, or
-    billing would run the meter backwards across the switch."""
+    since it was bound, up to the replacement, billed or not: the final register may not
+    be below it, or billing would run the meter backwards across the switch."""
     binding = uow.accounts.active_binding(replacement.account_id)
     meter = uow.accounts.meter_by_id(binding.meter_id) if binding is not None else None
     if binding is None or meter is None:
         return None
-    key = (meter.company_no, meter.comm_no)
-    basis = catalog.get(tariff_id).volume_basis
-    read = [
-        r
-        for r in uow.billing.frozen_readings([key], binding.bound_at).get(key, [])
-        if not r.real_time and r.at <= replacement.at
-    ]
-    if not read:
-        return None
-    latest = max(read, key=lambda r: r.at)
-    return latest.std if basis is VolumeBasis.STD_SUM else latest.work
+    return uow.accounts.latest_frozen_litres(
+        meter.company_no,
+        meter.comm_no,
+        since=binding.bound_at,
+        until=replacement.at,
+        basis=catalog.get(tariff_id).volume_basis,
+    )
 
 
 def _last_remain_fen(uow: UnitOfWork, meter: MeterRecord) -> int | None:

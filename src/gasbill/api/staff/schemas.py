@@ -197,7 +197,11 @@ class AccountOut(BaseModel):
 
 class ClosureIn(Body):
     final_register: Register | None = Field(
-        default=None, description="Read off the meter; default: its latest frozen reading."
+        default=None,
+        description=(
+            "Read off the meter; default: its latest frozen reading since it was bound to "
+            "the account, on the tariff's volume basis."
+        ),
     )
     channel: Channel = "cash"
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.tables.accounts import Account, Customer, Meter, MeterBinding
 from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.domain.tariff import VolumeBasis
 from gasbill.service.ports import AccountRecord, BindingRecord, NewAccountRow, NewBinding
 
 FROZEN = 1  # data_type of a daily frozen reading
@@ -195,13 +196,28 @@ class AccountRepository:
         self.session.add(record)
         self.session.flush()
 
-    def latest_frozen_litres(self, company_no: str, comm_no: str) -> int | None:
+    def latest_frozen_litres(
+        self,
+        company_no: str,
+        comm_no: str,
+        *,
+        since: datetime,
+        until: datetime,
+        basis: VolumeBasis,
+    ) -> int | None:
+        """The meter's register on `basis` at its latest frozen reading in (since, until]
+        that has it: one backward range scan of the primary key (company, meter, data
+        type, time), the first row kept."""
+        register = MeterReading.std_sum if basis is VolumeBasis.STD_SUM else MeterReading.work_sum
         return self.session.exec(
-            select(MeterReading.std_sum)
+            select(register)
             .where(
                 MeterReading.company_no == company_no,
                 MeterReading.meter_comm_no == comm_no,
                 MeterReading.data_type == FROZEN,
+                col(MeterReading.acquisition_time) > since,
+                col(MeterReading.acquisition_time) <= until,
+                col(register).is_not(None),
             )
             .order_by(col(MeterReading.acquisition_time).desc())
             .limit(1)
