@@ -78,7 +78,9 @@ def test_readings_of_an_account_are_listed_newest_first(client, clerk, engine):
     assert_error(missing, 404, "not_found")
 
 
-def test_closing_pays_the_credit_back_and_closes_the_valve(client, clerk):
+def test_closing_bills_to_the_final_register_pays_the_rest_back_and_closes_the_valve(client, clerk):
+    """7.5 m³ since the opening (12.5 to 20 m³) at 2.61 yuan: 19.58 billed in the closing,
+    10.42 of the 30.00 paid back."""
     account = open_account(client, clerk)
     paid = client.post(
         f"{API}/accounts/{account['id']}/payments",
@@ -93,7 +95,8 @@ def test_closing_pays_the_credit_back_and_closes_the_valve(client, clerk):
     )
     assert closed.status_code == 200, closed.text
     body = closed.json()
-    assert body["refunded_fen"] == 3_000 and body["final_register"] == "20.000"
+    assert body["final_register"] == "20.000"
+    assert (body["billed_fen"], body["refunded_fen"]) == (1_958, 3_000 - 1_958)
     assert body["valve_command_id"] is not None
     shown = client.get(f"{API}/accounts/{account['id']}", headers=clerk).json()
     assert shown["status"] == "closed" and shown["meter"] is None

@@ -86,7 +86,8 @@ def test_refund_adjust_readings_close_and_campaigns_from_the_terminal(tmp_path, 
     assert run(config, "account", "readings", "S0001").exit_code == 0
     closed = run(config, "account", "close", "S0001", "--final", "9.5")
     assert closed.exit_code == 0, closed.output
-    assert "65.00 yuan paid back" in closed.stdout
+    # 9.5 m³ since the opening at 2.61 yuan billed first: 65.00 - 24.80 paid back
+    assert "24.80 yuan billed up to it; 40.20 yuan paid back" in closed.stdout
     assert run(config, "account", "close", "S0001").exit_code == 2
     campaigns = run(config, "campaign", "list")
     assert campaigns.exit_code == 0, campaigns.output

@@ -7,13 +7,17 @@ The same on fakes, with what stops a closing: tests/unit/test_closing.py.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date, datetime, timedelta
 
 import pytest
 
 from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.domain.ledger import AccountCode
 from gasbill.domain.money import Volume
+from gasbill.service import ledger
+from gasbill.service.billing import bill_accounts
 from gasbill.service.closing import Closure, close_account
 from gasbill.service.commands.queue import CommandPolicy
 from tests.conftest import WORK_SUM_TARIFF
@@ -126,3 +130,45 @@ def test_the_previous_accounts_reading_is_not_the_final_register(uow, work_sum_c
     with uow:
         account = uow.accounts.get(account_id)
         assert account is not None and account.status == "closed"
+
+
+@pytest.mark.parametrize(
+    ("tariff", "before", "tail"),
+    [("beijing-residential", 783, 522), (WORK_SUM_TARIFF, 1_044, 261)],
+)
+def test_the_gas_up_to_the_final_register_is_billed_before_the_credit_is_paid_back(
+    uow, work_sum_catalog, tariff, before, tail
+):
+    """Opened at 6 m³ with 30.00 yuan; read on 3 January at std 9 m³, work 10 m³ and billed;
+    the clerk reads 11 m³ off the meter. 5 m³ in all at 2.61 yuan on either basis (std: 3
+    then 2, work: 4 then 1): 13.05 billed and 16.95 paid back."""
+    account_id = make_account(
+        uow,
+        work_sum_catalog,
+        comm_no=METER,
+        tariff=tariff,
+        opened=date(2025, 1, 1),
+        opening_litres=6_000,
+    )
+    ledger.record_payment(
+        uow,
+        account_id=account_id,
+        amount_fen=3_000,
+        channel="cash",
+        idempotency_key="p1",
+        actor="clerk",
+        at=midnight(date(2025, 1, 1)),
+    )
+    store(uow, (midnight(date(2025, 1, 3)), 1, 9_000, 10_000))
+    bill_accounts(uow, [account_id], catalog=work_sum_catalog, now=NOW - timedelta(hours=12))
+    prepaid = AccountCode.prepaid(str(account_id))
+    with uow:
+        assert uow.ledger.balances_of(account_id)[prepaid].available == 3_000 - before
+
+    closure = close(uow, work_sum_catalog, account_id, final="11")
+
+    assert (closure.billed_fen, closure.refunded_fen) == (tail, 3_000 - 1_305)
+    with uow:
+        assert uow.ledger.balances_of(account_id)[prepaid].available == 0
+        (entry,) = [e for e in uow.audit.entries() if e.action == "account.close"]
+        assert json.loads(entry.after)["billed_fen"] == tail

@@ -15,7 +15,7 @@ from gasbill.domain.commands import CtrlType
 from gasbill.domain.ledger import AccountCode, HoldAction
 from gasbill.domain.meters import RegisterReading
 from gasbill.domain.money import Volume
-from gasbill.service import ledger
+from gasbill.service import billing, ledger
 from gasbill.service.accounts import Conflict, NotFound
 from gasbill.service.closing import close_account
 from gasbill.service.commands.followups import resolve_hold_of
@@ -75,20 +75,58 @@ def close(
     return closure, uow
 
 
-def test_closing_unbinds_the_meter_pays_back_prepaid_closes_the_valve_and_is_audited():
+def test_closing_unbinds_bills_pays_back_prepaid_closes_the_valve_and_is_audited():
+    """0.5 m³ since the opening (100 m³), at 2.61 yuan: 1.31 billed, 28.69 paid back."""
     store = world()
-    closure, uow = close(store, Volume.of_litres(250_500))
+    closure, uow = close(store, Volume.of_litres(100_500))
 
     assert uow.committed
     assert store.accounts[7].status == "closed"
     binding = store.bindings[0]
-    assert (binding.unbound_at, binding.final_litres) == (AT, 250_500)
-    assert (closure.final_register, closure.refunded_fen) == ("250.500", 3_000)
+    assert (binding.unbound_at, binding.final_litres) == (AT, 100_500)
+    assert (closure.final_register, closure.billed_fen) == ("100.500", 131)
+    assert closure.refunded_fen == 3_000 - 131
     assert store.ledger.balance(PREPAID).available == 0
     valve = store.commands[closure.valve_command_id or 0]
     assert (valve.ctrl_type, valve.meter_id, valve.account_id) == (CtrlType.SET_VALVE_OFF, 3, 7)
     (entry,) = [e for e in store.audit if e.action == "account.close"]
     assert entry.after["refunds"] == [t.id for t in closure.refunds]
+    assert entry.after["billed_fen"] == 131
+
+
+@pytest.mark.parametrize(
+    ("tariff", "before", "tail"),
+    [("beijing-residential", 783, 522), (WORK_SUM_TARIFF, 1_044, 261)],
+)
+def test_the_tail_to_the_final_register_is_billed_before_the_credit_is_paid_back(
+    work_sum_catalog, tariff, before, tail
+):
+    """A reading the day before (std 103 m³, work 104 m³) billed; the clerk reads 105 m³ off
+    the meter. On std, 3 m³ then 2 m³; on work, 4 m³ then 1 m³: 5 m³ in all at 2.61 yuan,
+    and 30.00 - 13.05 = 16.95 paid back, not the 30.00 less what was billed before."""
+    store = world(tariff=tariff)
+    store.readings[METER] = [RegisterReading(AT - timedelta(days=1), 103_000, 104_000)]
+    billing.bill_accounts(
+        FakeUnitOfWork(store), [7], catalog=work_sum_catalog, now=AT - timedelta(hours=12)
+    )
+    assert store.ledger.balance(PREPAID).available == 3_000 - before
+
+    closure, _ = close(store, Volume.of_litres(105_000), catalog=work_sum_catalog)
+
+    assert (closure.billed_fen, closure.refunded_fen) == (tail, 3_000 - 1_305)
+    assert sum(d.posted_fen for d in store.charge_days.values()) == 1_305
+    assert store.ledger.balance(PREPAID).available == 0
+
+
+def test_readings_not_billed_yet_are_billed_before_the_credit_is_paid_back(work_sum_catalog):
+    """The reading's work register (104 m³) is the final one: 4 m³, 10.44 yuan."""
+    store = world(tariff=WORK_SUM_TARIFF)
+    store.readings[METER] = [RegisterReading(AT - timedelta(days=1), 103_000, 104_000)]
+
+    closure, _ = close(store, catalog=work_sum_catalog)
+
+    assert closure.final_register == "104.000"
+    assert (closure.billed_fen, closure.refunded_fen) == (1_044, 3_000 - 1_044)
 
 
 def history(store: FakeStore) -> None:
@@ -172,11 +210,13 @@ def test_a_meter_mode_account_is_also_paid_back_what_its_meter_credit_holds():
         top_up.status = "done"
         uow.commit()
 
-    closure, _ = close(store, Volume.of_litres(120_000))
+    # 2 m³ on the meter since the opening: its shadow bills 5.22 yuan of the 12.00 loaded
+    closure, _ = close(store, Volume.of_litres(102_000))
 
-    assert closure.refunded_fen == 2_000
-    sources = sorted(t.debit_account.kind for t in closure.refunds)
-    assert sources == ["meter_credit", "prepaid"]
+    assert closure.billed_fen == 522
+    by_source = {t.debit_account.kind: t.amount for t in closure.refunds}
+    assert by_source == {"prepaid": 800, "meter_credit": 1_200 - 522}
+    assert closure.refunded_fen == 2_000 - 522
 
 
 def test_a_final_register_below_the_meters_opening_is_refused_and_nothing_is_kept():

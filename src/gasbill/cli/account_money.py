@@ -179,6 +179,7 @@ def close_command(
     valve = f"; valve close queued as command {closure.valve_command_id}"
     Console(highlight=False, soft_wrap=True).print(
         f"account {found.number} closed at {closure.final_register or 'no'} m³; "
+        f"{Money.of_fen(closure.billed_fen).fixed()} yuan billed up to it; "
         f"{Money.of_fen(closure.refunded_fen).fixed()} yuan paid back by {channel}"
         + (valve if closure.valve_command_id else "")
     )

@@ -1,13 +1,17 @@
-"""Closing an account: its final reading, its credit paid back, its valve closed.
+"""Closing an account: its final reading, its gas billed, its credit paid back, its valve
+closed.
 
 In one transaction: the meter is unbound at its final register (the clerk
 reads it off the meter; by default its latest frozen reading since it was
 bound to the account, on the tariff's volume basis; never below that reading
-nor the opening), what the customer still has is paid back through the
-channel given (the available prepaid money, and in meter mode the credit the
-books say the meter holds), a `setvalveoff` is queued so no more gas flows on
-a closed account, and the account is marked closed. A prepay command still
-in flight on the meter blocks the closing: its outcome decides the credit.
+nor the opening), the account is billed up to it (readings not billed yet,
+and the tail from the last one to the final register, which nothing would
+bill once the account is closed), what the customer still has is then paid
+back through the channel given (the available prepaid money, and in meter
+mode the credit the books say the meter holds, net of the shadow's tail), a
+`setvalveoff` is queued so no more gas flows on a closed account, and the
+account is marked closed. A prepay command still in flight on the meter
+blocks the closing: its outcome decides the credit.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from gasbill.domain.money import Volume
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.domain.tariff import VolumeBasis
 from gasbill.service.accounts import Conflict, NotFound, snapshot
+from gasbill.service.billing import bill_within
+from gasbill.service.billing_ports import BillingUnitOfWork
 from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.ledger import closing_refund
 from gasbill.service.ports import (
@@ -40,10 +46,11 @@ class Closure:
     refunds: tuple[Transfer, ...]
     refunded_fen: int
     valve_command_id: int | None
+    billed_fen: int = 0  # what billing up to the final register charged, before the refunds
 
 
 def close_account(
-    uow: UnitOfWork,
+    uow: BillingUnitOfWork,
     account_id: int,
     *,
     final_register: Volume | None,
@@ -54,7 +61,8 @@ def close_account(
     catalog: TariffBook,
     policy: CommandPolicy,
 ) -> Closure:
-    """Close the account: final reading, credit paid back, valve closed; audited."""
+    """Close the account: final reading, the gas billed to it, credit paid back, valve closed;
+    audited."""
     with uow:
         account = uow.accounts.get(account_id, lock=True)
         if account is None:
@@ -62,6 +70,7 @@ def close_account(
         if account.status != "active":
             raise Conflict(f"account {account.number} is already {account.status}")
         before = snapshot(account)
+        billed_fen = 0
         binding = uow.accounts.active_binding(account_id)
         meter = uow.accounts.meter_by_id(binding.meter_id) if binding is not None else None
         if meter is not None and meter.id is not None:
@@ -70,6 +79,9 @@ def close_account(
         if binding is not None and meter is not None:
             basis = catalog.get(account.tariff_id).volume_basis
             final = _unbind(uow, binding, meter, final_register, basis, now)
+            uow.flush()
+            billed = bill_within(uow, [account_id], catalog=catalog, now=now)
+            billed_fen = billed.charged_fen - billed.credited_fen
         refunds = _pay_back(
             uow, account_id, account.billing_mode, channel, idempotency_key, actor, now
         )
@@ -87,6 +99,7 @@ def close_account(
             after={
                 **snapshot(account),
                 "final_register": final.fixed() if final is not None else None,
+                "billed_fen": billed_fen,
                 "refunds": [t.id for t in refunds],
                 "valve_command": valve_id,
             },
@@ -99,6 +112,7 @@ def close_account(
             tuple(refunds),
             sum(t.amount for t in refunds),
             valve_id,
+            billed_fen,
         )
 
 

@@ -200,6 +200,7 @@ def close(
     return ClosureOut(
         account_id=closure.account_id,
         final_register=closure.final_register,
+        billed_fen=closure.billed_fen,
         refunded_fen=closure.refunded_fen,
         refunds=[t.id for t in closure.refunds],
         valve_command_id=closure.valve_command_id,

@@ -209,6 +209,7 @@ class ClosureIn(Body):
 class ClosureOut(BaseModel):
     account_id: int
     final_register: str | None
+    billed_fen: int = Field(description="Billed up to the final register in the closing.")
     refunded_fen: int
     refunds: list[str]
     valve_command_id: int | None
