@@ -17,7 +17,7 @@ METER = Meter.__table__  # type: ignore[attr-defined]
 BINDING = MeterBinding.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BindingSpan:
     """An account's use of a meter, as the inbox reads it: from `bound_at` until `unbound_at`."""
 
