@@ -59,8 +59,10 @@ class ReconciliationStore(CommandFacts, VerdictStore):
         """PostgreSQL: one instant for every read of the report (a read-only REPEATABLE
         READ transaction; with `snapshot`, the one another transaction exported, see
         `snapshot_readers`), no JIT (the planner's costs for a range of accounts call for
-        it, and compiling takes several times what the queries run), and timestamps read
-        in UTC. Before any other statement of the transaction."""
+        it, and compiling takes several times what the queries run), no parallel workers
+        (a report's parallelism is its own connections, `snapshot_readers`; a worker
+        started per query only competes with them, and its CPU is nobody's to count), and
+        timestamps read in UTC. Before any other statement of the transaction."""
         if self.pg:
             self.session.execute(sa.text(f"SET TRANSACTION ISOLATION LEVEL {ONE_INSTANT}"))
             if snapshot is not None:
@@ -69,6 +71,7 @@ class ReconciliationStore(CommandFacts, VerdictStore):
                 self.session.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
             self.session.execute(sa.text("SET LOCAL jit = off"))
             self.session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+            self.session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
             self.session.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
 
     def id_range(self, scope: Scope) -> tuple[int, int] | None:
