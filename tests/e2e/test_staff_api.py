@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from gasbill.adapters.db.uow import UnitOfWork
 from gasbill.api.app import create_app
 from gasbill.config import AppSettings, ConfigError, DatabaseSettings, Settings
 from gasbill.secret import masked
@@ -91,6 +92,64 @@ def test_thresholds_change_and_a_meter_is_replaced(client, clerk):
     assert replaced.json()["comm_no"] == "98765432109876"
     shown = client.get(f"{API}/accounts/{account['id']}", headers=clerk).json()
     assert shown["meter"]["comm_no"] == "98765432109876"
+
+
+def audited(engine) -> list[tuple[str, str]]:
+    with UnitOfWork(engine) as uow:
+        return [(e.action, e.entity_id) for e in uow.audit.entries()]
+
+
+def test_the_status_changes_only_by_the_closure_and_a_closed_account_not_at_all(
+    client, clerk, engine
+):
+    """PATCH naming `status` is refused (422) pointing to the closure, whatever else it
+    carries; once closed, the account refuses every change (409). Nothing kept or audited."""
+    account = open_account(client, clerk)
+    path = f"{API}/accounts/{account['id']}"
+    trail = audited(engine)
+    for body in (
+        {"status": "closed"},
+        {"status": "active"},
+        {"status": None},
+        {"status": "closed", "persons": 5, "warning_fen": 100},
+    ):
+        refused = client.patch(path, json=body, headers=clerk)
+        error = assert_error(refused, 422, "invalid_request")
+        assert error["message"] == (
+            "body.status: the status is not changed by an update: close the account with "
+            "POST /api/v1/accounts/{account_id}/closure (final reading, credit paid back, "
+            "valve closed); a closed account is not reopened"
+        ), body
+        assert [(d["loc"], d["type"]) for d in error["details"]] == [
+            (["body", "status"], "not_adjustable")
+        ]
+    shown = client.get(path, headers=clerk).json()
+    assert (shown["status"], shown["persons"], shown["warning_fen"]) == ("active", 3, 2000)
+    assert shown["meter"]["comm_no"] == METER
+    assert audited(engine) == trail
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["AccountUpdate"]
+    assert "status" not in schema["properties"] and schema["additionalProperties"] is False
+
+    closed = client.post(
+        f"{path}/closure", json={"final_register": "20.000", "channel": "cash"}, headers=clerk
+    )
+    assert closed.status_code == 200, closed.text
+    trail = audited(engine)
+    for body in (
+        {"persons": 5},
+        {"tariff_id": "shanghai-residential"},
+        {"cutoff_fen": -500, "reopen_fen": 0},
+        {},
+    ):
+        error = assert_error(client.patch(path, json=body, headers=clerk), 409, "conflict")
+        assert error["message"].startswith("account A0001 is closed: its closure settled it")
+    reopened = client.patch(path, json={"status": "active"}, headers=clerk)
+    error = assert_error(reopened, 422, "invalid_request")
+    assert "a closed account is not reopened" in error["message"]
+    shown = client.get(path, headers=clerk).json()
+    assert (shown["status"], shown["persons"], shown["meter"]) == ("closed", 3, None)
+    assert shown["tariff_id"] == "beijing-residential"
+    assert audited(engine) == trail
 
 
 # -- payments are idempotent -----------------------------------------------------------
@@ -241,6 +300,9 @@ BAD_INPUTS = [
     ("PATCH", "/accounts/{id}", {"reopen_fen": -500}, 422, "invalid_request"),
     ("PATCH", "/accounts/{id}", {"number": "B1"}, 422, "invalid_request"),
     ("PATCH", "/accounts/999", {"persons": 2}, 404, "not_found"),
+    ("PATCH", "/accounts/{id}", {"status": "closed"}, 422, "invalid_request"),
+    ("PATCH", "/accounts/{id}", {"status": "active"}, 422, "invalid_request"),
+    ("PATCH", "/accounts/999", {"status": "closed"}, 422, "invalid_request"),
     ("POST", PAY, {"amount_fen": 1.5, "channel": "cash"}, 422, BAD),
     ("POST", PAY, {"amount_fen": "100", "channel": "cash"}, 422, BAD),
     ("POST", PAY, {"amount_fen": 0, "channel": "cash"}, 422, BAD),

@@ -41,6 +41,18 @@ def thresholds(engine):
         return (account.persons, account.warning_fen, account.cutoff_fen, account.reopen_fen)
 
 
+def status_of(engine):
+    with UnitOfWork(engine) as uow:
+        account = uow.accounts.by_number("S0001")
+        assert account is not None
+        return account.status
+
+
+def audit_count(engine):
+    with UnitOfWork(engine) as uow:
+        return len(list(uow.audit.entries()))
+
+
 def test_an_account_is_updated_from_the_terminal_and_bad_changes_keep_nothing(
     tmp_path, db_url, engine
 ):
@@ -58,7 +70,8 @@ def test_an_account_is_updated_from_the_terminal_and_bad_changes_keep_nothing(
     for args, why in [
         (["--cutoff", "5.00"], "the cut-off must be ≤ 0"),
         (["--reopen", "1.005"], "--reopen must be yuan with at most 2 decimals"),
-        (["--status", "frozen"], "--status is active or closed"),
+        (["--status", "closed"], "close the account with `gasbill account close S0001`"),
+        (["--status", "active", "--persons", "2"], "a closed account is not reopened"),
         (["--tariff", "no-such-tariff"], "no-such-tariff"),
         ([], "nothing to change"),
     ]:
@@ -67,6 +80,39 @@ def test_an_account_is_updated_from_the_terminal_and_bad_changes_keep_nothing(
         assert why in refused.stderr, (args, refused.stderr)
     assert thresholds(engine) == (4, 3_000, -500, 1_000)  # nothing kept
     assert run(config, "account", "update", "S9999", "--persons", "2").exit_code == 2
+
+
+def test_the_status_is_not_updated_from_the_terminal_and_a_closed_account_is_not_changed(
+    tmp_path, db_url, engine
+):
+    """`--status` is gone from `account update` (hidden, refused pointing to `account close`);
+    once `account close` settled the account, an update is refused and keeps nothing."""
+    config = write_config(tmp_path, db_url)
+    assert run(config, *OPEN).exit_code == 0
+    helped = run(config, "account", "update", "--help")
+    assert helped.exit_code == 0 and "--status" not in helped.stdout
+    audited = audit_count(engine)
+
+    refused = run(config, "account", "update", "S0001", "--status", "closed")
+
+    assert refused.exit_code == 2, refused.output
+    assert "--status is not changed by an update" in refused.stderr
+    assert "`gasbill account close S0001`" in refused.stderr
+    assert (status_of(engine), audit_count(engine)) == ("active", audited)
+    closed = run(config, "account", "close", "S0001", "--final", "20.000")
+    assert closed.exit_code == 0, closed.output
+    audited = audit_count(engine)
+    for args, why in [
+        (["--persons", "2"], "account S0001 is closed: its closure settled it"),
+        (["--tariff", "shanghai-residential"], "account S0001 is closed"),
+        (["--status", "active"], "a closed account is not reopened"),
+    ]:
+        again = run(config, "account", "update", "S0001", *args)
+        assert again.exit_code == 2, (args, again.output)
+        assert why in again.stderr, (args, again.stderr)
+    assert status_of(engine) == "closed"
+    assert thresholds(engine)[0] == 1  # the persons it was opened with
+    assert audit_count(engine) == audited
 
 
 def test_a_transfer_is_reversed_once_from_the_terminal(tmp_path, db_url, engine):

@@ -9,7 +9,9 @@ tests/integration/test_accounts.py.
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,7 @@ from gasbill.service.accounts import (
     replace_meter,
     update_account,
 )
+from gasbill.service.closing import close_account
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.opening import open_with_payment
 from tests.conftest import ROOT
@@ -174,6 +177,91 @@ def test_an_accounts_settings_change_within_their_rules_and_are_audited():
                 FakeUnitOfWork(store), account.id, refused, catalog=CATALOG, actor="admin"
             )
     assert store.accounts[account.id].persons == 5 and len(store.audit) == 3
+
+
+def kept(store: FakeStore) -> tuple[object, ...]:
+    """What an update could write: the accounts, their meters, the audit log, the commands."""
+    return copy.deepcopy((store.accounts, store.bindings, store.audit, store.commands))
+
+
+def opened(store: FakeStore, customer_id: int) -> int:
+    account = open_account(
+        FakeUnitOfWork(store), new_account(customer_id), catalog=CATALOG, actor="clerk"
+    )
+    assert account.id is not None
+    return account.id
+
+
+STATUS_CHANGES: list[dict[str, Any]] = [
+    {"status": "closed"},  # would skip the closure: no final reading, credit kept, valve open
+    {"status": "active"},  # a no-op here; on a closed account, a reopening without a meter
+    {"status": "frozen"},
+    {"status": None},
+    {"status": "closed", "persons": 4},  # refused whole: the persons are not kept either
+]
+
+
+@pytest.mark.parametrize("changes", STATUS_CHANGES)
+def test_an_update_naming_the_status_is_refused_pointing_to_the_closure_and_keeps_nothing(
+    changes: dict[str, Any],
+):
+    store, customer_id = with_customer()
+    account_id = opened(store, customer_id)
+    before = kept(store)
+    uow = FakeUnitOfWork(store)
+
+    with pytest.raises(AccountError) as refused:
+        update_account(uow, account_id, changes, catalog=CATALOG, actor="clerk")
+
+    assert type(refused.value) is AccountError  # a bad request (422), not a conflict
+    assert str(refused.value) == (
+        "the status is not changed by an update: an account is closed only by closing it "
+        "(final reading, credit paid back, valve closed), and a closed account is not reopened"
+    )
+    assert not uow.committed and uow.commits == 0
+    assert kept(store) == before
+    assert store.accounts[account_id].status == "active"
+
+
+def test_a_closed_account_refuses_every_update_and_is_not_reopened():
+    store, customer_id = with_customer()
+    account_id = opened(store, customer_id)
+    close_account(
+        FakeUnitOfWork(store),
+        account_id,
+        final_register=Volume("20"),
+        channel="cash",
+        idempotency_key="close-1",
+        actor="clerk",
+        now=NOW,
+        catalog=CATALOG,
+        policy=CommandPolicy(),
+    )
+    assert store.accounts[account_id].status == "closed"
+    before = kept(store)
+    refusals: list[tuple[dict[str, Any], type[AccountError], str]] = [
+        ({"persons": 5}, Conflict, "account A0001 is closed: its closure settled it"),
+        ({"tariff_id": "shanghai-residential"}, Conflict, "account A0001 is closed"),
+        ({"tariff_id": "no-such-tariff"}, Conflict, "account A0001 is closed"),
+        ({"warning_fen": 0}, Conflict, "account A0001 is closed"),
+        ({"cutoff_fen": -500, "reopen_fen": 0}, Conflict, "account A0001 is closed"),
+        ({}, Conflict, "account A0001 is closed"),
+        ({"status": "active"}, AccountError, "a closed account is not reopened"),
+        ({"status": "active", "persons": 5}, AccountError, "a closed account is not reopened"),
+        ({"number": "B"}, AccountError, "cannot change number"),
+    ]
+
+    for changes, error, message in refusals:
+        uow = FakeUnitOfWork(store)
+        with pytest.raises(AccountError, match=message) as refused:
+            update_account(uow, account_id, changes, catalog=CATALOG, actor="clerk")
+        assert type(refused.value) is error, changes
+        assert not uow.committed, changes
+
+    assert kept(store) == before
+    assert store.accounts[account_id].status == "closed"
+    assert all(b.unbound_at is not None for b in store.bindings)  # still no meter bound
+    assert [e.action for e in store.audit].count("account.update") == 0
 
 
 def test_a_replaced_meter_is_closed_at_its_final_register_and_the_new_one_bound():

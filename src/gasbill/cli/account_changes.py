@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gasbill.cli.account_money import KeyOption
 from gasbill.cli.accounts import AccountArg, app, fen_of, find
@@ -26,7 +27,6 @@ def _changes(
     cutoff: str | None,
     reopen: str | None,
     tariff: str | None,
-    status: str | None,
 ) -> dict[str, Any]:
     """The fields given, as the API's body names them (fen for money)."""
     changes: dict[str, Any] = {}
@@ -42,10 +42,6 @@ def _changes(
         changes["reopen_fen"] = fen_of(reopen, "--reopen")
     if tariff is not None:
         changes["tariff_id"] = tariff
-    if status is not None:
-        if status not in ("active", "closed"):
-            fail("--status is active or closed")
-        changes["status"] = status
     if not changes:
         fail("nothing to change: give at least one of the options (see --help)")
     return changes
@@ -65,11 +61,23 @@ def update_command(
         str | None, typer.Option(help="Balance that reopens a cut-off valve, yuan.")
     ] = None,
     tariff: Annotated[str | None, typer.Option(help="Another tariff's id.")] = None,
-    status: Annotated[str | None, typer.Option(help="active or closed.")] = None,
+    status: Annotated[
+        str | None, typer.Option(hidden=True, help="Refused: closing is `account close`.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Change thresholds, household size, tariff or status (audited)."""
-    changes = _changes(persons, warning, cutoff, reopen, tariff, status)
+    """Change an active account's thresholds, household size or tariff (audited).
+
+    Not its status: `gasbill account close` closes an account (final reading, credit
+    paid back, valve closed), and a closed account is neither reopened nor changed.
+    """
+    if status is not None:
+        fail(
+            "--status is not changed by an update: close the account with "
+            f"`gasbill account close {escape(account)}` (final reading, credit paid back, valve "
+            "closed); a closed account is not reopened"
+        )
+    changes = _changes(persons, warning, cutoff, reopen, tariff)
     settings = settings_from(config)
     with current_services(settings) as services:
         found = find(services.uow(), account)

@@ -247,7 +247,12 @@ def replace_within(
     return old, new
 
 
-ADJUSTABLE = ("persons", "warning_fen", "cutoff_fen", "reopen_fen", "tariff_id", "status")
+ADJUSTABLE = ("persons", "warning_fen", "cutoff_fen", "reopen_fen", "tariff_id")
+
+STATUS_NOT_ADJUSTABLE = (
+    "the status is not changed by an update: an account is closed only by closing it "
+    "(final reading, credit paid back, valve closed), and a closed account is not reopened"
+)
 
 
 def update_account(
@@ -258,6 +263,14 @@ def update_account(
     catalog: TariffBook,
     actor: str,
 ) -> DecidedAccount:
+    """Change an active account's household size, thresholds or tariff; audited.
+
+    The status is none of these: closing (`service.closing`) settles the account
+    with its final reading, its credit paid back and its valve closed, and a
+    closed account, settled, is changed no more. What is refused keeps nothing.
+    """
+    if "status" in changes:
+        raise AccountError(STATUS_NOT_ADJUSTABLE)
     unknown = set(changes) - set(ADJUSTABLE)
     if unknown:
         raise AccountError(f"cannot change {', '.join(sorted(unknown))}")
@@ -265,6 +278,11 @@ def update_account(
         account = uow.accounts.get(account_id, lock=True)
         if account is None:
             raise NotFound(f"no account {account_id}")
+        if account.status != "active":
+            raise Conflict(
+                f"account {account.number} is {account.status}: its closure settled it, so its "
+                "household size, thresholds and tariff are no longer changed"
+            )
         before = snapshot(account)
         if "tariff_id" in changes:
             tariff = catalog.get(changes["tariff_id"])
@@ -274,8 +292,6 @@ def update_account(
             setattr(account, field, value)
         if account.cutoff_fen > 0 or account.reopen_fen < account.cutoff_fen:
             raise AccountError("the cut-off must be ≤ 0 and the reopen threshold ≥ the cut-off")
-        if account.status not in ("active", "closed"):
-            raise AccountError("status must be active or closed")
         uow.accounts.save(account)
         uow.audit.record(
             actor=actor,

@@ -212,7 +212,9 @@ def get(account_id: PathId, uow: UowDep) -> AccountOut:
     return _with_opening(uow, _read(uow, account_id))
 
 
-@router.patch("/{account_id}", summary="Change thresholds, household size, tariff or status")
+@router.patch(
+    "/{account_id}", summary="Change an active account's thresholds, household size or tariff"
+)
 def update(
     account_id: PathId,
     body: AccountUpdate,
@@ -220,6 +222,9 @@ def update(
     uow: UowDep,
     catalog: CatalogDep,
 ) -> AccountOut:
+    """Not the status: an account is closed by `POST /api/v1/accounts/{account_id}/closure`
+    (final reading, credit paid back, valve closed) and is not reopened; a body naming
+    `status` is refused (422), and a closed account refuses every change (409)."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     update_account(uow, account_id, changes, catalog=catalog, actor=user.username)
     return _read(uow, account_id)

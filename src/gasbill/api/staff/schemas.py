@@ -20,6 +20,8 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from gasbill.adapters.platform.push_models import no_nul
 from gasbill.api.edge import NO_NUL, CalendarDay, Instant, Text
@@ -139,13 +141,32 @@ class AccountIn(Body):
     channel: Channel = "counter"
 
 
+CLOSE_INSTEAD = (
+    "the status is not changed by an update: close the account with "
+    "POST /api/v1/accounts/{account_id}/closure (final reading, credit paid back, valve "
+    "closed); a closed account is not reopened"
+)
+
+
 class AccountUpdate(Body):
+    """An active account's household size, thresholds or tariff.
+
+    Not its status: an account is closed by its closure, which settles it, and is
+    not reopened. A body naming `status` is refused (422) with where to go instead;
+    the field is not in the schema.
+    """
+
     persons: int | None = Field(default=None, ge=1, le=99)
     warning_fen: Fen | None = None
     cutoff_fen: NonPositiveFen | None = None
     reopen_fen: Fen | None = None
     tariff_id: TariffId | None = None
-    status: Literal["active", "closed"] | None = None
+    status: SkipJsonSchema[object] = None  # only to say why it is refused, and where to go
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _closed_only_by_closing(cls, value: object) -> object:
+        raise PydanticCustomError("not_adjustable", CLOSE_INSTEAD)
 
 
 class ReplacementIn(Body):
