@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import campaign_parallel as parallel
 import reconcile as fleet_loader
 from gasbill.adapters.db.engine import make_engine, normalise_url
 from gasbill.adapters.db.uow import UnitOfWork
@@ -55,13 +56,16 @@ CHANGE_DAY = datetime(2025, 7, 1, 2, tzinfo=ZONE).astimezone(UTC)
 class Platform:
     """AddMulti that accepts everything (ctrl ids counted up), as a quick platform would."""
 
-    def __init__(self) -> None:
-        self.next_id = 1_000_000
+    def __init__(self, first_id: int = 1_000_000, *, keep: bool = False) -> None:
+        self.next_id = first_id
         self.handed = 0
         self.codec = Codec(ZONE)
+        self.ids: list[int] | None = [] if keep else None  # the commands handed over
 
     def add_commands(self, commands: Sequence[OutgoingCommand]) -> list[BatchOutcome]:
         """The port's call: encoded to the wire as the real client does, then accepted."""
+        if self.ids is not None:
+            self.ids.extend(c.command_id for c in commands)
         return self.add_multi([self.codec.outgoing(c) for c in commands])
 
     def add_multi(self, commands: Sequence[NewCtrlData]) -> list[BatchOutcome]:
@@ -176,20 +180,19 @@ def baseline(engine: sa.Engine, n: int, batch: int) -> None:
         conn.execute(sa.text("DELETE FROM command WHERE define_no LIKE 'bare-%'"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meters", type=int, default=20_000)
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get(
-            "GASBILL_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/gasbill_bench"
-        ),
-    )
-    args = parser.parse_args()
-    n = args.meters
-    print(f"loading {n:,} meter-mode accounts …", flush=True)
-    url = prepare(args.postgres, n)
-    engine = make_engine(url)
+def reset(engine: sa.Engine) -> None:
+    """Back to the fleet as loaded: no campaign, no command (emptied, not deleted: no dead
+    rows left behind), statistics as before the first run."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(EMPTIED)} CASCADE"))
+        conn.execute(sa.text(f"ANALYZE {', '.join(EMPTIED)}"))
+
+
+EMPTIED = ("campaign_meter", "campaign", "command", "meter_prepay_state")
+
+
+def sequential(engine: sa.Engine, url: str, n: int) -> None:
+    """Enrolment, then dispatch until the queue is empty, one after the other."""
     catalog = TariffCatalog(ROOT / "tariffs", "Asia/Shanghai")
     codec = Codec(ZONE)
     policy = CommandPolicy()
@@ -234,6 +237,80 @@ def main() -> None:
         f"ratio     {bare / both:6.1%} (wall), {bare_cpu / (queued_cpu + handed_cpu):6.1%} (CPU)",
         flush=True,
     )
+
+
+def handed_once(run: parallel.Run, n: int, what: str) -> None:
+    """Every one of the n handed over, none twice."""
+    every = [i for ids in run.handed for i in ids]
+    twice = len(every) - len(set(every))
+    if twice or len(every) != n:
+        raise SystemExit(f"{what}: {len(set(every))} of {n} handed over, {twice} twice")
+
+
+def concurrent(engine: sa.Engine, url: str, n: int, dispatchers: int) -> None:
+    """Enrolment in one process while `dispatchers` processes hand over what is queued."""
+    policy = CommandPolicy()
+    reset(engine)
+    bare = parallel.run(
+        url,
+        parallel.bare_insert,
+        (n, policy.batch_size * 4),
+        parallel.bare_update,
+        (policy.batch_size,),
+        dispatchers,
+    )
+    handed_once(bare, n, "bare rows")
+    reset(engine)
+    run = parallel.run(url, parallel.enrol, (str(ROOT),), parallel.hand_over, (), dispatchers)
+    if run.enrolled != n or run.errors:
+        raise SystemExit(f"expected {n} setprice commands queued: {run.enrolled}, {run.errors}")
+    handed_once(run, n, "setprice")
+    with engine.connect() as conn:  # and the table agrees: each sent once, a ctrl_id each
+        sent, ctrl_ids, once = conn.execute(
+            sa.text(
+                "SELECT count(*), count(DISTINCT ctrl_id), count(*) FILTER (WHERE attempts = 1)"
+                " FROM command WHERE ctrl_type = 'iotmeterv1.prepay.setprice' AND status = 'sent'"
+            )
+        ).one()
+    if not sent == ctrl_ids == once == n:
+        raise SystemExit(f"expected {n} sent once: {sent} sent, {ctrl_ids} ctrl ids, {once} once")
+    print(
+        f"concurrent: enrolment in 1 process while {dispatchers} dispatcher processes hand over"
+        f" what is queued (all {n:,} handed over, none twice)\n"
+        f"campaign  {n / run.wall:8,.0f} commands/s queued and handed over ({run.wall:.2f} s from"
+        f" the change's start to the last hand-over; {n / run.cpu:8,.0f} per core-second);"
+        f" CPU per command {1e3 * run.cpu / n:.2f} ms, of which PostgreSQL"
+        f" {1e3 * run.db_cpu / n:.2f} ms; the campaigns job's run {run.enrol_wall:.2f} s;"
+        f" {run.rounds:,} dispatch rounds, {run.idle:,} of them idle\n"
+        f"bare rows {n / bare.wall:8,.0f} rows/s inserted by 1 process, claimed and updated by"
+        f" {dispatchers} ({bare.wall:.2f} s; {n / bare.cpu:8,.0f} per core-second)\n"
+        f"ratio     {bare.wall / run.wall:6.1%} (wall), {bare.cpu / run.cpu:6.1%} (CPU)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meters", type=int, default=20_000)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "GASBILL_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/gasbill_bench"
+        ),
+    )
+    parser.add_argument(
+        "--dispatchers", type=int, default=2, help="dispatcher processes (concurrent part)"
+    )
+    parser.add_argument("--part", choices=("both", "sequential", "concurrent"), default="both")
+    args = parser.parse_args()
+    n = args.meters
+    print(f"loading {n:,} meter-mode accounts …", flush=True)
+    url = prepare(args.postgres, n)
+    engine = make_engine(url)
+    if args.part != "concurrent":
+        sequential(engine, url, n)
+    if args.part != "sequential":
+        concurrent(engine, url, n, args.dispatchers)
     print("target: >= 2,000 commands/s queued and handed to the platform")
     engine.dispose()
 
