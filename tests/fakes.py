@@ -785,6 +785,10 @@ class FakeCampaigns:
         rows = [*self.store.campaigns, *self.store.campaign_meters]
         assert any(r is row for r in rows)
 
+    def save_all(self, rows: Sequence[object]) -> None:
+        for row in rows:
+            self.save(row)
+
     def all(self, *, status: str | None = None) -> list[FakeCampaign]:
         found = [c for c in self.store.campaigns if status is None or c.status == status]
         return sorted(found, key=lambda c: (c.effective_at, c.id))
@@ -835,10 +839,15 @@ class FakeCampaigns:
                 found[account.id].append((campaign.label, command.status, command.finished_at))
         return found
 
-    def needing_work(self, limit: int) -> list[FakeCampaignMeter]:
-        """Unverified rows whose current command's status is not the one last seen."""
+    def needing_work(
+        self, limit: int, *, after: tuple[int, int] | None = None
+    ) -> list[FakeCampaignMeter]:
+        """Unverified rows whose current command's status is not the one last seen, after
+        `after` (campaign, meter)."""
         found = []
         for m in sorted(self.store.campaign_meters, key=lambda m: (m.campaign_id, m.meter_id)):
+            if after is not None and (m.campaign_id, m.meter_id) <= after:
+                continue
             command = self.store.commands.get(m.getprice_id or m.setprice_id or 0)
             if m.status != "verified" and command and command.status != m.command_status:
                 found.append(m)

@@ -42,20 +42,22 @@ def advance(
     now: datetime,
     outcome: CampaignOutcome,
 ) -> None:
+    after: tuple[int, int] | None = None  # one walk over the campaign meters a run
     while True:
         uow = uow_factory()
         with uow:
             store = uow.campaigns
-            rows = list(store.needing_work(policy.batch_size * 4))
+            rows = list(store.needing_work(policy.batch_size * 4, after=after))
             if not rows:
                 return
+            after = (rows[-1].campaign_id, rows[-1].meter_id)
             commands = store.commands(
                 [i for r in rows for i in (r.setprice_id, r.getprice_id) if i is not None]
             )
             for row in rows:
                 _follow(uow, row, commands, codec, policy, now, outcome)
                 row.updated_at = now
-                store.save(row)
+            store.save_all(rows)  # one flush a page, not one a row
             uow.commit()
 
 

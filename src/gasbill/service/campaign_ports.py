@@ -108,9 +108,15 @@ class CampaignWorkRepository(CampaignRepository, Protocol):
         """Per account, its campaigns' setprices on its own tariff: (label, status,
         finished); `finished` is the setprice's ending time."""
 
-    def needing_work(self, limit: int) -> Sequence[CampaignMeterRow]:
+    def needing_work(
+        self, limit: int, *, after: tuple[int, int] | None = None
+    ) -> Sequence[CampaignMeterRow]:
         """Unverified campaign meters whose current command moved since last looked at,
-        locked (skipping those another worker holds), by campaign and meter."""
+        locked (skipping those another worker holds), by campaign and meter; only those
+        after `after` (campaign, meter) when given."""
+
+    def save_all(self, rows: Sequence[CampaignMeterRow]) -> None:
+        """Campaign meters changed in place, saved together."""
 
     def commands(self, ids: Sequence[int]) -> Mapping[int, CommandRecord]:
         """These commands, by id."""

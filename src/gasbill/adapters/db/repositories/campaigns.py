@@ -122,6 +122,10 @@ class CampaignStore:
                 a.c.status == "active",
                 b.c.unbound_at.is_(None),
                 a.c.id > after_id,
+                # said of the binding too: without it the merge join read every binding
+                # from the first on, each page (quadratic over a campaign: 17 ms a page
+                # half-way through 100,000 meters, 1 ms with it)
+                b.c.account_id > after_id,
             )
             .order_by(a.c.id)
             .limit(limit)
@@ -214,10 +218,15 @@ class CampaignStore:
                 found[account_id] = done
         return found
 
-    def needing_work(self, limit: int) -> Sequence[CampaignMeter]:
-        """Unverified campaign meters whose current command moved since last looked at."""
+    def needing_work(
+        self, limit: int, *, after: tuple[int, int] | None = None
+    ) -> Sequence[CampaignMeter]:
+        """Unverified campaign meters whose current command moved since last looked at,
+        after `after` (campaign, meter): a run walks the campaign meters once, where each
+        page read from the first again stepped over all those followed before it
+        (quadratic: 100,000 meters sent while enrolment ran took minutes to follow)."""
         current = sa.func.coalesce(col(CampaignMeter.getprice_id), col(CampaignMeter.setprice_id))
-        return self.session.exec(
+        query = (
             select(CampaignMeter)
             .join(Command, col(Command.id) == current)
             .where(
@@ -227,7 +236,16 @@ class CampaignStore:
             .order_by(col(CampaignMeter.campaign_id), col(CampaignMeter.meter_id))
             .limit(limit)
             .with_for_update(of=CampaignMeter, skip_locked=True)
-        ).all()
+        )
+        if after is not None:
+            key = sa.tuple_(col(CampaignMeter.campaign_id), col(CampaignMeter.meter_id))
+            query = query.where(key > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+        return self.session.exec(query).all()
+
+    def save_all(self, rows: Sequence[CampaignMeterRow]) -> None:
+        """Several campaign meters saved in one flush (their updates batched)."""
+        self.session.add_all(rows)
+        self.session.flush()
 
     def commands(self, ids: Sequence[int]) -> dict[int, Command]:
         if not ids:

@@ -76,7 +76,7 @@ class PrepayAndReports:
         if not keys:
             return set()
         query = sa.select(col(CommandReport.company_no), col(CommandReport.ctrl_id)).where(
-            col(CommandReport.ctrl_id).in_(sorted({k[1] for k in keys})),
+            IdIn(col(CommandReport.ctrl_id), sorted({k[1] for k in keys})),
             col(CommandReport.matched_at).is_(None),
         )
         wanted = set(keys)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import cast
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.bulk import array_param, unnested
@@ -26,6 +27,7 @@ from gasbill.service.ports import (
 )
 
 _COMMAND = cast(sa.Table, Command.__table__)  # type: ignore[attr-defined]
+_OPEN = sorted(str(s) for s in OPEN)
 
 
 class CommandStore(PrepayAndReports):
@@ -211,17 +213,18 @@ class CommandStore(PrepayAndReports):
     def claim_due_meters(self, now: datetime, limit: int) -> list[int]:
         """`due_meters`, each claimed for this transaction: other dispatchers skip them.
 
-        The candidates are read first (a few times `limit`), then claimed one
-        by one in that order until `limit` are held: the LIMIT outside stops
-        the claiming, so no meter is held that is not returned.
+        The queue is walked in order (at most 8 times `limit` rows) and each
+        meter claimed as it comes until `limit` rows are held: the LIMIT
+        outside stops the claiming, so no meter is held that is not returned.
+        A meter with several commands due comes once per command; it is
+        returned once, so fewer than `limit` meters may come back.
         """
         if not shared_queues(self.session):
             return self.due_meters(now, limit)
         found = self.session.execute(
-            CLAIM_DUE_METERS,
-            {"due_now": now, "due_rows": limit * 8, "due_meters": limit * 4, "claimed": limit},
+            CLAIM_DUE_METERS, {"due_now": now, "due_rows": limit * 8, "claimed": limit}
         )
-        return [int(meter_id) for (meter_id,) in found.all()]
+        return list(dict.fromkeys(int(meter_id) for (meter_id,) in found.all()))
 
     def anything_to_send(self, now: datetime, stale_before: datetime) -> bool:
         """Whether a dispatcher has work: a command that may go now, or one handed over
@@ -274,12 +277,30 @@ class CommandStore(PrepayAndReports):
         found: dict[int, list[Command]] = {m: [] for m in meter_ids}
         if not meter_ids:
             return found
-        rows = self.session.exec(
-            select(Command)
-            .where(IdIn(col(Command.meter_id), meter_ids), col(Command.status).in_(list(OPEN)))
-            .order_by(col(Command.meter_id), col(Command.id))
-            .with_for_update()
-        ).all()
+        if self.session.get_bind().dialect.name == "postgresql":
+            # one probe of (meter_id, status) per meter, whatever the statistics say: a
+            # campaign's commands are all new, and a plan from older statistics read every
+            # open command of the table for each claim (60 ms a claim at 100,000 queued)
+            listed = array_param("open_meter_ids", sorted(set(meter_ids)), sa.BigInteger())
+            wanted = sa.func.unnest(listed).table_valued("meter_id").render_derived("wanted")
+            probe = (
+                sa.select(_COMMAND)
+                .where(_COMMAND.c.meter_id == wanted.c.meter_id, _COMMAND.c.status.in_(_OPEN))
+                .order_by(_COMMAND.c.id)
+                .with_for_update()
+                .lateral("open_command")
+            )
+            entity = aliased(Command, probe)
+            rows = self.session.exec(
+                select(entity).select_from(wanted).join(probe, sa.true())
+            ).all()
+        else:
+            rows = self.session.exec(
+                select(Command)
+                .where(IdIn(col(Command.meter_id), meter_ids), col(Command.status).in_(_OPEN))
+                .order_by(col(Command.meter_id), col(Command.id))
+                .with_for_update()
+            ).all()
         for command in rows:
             found[command.meter_id].append(command)
         return found
