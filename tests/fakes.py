@@ -636,6 +636,9 @@ class FakeCommands:
     def open_of_meters(self, meter_ids: Sequence[int]) -> dict[int, list[FakeCommand]]:
         return {m: self.open_of_meter(m) for m in meter_ids}
 
+    def get_many(self, command_ids: Sequence[int]) -> dict[int, FakeCommand]:
+        return {i: self.store.commands[i] for i in command_ids if i in self.store.commands}
+
     def prepay_states(self, meter_ids: Sequence[int]) -> dict[int, FakePrepayState]:
         return {m: self.prepay_state(m) for m in meter_ids}
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from gasbill.domain.commands import SetPrice
@@ -203,8 +203,21 @@ class _Wanted:
     candidates: list[TariffChange]
     now: datetime
     lead: timedelta
+    # answers by (opening day, pushes): a page's meters mostly share both
+    known: dict[tuple[date, tuple[tuple[str, str, datetime | None], ...]], bool] = field(
+        default_factory=dict
+    )
 
     def lacks(self, opened_on: date, pushes: Sequence[tuple[str, str, datetime | None]]) -> bool:
+        key = (opened_on, tuple(pushes))
+        found = self.known.get(key)
+        if found is None:
+            if len(self.known) >= 4096:  # meters that confirmed earlier changes differ in when
+                self.known.clear()
+            found = self.known[key] = self._lacks(opened_on, pushes)
+        return found
+
+    def _lacks(self, opened_on: date, pushes: Sequence[tuple[str, str, datetime | None]]) -> bool:
         at_of = self.at_of
         done = {
             label: finished

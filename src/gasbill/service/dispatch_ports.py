@@ -11,12 +11,47 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from gasbill.domain.commands import Command as Intent
 from gasbill.service.ports import (
     CommandRecord,
     CommandRepository,
-    PrepayStateRecord,
     UnitOfWork,
 )
+
+
+class OpenCommand(Protocol):
+    """What a claim reads of a meter's queued or in-flight command (plain rows: a claim
+    reads a thousand; a top-up it sends is read whole, `get_many`)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def define_no(self) -> str: ...
+    @property
+    def meter_comm_no(self) -> str: ...
+    @property
+    def ctrl_type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def intent(self) -> Intent | None: ...
+    @property
+    def next_attempt_at(self) -> datetime: ...
+    @property
+    def timeout_at(self) -> datetime: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class ClaimedPrepay(Protocol):
+    """What a claim reads of a meter's confirmed prepay state."""
+
+    @property
+    def confirmed_times(self) -> int: ...
+    @property
+    def confirmed_total_fen(self) -> int: ...
+    @property
+    def blocked_by(self) -> int | None: ...
 
 
 class DispatchRepository(CommandRepository, Protocol):
@@ -30,10 +65,13 @@ class DispatchRepository(CommandRepository, Protocol):
         """Up to `limit` meters with a command that may go now, oldest first, each claimed
         for this transaction: other dispatchers skip them."""
 
-    def open_of_meters(self, meter_ids: Sequence[int]) -> Mapping[int, Sequence[CommandRecord]]:
+    def open_of_meters(self, meter_ids: Sequence[int]) -> Mapping[int, Sequence[OpenCommand]]:
         """Each meter's queued and in-flight commands, locked in (meter, id) order."""
 
-    def prepay_states(self, meter_ids: Sequence[int]) -> Mapping[int, PrepayStateRecord]:
+    def get_many(self, command_ids: Sequence[int]) -> Mapping[int, CommandRecord]:
+        """These commands whole, by id (claimed ones: already locked)."""
+
+    def prepay_states(self, meter_ids: Sequence[int]) -> Mapping[int, ClaimedPrepay]:
         """Each meter's confirmed prepay state, locked; created at zero on first use."""
 
     def mark_sending(self, command_ids: Sequence[int], now: datetime) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -107,6 +108,16 @@ def _ladder_fields(ladder: LadderPrice, ladder_text: Callable[[Volume], str]) ->
     return fields
 
 
+# ladders written (by id: the ladder and its ctrl_data), see Codec._ladder_price
+_LADDER_PRICES: dict[int, tuple[LadderPrice, str]] = {}
+
+
+@lru_cache(maxsize=256)
+def _platform_time(instant: datetime, zone: ZoneInfo) -> str:
+    """`format_platform_time`, once per instant: a batch's commands share their times."""
+    return format_platform_time(instant, zone)
+
+
 def _money(value: Money) -> str:
     return decimal_text(value.value)
 
@@ -166,11 +177,21 @@ class Codec:
         return "{}"
 
     def _ladder_price(self, ladder: LadderPrice) -> str:
-        return _obj(
+        # a campaign sends one of a handful of ladders (the same objects: the stored
+        # intents are decoded once per text) to thousands of meters: each written once.
+        # By identity, not equality: 2.61 and 2.610 are equal prices, not the same text.
+        known = _LADDER_PRICES.get(id(ladder))
+        if known is not None and known[0] is ladder:
+            return known[1]
+        text = _obj(
             *_ladder_fields(ladder, lambda v: decimal_text(v.value)),
             f'"cycle_start":"{self._datetime_text(ladder.cycle_start)}"',
             f'"cycle_month":{ladder.cycle_months}',
         )
+        if len(_LADDER_PRICES) >= 256:
+            _LADDER_PRICES.clear()
+        _LADDER_PRICES[id(ladder)] = (ladder, text)  # held: its id is not reused meanwhile
+        return text
 
     def new_ctrl_data(
         self,
@@ -187,8 +208,8 @@ class Codec:
         return NewCtrlData(
             ctrl_define_no=ctrl_define_no,
             target_comm_no=target_comm_no,
-            ctrl_time=format_platform_time(ctrl_time, self.zone),
-            ctrl_timeout=format_platform_time(ctrl_timeout, self.zone),
+            ctrl_time=_platform_time(ctrl_time, self.zone),
+            ctrl_timeout=_platform_time(ctrl_timeout, self.zone),
             ctrl_type=ctrl_type,
             ctrl_data=ctrl_data,
             upper_ctrl_id=upper_ctrl_id,

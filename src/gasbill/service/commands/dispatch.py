@@ -26,7 +26,7 @@ from gasbill.domain.outbox import CommandStatus, Waiting, dispatchable
 from gasbill.service.commands.followups import retry_later
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.commands.results import apply_record, apply_stored_reports
-from gasbill.service.dispatch_ports import DispatchUnitOfWork
+from gasbill.service.dispatch_ports import ClaimedPrepay, DispatchUnitOfWork, OpenCommand
 from gasbill.service.platform_health import describe_error, error_kind
 from gasbill.service.ports import (
     CommandCodec,
@@ -124,17 +124,19 @@ def claim(
     """Mark the commands that may go now as `sending`, and build what to send.
 
     The claimed meters' open commands and prepay states are read (and locked)
-    in one query each, and the claims saved in one flush: a batch costs a few
-    round trips, not a few per meter.
+    in one query each, as plain rows; the top-ups chosen are read whole in one
+    more, their counters filled in and saved in one flush, the rest marked
+    sending in one statement: a batch costs a few round trips, not a few per
+    meter.
     """
-    to_send: list[OutgoingCommand] = []
+    to_send: list[OutgoingCommand | None] = []
     with uow:
         store = uow.commands
         # each meter claimed: any number of dispatchers share the queue, one per meter
         meters = store.claim_due_meters(now, policy.batch_size * CLAIMED_BATCHES)
         open_commands = store.open_of_meters(meters)
         states = store.prepay_states(meters)
-        claimed: list[CommandRecord] = []  # top-ups: their counters filled in, saved as objects
+        top_ups: dict[int, tuple[int, ClaimedPrepay]] = {}  # id: (place in to_send, state)
         plain: list[int] = []  # the rest: marked sending in one statement
         for meter_id in meters:
             commands, state = open_commands[meter_id], states[meter_id]
@@ -151,16 +153,22 @@ def claim(
                     plain.append(command.id or 0)
                     to_send.append(_outgoing(command, now))
                     continue
-                _fill_top_up(command, state.confirmed_times, state.confirmed_total_fen)
-                command.status = CommandStatus.SENDING
-                command.claimed_at = now
-                command.attempts += 1
-                claimed.append(command)
-                to_send.append(_outgoing(command, now))
+                top_ups[command.id or 0] = (len(to_send), state)
+                to_send.append(None)  # its place, filled in below
+        claimed: list[CommandRecord] = []  # top-ups: their counters filled in, saved whole
+        whole = store.get_many(list(top_ups)) if top_ups else {}
+        for command_id, (place, state) in top_ups.items():
+            command = whole[command_id]
+            _fill_top_up(command, state.confirmed_times, state.confirmed_total_fen)
+            command.status = CommandStatus.SENDING
+            command.claimed_at = now
+            command.attempts += 1
+            claimed.append(command)
+            to_send[place] = _outgoing(command, now)
         store.mark_sending(plain, now)
         store.save_all(claimed)
         uow.commit()
-    return to_send
+    return [item for item in to_send if item is not None]
 
 
 def _fill_top_up(command: CommandRecord, times: int, total_fen: int) -> None:
@@ -172,7 +180,7 @@ def _fill_top_up(command: CommandRecord, times: int, total_fen: int) -> None:
     )
 
 
-def _outgoing(command: CommandRecord, now: datetime) -> OutgoingCommand:
+def _outgoing(command: OpenCommand, now: datetime) -> OutgoingCommand:
     assert command.id is not None and command.intent is not None
     return OutgoingCommand(
         command_id=command.id,

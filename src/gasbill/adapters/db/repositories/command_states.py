@@ -4,6 +4,7 @@ before their command's ctrl_id was known (CommandStore's base, on its session)."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
 import sqlalchemy as sa
@@ -18,6 +19,15 @@ from gasbill.service.ports import (
     NewCommandReport,
     PrepayStateRecord,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedState:
+    """A meter's prepay state as a claim reads it (`dispatch_ports.ClaimedPrepay`)."""
+
+    confirmed_times: int
+    confirmed_total_fen: int
+    blocked_by: int | None
 
 
 class PrepayAndReports:
@@ -35,21 +45,26 @@ class PrepayAndReports:
             self.session.flush()
         return found
 
-    def prepay_states(self, meter_ids: Sequence[int]) -> dict[int, MeterPrepayState]:
-        """`prepay_state` for several meters in one query (locked in meter order); the
-        missing ones created at zero in one flush."""
+    def prepay_states(self, meter_ids: Sequence[int]) -> dict[int, ClaimedState]:
+        """What a claim reads of each meter's prepay state, locked in meter order, as plain
+        rows; the missing ones created at zero in one statement (and held by it)."""
         if not meter_ids:
             return {}
-        rows = self.session.exec(
-            select(MeterPrepayState)
-            .where(IdIn(col(MeterPrepayState.meter_id), meter_ids))
-            .order_by(col(MeterPrepayState.meter_id))
+        table = cast(sa.Table, MeterPrepayState.__table__)  # type: ignore[attr-defined]
+        rows = self.session.execute(
+            sa.select(
+                table.c.meter_id,
+                table.c.confirmed_times,
+                table.c.confirmed_total_fen,
+                table.c.blocked_by,
+            )
+            .where(IdIn(table.c.meter_id, meter_ids))
+            .order_by(table.c.meter_id)
             .with_for_update()
         ).all()
-        found = {s.meter_id: s for s in rows}
+        found = {int(row.meter_id): ClaimedState(*row[1:]) for row in rows}
         missing = sorted(set(meter_ids) - found.keys())
-        if missing:  # inserted in one statement, then read (and locked) like the others
-            table = cast(sa.Table, MeterPrepayState.__table__)  # type: ignore[attr-defined]
+        if missing:  # inserted in one statement: new rows, locked by their insert
             now = utcnow()
             values = [
                 {"meter_id": m, "confirmed_times": 0, "confirmed_total_fen": 0, "updated_at": now}
@@ -62,13 +77,7 @@ class PrepayAndReports:
                 self.session.execute(sa.insert(table).from_select(names, unnested(table, values)))
             else:
                 self.session.execute(sa.insert(table), values)
-            added = self.session.exec(
-                select(MeterPrepayState)
-                .where(IdIn(col(MeterPrepayState.meter_id), missing))
-                .order_by(col(MeterPrepayState.meter_id))
-                .with_for_update()
-            ).all()
-            found.update((s.meter_id, s) for s in added)
+            found.update((m, ClaimedState(0, 0, None)) for m in missing)
         return found
 
     def unmatched_of(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from gasbill.adapters.db.bulk import array_param, unnested
@@ -20,6 +20,7 @@ from gasbill.adapters.db.repositories.command_queue import (
 )
 from gasbill.adapters.db.repositories.command_states import PrepayAndReports
 from gasbill.adapters.db.tables.commands import Command
+from gasbill.domain.commands import Command as Intent
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service.ports import (
     CommandRecord,
@@ -28,6 +29,25 @@ from gasbill.service.ports import (
 
 _COMMAND = cast(sa.Table, Command.__table__)  # type: ignore[attr-defined]
 _OPEN = sorted(str(s) for s in OPEN)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRow:
+    """A queued or in-flight command as a claim reads it (`dispatch_ports.OpenCommand`)."""
+
+    id: int
+    meter_id: int
+    define_no: str
+    meter_comm_no: str
+    ctrl_type: str
+    status: str
+    intent: Intent | None
+    next_attempt_at: datetime
+    timeout_at: datetime
+    created_at: datetime
+
+
+_OPEN_COLUMNS = [_COMMAND.c[name] for name in OpenRow.__dataclass_fields__]
 
 
 class CommandStore(PrepayAndReports):
@@ -272,9 +292,10 @@ class CommandStore(PrepayAndReports):
             .with_for_update()
         ).all()
 
-    def open_of_meters(self, meter_ids: Sequence[int]) -> dict[int, list[Command]]:
-        """`open_of_meter` for several meters in one query, locked in (meter, id) order."""
-        found: dict[int, list[Command]] = {m: [] for m in meter_ids}
+    def open_of_meters(self, meter_ids: Sequence[int]) -> dict[int, list[OpenRow]]:
+        """`open_of_meter` for several meters in one query, locked in (meter, id) order: the
+        columns a claim reads, as plain rows (no ORM objects: a claim reads a thousand)."""
+        found: dict[int, list[OpenRow]] = {m: [] for m in meter_ids}
         if not meter_ids:
             return found
         if self.session.get_bind().dialect.name == "postgresql":
@@ -284,25 +305,22 @@ class CommandStore(PrepayAndReports):
             listed = array_param("open_meter_ids", sorted(set(meter_ids)), sa.BigInteger())
             wanted = sa.func.unnest(listed).table_valued("meter_id").render_derived("wanted")
             probe = (
-                sa.select(_COMMAND)
+                sa.select(*_OPEN_COLUMNS)
                 .where(_COMMAND.c.meter_id == wanted.c.meter_id, _COMMAND.c.status.in_(_OPEN))
                 .order_by(_COMMAND.c.id)
                 .with_for_update()
                 .lateral("open_command")
             )
-            entity = aliased(Command, probe)
-            rows = self.session.exec(
-                select(entity).select_from(wanted).join(probe, sa.true())
-            ).all()
+            query = sa.select(probe).select_from(wanted).join(probe, sa.true())
         else:
-            rows = self.session.exec(
-                select(Command)
-                .where(IdIn(col(Command.meter_id), meter_ids), col(Command.status).in_(_OPEN))
-                .order_by(col(Command.meter_id), col(Command.id))
+            query = (
+                sa.select(*_OPEN_COLUMNS)
+                .where(IdIn(_COMMAND.c.meter_id, meter_ids), _COMMAND.c.status.in_(_OPEN))
+                .order_by(_COMMAND.c.meter_id, _COMMAND.c.id)
                 .with_for_update()
-            ).all()
-        for command in rows:
-            found[command.meter_id].append(command)
+            )
+        for row in self.session.execute(query).all():
+            found[row.meter_id].append(OpenRow(*row))
         return found
 
     def stale(self, status: CommandStatus, before: datetime, limit: int) -> Sequence[Command]:
