@@ -652,26 +652,20 @@ class FakeCommands:
         for command in commands:
             self.save(command)
 
-    def lock_sending(self, command_ids: Sequence[int]) -> dict[int, str]:
-        found = (self.store.commands.get(i) for i in sorted(command_ids))
-        return {
-            c.id or 0: c.company_no
-            for c in found
-            if c is not None and c.status == CommandStatus.SENDING
-        }
-
-    def record_sent(self, ctrl_ids: Mapping[int, int], now: datetime) -> None:
-        for command_id, ctrl_id in ctrl_ids.items():
-            command = self.store.commands[command_id]
-            command.ctrl_id, command.status, command.sent_at = ctrl_id, CommandStatus.SENT, now
-
-    def unmatched_of(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
-        wanted = set(keys)
-        return {
-            (r.company_no, r.ctrl_id)
-            for r in self.store.command_reports
-            if r.matched_at is None and (r.company_no, r.ctrl_id) in wanted
-        }
+    def record_sent(self, ctrl_ids: Mapping[int, int], now: datetime) -> dict[int, bool]:
+        marked = {}
+        for command_id in sorted(ctrl_ids):
+            command = self.store.commands.get(command_id)
+            if command is None or command.status != CommandStatus.SENDING:
+                continue
+            command.ctrl_id, command.status = ctrl_ids[command_id], CommandStatus.SENT
+            command.sent_at = now
+            marked[command_id] = any(
+                r.matched_at is None
+                and (r.company_no, r.ctrl_id) == (command.company_no, command.ctrl_id)
+                for r in self.store.command_reports
+            )
+        return marked
 
 
 def _fields(new: NewCommand) -> dict[str, object]:

@@ -30,6 +30,7 @@ from gasbill.service.opening import open_with_payment
 from tests.integration.billing_helpers import make_account
 
 ZONE = ZoneInfo("Asia/Shanghai")
+METER_MODE = BillingMode.METER
 CODEC = Codec(ZONE)
 POLICY = CommandPolicy(max_attempts=3)
 T0 = datetime(2025, 3, 1, 2, tzinfo=UTC)
@@ -47,6 +48,7 @@ class ScriptedPlatform:
         self.lose_next_reply = False
         self.refuse_next = False
         self.adds = 0
+        self.before_reply = None  # called with each record added, before AddMulti answers
 
     def add_commands(self, commands):  # the outbox's port, over the wire's AddMulti
         return self.add_multi([CODEC.outgoing(c) for c in commands])
@@ -71,6 +73,9 @@ class ScriptedPlatform:
                 ctrl_id=ctrl_id, target_comm_no=command.target_comm_no, result=True, message=""
             )
             outcomes.append(BatchOutcome(position, item, True))
+        for ctrl_id in (o.item.ctrl_id for o in outcomes):
+            if self.before_reply is not None:
+                self.before_reply(self.records[ctrl_id])
         if self.lose_next_reply:
             self.lose_next_reply = False
             raise PlatformRetryable("connection reset: the reply was lost")
@@ -191,6 +196,36 @@ def test_a_lost_add_reply_is_found_by_define_no_not_sent_twice(uow, engine, plat
     assert (later.found_again, platform.adds) == (1, 1)
     assert command(uow, first).status == CommandStatus.DONE
     assert balances(uow, account)[1].posted == 30_000
+
+
+def test_a_report_that_beat_the_add_reply_is_applied_when_the_reply_is_recorded(
+    uow, engine, platform, account, catalog
+):
+    second = make_account(uow, catalog, number="A2", comm_no="22345678901234", mode=METER_MODE)
+    record_payment(
+        uow,
+        account_id=second,
+        amount_fen=5_000,
+        channel="counter",
+        idempotency_key="pay-2",
+        actor="clerk",
+        at=T0,
+    )
+    first, other = top_up(uow, account, 30_000, "t1"), top_up(uow, second, 5_000, "t2")
+    early = command(uow, first).define_no
+    kept = []  # the first's report comes while AddMulti is still answering: kept
+    platform.before_reply = lambda record: (
+        kept.append(report(uow, platform.finish(record.ctrl_id, 3, APPLIED)))
+        if record.ctrl_define_no == early
+        else None
+    )
+    assert run(engine, platform).sent == 2
+    assert kept == ["kept until the command is known"]
+    done = command(uow, first)
+    assert (done.status, done.outcome) == (CommandStatus.DONE, "applied")
+    assert balances(uow, account)[1].posted == 30_000
+    assert command(uow, other).status == CommandStatus.SENT
+    assert balances(uow, second)[1].posted == 0
 
 
 def test_an_add_that_never_arrived_is_sent_again_with_the_same_define_no(

@@ -80,14 +80,10 @@ class DispatchRepository(CommandRepository, Protocol):
     def save_all(self, commands: Sequence[CommandRecord]) -> None:
         """Several commands saved together."""
 
-    def lock_sending(self, command_ids: Sequence[int]) -> dict[int, str]:
-        """These commands locked in id order: of those still `sending`, the company."""
-
-    def record_sent(self, ctrl_ids: Mapping[int, int], now: datetime) -> None:
-        """Commands (locked, `sending`) handed over: their platform ctrl_id, sent `now`."""
-
-    def unmatched_of(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Of these (company, ctrl_id), those with a report kept and not yet applied."""
+    def record_sent(self, ctrl_ids: Mapping[int, int], now: datetime) -> Mapping[int, bool]:
+        """Of these commands, those still `sending` locked in id order and marked handed over:
+        their platform ctrl_id, sent `now`; for each, whether a report for it came first
+        (kept, not yet applied)."""
 
 
 class DispatchUnitOfWork(UnitOfWork, Protocol):

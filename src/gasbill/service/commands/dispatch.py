@@ -223,35 +223,34 @@ def send(
     crash_point("send.after_add")  # added on the platform, not yet recorded here
     with uow:
         store = uow.commands
-        # the batch's commands locked in one query (id order), those accepted marked sent in
-        # one statement; stored reports looked for in one query, and only the commands
-        # that have some (or were refused) read as objects
-        sending = store.lock_sending([item.command_id for item in batch])
+        # those accepted and still sending marked sent in one statement (locked in id order),
+        # with whether a report came first; only the commands that have one (or were not
+        # accepted) read as objects
         answers = {item.command_id: reply for item, reply in zip(batch, replies, strict=False)}
-        accepted: dict[int, int] = {}
+        accepted = {
+            command_id: reply.ctrl_id
+            for command_id, reply in answers.items()
+            if reply.exists and reply.ctrl_id is not None
+        }
+        reported = store.record_sent(accepted, now)
+        outcome.sent += len(reported)
         for item in batch:
-            if item.command_id not in sending:
+            if item.command_id in accepted:
+                continue
+            command = store.get(item.command_id, lock=True)
+            if command is None or command.status != CommandStatus.SENDING:
                 continue
             reply = answers.get(item.command_id)
-            if reply is not None and reply.exists and reply.ctrl_id is not None:
-                accepted[item.command_id] = reply.ctrl_id
-            elif reply is not None and reply.matched:
-                command = store.get(item.command_id)
-                assert command is not None  # locked above
+            if reply is not None and reply.matched:
                 retry_later(uow, command, f"refused: {reply.message}", policy=policy, now=now)
                 outcome.failed += 1
             else:
                 # the reply does not account for it: left `sending`, looked up by define_no
                 # once the lookup interval has passed; the clerk sees why meanwhile
-                command = store.get(item.command_id)
-                assert command is not None  # locked above
                 command.last_error = UNANSWERED
                 store.save(command)
-        store.record_sent(accepted, now)
-        outcome.sent += len(accepted)
-        reported = store.unmatched_of([(sending[i], ctrl) for i, ctrl in accepted.items()])
-        for command_id, ctrl_id in accepted.items():
-            if (sending[command_id], ctrl_id) in reported:
+        for command_id, waiting in reported.items():
+            if waiting:
                 command = store.get(command_id)
                 assert command is not None
                 apply_stored_reports(uow, codec, command, policy=policy, now=now)

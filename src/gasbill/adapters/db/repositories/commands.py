@@ -19,7 +19,7 @@ from gasbill.adapters.db.repositories.command_queue import (
     DUE_METERS,
 )
 from gasbill.adapters.db.repositories.command_states import PrepayAndReports
-from gasbill.adapters.db.tables.commands import Command
+from gasbill.adapters.db.tables.commands import Command, CommandReport
 from gasbill.domain.commands import Command as Intent
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.service.ports import (
@@ -28,6 +28,7 @@ from gasbill.service.ports import (
 )
 
 _COMMAND = cast(sa.Table, Command.__table__)  # type: ignore[attr-defined]
+_REPORT = cast(sa.Table, CommandReport.__table__)  # type: ignore[attr-defined]
 _OPEN = sorted(str(s) for s in OPEN)
 
 
@@ -159,50 +160,63 @@ class CommandStore(PrepayAndReports):
         self.session.add(command)
         self.session.flush()
 
-    def lock_sending(self, command_ids: Sequence[int]) -> dict[int, str]:
-        """These commands locked in id order (a batch's replies): of those still `sending`,
-        the company. Plain rows: no objects built for the common case, where each is only
-        marked sent (`record_sent`)."""
-        if not command_ids:
-            return {}
-        query = (
-            sa.select(_COMMAND.c.id, _COMMAND.c.status, _COMMAND.c.company_no)
-            .where(IdIn(_COMMAND.c.id, command_ids))
-            .order_by(_COMMAND.c.id)
-            .with_for_update()
-        )
-        return {
-            int(i): company
-            for i, status, company in self.session.execute(query).all()
-            if status == CommandStatus.SENDING
-        }
+    def record_sent(self, ctrl_ids: Mapping[int, int], now: datetime) -> dict[int, bool]:
+        """Of these commands (a batch's accepted replies), those still `sending` locked in id
+        order and marked handed over: their platform ctrl_id, sent `now`. For each, whether
+        a report for its ctrl_id came first and waits (`unmatched_of`).
 
-    def record_sent(self, ctrl_ids: Mapping[int, int], now: datetime) -> None:
-        """Commands (locked, `sending`) handed over: their platform ctrl_id, sent `now`.
-        PostgreSQL: one UPDATE over two arrays, whatever the batch."""
+        PostgreSQL: one statement, whatever the batch (the lock, the update and the
+        look-up for reports were three, each costing more Python than the server's work).
+        """
         if not ctrl_ids:
-            return
+            return {}
         ids = sorted(ctrl_ids)
+        sending = str(CommandStatus.SENDING)
         sent = {"status": str(CommandStatus.SENT), "sent_at": now}
-        if self.session.get_bind().dialect.name == "postgresql":
-            pairs = sa.select(
-                sa.func.unnest(array_param("sent_ids", ids, sa.BigInteger())).label("id"),
-                sa.func.unnest(
-                    array_param("sent_ctrl_ids", [ctrl_ids[i] for i in ids], sa.BigInteger())
-                ).label("ctrl_id"),
-            ).subquery("sent")
+        if self.session.get_bind().dialect.name != "postgresql":
+            rows = self.session.execute(
+                sa.select(_COMMAND.c.id, _COMMAND.c.company_no)
+                .where(IdIn(_COMMAND.c.id, ids), _COMMAND.c.status == sending)
+                .order_by(_COMMAND.c.id)
+                .with_for_update()
+            ).all()
+            if not rows:
+                return {}
             self.session.execute(
                 sa.update(_COMMAND)
-                .where(_COMMAND.c.id == pairs.c.id)
-                .values(ctrl_id=pairs.c.ctrl_id, **sent)
+                .where(_COMMAND.c.id == sa.bindparam("sent_id"))
+                .values(ctrl_id=sa.bindparam("sent_ctrl_id"), **sent),
+                [{"sent_id": i, "sent_ctrl_id": ctrl_ids[i]} for i, _ in rows],
             )
-            return
-        self.session.execute(
-            sa.update(_COMMAND)
-            .where(_COMMAND.c.id == sa.bindparam("sent_id"))
-            .values(ctrl_id=sa.bindparam("sent_ctrl_id"), **sent),
-            [{"sent_id": i, "sent_ctrl_id": ctrl_ids[i]} for i in ids],
+            kept = self.unmatched_of([(company, ctrl_ids[i]) for i, company in rows])
+            return {int(i): (company, ctrl_ids[i]) in kept for i, company in rows}
+        locked = (
+            sa.select(_COMMAND.c.id)
+            .where(IdIn(_COMMAND.c.id, ids), _COMMAND.c.status == sending)
+            .order_by(_COMMAND.c.id)
+            .with_for_update()
+            .cte("locked")
         )
+        pairs = sa.select(
+            sa.func.unnest(array_param("sent_ids", ids, sa.BigInteger())).label("id"),
+            sa.func.unnest(
+                array_param("sent_ctrl_ids", [ctrl_ids[i] for i in ids], sa.BigInteger())
+            ).label("ctrl_id"),
+        ).subquery("sent")
+        marked = (
+            sa.update(_COMMAND)
+            .where(_COMMAND.c.id == pairs.c.id, _COMMAND.c.id == locked.c.id)
+            .values(ctrl_id=pairs.c.ctrl_id, **sent)
+            .returning(_COMMAND.c.id, _COMMAND.c.company_no, _COMMAND.c.ctrl_id)
+            .cte("marked")
+        )
+        waiting = sa.exists().where(
+            _REPORT.c.company_no == marked.c.company_no,
+            _REPORT.c.ctrl_id == marked.c.ctrl_id,
+            _REPORT.c.matched_at.is_(None),
+        )
+        found = self.session.execute(sa.select(marked.c.id, waiting))
+        return {int(i): bool(w) for i, w in found.all()}
 
     def mark_sending(self, command_ids: Sequence[int], now: datetime) -> None:
         """Claimed commands (locked) marked `sending`: one UPDATE, one more attempt each."""
