@@ -31,6 +31,7 @@ from gasbill.adapters.db.repositories.reconciliation_sql import (
     hold_sums,
     holds_at,
     inbox_t,
+    join_sums,
     ledger_t,
     meter_t,
     reading_t,
@@ -184,11 +185,10 @@ class ReconciliationStore(CommandFacts, VerdictStore):
                 sa.func.coalesce(flight.c.fen, 0),
             )
             .select_from(
-                cte.join(r2, at_reading)
+                join_sums(cte.join(r2, at_reading), flight, keys, lateral=self.pg)
                 .outerjoin(la, la.c.id == cte.c.la)
                 .outerjoin(credits, same_keys(credits, keys))
                 .outerjoin(debits, same_keys(debits, keys))
-                .outerjoin(flight, same_keys(flight, keys))
             )
             .where(cte.c.at.is_not(None))
         )

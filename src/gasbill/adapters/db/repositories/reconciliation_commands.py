@@ -20,6 +20,7 @@ from gasbill.adapters.db.repositories.reconciliation_sql import (
     credit_after,
     hold_sums,
     holds_at,
+    join_sums,
     ledger_t,
     scalar_of,
     scope_where,
@@ -116,7 +117,7 @@ class CommandFacts(StoreBase):
             ),
         ).outerjoin(la, la.c.id == latest.c.la)
         for sums in joins:
-            joined = joined.outerjoin(sums, sums.c.account_id == latest.c.account_id)
+            joined = join_sums(joined, sums, (latest.c.account_id,), lateral=self.pg)
         query = sa.select(*columns).select_from(joined).order_by(c2.c.id)
         rows = self.session.execute(query).all()
         if len(columns) == 4:
