@@ -569,8 +569,8 @@ def test_accounts_go_by_ranges_of_ids_and_the_lines_come_in_account_order():
     report = run(books)
     assert [line.account_id for line in report.lines] == [1, far]
     scopes = [scope for name, scope in books.asked if name == "accounts"]
-    chunk = reconciliation.CHUNK
-    assert scopes == [Scope(1, chunk, None, None), Scope(chunk + 1, far, None, None)]
+    half = far // 2  # two ranges of at most CHUNK ids, as even as ids go
+    assert scopes == [Scope(1, half, None, None), Scope(half + 1, far, None, None)]
     assert report.totals.balance_difference == Money("-20")
 
 
@@ -674,3 +674,22 @@ def test_a_report_of_a_few_accounts_stays_on_one_connection():
         )
         assert uow.readers_opened == opened
         assert [line.account_id for line in report.lines] == (ids or [1, 2, far])
+
+
+def test_ranges_are_a_multiple_of_the_connections_and_at_most_chunk_ids(monkeypatch):
+    """25 ids, ranges of at most 10: three would do on one connection, four on two (each
+    reader as many), cut as evenly as ids go."""
+    monkeypatch.setattr(reconciliation, "PART_MIN", 1)
+    monkeypatch.setattr(reconciliation, "CHUNK", 10)
+    books = FakeReconciliationBooks()
+    for i in range(1, 26):
+        meter_account(books, i)
+    for connections, bounds in (
+        (1, [(1, 8), (9, 16), (17, 25)]),
+        (2, [(1, 6), (7, 12), (13, 18), (19, 25)]),
+    ):
+        books.asked.clear()
+        report = run(books, connections=connections)
+        assert report.totals.agreeing == 25
+        scopes = [s for name, s in books.asked if name == "accounts"]
+        assert sorted((s.lo, s.hi) for s in scopes) == bounds  # type: ignore[attr-defined]

@@ -15,11 +15,12 @@ that differs (or every one, with `include_agreeing`) gets its findings
 built, with evidence and a suggested action. Nothing here writes or commits.
 
 On PostgreSQL the ranges may be read on several connections at once
-(`connections`, `[reconcile] connections`): each range, cut smaller to share
-them out, runs both passes on whichever connection is free, every one of
-them reading the same instant of the database (the unit of work's snapshot,
-exported to the others), and the ranges' tallies and lines are put together
-in account order, so the report is the one a single connection makes.
+(`connections`, `[reconcile] connections`): as many ranges as a multiple of
+the connections, each running both passes on whichever connection is free,
+every one of them reading the same instant of the database (the unit of
+work's snapshot, exported to the others), and the ranges' tallies and lines
+are put together in account order, so the report is the one a single
+connection makes.
 """
 
 from __future__ import annotations
@@ -163,19 +164,21 @@ def reconcile(
 
 
 def _ranges(
-    span: tuple[int, int], parts: int, company_no: str | None, account_ids: Sequence[int] | None
+    span: tuple[int, int], readers: int, company_no: str | None, account_ids: Sequence[int] | None
 ) -> list[Scope]:
-    """The span's ids in ranges of at most `CHUNK`, each cut in `parts` (as even as ids
-    go), in order."""
-    found = []
-    for lo in range(span[0], span[1] + 1, CHUNK):
-        hi = min(lo + CHUNK - 1, span[1])
-        width = hi - lo + 1
-        cuts = [lo + width * k // parts for k in range(parts + 1)]
-        for start, end in itertools.pairwise(cuts):
-            if start < end:
-                found.append(Scope(start, end - 1, company_no, account_ids))
-    return found
+    """The span's ids cut evenly in ranges of at most `CHUNK` ids, as few as can be but a
+    multiple of the readers (so each has as many), in order. Each range costs a few
+    queries' planning and a few whole-index steps beside what its accounts do (~0.2 s of
+    CPU at 1,000,000 accounts), so not more than the readers need."""
+    width = span[1] - span[0] + 1
+    chunks = -(-width // CHUNK)
+    count = -(-chunks // readers) * readers
+    cuts = [span[0] + width * k // count for k in range(count + 1)]
+    return [
+        Scope(start, end - 1, company_no, account_ids)
+        for start, end in itertools.pairwise(cuts)
+        if start < end
+    ]
 
 
 T = TypeVar("T")
