@@ -1,6 +1,7 @@
 """Closing an account over the database: the final register taken, when the clerk gives
 none, from the meter's latest frozen reading since it was bound to the account, on the
-tariff's volume basis. On SQLite and PostgreSQL.
+tariff's volume basis; a closed account paying off what its closing left owing. On SQLite
+and PostgreSQL.
 
 The same on fakes, with what stops a closing: tests/unit/test_closing.py.
 """
@@ -14,12 +15,16 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from gasbill.adapters.db.tables.readings import MeterReading
+from gasbill.domain.accounts import BillingMode
 from gasbill.domain.ledger import AccountCode
 from gasbill.domain.money import Volume
 from gasbill.service import ledger
+from gasbill.service.accounts import Conflict
 from gasbill.service.billing import bill_accounts
 from gasbill.service.closing import Closure, close_account
+from gasbill.service.commands.actions import cancel_command
 from gasbill.service.commands.queue import CommandPolicy
+from gasbill.service.payments import PaymentOutcome, take_payment
 from tests.conftest import WORK_SUM_TARIFF
 from tests.factories import ZONE
 from tests.integration.billing_helpers import COMPANY, make_account, midnight
@@ -172,3 +177,78 @@ def test_the_gas_up_to_the_final_register_is_billed_before_the_credit_is_paid_ba
         assert uow.ledger.balances_of(account_id)[prepaid].available == 0
         (entry,) = [e for e in uow.audit.entries() if e.action == "account.close"]
         assert json.loads(entry.after)["billed_fen"] == tail
+
+
+# -- a closed account takes a payment only to settle what it owes ------------------------
+
+
+def pay(uow, account_id: int, fen: int, key: str) -> PaymentOutcome:
+    return take_payment(
+        uow,
+        account_id=account_id,
+        amount_fen=fen,
+        channel="cash",
+        idempotency_key=key,
+        actor="clerk",
+        now=NOW + timedelta(hours=1),
+        policy=POLICY,
+    )
+
+
+@pytest.mark.parametrize("mode", [BillingMode.SYSTEM, BillingMode.METER])
+def test_a_closed_account_takes_a_payment_up_to_what_its_closing_left_owing(
+    uow, work_sum_catalog, mode
+):
+    """Opened at 6 m³ with 1.50 yuan paid (meter mode: none loaded on the meter), closed at
+    8 m³: 2 m³ at 2.61 yuan billed, 5.22 yuan. System mode owes 3.72 in prepaid; meter
+    mode owes 5.22 on meter_credit (the shadow billed it) and its 1.50 in prepaid was paid
+    back. A payment settles the debt where it is, never more; nothing is kept of a refused
+    one; a key taken before the closing replays."""
+    account_id = make_account(uow, work_sum_catalog, comm_no=METER, mode=mode, opening_litres=6_000)
+    ledger.record_payment(
+        uow,
+        account_id=account_id,
+        amount_fen=100,
+        channel="cash",
+        idempotency_key="p1",
+        actor="clerk",
+        at=midnight(date(2025, 1, 1)),
+    )
+    before = pay(uow, account_id, 50, "before")  # taken while active (meter mode: a top-up)
+    if before.top_up_id is not None:  # cancelled before it went: 1.50 stays in prepaid
+        cancel_command(uow, None, before.top_up_id, actor="clerk", now=NOW)  # type: ignore[arg-type]
+    closure = close(uow, work_sum_catalog, account_id, final="8")
+    assert closure.billed_fen == 522
+    owed = 522 - 100 - 50 if mode is BillingMode.SYSTEM else 522
+    prepaid = AccountCode.prepaid(str(account_id))
+    credit = AccountCode.meter_credit(str(account_id))
+    with uow:
+        kept = uow.ledger.transfers_of(account_id, limit=1_000)
+        trail = len(list(uow.audit.entries()))
+
+    with pytest.raises(
+        Conflict, match=f"owes {owed // 100}.{owed % 100:02d} yuan \\({owed} fen\\)"
+    ):
+        pay(uow, account_id, owed + 1, "too-much")
+    with uow:
+        assert uow.ledger.transfers_of(account_id, limit=1_000) == kept
+        assert len(list(uow.audit.entries())) == trail
+
+    part = pay(uow, account_id, 200, "part")
+    rest = pay(uow, account_id, owed - 200, "rest")
+
+    assert part.new and rest.new and (part.top_up_id, rest.top_up_id) == (None, None)
+    assert (part.owed_fen, rest.owed_fen) == (owed - 200, 0)
+    with uow:
+        balances = uow.ledger.balances_of(account_id)
+        assert (balances[prepaid].available, balances[credit].available) == (0, 0)
+        assert uow.ledger.verify().ok
+        paid = [e for e in uow.audit.entries() if e.action == "ledger.payment"]
+        assert len(paid) == 4 and json.loads(paid[-1].after)["owed_before_fen"] == owed - 200
+    with pytest.raises(Conflict, match="is closed: it takes no payment"):
+        pay(uow, account_id, 1, "after")
+
+    again = pay(uow, account_id, 50, "before")  # accepted before the closing: replayed
+    assert not again.new and again.payment.id == before.payment.id
+    assert again.top_up_id == before.top_up_id
+    assert not pay(uow, account_id, 200, "part").new

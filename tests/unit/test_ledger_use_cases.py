@@ -121,6 +121,42 @@ def test_a_refund_is_at_most_what_is_available(store):
     assert store.ledger.balance(PREPAID).available == 0
 
 
+def test_a_closed_accounts_remaining_credit_is_still_refunded_and_a_debt_adjusted(store):
+    """Closing pays back what the account holds; money found on it later (an auditor's
+    correction) goes back by a refund, and a debt it was left with can be written off by an
+    adjustment: neither asks whether the account is active (a payment does: payments.py)."""
+    store.accounts[7].status = "closed"
+    service.post_adjustment(
+        FakeUnitOfWork(store),
+        account_id=7,
+        amount_fen=400,
+        target="prepaid",
+        reason="voucher found after the closing",
+        actor="auditor",
+        idempotency_key="a1",
+    )
+    refunded = service.refund(
+        FakeUnitOfWork(store),
+        account_id=7,
+        amount_fen=400,
+        channel="counter",
+        reason="what was left",
+        actor="clerk1",
+        idempotency_key="r1",
+    )
+    assert refunded.debit_account == PREPAID and store.ledger.balance(PREPAID).available == 0
+    with pytest.raises(OverdraftRefused):
+        service.refund(
+            FakeUnitOfWork(store),
+            account_id=7,
+            amount_fen=1,
+            channel="counter",
+            reason="more",
+            actor="clerk1",
+            idempotency_key="r2",
+        )
+
+
 @pytest.mark.parametrize(
     ("target", "fen"), [("revenue", 100), ("prepaid", 0), ("prepaid", True), ("nonsense", 5)]
 )

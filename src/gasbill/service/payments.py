@@ -4,6 +4,13 @@ Recording the payment, holding the amount for the meter and queuing the
 `remotecharge` happen in one transaction: the customer's money is never
 taken without the top-up being queued, nor queued twice for one payment
 (the same Idempotency-Key replays the first result).
+
+A closed account takes a payment only to settle what it still owes (its
+closing billed gas past its credit), up to that and no more: there is no
+meter to load, and money beyond the debt would be taken for an account that
+can no longer use it. In meter mode the closing's tail is owed on
+`meter_credit` (the shadow billed it): what the payment settles there moves
+on from `prepaid`, after what `prepaid` itself owes (a true-up).
 """
 
 from __future__ import annotations
@@ -14,14 +21,21 @@ from datetime import datetime
 
 from gasbill.crashpoints import crash_point
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.ledger import AccountCode, Transfer
-from gasbill.domain.money import MoneyLimits
+from gasbill.domain.ledger import ZERO_BALANCE, AccountCode, Transfer, TransferKind
+from gasbill.domain.money import Money, MoneyLimits
 from gasbill.jsontext import loads_exact
-from gasbill.service.accounts import NotFound
+from gasbill.service.accounts import Conflict, NotFound
 from gasbill.service.commands.progress import command_progress
 from gasbill.service.commands.queue import CommandPolicy, queue_top_up
-from gasbill.service.ports import CommandRecord, UnitOfWork
-from gasbill.service.transfers import DEFAULT_LIMITS, describe, payment_transfer, record_once
+from gasbill.service.ports import AccountRecord, CommandRecord, UnitOfWork
+from gasbill.service.transfers import (
+    DEFAULT_LIMITS,
+    describe,
+    namespaced,
+    new_transfer,
+    payment_transfer,
+    record_once,
+)
 
 # what runs on the account after its balance changed, in the same transaction (decisions)
 # decide(uow, account_id, now): the account's decisions, in the payment's unit of work
@@ -34,6 +48,7 @@ class PaymentOutcome:
     payment: Transfer
     top_up_id: int | None
     new: bool
+    owed_fen: int | None = None  # a closed account: what it still owes after this payment
 
 
 def take_payment(
@@ -53,7 +68,9 @@ def take_payment(
     """Record the payment; queue its top-up (meter mode); let `decide` react (valve on).
 
     Above the maximum payment, or (meter mode) the maximum top-up, nothing
-    is recorded (`AmountOutOfRange`).
+    is recorded (`AmountOutOfRange`). On a closed account, only up to what it
+    still owes (`Conflict` beyond it, or when it owes nothing); a replay of a
+    key already taken returns the first result, closed since or not.
     """
     candidate = payment_transfer(
         account_id=account_id,
@@ -69,7 +86,10 @@ def take_payment(
         account = uow.accounts.get(account_id, lock=True)
         if account is None:
             raise NotFound(f"no account {account_id}")
-        if account.billing_mode == BillingMode.METER:
+        if account.status != "active":
+            if uow.ledger.transfer_by_key(candidate.idempotency_key) is None:
+                return _settle_closed(uow, account, candidate, idempotency_key, now)
+        elif account.billing_mode == BillingMode.METER:
             limits.check("top_up", amount_fen)
         payment, new = record_once(uow.ledger, candidate)
         top_up: CommandRecord | None = None
@@ -107,15 +127,97 @@ def _after_what_is_owed(uow: UnitOfWork, account_id: int, amount_fen: int) -> tu
     return load, owed
 
 
+def _settle_closed(
+    uow: UnitOfWork,
+    account: AccountRecord,
+    candidate: Transfer,
+    idempotency_key: str,
+    now: datetime,
+) -> PaymentOutcome:
+    """A new payment on a closed account: recorded if it settles no more than is owed.
+
+    Its settlement's key (`settle:<key>`) is no longer than the payment's."""
+    assert account.id is not None
+    prepaid, credit = (
+        AccountCode.prepaid(str(account.id)),
+        AccountCode.meter_credit(str(account.id)),
+    )
+    locked = uow.ledger.lock([prepaid, credit])
+    prepaid_fen = locked.get(prepaid, ZERO_BALANCE).available
+    credit_fen = locked.get(credit, ZERO_BALANCE).available
+    owed, amount = owed_on_closing(prepaid_fen, credit_fen), candidate.amount
+    if owed == 0:
+        raise Conflict(f"account {account.number} is closed: it takes no payment (it owes nothing)")
+    if amount > owed:
+        raise Conflict(
+            f"account {account.number} is closed and owes {_yuan(owed)} yuan ({owed} fen): "
+            f"a payment of up to {_yuan(owed)} yuan settles it, not {_yuan(amount)} yuan"
+        )
+    payment, new = record_once(uow.ledger, candidate)
+    if not new:  # a concurrent request with its key came first
+        top_up = _top_up_of(uow, idempotency_key)
+        return PaymentOutcome(payment, top_up.id if top_up is not None else None, False)
+    # what prepaid owes is settled first; the rest goes on to meter_credit, up to what the
+    # meter's tail (the shadow billed past the credit) left owing there
+    onward = min(prepaid_fen + amount, -credit_fen)
+    settled = None
+    if onward > 0:
+        settled, _ = record_once(
+            uow.ledger,
+            new_transfer(
+                key=namespaced("settle", idempotency_key),
+                debit=prepaid,
+                credit=credit,
+                amount=onward,
+                kind=TransferKind.ADJUSTMENT,
+                now=now,
+                at=now,
+                reason=(
+                    f"account {account.number} closed: payment {payment.id} settles the gas "
+                    "its meter's credit was billed past"
+                ),
+                actor=candidate.actor,
+            ),
+        )
+    _audit(
+        uow,
+        payment,
+        account.id,
+        None,
+        now,
+        owed_before_fen=owed,
+        settles_meter_credit=settled.id if settled is not None else None,
+    )
+    crash_point("payment.before_commit")
+    uow.commit()
+    crash_point("payment.after_commit")
+    return PaymentOutcome(payment, None, True, owed_fen=owed - amount)
+
+
+def owed_on_closing(prepaid_fen: int, meter_credit_fen: int) -> int:
+    """What a closed account owes, from its available prepaid and meter_credit balances:
+    what they fall below zero together (the closing paid back whatever either held)."""
+    return max(0, -(prepaid_fen + meter_credit_fen))
+
+
+def _yuan(fen: int) -> str:
+    return Money.of_fen(fen).fixed()
+
+
 def _audit(
-    uow: UnitOfWork, payment: Transfer, account_id: int, top_up: CommandRecord | None, now: datetime
+    uow: UnitOfWork,
+    payment: Transfer,
+    account_id: int,
+    top_up: CommandRecord | None,
+    now: datetime,
+    **closed: object,
 ) -> None:
     uow.audit.record(
         actor=payment.actor,
         action="ledger.payment",
         entity="account",
         entity_id=account_id,
-        after={**describe(payment), "top_up": top_up.id if top_up is not None else None},
+        after={**describe(payment), "top_up": top_up.id if top_up is not None else None, **closed},
         at=now,
     )
 
