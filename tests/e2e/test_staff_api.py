@@ -208,6 +208,49 @@ def test_concurrent_repeats_of_one_payment_make_one_transfer(client, clerk):
     assert len(lines) == 1
 
 
+def test_a_closed_account_takes_a_payment_only_to_settle_what_it_owes(client, clerk, engine):
+    """Paid 10.00, closed at 20 m³: 7.5 m³ since the opening at 2.61 yuan, 19.58 billed, so
+    it owes 9.58. Up to that is taken (no top-up), more is refused (409, nothing kept), and
+    once settled it takes nothing; a payment taken before the closing still replays."""
+    account = open_account(client, clerk)
+    path = f"{API}/accounts/{account['id']}/payments"
+    earlier = {**clerk, **key()}
+    first = client.post(path, json={"amount_fen": 1_000, "channel": "cash"}, headers=earlier)
+    assert first.status_code == 201, first.text
+    closed = client.post(
+        f"{API}/accounts/{account['id']}/closure",
+        json={"final_register": "20.000", "channel": "cash"},
+        headers=clerk,
+    )
+    assert closed.status_code == 200 and closed.json()["billed_fen"] == 1_958, closed.text
+    trail = audited(engine)
+
+    too_much = client.post(path, json={"amount_fen": 959, "channel": "cash"}, headers=key() | clerk)
+    error = assert_error(too_much, 409, "conflict")
+    assert error["message"] == (
+        "account A0001 is closed and owes 9.58 yuan (958 fen): a payment of up to 9.58 yuan "
+        "settles it, not 9.59 yuan"
+    )
+    assert audited(engine) == trail
+    part = client.post(path, json={"amount_fen": 500, "channel": "cash"}, headers=key() | clerk)
+    assert part.status_code == 201, part.text
+    assert (part.json()["amount_fen"], part.json()["top_up_id"]) == (500, None)
+    rest = client.post(path, json={"amount_fen": 458, "channel": "wechat"}, headers=key() | clerk)
+    assert rest.status_code == 201, rest.text
+    balance = client.get(f"{API}/accounts/{account['id']}/balance", headers=clerk).json()
+    assert balance["balances"]["prepaid"]["available_fen"] == 0
+
+    settled = audited(engine)
+    nothing = client.post(path, json={"amount_fen": 1, "channel": "cash"}, headers=key() | clerk)
+    error = assert_error(nothing, 409, "conflict")
+    assert error["message"] == "account A0001 is closed: it takes no payment (it owes nothing)"
+    assert audited(engine) == settled
+    again = client.post(path, json={"amount_fen": 1_000, "channel": "cash"}, headers=earlier)
+    assert again.status_code == 201 and again.json() == first.json()
+    lines = client.get(f"{API}/accounts/{account['id']}/ledger", headers=clerk).json()
+    assert [t["kind"] for t in lines].count("payment") == 3
+
+
 # -- refunds, adjustments, reversals -------------------------------------------------
 
 
@@ -275,6 +318,10 @@ def test_refunds_adjustments_and_reversals(client, clerk, auditor):
 PAY = "/accounts/{id}/payments"
 BAD = "invalid_request"
 REPLACEMENT = {"at": "2020-01-01T00:00:00Z", "old_final_register": "1", "new_comm_no": "9" * 14}
+# the account closed first at its final register: at the opening nothing is owed; at 20 m³,
+# 7.5 m³ at 2.61 yuan (19.58) are
+CLOSED = {"{closed}": "12.500", "{owing}": "20.000"}
+PAY_CLOSED, PAY_OWING = "/accounts/{closed}/payments", "/accounts/{owing}/payments"
 BAD_INPUTS = [
     ("POST", "/customers", {}, 422, "invalid_request"),
     ("POST", "/customers", {"name": "x", "colour": "red"}, 422, "invalid_request"),
@@ -311,6 +358,8 @@ BAD_INPUTS = [
     ("POST", PAY, {"amount_fen": 100, "channel": "a b"}, 422, BAD),
     ("POST", PAY, {"amount_fen": 100}, 422, BAD),
     ("POST", "/accounts/999/payments", {"amount_fen": 100, "channel": "cash"}, 404, "not_found"),
+    ("POST", PAY_CLOSED, {"amount_fen": 100, "channel": "cash"}, 409, "conflict"),
+    ("POST", PAY_OWING, {"amount_fen": 1_959, "channel": "cash"}, 409, "conflict"),
     ("POST", "/accounts/{id}/meter-replacements", REPLACEMENT, 422, BAD),
     ("POST", "/exceptions/999/resolve", {"resolution": "done"}, 404, "not_found"),
     ("POST", "/exceptions/1/resolve", {"resolution": "   "}, 422, "invalid_request"),
@@ -325,6 +374,14 @@ def test_bad_input_gets_its_status_and_the_error_shape(
     client, clerk, method, path, body, status, code
 ):
     account = open_account(client, clerk, number="TAKEN")
+    for closed, final in CLOSED.items():
+        if closed in path:
+            closure = {"final_register": final, "channel": "cash"}
+            done = client.post(
+                f"{API}/accounts/{account['id']}/closure", json=closure, headers=clerk
+            )
+            assert done.status_code == 200, done.text
+            path = path.replace(closed, "{id}")
     if path == "/accounts" and body is not None:
         valid = account_body(account["customer_id"], number="A0009", meter_comm_no="5" * 14)
         body = {**valid, **body}

@@ -129,3 +129,34 @@ def test_a_meter_is_replaced_from_the_terminal(tmp_path, db_url):
         "--final", "0.001",
     )  # fmt: skip
     assert below.exit_code == 2 and "below the old meter's opening" in below.stderr
+
+
+def test_a_closed_account_takes_from_the_terminal_only_what_it_owes(tmp_path, db_url):
+    """Paid 10.00, closed at 9.5 m³ (from 0, at 2.61 yuan): 24.80 billed, 14.80 owed."""
+    config = write_config(tmp_path, db_url)
+    opened = run(
+        config, "account", "open", "S0004", "--customer", "韩梅梅", "--meter", "12345678900004",
+        "--company", "1001", "--tariff", "beijing-residential", "--pay", "10.00",
+    )  # fmt: skip
+    assert opened.exit_code == 0, opened.output
+    closed = run(config, "account", "close", "S0004", "--final", "9.5")
+    assert closed.exit_code == 0 and "24.80 yuan billed" in closed.stdout, closed.output
+
+    def pay(amount: str, key: str):
+        return run(config, "account", "pay", "S0004", "--amount", amount, "--key", key)
+
+    too_much = pay("14.81", "c-1")
+    assert too_much.exit_code == 2
+    assert "closed and owes 14.80 yuan (1480 fen): a payment of up to 14.80 yuan settles it" in (
+        too_much.stderr
+    )
+    part = pay("10.00", "c-2")
+    assert part.exit_code == 0, part.output
+    assert "prepaid now -4.80; closed, it owes 4.80 now" in part.stdout
+    rest = pay("4.80", "c-3")
+    assert rest.exit_code == 0 and "closed, settled" in rest.stdout, rest.output
+    nothing = pay("0.01", "c-4")
+    assert nothing.exit_code == 2
+    assert "account S0004 is closed: it takes no payment" in nothing.stderr
+    again = pay("10.00", "c-2")
+    assert again.exit_code == 0 and "already taken with this key" in again.stdout, again.output

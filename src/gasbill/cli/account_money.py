@@ -62,6 +62,9 @@ def pay_command(
         except GasbillError as exc:
             fail(str(exc))
         after = _prepaid_after(services, found.id)
+        if outcome.owed_fen is not None:  # a closed account, paying what it owed
+            owes = Money.of_fen(outcome.owed_fen).fixed()
+            after += f"; closed, it owes {owes} now" if outcome.owed_fen else "; closed, settled"
         progress = None
         if outcome.top_up_id is not None:
             with services.uow() as uow:
