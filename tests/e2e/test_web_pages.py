@@ -293,6 +293,35 @@ def test_closing_an_account_in_the_pages_is_the_apis_closure(client, engine, acc
     assert again.status_code == 422
 
 
+def test_a_closed_account_that_owes_takes_in_the_pages_only_what_it_owes(
+    client, engine, account_id
+) -> None:
+    """Closed at 20 m³ with nothing paid: 7.5 m³ at 2.61 yuan, 19.58 owed. The account page
+    offers a payment again (not once settled), the form says how much, more is refused
+    with the reason and nothing stored, the debt itself is taken."""
+    web_login(client, "clerk")
+    token = csrf_of(client, f"/ui/accounts/{account_id}/pay")
+    form = {"csrf_token": token, "final_register": "20", "channel": "cash"}
+    closed = client.post(f"/ui/accounts/{account_id}/close", data=form, follow_redirects=False)
+    assert closed.status_code == 303, closed.text
+    assert 'id="pay"' in client.get(f"/ui/accounts/{account_id}").text
+    assert "最多 19.58 元" in client.get(f"/ui/accounts/{account_id}/pay").text  # zh by default
+    kept = ledger.account_transfers(UnitOfWork(engine), account_id)
+
+    pay = {"csrf_token": token, "amount": "19.59", "channel": "cash", "key": "late-1"}
+    refused = client.post(f"/ui/accounts/{account_id}/pay", data=pay)
+    assert refused.status_code == 422
+    assert "owes 19.58 yuan (1958 fen): a payment of up to 19.58 yuan settles it" in refused.text
+    assert ledger.account_transfers(UnitOfWork(engine), account_id) == kept
+    settled = client.post(
+        f"/ui/accounts/{account_id}/pay",
+        data={**pay, "amount": "19.58", "key": "late-2"},
+        follow_redirects=False,
+    )
+    assert settled.status_code == 303, settled.text
+    assert 'id="pay"' not in client.get(f"/ui/accounts/{account_id}").text
+
+
 def test_a_corrected_reading_is_dismissed_by_a_clerk_and_accepted_by_an_auditor_in_the_pages(
     client, engine, account_id
 ) -> None:

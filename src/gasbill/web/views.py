@@ -32,7 +32,7 @@ from gasbill.domain.decisions import gas_left
 from gasbill.domain.errors import GasbillError
 from gasbill.domain.money import Money, Price, Volume
 from gasbill.service.decisions.balance import judge_balance, meter_of, recent_use
-from gasbill.service.payments import top_up_progress
+from gasbill.service.payments import owed_on_closing, top_up_progress
 from gasbill.service.ports import MeterRecord
 
 FROZEN = 1  # data_type of a daily frozen reading
@@ -107,6 +107,14 @@ class AccountView:
     readings: list[dict[str, Any]]
     transfers: list[dict[str, Any]]
     commands: list[dict[str, Any]]
+
+    @property
+    def owed_fen(self) -> int:
+        """What a closed account still owes: a payment up to it settles it (0 if active)."""
+        if self.account.status == "active":
+            return 0
+        available = {kind: b["available"] for kind, b in self.balances.items()}
+        return owed_on_closing(available.get("prepaid", 0), available.get("meter_credit", 0))
 
 
 def account_view(
