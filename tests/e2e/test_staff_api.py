@@ -223,6 +223,9 @@ def test_a_closed_account_takes_a_payment_only_to_settle_what_it_owes(client, cl
         headers=clerk,
     )
     assert closed.status_code == 200 and closed.json()["billed_fen"] == 1_958, closed.text
+    shown = closed.json()
+    assert (shown["netted_fen"], shown["netting"], shown["refunded_fen"]) == (0, None, 0)
+    assert shown["owed_fen"] == 958
     trail = audited(engine)
 
     too_much = client.post(path, json={"amount_fen": 959, "channel": "cash"}, headers=key() | clerk)

@@ -141,6 +141,8 @@ def test_a_closed_account_takes_from_the_terminal_only_what_it_owes(tmp_path, db
     assert opened.exit_code == 0, opened.output
     closed = run(config, "account", "close", "S0004", "--final", "9.5")
     assert closed.exit_code == 0 and "24.80 yuan billed" in closed.stdout, closed.output
+    assert "0.00 yuan paid back by cash; 14.80 yuan still owed" in closed.stdout
+    assert "moved from" not in closed.stdout  # system mode: only prepaid, nothing netted
 
     def pay(amount: str, key: str):
         return run(config, "account", "pay", "S0004", "--amount", amount, "--key", key)

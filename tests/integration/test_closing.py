@@ -201,8 +201,9 @@ def test_a_closed_account_takes_a_payment_up_to_what_its_closing_left_owing(
 ):
     """Opened at 6 m³ with 1.50 yuan paid (meter mode: none loaded on the meter), closed at
     8 m³: 2 m³ at 2.61 yuan billed, 5.22 yuan. System mode owes 3.72 in prepaid; meter
-    mode owes 5.22 on meter_credit (the shadow billed it) and its 1.50 in prepaid was paid
-    back. A payment settles the debt where it is, never more; nothing is kept of a refused
+    mode owes 3.72 on meter_credit (the shadow billed 5.22 there, the closing netted the
+    1.50 prepaid held against it; before the netting 1.50 was paid back and 5.22 owed).
+    A payment settles the debt where it is, never more; nothing is kept of a refused
     one; a key taken before the closing replays."""
     account_id = make_account(uow, work_sum_catalog, comm_no=METER, mode=mode, opening_litres=6_000)
     ledger.record_payment(
@@ -219,7 +220,8 @@ def test_a_closed_account_takes_a_payment_up_to_what_its_closing_left_owing(
         cancel_command(uow, None, before.top_up_id, actor="clerk", now=NOW)  # type: ignore[arg-type]
     closure = close(uow, work_sum_catalog, account_id, final="8")
     assert closure.billed_fen == 522
-    owed = 522 - 100 - 50 if mode is BillingMode.SYSTEM else 522
+    owed = 522 - 100 - 50  # in meter mode too: the 1.50 in prepaid netted, not paid back
+    assert closure.owed_fen == owed
     prepaid = AccountCode.prepaid(str(account_id))
     credit = AccountCode.meter_credit(str(account_id))
     with uow:
@@ -252,3 +254,59 @@ def test_a_closed_account_takes_a_payment_up_to_what_its_closing_left_owing(
     assert not again.new and again.payment.id == before.payment.id
     assert again.top_up_id == before.top_up_id
     assert not pay(uow, account_id, 200, "part").new
+
+
+# -- the final bill netted (meter mode) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("paid", "netted", "refunded", "owed"), [(3_000, 958, 2_042, 0), (500, 500, 0, 458)]
+)
+def test_closing_nets_what_prepaid_holds_against_the_meters_tail(
+    uow, work_sum_catalog, paid, netted, refunded, owed
+):
+    """Meter mode, opened at 6 m³, `paid` in prepaid, none loaded on the meter; closed at
+    9.67 m³: 3.67 m³ at 2.61 yuan, 9.58 yuan billed to meter_credit. 30.00 paid: 9.58 moved
+    to meter_credit, 20.42 paid back, nothing owed; 5.00 paid: all 5.00 moved, nothing paid
+    back, 4.58 owed on meter_credit. The ledger still adds up to zero."""
+    account_id = make_account(
+        uow, work_sum_catalog, comm_no=METER, mode=BillingMode.METER, opening_litres=6_000
+    )
+    ledger.record_payment(
+        uow,
+        account_id=account_id,
+        amount_fen=paid,
+        channel="cash",
+        idempotency_key="p1",
+        actor="clerk",
+        at=midnight(date(2025, 1, 1)),
+    )
+
+    closure = close(uow, work_sum_catalog, account_id, final="9.67")
+
+    assert closure.billed_fen == 958
+    assert closure.netting is not None and closure.netting.amount == netted
+    assert (closure.refunded_fen, closure.owed_fen) == (refunded, owed)
+    prepaid = AccountCode.prepaid(str(account_id))
+    credit = AccountCode.meter_credit(str(account_id))
+    with uow:
+        balances = uow.ledger.balances_of(account_id)
+        assert (balances[prepaid].available, balances[credit].available) == (0, -owed)
+        netting = uow.ledger.transfer_by_key(f"close-net:close-{account_id}")
+        assert netting is not None and netting.id == closure.netting.id
+        assert (netting.debit_account, netting.credit_account) == (prepaid, credit)
+        report = uow.ledger.verify()
+        assert report.ok and (report.posted_total, report.pending_total) == (0, 0)
+        (entry,) = [e for e in uow.audit.entries() if e.action == "account.close"]
+        after = json.loads(entry.after)
+        assert (after["netting"], after["netted_fen"], after["owed_fen"]) == (
+            netting.id,
+            netted,
+            owed,
+        )
+        kept = uow.ledger.transfers_of(account_id, limit=1_000)
+
+    with pytest.raises(Conflict, match="already closed"):  # the same closing again
+        close(uow, work_sum_catalog, account_id, final="9.67")
+    with uow:
+        assert uow.ledger.transfers_of(account_id, limit=1_000) == kept

@@ -12,7 +12,13 @@ import pytest
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.accounts import AccountError
 from gasbill.domain.commands import CtrlType
-from gasbill.domain.ledger import AccountCode, HoldAction
+from gasbill.domain.ledger import (
+    AccountCode,
+    HoldAction,
+    Transfer,
+    TransferKind,
+    TransferStatus,
+)
 from gasbill.domain.meters import RegisterReading
 from gasbill.domain.money import Volume
 from gasbill.service import billing, ledger
@@ -282,3 +288,135 @@ def test_a_closed_or_unknown_account_cannot_be_closed():
         close(store, Volume.of_litres(120_000))
     with pytest.raises(NotFound):
         close(store, account_id=99)
+
+
+# -- the final bill netted (meter mode): what one ledger account holds pays what the other owes
+
+
+def _loaded(store: FakeStore, fen: int) -> None:
+    """`fen` of prepaid moved to the meter and confirmed (the hold posted)."""
+    uow = FakeUnitOfWork(store)
+    with uow:
+        account = uow.accounts.get(7)
+        assert account is not None
+        top_up = queue_top_up(uow, account, fen, key="t", actor="c", now=AT, policy=POLICY)
+        resolve_hold_of(uow, top_up, HoldAction.POST, AT)
+        top_up.status = "done"
+        uow.commit()
+
+
+def _true_up_debt(store: FakeStore, fen: int) -> None:
+    """A true-up charged to prepaid past what it held."""
+    store.ledger.apply(
+        Transfer(
+            id="trueup",
+            idempotency_key="true-up:x",
+            debit_account=PREPAID,
+            credit_account=AccountCode.revenue(),
+            amount=fen,
+            kind=TransferKind.CHARGE,
+            status=TransferStatus.POSTED,
+            effective_at=AT - timedelta(hours=1),
+            recorded_at=AT - timedelta(hours=1),
+            reason="true-up",
+            actor="system",
+        ),
+        enforce_limits=False,
+    )
+
+
+def _netting_audited(store: FakeStore, closure) -> dict:
+    (entry,) = [e for e in store.audit if e.action == "account.close"]
+    assert entry.after["netting"] == (closure.netting.id if closure.netting else None)
+    assert entry.after["netted_fen"] == closure.netted_fen
+    assert entry.after["owed_fen"] == closure.owed_fen
+    return entry.after
+
+
+def test_prepaid_pays_the_meters_tail_first_and_only_the_rest_is_paid_back():
+    """30.00 paid, nothing loaded on the meter; 3.67 m³ since the opening at 2.61 yuan:
+    9.58 billed to meter_credit (-9.58). Before: 30.00 refunded and 9.58 owed at once.
+    Netted: 9.58 moved prepaid -> meter_credit, 20.42 paid back, nothing owed."""
+    store = world("meter", paid=3_000)
+
+    closure, _ = close(store, Volume.of_litres(103_670))
+
+    assert closure.billed_fen == 958
+    assert closure.netting is not None
+    assert (closure.netting.debit_account, closure.netting.credit_account) == (PREPAID, CREDIT)
+    assert (closure.netting.kind, closure.netting.amount) == (TransferKind.ADJUSTMENT, 958)
+    assert closure.netting.idempotency_key == "close-net:c1"
+    assert {t.debit_account.kind: t.amount for t in closure.refunds} == {"prepaid": 2_042}
+    assert (closure.refunded_fen, closure.owed_fen) == (2_042, 0)
+    assert store.ledger.balance(PREPAID).available == 0
+    assert store.ledger.balance(CREDIT).available == 0
+    after = _netting_audited(store, closure)
+    assert after["netted_fen"] == 958
+
+
+def test_prepaid_below_the_meters_tail_is_all_moved_and_the_rest_stays_owed():
+    """5.00 paid; 9.58 billed to meter_credit: 5.00 moved, nothing paid back, 4.58 owed."""
+    store = world("meter", paid=500)
+
+    closure, _ = close(store, Volume.of_litres(103_670))
+
+    assert closure.netting is not None and closure.netting.amount == 500
+    assert (closure.refunds, closure.refunded_fen, closure.owed_fen) == ((), 0, 458)
+    assert store.ledger.balance(PREPAID).available == 0
+    assert store.ledger.balance(CREDIT).available == -458
+    _netting_audited(store, closure)
+
+
+def test_the_meters_credit_pays_what_prepaid_owes_the_other_way():
+    """20.00 paid, 12.00 loaded on the meter, then a true-up of 10.00 on prepaid: -2.00.
+    2 m³ since the opening: 5.22 billed of the meter's 12.00, 6.78 left there. Netted:
+    2.00 moved meter_credit -> prepaid, 4.78 paid back from meter_credit, nothing owed."""
+    store = world("meter", paid=2_000)
+    store.ledger.set_overdraft_allowance(CREDIT, 0)
+    _loaded(store, 1_200)
+    _true_up_debt(store, 1_000)
+    assert store.ledger.balance(PREPAID).available == -200
+
+    closure, _ = close(store, Volume.of_litres(102_000))
+
+    assert closure.billed_fen == 522
+    assert closure.netting is not None
+    assert (closure.netting.debit_account, closure.netting.credit_account) == (CREDIT, PREPAID)
+    assert closure.netting.amount == 200
+    assert {t.debit_account.kind: t.amount for t in closure.refunds} == {"meter_credit": 478}
+    assert (closure.refunded_fen, closure.owed_fen) == (478, 0)
+    assert store.ledger.balance(PREPAID).available == 0
+    assert store.ledger.balance(CREDIT).available == 0
+    _netting_audited(store, closure)
+
+
+def test_nothing_is_netted_when_neither_owes():
+    store = world("meter", paid=3_000)
+
+    closure, _ = close(store, Volume.of_litres(100_000))
+
+    assert (closure.netting, closure.netted_fen, closure.refunded_fen) == (None, 0, 3_000)
+    assert _netting_audited(store, closure)["netting"] is None
+
+
+def test_a_system_mode_closing_nets_nothing():
+    """Only prepaid: a balance below zero stays owed, as before."""
+    store = world(paid=100)
+
+    closure, _ = close(store, Volume.of_litres(100_500))
+
+    assert (closure.netting, closure.refunds, closure.owed_fen) == (None, (), 31)
+    assert store.ledger.balance(PREPAID).available == -31
+
+
+def test_a_replay_of_the_closing_changes_nothing():
+    store = world("meter", paid=3_000)
+    first, _ = close(store, Volume.of_litres(103_670))
+    before = (store.ledger.transfers, list(store.audit), dict(store.commands))
+
+    with pytest.raises(Conflict, match="already closed"):
+        close(store, Volume.of_litres(103_670))
+
+    assert (store.ledger.transfers, list(store.audit), dict(store.commands)) == before
+    assert first.netting is not None
+    assert store.ledger.transfer_by_key("close-net:c1") == first.netting

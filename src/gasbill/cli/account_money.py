@@ -180,10 +180,20 @@ def close_command(
         except GasbillError as exc:
             fail(str(exc))
     valve = f"; valve close queued as command {closure.valve_command_id}"
+    netted = ""
+    if closure.netting is not None:
+        netted = (
+            f"{Money.of_fen(closure.netted_fen).fixed()} yuan moved from "
+            f"{closure.netting.debit_account.kind} to {closure.netting.credit_account.kind} "
+            f"to settle it (transfer {closure.netting.id}); "
+        )
+    owed = f"; {Money.of_fen(closure.owed_fen).fixed()} yuan still owed" if closure.owed_fen else ""
     Console(highlight=False, soft_wrap=True).print(
         f"account {found.number} closed at {closure.final_register or 'no'} m³; "
         f"{Money.of_fen(closure.billed_fen).fixed()} yuan billed up to it; "
-        f"{Money.of_fen(closure.refunded_fen).fixed()} yuan paid back by {channel}"
+        + netted
+        + f"{Money.of_fen(closure.refunded_fen).fixed()} yuan paid back by {channel}"
+        + owed
         + (valve if closure.valve_command_id else "")
     )
 

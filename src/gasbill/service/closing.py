@@ -12,6 +12,14 @@ mode the credit the books say the meter holds, net of the shadow's tail), a
 `setvalveoff` is queued so no more gas flows on a closed account, and the
 account is marked closed. A prepay command still in flight on the meter
 blocks the closing: its outcome decides the credit.
+
+The final bill is netted (meter mode): when one of the account's ledger
+accounts (prepaid, meter_credit) is below zero after the billing and the
+other above it, what the customer still holds pays what it owes first (an
+`adjustment` of min(held, owed) from the one to the other, keyed
+`close-net:<key>`), and only what stays above zero is paid back; what stays
+below is owed, and a later payment settles it (`take_payment` on a closed
+account).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from datetime import datetime
 
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.commands import CtrlType, SetValveOff
-from gasbill.domain.ledger import AccountCode, Transfer
+from gasbill.domain.ledger import ZERO_BALANCE, AccountCode, Transfer
 from gasbill.domain.money import Volume
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.domain.tariff import VolumeBasis
@@ -30,6 +38,7 @@ from gasbill.service.billing import bill_within
 from gasbill.service.billing_ports import BillingUnitOfWork
 from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.ledger import closing_refund
+from gasbill.service.payments import owed_on_closing
 from gasbill.service.ports import (
     AccountRecord,
     BindingRecord,
@@ -37,6 +46,7 @@ from gasbill.service.ports import (
     TariffBook,
     UnitOfWork,
 )
+from gasbill.service.transfers import move_within_account, namespaced
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +57,12 @@ class Closure:
     refunded_fen: int
     valve_command_id: int | None
     billed_fen: int = 0  # what billing up to the final register charged, before the refunds
+    netting: Transfer | None = None  # what one of prepaid/meter_credit held paid the other's debt
+    owed_fen: int = 0  # what the account still owes after the closing (a later payment settles it)
+
+    @property
+    def netted_fen(self) -> int:
+        return self.netting.amount if self.netting is not None else 0
 
 
 def close_account(
@@ -82,9 +98,13 @@ def close_account(
             uow.flush()
             billed = bill_within(uow, [account_id], catalog=catalog, now=now)
             billed_fen = billed.charged_fen - billed.credited_fen
+        netting = None
+        if account.billing_mode == BillingMode.METER:
+            netting = _net(uow, account, idempotency_key, actor, now)
         refunds = _pay_back(
             uow, account_id, account.billing_mode, channel, idempotency_key, actor, now
         )
+        owed_fen = _owed(uow, account_id)
         valve_id = None
         if meter is not None:
             valve_id = _close_valve(uow, policy, account, meter, actor, now)
@@ -100,7 +120,10 @@ def close_account(
                 **snapshot(account),
                 "final_register": final.fixed() if final is not None else None,
                 "billed_fen": billed_fen,
+                "netting": netting.id if netting is not None else None,
+                "netted_fen": netting.amount if netting is not None else 0,
                 "refunds": [t.id for t in refunds],
+                "owed_fen": owed_fen,
                 "valve_command": valve_id,
             },
             at=now,
@@ -113,6 +136,8 @@ def close_account(
             sum(t.amount for t in refunds),
             valve_id,
             billed_fen,
+            netting,
+            owed_fen,
         )
 
 
@@ -183,6 +208,46 @@ def _no_prepay_in_flight(uow: UnitOfWork, meter_id: int) -> None:
     state = store.prepay_state(meter_id)
     if state.blocked_by is not None:
         raise Conflict(f"command #{state.blocked_by} is being settled with the meter: wait for it")
+
+
+def _net(
+    uow: UnitOfWork, account: AccountRecord, key: str, actor: str, now: datetime
+) -> Transfer | None:
+    """The final bill netted: if one of prepaid and meter_credit is below zero and the other
+    above, min(what the one holds, what the other owes) moved from the one to the other."""
+    assert account.id is not None
+    prepaid = AccountCode.prepaid(str(account.id))
+    credit = AccountCode.meter_credit(str(account.id))
+    locked = uow.ledger.lock([prepaid, credit])
+    prepaid_fen = locked.get(prepaid, ZERO_BALANCE).available
+    credit_fen = locked.get(credit, ZERO_BALANCE).available
+    if prepaid_fen > 0 and credit_fen < 0:
+        source, target, amount = prepaid, credit, min(prepaid_fen, -credit_fen)
+        owing = "the gas its meter's credit was billed past"
+    elif credit_fen > 0 and prepaid_fen < 0:
+        source, target, amount = credit, prepaid, min(credit_fen, -prepaid_fen)
+        owing = "what its prepaid owes"
+    else:
+        return None
+    return move_within_account(
+        uow.ledger,
+        key=namespaced("close-net", key),
+        debit=source,
+        credit=target,
+        amount=amount,
+        reason=f"account {account.number} closed: what its {source.kind} held settles {owing}",
+        actor=actor,
+        now=now,
+    )
+
+
+def _owed(uow: UnitOfWork, account_id: int) -> int:
+    prepaid = AccountCode.prepaid(str(account_id))
+    credit = AccountCode.meter_credit(str(account_id))
+    locked = uow.ledger.lock([prepaid, credit])
+    return owed_on_closing(
+        locked.get(prepaid, ZERO_BALANCE).available, locked.get(credit, ZERO_BALANCE).available
+    )
 
 
 def _pay_back(

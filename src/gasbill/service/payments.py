@@ -21,7 +21,7 @@ from datetime import datetime
 
 from gasbill.crashpoints import crash_point
 from gasbill.domain.accounts import BillingMode
-from gasbill.domain.ledger import ZERO_BALANCE, AccountCode, Transfer, TransferKind
+from gasbill.domain.ledger import ZERO_BALANCE, AccountCode, Transfer
 from gasbill.domain.money import Money, MoneyLimits
 from gasbill.jsontext import loads_exact
 from gasbill.service.accounts import Conflict, NotFound
@@ -31,8 +31,8 @@ from gasbill.service.ports import AccountRecord, CommandRecord, UnitOfWork
 from gasbill.service.transfers import (
     DEFAULT_LIMITS,
     describe,
+    move_within_account,
     namespaced,
-    new_transfer,
     payment_transfer,
     record_once,
 )
@@ -162,22 +162,18 @@ def _settle_closed(
     onward = min(prepaid_fen + amount, -credit_fen)
     settled = None
     if onward > 0:
-        settled, _ = record_once(
+        settled = move_within_account(
             uow.ledger,
-            new_transfer(
-                key=namespaced("settle", idempotency_key),
-                debit=prepaid,
-                credit=credit,
-                amount=onward,
-                kind=TransferKind.ADJUSTMENT,
-                now=now,
-                at=now,
-                reason=(
-                    f"account {account.number} closed: payment {payment.id} settles the gas "
-                    "its meter's credit was billed past"
-                ),
-                actor=candidate.actor,
+            key=namespaced("settle", idempotency_key),
+            debit=prepaid,
+            credit=credit,
+            amount=onward,
+            reason=(
+                f"account {account.number} closed: payment {payment.id} settles the gas "
+                "its meter's credit was billed past"
             ),
+            actor=candidate.actor,
+            now=now,
         )
     _audit(
         uow,

@@ -84,6 +84,38 @@ def record_once(
     )
 
 
+def move_within_account(
+    ledger: LedgerRepository,
+    *,
+    key: str,
+    debit: AccountCode,
+    credit: AccountCode,
+    amount: int,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> Transfer:
+    """Money moved between two ledger accounts of one customer (prepaid and meter_credit),
+    recorded once under `key`: an `adjustment` that settles what one owes with what the
+    other holds (a closed account's payment, a closing's netting). In the caller's unit of
+    work."""
+    transfer, _ = record_once(
+        ledger,
+        new_transfer(
+            key=key,
+            debit=debit,
+            credit=credit,
+            amount=amount,
+            kind=TransferKind.ADJUSTMENT,
+            now=now,
+            at=now,
+            reason=reason,
+            actor=actor,
+        ),
+    )
+    return transfer
+
+
 def describe(transfer: Transfer) -> dict[str, Any]:
     """A transfer as plain JSON-able values (audit entries, API answers)."""
     return {

@@ -201,8 +201,11 @@ def close(
         account_id=closure.account_id,
         final_register=closure.final_register,
         billed_fen=closure.billed_fen,
+        netted_fen=closure.netted_fen,
+        netting=closure.netting.id if closure.netting is not None else None,
         refunded_fen=closure.refunded_fen,
         refunds=[t.id for t in closure.refunds],
+        owed_fen=closure.owed_fen,
         valve_command_id=closure.valve_command_id,
     )
 

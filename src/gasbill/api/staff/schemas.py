@@ -231,8 +231,20 @@ class ClosureOut(BaseModel):
     account_id: int
     final_register: str | None
     billed_fen: int = Field(description="Billed up to the final register in the closing.")
+    netted_fen: int = Field(
+        default=0,
+        description=(
+            "Moved between prepaid and meter_credit before the refunds: what one held paid "
+            "what the other owed (meter mode)."
+        ),
+    )
+    netting: str | None = Field(default=None, description="The netting transfer's id.")
     refunded_fen: int
     refunds: list[str]
+    owed_fen: int = Field(
+        default=0,
+        description="What the account still owes after the closing (a payment settles it).",
+    )
     valve_command_id: int | None
 
 
