@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import CtrlType, SetPrice
+from gasbill.service import campaigns
 from gasbill.service.campaigns import CampaignOutcome, _enrol
 from gasbill.service.commands.queue import CommandPolicy
 from tests.conftest import ROOT
@@ -112,8 +113,9 @@ def test_each_meter_gets_its_own_ladder_the_new_prices_in_it():
     assert [str(p.value) for p in decoded.ladder.prices[:3]] == ["3.20", "3.84", "4.80"]
 
 
-def test_enrolling_again_sends_nothing_more_a_run_cut_short_resumes():
+def test_enrolling_again_sends_nothing_more_a_run_cut_short_resumes(monkeypatch):
     store = world()
+    monkeypatch.setattr(campaigns, "PAGE_BATCHES", 4)
     enrol(store, batch_size=1)  # pages of 4 accounts: two pages, then the empty one
     commands = dict(store.commands)
 

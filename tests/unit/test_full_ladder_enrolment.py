@@ -17,6 +17,7 @@ from pathlib import Path
 from gasbill.adapters.tariffs.catalog import TariffCatalog
 from gasbill.domain.commands import CtrlType, SetPrice
 from gasbill.domain.tariff import Tariff
+from gasbill.service import full_ladder
 from gasbill.service.campaigns import _push
 from gasbill.service.commands.queue import CommandPolicy
 from gasbill.service.full_ladder import full_ladders_due
@@ -96,8 +97,9 @@ def test_each_meter_opened_prorated_in_the_cycle_that_ended_gets_the_full_ladder
     assert (len(store.campaigns), len(store.commands)) == (1, 2)
 
 
-def test_pages_of_accounts_are_enrolled_into_the_one_campaign():
+def test_pages_of_accounts_are_enrolled_into_the_one_campaign(monkeypatch):
     store = world()
+    monkeypatch.setattr(full_ladder, "PAGE_BATCHES", 4)
 
     assert due(store, AFTER, batch_size=1) == 2  # pages of 4 accounts, then of none
 

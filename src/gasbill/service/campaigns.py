@@ -42,7 +42,7 @@ from gasbill.service.campaign_follow import CampaignOutcome as CampaignOutcome
 from gasbill.service.campaign_follow import advance, complete
 from gasbill.service.campaign_ports import CampaignUnitOfWork, EnrolledAccount, NewCampaign
 from gasbill.service.commands.queue import CommandPolicy, new_command
-from gasbill.service.full_ladder import full_ladders_due
+from gasbill.service.full_ladder import PAGE_BATCHES, full_ladders_due
 from gasbill.service.meter_tariffs import meter_confirmations
 from gasbill.service.ports import (
     CampaignRecord,
@@ -168,7 +168,7 @@ def _enrol(
             store = uow.campaigns
             if not store.claim_enrolment(campaign.id):
                 return  # another worker enrols this page; this one follows the outbox
-            page = store.meter_accounts(tariff.id, after, policy.batch_size * 4)
+            page = store.meter_accounts(tariff.id, after, policy.batch_size * PAGE_BATCHES)
             if not page:
                 current = store.get(campaign.id)
                 if current is not None and current.status == "enrolling":

@@ -255,10 +255,15 @@ class CommandStore(PrepayAndReports):
         """
         if not shared_queues(self.session):
             return self.due_meters(now, limit)
+        # in the queue's order, off its index, stopping when the claim is full: statistics
+        # from before a campaign (few queued) had the planner read every queued command
+        # and sort them instead, probing each one's meter (300 ms a claim at 100,000)
+        self.session.execute(sa.text("SET LOCAL enable_sort = off"))
         found = self.session.execute(
             CLAIM_DUE_METERS, {"due_now": now, "due_rows": limit * 8, "claimed": limit}
-        )
-        return list(dict.fromkeys(int(meter_id) for (meter_id,) in found.all()))
+        ).all()
+        self.session.execute(sa.text("SET LOCAL enable_sort = on"))
+        return list(dict.fromkeys(int(meter_id) for (meter_id,) in found))
 
     def anything_to_send(self, now: datetime, stale_before: datetime) -> bool:
         """Whether a dispatcher has work: a command that may go now, or one handed over
