@@ -247,7 +247,7 @@ def handed_once(run: parallel.Run, n: int, what: str) -> None:
         raise SystemExit(f"{what}: {len(set(every))} of {n} handed over, {twice} twice")
 
 
-def concurrent(engine: sa.Engine, url: str, n: int, dispatchers: int) -> None:
+def concurrent(engine: sa.Engine, url: str, n: int, dispatchers: int, idle: float) -> None:
     """Enrolment in one process while `dispatchers` processes hand over what is queued."""
     policy = CommandPolicy()
     reset(engine)
@@ -261,7 +261,7 @@ def concurrent(engine: sa.Engine, url: str, n: int, dispatchers: int) -> None:
     )
     handed_once(bare, n, "bare rows")
     reset(engine)
-    run = parallel.run(url, parallel.enrol, (str(ROOT),), parallel.hand_over, (), dispatchers)
+    run = parallel.run(url, parallel.enrol, (str(ROOT),), parallel.hand_over, (idle,), dispatchers)
     if run.enrolled != n or run.errors:
         raise SystemExit(f"expected {n} setprice commands queued: {run.enrolled}, {run.errors}")
     handed_once(run, n, "setprice")
@@ -279,9 +279,11 @@ def concurrent(engine: sa.Engine, url: str, n: int, dispatchers: int) -> None:
         f" what is queued (all {n:,} handed over, none twice)\n"
         f"campaign  {n / run.wall:8,.0f} commands/s queued and handed over ({run.wall:.2f} s from"
         f" the change's start to the last hand-over; {n / run.cpu:8,.0f} per core-second);"
-        f" CPU per command {1e3 * run.cpu / n:.2f} ms, of which PostgreSQL"
-        f" {1e3 * run.db_cpu / n:.2f} ms; the campaigns job's run {run.enrol_wall:.2f} s;"
-        f" {run.rounds:,} dispatch rounds, {run.idle:,} of them idle\n"
+        f" CPU per command {1e3 * run.cpu / n:.2f} ms: enrolment's process"
+        f" {1e3 * run.enrol_cpu / n:.2f}, the dispatchers {1e3 * run.dispatch_cpu / n:.2f},"
+        f" PostgreSQL {1e3 * run.db_cpu / n:.2f}; the campaigns job's run {run.enrol_wall:.2f} s"
+        f" (following the sent setprices after enrolment); {run.rounds:,} dispatch rounds,"
+        f" {run.idle:,} of them idle ({idle:g} s each)\n"
         f"bare rows {n / bare.wall:8,.0f} rows/s inserted by 1 process, claimed and updated by"
         f" {dispatchers} ({bare.wall:.2f} s; {n / bare.cpu:8,.0f} per core-second)\n"
         f"ratio     {bare.wall / run.wall:6.1%} (wall), {bare.cpu / run.cpu:6.1%} (CPU)",
@@ -301,6 +303,13 @@ def main() -> None:
     parser.add_argument(
         "--dispatchers", type=int, default=2, help="dispatcher processes (concurrent part)"
     )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=parallel.IDLE,
+        help="seconds a dispatcher that claimed nothing waits before it looks again"
+        " (a worker's dispatch job: its interval, 15 s by default)",
+    )
     parser.add_argument("--part", choices=("both", "sequential", "concurrent"), default="both")
     args = parser.parse_args()
     n = args.meters
@@ -310,7 +319,7 @@ def main() -> None:
     if args.part != "concurrent":
         sequential(engine, url, n)
     if args.part != "sequential":
-        concurrent(engine, url, n, args.dispatchers)
+        concurrent(engine, url, n, args.dispatchers, args.idle)
     print("target: >= 2,000 commands/s queued and handed to the platform")
     engine.dispose()
 

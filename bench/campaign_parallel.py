@@ -42,7 +42,7 @@ from gasbill.service.commands.dispatch import dispatch
 from gasbill.service.commands.queue import CommandPolicy
 
 TICKS = os.sysconf("SC_CLK_TCK")
-IDLE = 0.05  # seconds a dispatcher with nothing to claim waits before it looks again
+IDLE = 0.05  # seconds a dispatcher with nothing to claim waits before it looks again (default)
 
 
 # -- CPU ------------------------------------------------------------------------------------
@@ -89,13 +89,12 @@ class Window:
         self.own = time.process_time()
         self.wall = time.monotonic()
 
-    def cpu(self) -> tuple[float, float]:
-        """(CPU seconds of everything since `start`, of the backends alone)."""
-        backends = backend_pids(self.url)
-        after = cpu_of(self.pids | backends)
+    def cpu(self) -> dict[int, float]:
+        """CPU seconds since `start` of each process and backend (0: this one)."""
+        after = cpu_of(self.pids | backend_pids(self.url))
         spent = {pid: seconds - self.before.get(pid, 0.0) for pid, seconds in after.items()}
-        total = sum(spent.values()) + time.process_time() - self.own
-        return total, sum(v for pid, v in spent.items() if pid in backends)
+        spent[0] = time.process_time() - self.own
+        return spent
 
 
 # -- the processes --------------------------------------------------------------------------
@@ -114,9 +113,9 @@ class Board:
         return cls(ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue())
 
 
-def _started(board: Board, warm: Callable[[], object]) -> float:
+def _started(board: Board, role: str, warm: Callable[[], object]) -> float:
     warm()  # connected before the start: a backend of its own, counted from the start
-    board.ready.put(os.getpid())
+    board.ready.put((role, os.getpid()))
     board.go.wait()
     return time.monotonic()
 
@@ -128,7 +127,7 @@ def enrol(url: str, board: Board, root: str) -> None:
     engine = make_engine(url)
     catalog = TariffCatalog(Path(root) / "tariffs", "Asia/Shanghai")
     codec, policy = Codec(bench.ZONE), CommandPolicy()
-    started = _started(board, lambda: engine.connect().close())
+    started = _started(board, "enrol", lambda: engine.connect().close())
     outcome = run_campaigns(
         lambda: UnitOfWork(engine),
         catalog=catalog,
@@ -143,14 +142,15 @@ def enrol(url: str, board: Board, root: str) -> None:
     engine.dispose()
 
 
-def hand_over(url: str, board: Board, number: int) -> None:
-    """A dispatcher: `dispatch` round after round, as a worker's dispatch job runs it."""
+def hand_over(url: str, board: Board, number: int, idle_for: float) -> None:
+    """A dispatcher: `dispatch` round after round, as a worker's dispatch job runs it; with
+    nothing to claim, it waits `idle_for` seconds before it looks again."""
     import campaign as bench
 
     engine = make_engine(url)
     codec, policy = Codec(bench.ZONE), CommandPolicy()
     platform = bench.Platform(first_id=10_000_000 * (number + 1), keep=True)
-    started = _started(board, lambda: engine.connect().close())
+    started = _started(board, "dispatch", lambda: engine.connect().close())
     last = started
     rounds = idle = 0
 
@@ -174,7 +174,7 @@ def hand_over(url: str, board: Board, number: int) -> None:
             if not still:
                 break
             idle += 1
-            time.sleep(IDLE)
+            time.sleep(idle_for)
     board.results.put(("dispatch", number, platform.ids, last, rounds, idle))
     board.stop.wait()
     engine.dispose()
@@ -196,7 +196,7 @@ def bare_insert(url: str, board: Board, n: int, page: int) -> None:
         {"d": f"bare-{i}", "m": 2 * (i % (n // 2 or 1)) + 1, "c": f"{i:014d}", "now": now}
         for i in range(n)
     ]
-    started = _started(board, lambda: engine.connect().close())
+    started = _started(board, "enrol", lambda: engine.connect().close())
     for start in range(0, n, page):
         with engine.begin() as conn:
             conn.execute(insert, rows[start : start + page])
@@ -216,7 +216,7 @@ def bare_update(url: str, board: Board, number: int, batch: int) -> None:
         " ORDER BY next_attempt_at LIMIT :batch FOR UPDATE SKIP LOCKED) RETURNING id"
     )
     ids: list[int] = []
-    started = _started(board, lambda: engine.connect().close())
+    started = _started(board, "dispatch", lambda: engine.connect().close())
     last, rounds, idle = started, 0, 0
     while True:
         still = not board.enrolled.is_set()
@@ -240,8 +240,10 @@ def bare_update(url: str, board: Board, number: int, batch: int) -> None:
 @dataclass
 class Run:
     wall: float  # from the start until the last command handed over
-    cpu: float
-    db_cpu: float
+    cpu: float  # of everything, over that window
+    db_cpu: float  # of PostgreSQL's backends
+    enrol_cpu: float  # of the enrolling process
+    dispatch_cpu: float  # of the dispatching processes
     enrolled: int
     enrol_wall: float  # the enrolling process's run, start to end
     handed: list[list[int]]  # the command ids each dispatcher handed over
@@ -269,15 +271,16 @@ def run(
     for process in processes:
         process.start()
     try:
-        pids = {board.ready.get(timeout=120) for _ in processes}
-        window = Window(url, pids)
+        roles = dict(board.ready.get(timeout=120)[::-1] for _ in processes)  # pid: role
+        window = Window(url, set(roles))
         window.start()
         board.go.set()
         ends: list[float] = []
         handed: list[list[int]] = []
         enrolled, enrol_wall, rounds, idle, errors = 0, 0.0, 0, 0, []
-        cpu = db_cpu = 0.0
-        while len(handed) < dispatchers or not board.enrolled.is_set():
+        spent: dict[int, float] = {}
+        reported = False
+        while len(handed) < dispatchers or not reported:
             try:
                 kind, *rest = board.results.get(timeout=5)
             except queue.Empty:
@@ -286,14 +289,14 @@ def run(
                 continue
             if kind == "enrol":
                 enrolled, started, ended, errors = rest[0], rest[1], rest[2], list(rest[3])
-                enrol_wall = ended - started
+                enrol_wall, reported = ended - started, True
             else:
                 _, ids, last, their_rounds, their_idle = rest
                 handed.append(list(ids))
                 ends.append(last)
                 rounds, idle = rounds + their_rounds, idle + their_idle
                 if len(handed) == dispatchers:  # the window ends with the last hand-over
-                    cpu, db_cpu = window.cpu()
+                    spent = window.cpu()
         wall = max(ends) - window.wall
     finally:
         board.stop.set()
@@ -301,4 +304,21 @@ def run(
             process.join(timeout=60)
             if process.is_alive():
                 process.kill()
-    return Run(wall, cpu, db_cpu, enrolled, enrol_wall, handed, rounds, idle, errors)
+
+    def of(role: str | None) -> float:
+        return sum(v for pid, v in spent.items() if roles.get(pid) == role and pid)
+
+    cpu = sum(spent.values())
+    return Run(
+        wall,
+        cpu,
+        of(None),
+        of("enrol"),
+        of("dispatch"),
+        enrolled,
+        enrol_wall,
+        handed,
+        rounds,
+        idle,
+        errors,
+    )
