@@ -29,7 +29,7 @@ from datetime import datetime
 
 from gasbill.domain.accounts import AccountError, BillingMode
 from gasbill.domain.commands import CtrlType, SetValveOff
-from gasbill.domain.ledger import ZERO_BALANCE, AccountCode, Transfer
+from gasbill.domain.ledger import AccountCode, Transfer
 from gasbill.domain.money import Volume
 from gasbill.domain.outbox import OPEN, CommandStatus
 from gasbill.domain.tariff import VolumeBasis
@@ -38,7 +38,7 @@ from gasbill.service.billing import bill_within
 from gasbill.service.billing_ports import BillingUnitOfWork
 from gasbill.service.commands.queue import CommandPolicy, queue_command
 from gasbill.service.ledger import closing_refund
-from gasbill.service.payments import owed_on_closing
+from gasbill.service.payments import held_on_closing, owed_on_closing
 from gasbill.service.ports import (
     AccountRecord,
     BindingRecord,
@@ -218,9 +218,7 @@ def _net(
     assert account.id is not None
     prepaid = AccountCode.prepaid(str(account.id))
     credit = AccountCode.meter_credit(str(account.id))
-    locked = uow.ledger.lock([prepaid, credit])
-    prepaid_fen = locked.get(prepaid, ZERO_BALANCE).available
-    credit_fen = locked.get(credit, ZERO_BALANCE).available
+    prepaid_fen, credit_fen = held_on_closing(uow, account.id)
     if prepaid_fen > 0 and credit_fen < 0:
         source, target, amount = prepaid, credit, min(prepaid_fen, -credit_fen)
         owing = "the gas its meter's credit was billed past"
@@ -242,12 +240,7 @@ def _net(
 
 
 def _owed(uow: UnitOfWork, account_id: int) -> int:
-    prepaid = AccountCode.prepaid(str(account_id))
-    credit = AccountCode.meter_credit(str(account_id))
-    locked = uow.ledger.lock([prepaid, credit])
-    return owed_on_closing(
-        locked.get(prepaid, ZERO_BALANCE).available, locked.get(credit, ZERO_BALANCE).available
-    )
+    return owed_on_closing(*held_on_closing(uow, account_id))
 
 
 def _pay_back(

@@ -142,9 +142,7 @@ def _settle_closed(
         AccountCode.prepaid(str(account.id)),
         AccountCode.meter_credit(str(account.id)),
     )
-    locked = uow.ledger.lock([prepaid, credit])
-    prepaid_fen = locked.get(prepaid, ZERO_BALANCE).available
-    credit_fen = locked.get(credit, ZERO_BALANCE).available
+    prepaid_fen, credit_fen = held_on_closing(uow, account.id)
     owed, amount = owed_on_closing(prepaid_fen, credit_fen), candidate.amount
     if owed == 0:
         raise Conflict(f"account {account.number} is closed: it takes no payment (it owes nothing)")
@@ -188,6 +186,18 @@ def _settle_closed(
     uow.commit()
     crash_point("payment.after_commit")
     return PaymentOutcome(payment, None, True, owed_fen=owed - amount)
+
+
+def held_on_closing(uow: UnitOfWork, account_id: int) -> tuple[int, int]:
+    """The account's available prepaid and meter_credit balances, both locked (a closing
+    and a closed account's payment read them together)."""
+    prepaid = AccountCode.prepaid(str(account_id))
+    credit = AccountCode.meter_credit(str(account_id))
+    locked = uow.ledger.lock([prepaid, credit])
+    return (
+        locked.get(prepaid, ZERO_BALANCE).available,
+        locked.get(credit, ZERO_BALANCE).available,
+    )
 
 
 def owed_on_closing(prepaid_fen: int, meter_credit_fen: int) -> int:
